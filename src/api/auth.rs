@@ -1,0 +1,83 @@
+//! `/api/v1/auth`: login, refresh, logout, me, own password.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::extract::{AppState, Auth, Body, ClientAddr};
+use super::problem::Problem;
+use crate::app::AppError;
+use crate::app::auth::{self, Me, PasswordChange, TokenPair};
+
+/// Credentials.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    /// Username.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+/// A refresh token.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Refresh {
+    /// From the login or the last refresh.
+    pub refresh_token: String,
+}
+
+/// Exchanges credentials for tokens. Wrong username and wrong password get the same 401.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Login,
+    responses((status = 200, body = TokenPair), (status = 401, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
+pub async fn login(
+    State(app): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    Body(input): Body<Login>,
+) -> Result<Json<TokenPair>, AppError> {
+    Ok(Json(
+        auth::login(&app, &input.username, &input.password, addr).await?,
+    ))
+}
+
+/// Rotates a refresh token into a new pair.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = Refresh,
+    responses((status = 200, body = TokenPair), (status = 401, body = Problem)))]
+pub async fn refresh(
+    State(app): State<AppState>,
+    Body(input): Body<Refresh>,
+) -> Result<Json<TokenPair>, AppError> {
+    Ok(Json(auth::refresh(&app, &input.refresh_token).await?))
+}
+
+/// Ends the session of a refresh token.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = Refresh,
+    responses((status = 204)))]
+pub async fn logout(
+    State(app): State<AppState>,
+    Body(input): Body<Refresh>,
+) -> Result<StatusCode, AppError> {
+    auth::logout(&app, &input.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The calling user and their permissions.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = Me), (status = 401, body = Problem)))]
+pub async fn me(State(app): State<AppState>, auth: Auth) -> Result<Json<Me>, AppError> {
+    Ok(Json(auth::me(&app, &auth.actor)?))
+}
+
+/// Changes the caller's password; all their tokens stop working.
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", security(("bearer" = [])), request_body = PasswordChange,
+    responses((status = 204), (status = 401, body = Problem), (status = 422, body = Problem)))]
+pub async fn password(
+    State(app): State<AppState>,
+    auth: Auth,
+    Body(input): Body<PasswordChange>,
+) -> Result<StatusCode, AppError> {
+    auth::change_own_password(&app, &auth.actor, input).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,309 @@
+//! Extractors: authentication with a declared permission, JSON bodies and ids that fail
+//! as problem+json with the right status.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::problem::Problem;
+use crate::app::{App, AppError, FieldErrors};
+use crate::domain::actor::Actor;
+use crate::domain::permission::Permission;
+
+/// The state every handler gets.
+pub type AppState = Arc<App>;
+
+/// A permission a route demands, as a type, so that the route's signature declares it.
+pub trait Need: Send + Sync + 'static {
+    /// The permission, or `None` for "any authenticated user".
+    const PERMISSION: Option<Permission>;
+}
+
+/// Any authenticated user.
+pub struct Authenticated;
+
+impl Need for Authenticated {
+    const PERMISSION: Option<Permission> = None;
+}
+
+macro_rules! needs {
+    ($($name:ident),+ $(,)?) => {
+        /// One marker type per permission, for [`Auth`].
+        pub mod perm {
+            $(
+                #[doc = concat!("Requires `", stringify!($name), "`.")]
+                pub struct $name;
+                impl super::Need for $name {
+                    const PERMISSION: Option<crate::domain::permission::Permission> =
+                        Some(crate::domain::permission::Permission::$name);
+                }
+            )+
+        }
+    };
+}
+
+needs!(
+    UserRead,
+    UserWrite,
+    RoleRead,
+    RoleWrite,
+    GroupRead,
+    GroupWrite,
+    ServiceRead,
+    ServiceWrite,
+    IncidentRead,
+    IncidentWrite,
+    IncidentClose,
+    ProblemRead,
+    ProblemWrite,
+    AlertRead,
+    IntegrationRead,
+    IntegrationWrite,
+    SilenceRead,
+    SilenceWrite,
+    RoutingRead,
+    RoutingWrite,
+    NotificationRead,
+    NotificationWrite,
+    EscalationRead,
+    EscalationWrite,
+    ScheduleRead,
+    ScheduleWrite,
+    ApprovalRead,
+    ApprovalWrite,
+    ApprovalDecide,
+    AuditRead,
+    DashboardRead,
+    SettingsWrite,
+);
+
+/// The authenticated caller, allowed `N`. Missing or bad token: 401; missing permission: 403.
+pub struct Auth<N: Need = Authenticated> {
+    /// Who is calling.
+    pub actor: Actor,
+    _need: PhantomData<N>,
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl<N: Need> FromRequestParts<AppState> for Auth<N> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token =
+            bearer(parts).ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
+        let claims = app
+            .tokens
+            .verify(token)
+            .map_err(|e| AppError::Unauthorized(e.to_string()))?;
+        let user_id: u64 = claims
+            .sub
+            .parse()
+            .map_err(|_| AppError::Unauthorized("the token is invalid".into()))?;
+        let actor = crate::app::users::actor_for(&app.store.read()?, user_id, claims.ver)?;
+        if let Some(p) = N::PERMISSION {
+            crate::app::require(&actor, p)?;
+        }
+        Ok(Auth {
+            actor,
+            _need: PhantomData,
+        })
+    }
+}
+
+/// A JSON body: malformed JSON is 400, a wrong or missing field 422 naming it, a body over
+/// the limit 413, a non-JSON content type 415.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+            let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
+            let essence = ct.split(';').next().unwrap_or_default().trim();
+            if !(essence == "application/json" || essence.ends_with("+json")) {
+                return Err(Problem::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    format!("expected Content-Type application/json, got '{essence}'"),
+                ));
+            }
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
+        parse_json(&bytes).map(Body)
+    }
+}
+
+/// Maps a body read failure: too large is 413, anything else 400.
+pub fn body_rejection(e: BytesRejection) -> Problem {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is larger than the limit",
+        )
+    } else {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("the request body could not be read: {e}"),
+        )
+    }
+}
+
+/// Parses JSON with the field path of the first error.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(v) => {
+            de.end().map_err(|e| {
+                Problem::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}"))
+            })?;
+            Ok(v)
+        }
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            match inner.classify() {
+                serde_json::error::Category::Data => {
+                    let message = strip_position(&inner.to_string());
+                    let field = field_name(&path, &message);
+                    Err(Problem::validation(single(field, message)))
+                }
+                _ => Err(Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("malformed JSON: {inner}"),
+                )),
+            }
+        }
+    }
+}
+
+fn single(field: String, message: String) -> FieldErrors {
+    let mut f = FieldErrors::new();
+    f.add(field, message);
+    f
+}
+
+/// serde_json appends " at line L column C" to data errors; the field name says more.
+fn strip_position(m: &str) -> String {
+    match m.rfind(" at line ") {
+        Some(i) => m[..i].to_owned(),
+        None => m.to_owned(),
+    }
+}
+
+/// The field a data error is about: the path, plus the name in "missing field `x`" or
+/// "unknown field `x`" (which serde reports at the parent).
+fn field_name(path: &str, message: &str) -> String {
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|p| message.strip_prefix(p))
+        .and_then(|rest| rest.split('`').next());
+    let base = if path == "." { "" } else { path };
+    match named {
+        Some(name) if base.is_empty() => name.to_owned(),
+        Some(name) if base == name || base.ends_with(&format!(".{name}")) => base.to_owned(),
+        Some(name) => format!("{base}.{name}"),
+        None if base.is_empty() => "body".to_owned(),
+        None => base.to_owned(),
+    }
+}
+
+/// A positive integer id from the path; anything else is 404 (no such resource).
+pub fn parse_id(raw: &str) -> Result<u64, AppError> {
+    raw.parse::<u64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| AppError::not_found("resource", raw))
+}
+
+/// The client's address, for throttling.
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let addr = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        Ok(ClientAddr(addr))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Input {
+        title: String,
+        nested: Option<Nested>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Nested {
+        count: u32,
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let e = parse_json::<Input>(b"{").expect_err("syntax");
+        assert_eq!(e.status, 400);
+        let e = parse_json::<Input>(b"{}").expect_err("missing");
+        assert_eq!(e.status, 422);
+        assert!(
+            e.errors.as_ref().expect("errors").contains_key("title"),
+            "{e:?}"
+        );
+        let e = parse_json::<Input>(br#"{"title": 5}"#).expect_err("type");
+        assert!(
+            e.errors.as_ref().expect("errors").contains_key("title"),
+            "{e:?}"
+        );
+        let e =
+            parse_json::<Input>(br#"{"title": "x", "nested": {"count": -1}}"#).expect_err("nested");
+        assert!(
+            e.errors
+                .as_ref()
+                .expect("errors")
+                .contains_key("nested.count"),
+            "{e:?}"
+        );
+        let e = parse_json::<Input>(br#"{"title": "x", "bogus": 1}"#).expect_err("unknown");
+        assert!(
+            e.errors.as_ref().expect("errors").contains_key("bogus"),
+            "{e:?}"
+        );
+        let e = parse_json::<Input>(br#"{"title": "x"} trailing"#).expect_err("trailing");
+        assert_eq!(e.status, 400);
+        assert!(parse_json::<Input>(br#"{"title": "x"}"#).is_ok());
+    }
+
+    #[test]
+    fn ids() {
+        assert_eq!(parse_id("42").expect("id"), 42);
+        assert!(parse_id("0").is_err());
+        assert!(parse_id("x").is_err());
+    }
+}

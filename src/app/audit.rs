@@ -1,0 +1,234 @@
+//! Writing and querying the audit log.
+
+use std::ops::ControlFlow;
+
+use chrono::{DateTime, Utc};
+use redb::WriteTransaction;
+use serde_json::Value;
+
+use super::page::{Page, PageRequest};
+use super::{AppError, AppResult, FieldErrors, require};
+use crate::domain::actor::{Actor, ActorKind, ActorRef};
+use crate::domain::audit::{AuditEntry, AuditTarget};
+use crate::domain::permission::Permission;
+use crate::store::access::{self, Order, Reader};
+use crate::store::keys::{Key, KeyReader};
+use crate::store::{StoreError, tables};
+
+/// Records one mutation inside `tx`.
+pub fn record(
+    tx: &WriteTransaction,
+    at: DateTime<Utc>,
+    actor: &ActorRef,
+    action: &str,
+    target: (&str, u64),
+    summary: String,
+    changes: Value,
+) -> Result<u64, StoreError> {
+    let id = access::next_id(tx, tables::AUDIT)?;
+    let entry = AuditEntry {
+        id,
+        at,
+        actor: actor.clone(),
+        action: action.to_owned(),
+        target: AuditTarget {
+            kind: target.0.to_owned(),
+            id: target.1,
+        },
+        summary,
+        changes,
+    };
+    access::put(tx, &entry)?;
+    access::put_raw(
+        tx,
+        tables::AUDIT_BY_ACTOR,
+        &actor_key(actor.kind, actor.id).u64(id).into_bytes(),
+        &[],
+    )?;
+    access::put_raw(
+        tx,
+        tables::AUDIT_BY_TARGET,
+        &Key::new().str(target.0).u64(target.1).u64(id).into_bytes(),
+        &[],
+    )?;
+    Ok(id)
+}
+
+fn actor_key(kind: ActorKind, id: u64) -> Key {
+    Key::new().u8(kind.code()).u64(id)
+}
+
+/// Which entries to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// `system`, `<kind>:<id>`, a user id, or a username.
+    pub actor: Option<String>,
+    /// `<kind>` or `<kind>:<id>`, e.g. `incident:42`.
+    pub target: Option<String>,
+    /// Only entries at or after this time.
+    pub since: Option<DateTime<Utc>>,
+}
+
+fn parse_actor(r: &impl Reader, s: &str) -> AppResult<(ActorKind, u64)> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("system") {
+        return Ok((ActorKind::System, 0));
+    }
+    if let Some((kind, id)) = s.split_once(':') {
+        let kind: ActorKind = serde_json::from_value(Value::String(kind.to_ascii_lowercase()))
+            .map_err(|_| {
+                FieldErrors::single(
+                    "actor",
+                    "kind must be user, chat, integration, playbook or system",
+                )
+            })?;
+        let id = id
+            .parse()
+            .map_err(|_| FieldErrors::single("actor", "id must be a number"))?;
+        return Ok((kind, id));
+    }
+    if let Ok(id) = s.parse::<u64>() {
+        return Ok((ActorKind::User, id));
+    }
+    match access::get_id(r, tables::USERS_BY_NAME, s.to_lowercase().as_bytes())? {
+        Some(id) => Ok((ActorKind::User, id)),
+        None => Err(FieldErrors::single("actor", format!("no user named '{s}'"))),
+    }
+}
+
+fn parse_target(s: &str) -> AppResult<(String, Option<u64>)> {
+    let s = s.trim();
+    match s.split_once(':') {
+        Some((kind, id)) => {
+            let id = id
+                .parse()
+                .map_err(|_| FieldErrors::single("target", "must be <kind> or <kind>:<id>"))?;
+            Ok((kind.to_ascii_lowercase(), Some(id)))
+        }
+        None if !s.is_empty() => Ok((s.to_ascii_lowercase(), None)),
+        None => Err(FieldErrors::single(
+            "target",
+            "must be <kind> or <kind>:<id>",
+        )),
+    }
+}
+
+/// Lists audit entries, newest first.
+pub fn list(
+    app: &super::App,
+    actor: &Actor,
+    query: &AuditQuery,
+    page: PageRequest,
+) -> AppResult<Page<AuditEntry>> {
+    require(actor, Permission::AuditRead)?;
+    let r = app.store.read()?;
+    let by_actor = query
+        .actor
+        .as_deref()
+        .map(|a| parse_actor(&r, a))
+        .transpose()?;
+    let by_target = query.target.as_deref().map(parse_target).transpose()?;
+    let since = query.since;
+    let want = page.limit + 1;
+    let mut out: Vec<AuditEntry> = Vec::new();
+    // Candidate ids come from the most selective index; every other filter is checked on the
+    // entry. Ids grow with time, so `since` ends the walk.
+    let accept = |entry: AuditEntry, out: &mut Vec<AuditEntry>| -> ControlFlow<()> {
+        if since.is_some_and(|s| entry.at < s) {
+            return ControlFlow::Break(());
+        }
+        let actor_ok = by_actor.is_none_or(|(k, id)| entry.actor.kind == k && entry.actor.id == id);
+        let target_ok = by_target.as_ref().is_none_or(|(k, id)| {
+            entry.target.kind == *k && id.is_none_or(|id| entry.target.id == id)
+        });
+        if actor_ok && target_ok {
+            out.push(entry);
+        }
+        if out.len() >= want {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    // An index is used only when its key ends in the entry id, so that it walks in log order.
+    let index: Option<(crate::store::tables::Table, Vec<u8>)> = match (&by_target, by_actor) {
+        (Some((kind, Some(id))), _) => Some((
+            tables::AUDIT_BY_TARGET,
+            Key::new().str(kind).u64(*id).into_bytes(),
+        )),
+        (_, Some((kind, id))) => Some((tables::AUDIT_BY_ACTOR, actor_key(kind, id).into_bytes())),
+        _ => None,
+    };
+    const STRETCH: usize = 256;
+    let mut cursor = page.after;
+    loop {
+        let mut ids: Vec<u64> = Vec::with_capacity(STRETCH);
+        match &index {
+            None => {
+                let batch: Vec<AuditEntry> = access::list(&r, cursor, Order::Desc, STRETCH)?;
+                ids.extend(batch.iter().map(|e| e.id));
+                cursor = ids.last().copied();
+                for entry in batch {
+                    if accept(entry, &mut out).is_break() {
+                        return Ok(Page::from_overfetch(out, page.limit, |e| e.id));
+                    }
+                }
+            }
+            Some((table, prefix)) => {
+                let after_key = cursor.map(|c| [prefix.as_slice(), &c.to_be_bytes()].concat());
+                access::scan_prefix(
+                    &r,
+                    *table,
+                    prefix,
+                    after_key.as_deref(),
+                    Order::Desc,
+                    &mut |k, _| {
+                        ids.push(last_id(k));
+                        Ok(if ids.len() >= STRETCH {
+                            ControlFlow::Break(())
+                        } else {
+                            ControlFlow::Continue(())
+                        })
+                    },
+                )?;
+                cursor = ids.last().copied();
+                for id in &ids {
+                    let Some(entry) = access::get::<AuditEntry>(&r, *id)? else {
+                        continue;
+                    };
+                    if accept(entry, &mut out).is_break() {
+                        return Ok(Page::from_overfetch(out, page.limit, |e| e.id));
+                    }
+                }
+            }
+        }
+        if ids.len() < STRETCH {
+            break;
+        }
+    }
+    Ok(Page::from_overfetch(out, page.limit, |e| e.id))
+}
+
+fn last_id(key: &[u8]) -> u64 {
+    let tail = &key[key.len().saturating_sub(8)..];
+    KeyReader::new(tail).u64().unwrap_or(0)
+}
+
+/// Parses an RFC 3339 `since` parameter.
+pub fn parse_since(s: &str) -> AppResult<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s.trim())
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|_| {
+            FieldErrors::single(
+                "since",
+                "must be an RFC 3339 time such as 2026-01-01T00:00:00Z",
+            )
+        })
+}
+
+/// Not found if the entry is missing (for completeness of the error mapping).
+pub fn get(app: &super::App, actor: &Actor, id: u64) -> AppResult<AuditEntry> {
+    require(actor, Permission::AuditRead)?;
+    let r = app.store.read()?;
+    access::get(&r, id)?.ok_or_else(|| AppError::not_found("audit entry", id))
+}

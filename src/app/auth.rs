@@ -1,0 +1,290 @@
+//! Logging in, refreshing and revoking tokens, and who am I.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{App, AppError, AppResult, FieldErrors};
+use crate::auth::refresh::{Presented, RefreshFamily, RefreshToken};
+use crate::auth::secret::{random_hex, sha256_hex};
+use crate::domain::actor::Actor;
+use crate::domain::identity::{self, User, UserView};
+use crate::domain::permission::Permission;
+use crate::store::access;
+use crate::store::tables;
+
+/// Tokens handed to a client.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenPair {
+    /// Send as `Authorization: Bearer <access_token>`.
+    pub access_token: String,
+    /// Exchange at `/api/v1/auth/refresh` before the access token expires; single use.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+}
+
+/// The one message for every failed login, so that it does not tell which part was wrong.
+pub const LOGIN_FAILED: &str = "invalid username or password";
+
+/// Checks a username and password and starts a session.
+pub async fn login(
+    app: &App,
+    username: &str,
+    password: &str,
+    client: IpAddr,
+) -> AppResult<TokenPair> {
+    let username = username.trim().to_owned();
+    if let Err(wait) = app.throttle.check(&username, client, Instant::now()) {
+        return Err(AppError::Throttled { retry_after: wait });
+    }
+    let user = super::users::find_by_username(&app.store.read()?, &username)?;
+    let stored = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| crate::auth::password::decoy_hash().to_owned());
+    let candidate = password.to_owned();
+    let matches =
+        tokio::task::spawn_blocking(move || crate::auth::password::verify(&candidate, &stored))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+    let user = match user {
+        Some(u) if matches && u.active => u,
+        _ => {
+            app.throttle.failure(&username, client, Instant::now());
+            return Err(AppError::Unauthorized(LOGIN_FAILED.into()));
+        }
+    };
+    app.throttle.success(&username);
+    start_session(app, &user).await
+}
+
+/// Issues an access token and a new refresh family for `user`.
+async fn start_session(app: &App, user: &User) -> AppResult<TokenPair> {
+    let now = app.clock.now();
+    let secret = random_hex(32);
+    let ttl = chrono::Duration::seconds(
+        i64::try_from(app.config.auth.refresh_token_ttl_secs).unwrap_or(i64::MAX / 2),
+    );
+    let (user_id, version) = (user.id, user.token_version);
+    let secret_hash = sha256_hex(&secret);
+    let family = app
+        .store
+        .write(move |tx| {
+            let id = access::next_id(tx, tables::REFRESH_FAMILIES)?;
+            let family = RefreshFamily {
+                id,
+                user_id,
+                generation: 0,
+                secret_hash: secret_hash.clone(),
+                token_version: version,
+                created_at: now,
+                expires_at: now + ttl,
+                revoked: false,
+            };
+            access::put(tx, &family)?;
+            Ok::<_, AppError>(family)
+        })
+        .await?;
+    pair(
+        app,
+        user_id,
+        version,
+        RefreshToken {
+            family: family.id,
+            generation: 0,
+            secret,
+        },
+    )
+}
+
+fn pair(app: &App, user_id: u64, version: u64, refresh: RefreshToken) -> AppResult<TokenPair> {
+    let ttl = app.config.auth.access_token_ttl_secs;
+    let access_token = app
+        .tokens
+        .issue(user_id, version, app.clock.now().timestamp(), ttl)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(TokenPair {
+        access_token,
+        refresh_token: refresh.encode(),
+        token_type: "Bearer".into(),
+        expires_in: ttl,
+    })
+}
+
+enum Rotation {
+    Rotated {
+        user_id: u64,
+        version: u64,
+        token: RefreshToken,
+    },
+    Refused,
+}
+
+/// Exchanges a refresh token for a new pair; the presented token stops working. Presenting
+/// an already-rotated token revokes its whole family.
+pub async fn refresh(app: &App, token: &str) -> AppResult<TokenPair> {
+    let invalid = || AppError::Unauthorized("the refresh token is invalid or expired".into());
+    let presented = RefreshToken::parse(token).ok_or_else(invalid)?;
+    let now = app.clock.now();
+    let secret = random_hex(32);
+    let outcome = app
+        .store
+        .write(move |tx| {
+            let Some(mut family) = access::get::<RefreshFamily>(tx, presented.family)? else {
+                return Ok(Rotation::Refused);
+            };
+            let user = access::get::<User>(tx, family.user_id)?;
+            let version = user.as_ref().filter(|u| u.active).map(|u| u.token_version);
+            let verdict = match version {
+                Some(v) => family.judge(&presented, now, v),
+                None => Presented::Invalid,
+            };
+            match verdict {
+                Presented::Current => {
+                    family.generation += 1;
+                    family.secret_hash = sha256_hex(&secret);
+                    access::put(tx, &family)?;
+                    Ok::<_, AppError>(Rotation::Rotated {
+                        user_id: family.user_id,
+                        version: family.token_version,
+                        token: RefreshToken {
+                            family: family.id,
+                            generation: family.generation,
+                            secret: secret.clone(),
+                        },
+                    })
+                }
+                Presented::Reused => {
+                    family.revoked = true;
+                    access::put(tx, &family)?;
+                    tracing::warn!(
+                        family = family.id,
+                        user = family.user_id,
+                        "refresh token reused; family revoked"
+                    );
+                    Ok(Rotation::Refused)
+                }
+                Presented::Invalid => Ok(Rotation::Refused),
+            }
+        })
+        .await?;
+    match outcome {
+        Rotation::Rotated {
+            user_id,
+            version,
+            token,
+        } => pair(app, user_id, version, token),
+        Rotation::Refused => Err(invalid()),
+    }
+}
+
+/// Revokes the session a refresh token belongs to (logout). Unknown tokens are ignored.
+pub async fn logout(app: &App, token: &str) -> AppResult<()> {
+    let Some(presented) = RefreshToken::parse(token) else {
+        return Ok(());
+    };
+    app.store
+        .write(move |tx| {
+            if let Some(mut family) = access::get::<RefreshFamily>(tx, presented.family)?
+                && sha256_hex(&presented.secret) == family.secret_hash
+            {
+                family.revoked = true;
+                access::put(tx, &family)?;
+            }
+            Ok::<_, AppError>(())
+        })
+        .await
+}
+
+/// Who the caller is, with their effective permissions.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Me {
+    /// The user.
+    #[serde(flatten)]
+    pub user: UserView,
+    /// Everything the user may do.
+    pub permissions: Vec<String>,
+}
+
+/// The calling user.
+pub fn me(app: &App, actor: &Actor) -> AppResult<Me> {
+    let id = actor
+        .user_id
+        .ok_or_else(|| AppError::Unauthorized("not a user".into()))?;
+    let r = app.store.read()?;
+    let user = access::get::<User>(&r, id)?
+        .ok_or_else(|| AppError::Unauthorized("the user no longer exists".into()))?;
+    Ok(Me {
+        user: super::users::view(&r, &user)?,
+        permissions: actor
+            .permissions
+            .list()
+            .iter()
+            .map(|p: &Permission| p.as_str().to_owned())
+            .collect(),
+    })
+}
+
+/// A password change by its owner.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// The current password.
+    pub current_password: String,
+    /// The new one, at least 8 characters.
+    pub new_password: String,
+}
+
+/// Changes the caller's own password; every existing token of theirs stops working.
+pub async fn change_own_password(
+    app: &App,
+    actor: &Actor,
+    change: PasswordChange,
+) -> AppResult<()> {
+    let id = actor
+        .user_id
+        .ok_or_else(|| AppError::Unauthorized("not a user".into()))?;
+    identity::check_password(&change.new_password)
+        .map_err(|m| FieldErrors::single("new_password", m))?;
+    let user = access::get::<User>(&app.store.read()?, id)?
+        .ok_or_else(|| AppError::Unauthorized("the user no longer exists".into()))?;
+    let stored = user.password_hash.clone();
+    let current = change.current_password.clone();
+    let ok = tokio::task::spawn_blocking(move || crate::auth::password::verify(&current, &stored))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    if !ok {
+        return Err(FieldErrors::single(
+            "current_password",
+            "is not your current password",
+        ));
+    }
+    let hash = super::users::hash_password(change.new_password).await?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    app.store
+        .write(move |tx| {
+            let mut user =
+                access::get::<User>(tx, id)?.ok_or_else(|| AppError::not_found("user", id))?;
+            user.password_hash = hash.clone();
+            user.token_version += 1;
+            user.updated_at = now;
+            access::put(tx, &user)?;
+            super::audit::record(
+                tx,
+                now,
+                &who,
+                "user.password",
+                ("user", id),
+                format!("{} changed their password", user.username),
+                serde_json::json!({"password": {"from": "[redacted]", "to": "[redacted]"}}),
+            )?;
+            Ok(())
+        })
+        .await
+}

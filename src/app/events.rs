@@ -1,0 +1,113 @@
+//! Publishing domain events into the store's event log, and reading them back for
+//! consumers that keep their position in the store (at-least-once, in order, restart-safe).
+
+use std::ops::ControlFlow;
+
+use chrono::{DateTime, Utc};
+use redb::WriteTransaction;
+use serde_json::Value;
+
+use crate::domain::actor::ActorRef;
+use crate::domain::event::{DomainEvent, EventKind};
+use crate::store::access::{self, Order, Reader};
+use crate::store::keys::{Key, id_key};
+use crate::store::{StoreError, tables};
+
+/// What an event is about.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Subject {
+    /// The incident.
+    pub incident_id: Option<u64>,
+    /// The problem.
+    pub problem_id: Option<u64>,
+}
+
+impl Subject {
+    /// About an incident.
+    pub fn incident(id: u64) -> Self {
+        Self {
+            incident_id: Some(id),
+            problem_id: None,
+        }
+    }
+
+    /// About a problem.
+    pub fn problem(id: u64) -> Self {
+        Self {
+            incident_id: None,
+            problem_id: Some(id),
+        }
+    }
+}
+
+/// Appends an event to the log inside `tx`; returns its sequence number.
+pub fn publish(
+    tx: &WriteTransaction,
+    at: DateTime<Utc>,
+    kind: EventKind,
+    actor: &ActorRef,
+    subject: Subject,
+    data: Value,
+) -> Result<u64, StoreError> {
+    let seq = access::next_id(tx, tables::EVENTS)?;
+    let event = DomainEvent {
+        seq,
+        at,
+        kind,
+        actor: actor.clone(),
+        incident_id: subject.incident_id,
+        problem_id: subject.problem_id,
+        data,
+    };
+    access::put(tx, &event)?;
+    Ok(seq)
+}
+
+/// Up to `limit` events after `after`, oldest first.
+pub fn read_after(
+    r: &impl Reader,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<DomainEvent>, StoreError> {
+    access::list(r, Some(after), Order::Asc, limit)
+}
+
+fn cursor_key(consumer: &str) -> Vec<u8> {
+    Key::new().str("cursor").str(consumer).into_bytes()
+}
+
+/// The last event `consumer` has handled (0 if none).
+pub fn cursor(r: &impl Reader, consumer: &str) -> Result<u64, StoreError> {
+    Ok(access::get_id(r, tables::META, &cursor_key(consumer))?.unwrap_or(0))
+}
+
+/// Records that `consumer` has handled everything up to `seq`.
+pub fn set_cursor(tx: &WriteTransaction, consumer: &str, seq: u64) -> Result<(), StoreError> {
+    access::put_id(tx, tables::META, &cursor_key(consumer), seq)
+}
+
+/// The newest sequence number (0 if the log is empty).
+pub fn last_seq(r: &impl Reader) -> Result<u64, StoreError> {
+    let mut last = 0;
+    r.scan_raw(
+        tables::EVENTS,
+        std::ops::Bound::Unbounded,
+        std::ops::Bound::Unbounded,
+        Order::Desc,
+        &mut |k, _| {
+            last = crate::store::keys::id_from_key(k).unwrap_or(0);
+            Ok(ControlFlow::Break(()))
+        },
+    )?;
+    Ok(last)
+}
+
+/// Deletes events up to and including `seq` (retention, once every consumer is past them).
+pub fn prune_through(tx: &WriteTransaction, seq: u64) -> Result<u64, StoreError> {
+    let mut t = tx.open_table(tables::EVENTS)?;
+    let end = id_key(seq);
+    let removed = t
+        .extract_from_if::<&[u8], _>(..=end.as_slice(), |_, _| true)?
+        .count() as u64;
+    Ok(removed)
+}

@@ -1,0 +1,126 @@
+//! Cursor pagination shared by every list: `?limit=` (default 50, max 500) and `?cursor=`.
+//!
+//! Lists are ordered by id, and the cursor is the last id of the page, so concurrent
+//! inserts never shift a page: walking the cursors sees every item that existed when the
+//! walk began exactly once.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{AppResult, FieldErrors};
+
+/// Default page size.
+pub const DEFAULT_LIMIT: usize = 50;
+/// Largest page size.
+pub const MAX_LIMIT: usize = 500;
+
+/// Which page to return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Items per page.
+    pub limit: usize,
+    /// Continue after this id.
+    pub after: Option<u64>,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            limit: DEFAULT_LIMIT,
+            after: None,
+        }
+    }
+}
+
+impl PageRequest {
+    /// Validates the raw query values.
+    pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> AppResult<Self> {
+        let mut errors = FieldErrors::new();
+        let limit = match limit.map(str::trim).filter(|s| !s.is_empty()) {
+            None => DEFAULT_LIMIT,
+            Some(s) => match s.parse::<usize>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    errors.add("limit", format!("must be an integer from 1 to {MAX_LIMIT}"));
+                    DEFAULT_LIMIT
+                }
+            },
+        };
+        let after = match cursor.map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => match s.parse::<u64>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    errors.add("cursor", "is not a cursor returned by this list");
+                    None
+                }
+            },
+        };
+        errors.into_result()?;
+        Ok(Self { limit, after })
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass as `?cursor=` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// A page from up to `limit + 1` fetched items: the extra one only says there is more.
+    pub fn from_overfetch(mut items: Vec<T>, limit: usize, id: impl Fn(&T) -> u64) -> Self {
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_cursor = if more {
+            items.last().map(|i| id(i).to_string())
+        } else {
+            None
+        };
+        Page { items, next_cursor }
+    }
+
+    /// Converts the items.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_and_cursors() {
+        assert_eq!(
+            PageRequest::parse(None, None).expect("ok"),
+            PageRequest::default()
+        );
+        assert_eq!(
+            PageRequest::parse(Some("500"), Some("9")).expect("ok"),
+            PageRequest {
+                limit: 500,
+                after: Some(9)
+            }
+        );
+        for bad in ["0", "501", "-1", "x"] {
+            assert!(PageRequest::parse(Some(bad), None).is_err(), "{bad}");
+        }
+        assert!(PageRequest::parse(None, Some("abc")).is_err());
+    }
+
+    #[test]
+    fn overfetch_decides_the_cursor() {
+        let p = Page::from_overfetch(vec![9u64, 8, 7], 2, |i| *i);
+        assert_eq!(p.items, vec![9, 8]);
+        assert_eq!(p.next_cursor.as_deref(), Some("8"));
+        let last = Page::from_overfetch(vec![2u64], 2, |i| *i);
+        assert_eq!(last.next_cursor, None);
+    }
+}

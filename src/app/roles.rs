@@ -1,0 +1,254 @@
+//! Roles: named permission sets. The built-in ones come from the first migration.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::page::{Page, PageRequest};
+use super::{App, AppError, AppResult, FieldErrors, require, required_text};
+use crate::domain::actor::Actor;
+use crate::domain::audit;
+use crate::domain::identity::{ADMIN_ROLE, Role, User};
+use crate::domain::permission::{self, Permission};
+use crate::store::access::{self, Order};
+use crate::store::tables;
+
+/// A new role.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRole {
+    /// Unique name.
+    pub name: String,
+    /// What it is for.
+    #[serde(default)]
+    pub description: String,
+    /// Permission names (`incident:write`) or `*`.
+    #[serde(default)]
+    pub permissions: Vec<String>,
+}
+
+/// Changes to a role.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolePatch {
+    /// New name (not for built-in roles).
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// Replaces the permissions.
+    pub permissions: Option<Vec<String>>,
+}
+
+/// One entry of the permission catalogue.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PermissionInfo {
+    /// `resource:action`.
+    pub name: &'static str,
+    /// What it allows.
+    pub description: &'static str,
+}
+
+/// The permission catalogue.
+pub fn catalogue() -> Vec<PermissionInfo> {
+    Permission::ALL
+        .iter()
+        .map(|p| PermissionInfo {
+            name: p.as_str(),
+            description: p.description(),
+        })
+        .collect()
+}
+
+fn check_permissions(errors: &mut FieldErrors, names: &[String]) -> Vec<String> {
+    if let Err(e) = permission::validate_names(names) {
+        errors.add("permissions", e.to_string());
+    }
+    let mut out: Vec<String> = names.iter().map(|n| n.trim().to_owned()).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Creates a role (needs `role:write`).
+pub async fn create(app: &App, actor: &Actor, input: NewRole) -> AppResult<Role> {
+    require(actor, Permission::RoleWrite)?;
+    let mut e = FieldErrors::new();
+    let name = required_text(&mut e, "name", &input.name, 64);
+    let permissions = check_permissions(&mut e, &input.permissions);
+    e.into_result()?;
+    let description = input.description.trim().to_owned();
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    app.store
+        .write(move |tx| {
+            if access::get_id(tx, tables::ROLES_BY_NAME, name.to_lowercase().as_bytes())?.is_some()
+            {
+                return Err(AppError::Conflict(format!(
+                    "a role named '{name}' already exists"
+                )));
+            }
+            let id = access::next_id(tx, tables::ROLES)?;
+            let role = Role {
+                id,
+                name: name.clone(),
+                description: description.clone(),
+                permissions: permissions.clone(),
+                builtin: false,
+                created_at: now,
+                updated_at: now,
+            };
+            access::put(tx, &role)?;
+            access::put_id(
+                tx,
+                tables::ROLES_BY_NAME,
+                name.to_lowercase().as_bytes(),
+                id,
+            )?;
+            super::audit::record(
+                tx,
+                now,
+                &who,
+                "role.create",
+                ("role", id),
+                format!("created role {name}"),
+                audit::created(&serde_json::to_value(&role).unwrap_or_default()),
+            )?;
+            Ok(role)
+        })
+        .await
+}
+
+/// One role (needs `role:read`).
+pub fn get(app: &App, actor: &Actor, id: u64) -> AppResult<Role> {
+    require(actor, Permission::RoleRead)?;
+    access::get(&app.store.read()?, id)?.ok_or_else(|| AppError::not_found("role", id))
+}
+
+/// Roles in id order (needs `role:read`).
+pub fn list(app: &App, actor: &Actor, page: PageRequest) -> AppResult<Page<Role>> {
+    require(actor, Permission::RoleRead)?;
+    let roles = access::list::<Role>(&app.store.read()?, page.after, Order::Asc, page.limit + 1)?;
+    Ok(Page::from_overfetch(roles, page.limit, |r| r.id))
+}
+
+/// Changes a role (needs `role:write`). Admin cannot be changed; built-ins keep their names.
+pub async fn update(app: &App, actor: &Actor, id: u64, patch: RolePatch) -> AppResult<Role> {
+    require(actor, Permission::RoleWrite)?;
+    let mut e = FieldErrors::new();
+    let name = patch
+        .name
+        .as_deref()
+        .map(|n| required_text(&mut e, "name", n, 64));
+    let permissions = patch
+        .permissions
+        .as_deref()
+        .map(|p| check_permissions(&mut e, p));
+    e.into_result()?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    app.store
+        .write(move |tx| {
+            let before =
+                access::get::<Role>(tx, id)?.ok_or_else(|| AppError::not_found("role", id))?;
+            if before.builtin && before.name == ADMIN_ROLE {
+                return Err(AppError::Conflict(
+                    "the Admin role cannot be changed".into(),
+                ));
+            }
+            let mut role = before.clone();
+            if let Some(name) = &name
+                && *name != role.name
+            {
+                if role.builtin {
+                    return Err(AppError::Conflict(format!(
+                        "the built-in role '{}' cannot be renamed",
+                        role.name
+                    )));
+                }
+                if access::get_id(tx, tables::ROLES_BY_NAME, name.to_lowercase().as_bytes())?
+                    .is_some_and(|other| other != id)
+                {
+                    return Err(AppError::Conflict(format!(
+                        "a role named '{name}' already exists"
+                    )));
+                }
+                access::delete_raw(
+                    tx,
+                    tables::ROLES_BY_NAME,
+                    role.name.to_lowercase().as_bytes(),
+                )?;
+                access::put_id(
+                    tx,
+                    tables::ROLES_BY_NAME,
+                    name.to_lowercase().as_bytes(),
+                    id,
+                )?;
+                role.name = name.clone();
+            }
+            if let Some(d) = &patch.description {
+                role.description = d.trim().to_owned();
+            }
+            if let Some(p) = &permissions {
+                role.permissions = p.clone();
+            }
+            role.updated_at = now;
+            access::put(tx, &role)?;
+            let changes = audit::diff(
+                &serde_json::to_value(&before).unwrap_or_default(),
+                &serde_json::to_value(&role).unwrap_or_default(),
+            );
+            super::audit::record(
+                tx,
+                now,
+                &who,
+                "role.update",
+                ("role", id),
+                format!("changed role {}", role.name),
+                changes,
+            )?;
+            Ok(role)
+        })
+        .await
+}
+
+/// Deletes a role (needs `role:write`): not a built-in one, not one in use.
+pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
+    require(actor, Permission::RoleWrite)?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    app.store
+        .write(move |tx| {
+            let role =
+                access::get::<Role>(tx, id)?.ok_or_else(|| AppError::not_found("role", id))?;
+            if role.builtin {
+                return Err(AppError::Conflict(format!(
+                    "the built-in role '{}' cannot be deleted",
+                    role.name
+                )));
+            }
+            let users = access::list::<User>(tx, None, Order::Asc, usize::MAX)?;
+            let holders = users.iter().filter(|u| u.role_ids.contains(&id)).count();
+            if holders > 0 {
+                return Err(AppError::Conflict(format!(
+                    "role '{}' is held by {holders} user(s); take it away first",
+                    role.name
+                )));
+            }
+            access::delete::<Role>(tx, id)?;
+            access::delete_raw(
+                tx,
+                tables::ROLES_BY_NAME,
+                role.name.to_lowercase().as_bytes(),
+            )?;
+            super::audit::record(
+                tx,
+                now,
+                &who,
+                "role.delete",
+                ("role", id),
+                format!("deleted role {}", role.name),
+                audit::deleted(&serde_json::to_value(&role).unwrap_or_default()),
+            )?;
+            Ok(())
+        })
+        .await
+}

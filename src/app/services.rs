@@ -1,0 +1,297 @@
+//! The service catalog.
+
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::page::{Page, PageRequest};
+use super::{
+    App, AppError, AppResult, FieldErrors, nullable, optional_text, require, required_text,
+};
+use crate::domain::actor::Actor;
+use crate::domain::audit;
+use crate::domain::identity::Group;
+use crate::domain::permission::Permission;
+use crate::domain::service::{self, DEFAULT_SERVICE_ID, Service};
+use crate::store::access::{self, Order, Reader};
+use crate::store::keys::Key;
+use crate::store::tables;
+
+/// A new service.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewService {
+    /// Unique name.
+    pub name: String,
+    /// What it is.
+    #[serde(default)]
+    pub description: String,
+    /// The owning team.
+    #[serde(default)]
+    pub owner_group_id: Option<u64>,
+    /// Who is paged for its incidents.
+    #[serde(default)]
+    pub escalation_policy_id: Option<u64>,
+    /// Criticality tier 1..4.
+    #[serde(default)]
+    pub tier: Option<u8>,
+    /// Chat channel for its incident cards.
+    #[serde(default)]
+    pub chat_channel: Option<String>,
+}
+
+/// Changes to a service; `null` clears an optional field.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New owner, or null.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
+    pub owner_group_id: Option<Option<u64>>,
+    /// New escalation policy, or null.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
+    pub escalation_policy_id: Option<Option<u64>>,
+    /// New tier, or null.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u8>)]
+    pub tier: Option<Option<u8>>,
+    /// New chat channel, or null.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub chat_channel: Option<Option<String>>,
+}
+
+fn check_refs(
+    r: &impl Reader,
+    e: &mut FieldErrors,
+    owner: Option<u64>,
+    tier: Option<u8>,
+) -> Result<(), crate::store::StoreError> {
+    if let Some(g) = owner
+        && access::get::<Group>(r, g)?.is_none()
+    {
+        e.add("owner_group_id", format!("no group with id {g}"));
+    }
+    if let Some(t) = tier {
+        e.check("tier", service::check_tier(t));
+    }
+    Ok(())
+}
+
+/// Finds a service by name (case-insensitive).
+pub fn find_by_name(
+    r: &impl Reader,
+    name: &str,
+) -> Result<Option<Service>, crate::store::StoreError> {
+    match access::get_id(
+        r,
+        tables::SERVICES_BY_NAME,
+        name.trim().to_lowercase().as_bytes(),
+    )? {
+        Some(id) => access::get(r, id),
+        None => Ok(None),
+    }
+}
+
+/// Creates a service (needs `service:write`).
+pub async fn create(app: &App, actor: &Actor, input: NewService) -> AppResult<Service> {
+    require(actor, Permission::ServiceWrite)?;
+    let mut e = FieldErrors::new();
+    let name = required_text(&mut e, "name", &input.name, 100);
+    let chat_channel = optional_text(&mut e, "chat_channel", input.chat_channel.as_deref(), 200);
+    e.into_result()?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    app.store
+        .write(move |tx| {
+            let mut e = FieldErrors::new();
+            check_refs(tx, &mut e, input.owner_group_id, input.tier)?;
+            e.into_result()?;
+            if access::get_id(tx, tables::SERVICES_BY_NAME, name.to_lowercase().as_bytes())?
+                .is_some()
+            {
+                return Err(AppError::Conflict(format!(
+                    "a service named '{name}' already exists"
+                )));
+            }
+            let id = access::next_id(tx, tables::SERVICES)?;
+            let service = Service {
+                id,
+                name: name.clone(),
+                description: input.description.trim().to_owned(),
+                owner_group_id: input.owner_group_id,
+                escalation_policy_id: input.escalation_policy_id,
+                tier: input.tier,
+                chat_channel: chat_channel.clone(),
+                created_at: now,
+                updated_at: now,
+            };
+            access::put(tx, &service)?;
+            access::put_id(
+                tx,
+                tables::SERVICES_BY_NAME,
+                name.to_lowercase().as_bytes(),
+                id,
+            )?;
+            super::audit::record(
+                tx,
+                now,
+                &who,
+                "service.create",
+                ("service", id),
+                format!("created service {name}"),
+                audit::created(&serde_json::to_value(&service).unwrap_or_default()),
+            )?;
+            Ok(service)
+        })
+        .await
+}
+
+/// One service (needs `service:read`).
+pub fn get(app: &App, actor: &Actor, id: u64) -> AppResult<Service> {
+    require(actor, Permission::ServiceRead)?;
+    access::get(&app.store.read()?, id)?.ok_or_else(|| AppError::not_found("service", id))
+}
+
+/// Services in id order (needs `service:read`).
+pub fn list(app: &App, actor: &Actor, page: PageRequest) -> AppResult<Page<Service>> {
+    require(actor, Permission::ServiceRead)?;
+    let items =
+        access::list::<Service>(&app.store.read()?, page.after, Order::Asc, page.limit + 1)?;
+    Ok(Page::from_overfetch(items, page.limit, |s| s.id))
+}
+
+/// Changes a service (needs `service:write`).
+pub async fn update(app: &App, actor: &Actor, id: u64, patch: ServicePatch) -> AppResult<Service> {
+    require(actor, Permission::ServiceWrite)?;
+    let mut e = FieldErrors::new();
+    let name = patch
+        .name
+        .as_deref()
+        .map(|n| required_text(&mut e, "name", n, 100));
+    let chat_channel = patch
+        .chat_channel
+        .clone()
+        .map(|c| optional_text(&mut e, "chat_channel", c.as_deref(), 200));
+    e.into_result()?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    app.store
+        .write(move |tx| {
+            let before = access::get::<Service>(tx, id)?
+                .ok_or_else(|| AppError::not_found("service", id))?;
+            let mut s = before.clone();
+            if let Some(owner) = patch.owner_group_id {
+                s.owner_group_id = owner;
+            }
+            if let Some(tier) = patch.tier {
+                s.tier = tier;
+            }
+            if let Some(policy) = patch.escalation_policy_id {
+                s.escalation_policy_id = policy;
+            }
+            if let Some(channel) = &chat_channel {
+                s.chat_channel = channel.clone();
+            }
+            if let Some(d) = &patch.description {
+                s.description = d.trim().to_owned();
+            }
+            let mut e = FieldErrors::new();
+            check_refs(tx, &mut e, s.owner_group_id, s.tier)?;
+            e.into_result()?;
+            if let Some(name) = &name
+                && name.to_lowercase() != s.name.to_lowercase()
+            {
+                if access::get_id(tx, tables::SERVICES_BY_NAME, name.to_lowercase().as_bytes())?
+                    .is_some()
+                {
+                    return Err(AppError::Conflict(format!(
+                        "a service named '{name}' already exists"
+                    )));
+                }
+                access::delete_raw(
+                    tx,
+                    tables::SERVICES_BY_NAME,
+                    s.name.to_lowercase().as_bytes(),
+                )?;
+                access::put_id(
+                    tx,
+                    tables::SERVICES_BY_NAME,
+                    name.to_lowercase().as_bytes(),
+                    id,
+                )?;
+            }
+            if let Some(name) = &name {
+                s.name = name.clone();
+            }
+            s.updated_at = now;
+            access::put(tx, &s)?;
+            let changes = audit::diff(
+                &serde_json::to_value(&before).unwrap_or_default(),
+                &serde_json::to_value(&s).unwrap_or_default(),
+            );
+            super::audit::record(
+                tx,
+                now,
+                &who,
+                "service.update",
+                ("service", id),
+                format!("changed service {}", s.name),
+                changes,
+            )?;
+            Ok(s)
+        })
+        .await
+}
+
+/// Index prefix of the incidents of a service (see `app::incidents`).
+fn incidents_of(service_id: u64) -> Vec<u8> {
+    Key::new()
+        .u8(tables::incident_field::SERVICE)
+        .u64(service_id)
+        .into_bytes()
+}
+
+/// Deletes a service (needs `service:write`): not the default one, not one with incidents.
+pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
+    require(actor, Permission::ServiceWrite)?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    app.store
+        .write(move |tx| {
+            let s = access::get::<Service>(tx, id)?
+                .ok_or_else(|| AppError::not_found("service", id))?;
+            if id == DEFAULT_SERVICE_ID {
+                return Err(AppError::Conflict(
+                    "the default service cannot be deleted".into(),
+                ));
+            }
+            if access::any_with_prefix(tx, tables::INCIDENT_INDEX, &incidents_of(id))? {
+                return Err(AppError::Conflict(format!(
+                    "service '{}' has incidents; it can be renamed but not deleted",
+                    s.name
+                )));
+            }
+            access::delete::<Service>(tx, id)?;
+            access::delete_raw(
+                tx,
+                tables::SERVICES_BY_NAME,
+                s.name.to_lowercase().as_bytes(),
+            )?;
+            super::audit::record(
+                tx,
+                now,
+                &who,
+                "service.delete",
+                ("service", id),
+                format!("deleted service {}", s.name),
+                audit::deleted(&serde_json::to_value(&s).unwrap_or_default()),
+            )?;
+            Ok(())
+        })
+        .await
+}

@@ -1,0 +1,54 @@
+//! Daemon-wide settings kept in the store: the priority matrix.
+
+use super::{App, AppResult, require};
+use crate::domain::actor::Actor;
+use crate::domain::audit;
+use crate::domain::permission::Permission;
+use crate::domain::priority::PriorityMatrix;
+use crate::store::access::{self, Reader};
+use crate::store::migrations::PRIORITY_MATRIX_KEY;
+use crate::store::tables;
+
+/// The matrix in force (the default if none is stored).
+pub fn priority_matrix(r: &impl Reader) -> Result<PriorityMatrix, crate::store::StoreError> {
+    Ok(access::get_json(r, tables::META, PRIORITY_MATRIX_KEY)?.unwrap_or_default())
+}
+
+/// Reads the matrix (any authenticated actor may: it explains priorities).
+pub fn get_priority_matrix(app: &App) -> AppResult<PriorityMatrix> {
+    Ok(priority_matrix(&app.store.read()?)?)
+}
+
+/// Replaces the matrix (needs `settings:write`). Existing incidents keep their priority
+/// until their impact or urgency changes.
+pub async fn set_priority_matrix(
+    app: &App,
+    actor: &Actor,
+    matrix: PriorityMatrix,
+) -> AppResult<PriorityMatrix> {
+    require(actor, Permission::SettingsWrite)?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    app.store
+        .write(move |tx| {
+            let before = priority_matrix(tx)?;
+            if before != matrix {
+                access::put_json(tx, tables::META, PRIORITY_MATRIX_KEY, &matrix)?;
+                let changes = audit::diff(
+                    &serde_json::json!({"cells": before.cells}),
+                    &serde_json::json!({"cells": matrix.cells}),
+                );
+                super::audit::record(
+                    tx,
+                    now,
+                    &who,
+                    "settings.priority_matrix",
+                    ("settings", 0),
+                    "replaced the priority matrix".into(),
+                    changes,
+                )?;
+            }
+            Ok(matrix.clone())
+        })
+        .await
+}

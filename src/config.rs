@@ -1,0 +1,482 @@
+//! Typed configuration: embedded defaults < TOML file < `INCIDENTD_*` environment.
+//!
+//! Every key has a default, so `incidentd serve` runs with no file at all. Unknown keys are
+//! errors (a typo must not silently fall back to a default), and every error names the key
+//! and the reason in one line, so start-up and `config check` can print it as is.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::priority::PriorityMatrix;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server binds (`INCIDENTD_LISTEN`).
+    pub listen: SocketAddr,
+    /// Directory of the store and generated secrets (`INCIDENTD_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// The URL users and monitoring systems reach the daemon at, for links and integration
+    /// URLs (`INCIDENTD_PUBLIC_URL`); defaults to `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Logging.
+    pub log: LogConfig,
+    /// HTTP server limits.
+    pub http: HttpConfig,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// Store tuning.
+    pub store: StoreConfig,
+    /// Priority matrix override.
+    pub priority: PriorityConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            public_url: None,
+            log: LogConfig::default(),
+            http: HttpConfig::default(),
+            auth: AuthConfig::default(),
+            store: StoreConfig::default(),
+            priority: PriorityConfig::default(),
+        }
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter such as `info,incidentd=debug` (`INCIDENTD_LOG`).
+    pub filter: String,
+    /// `text` or `json` (`INCIDENTD_LOG_FORMAT`).
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// HTTP server limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest request body on the API, in bytes.
+    pub body_limit_bytes: usize,
+    /// Largest request body on alert webhooks, in bytes.
+    pub hook_body_limit_bytes: usize,
+    /// A request that takes longer is answered 503.
+    pub request_timeout_secs: u64,
+    /// On SIGTERM, how long in-flight requests may take before the daemon exits anyway.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 1024 * 1024,
+            hook_body_limit_bytes: 512 * 1024,
+            request_timeout_secs: 30,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+/// Authentication.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HS256 signing secret, at least 32 bytes (`INCIDENTD_JWT_SECRET`). Unset: a random one
+    /// is generated and kept in `<data_dir>/jwt-secret`.
+    pub jwt_secret: Option<String>,
+    /// Lifetime of access tokens.
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of refresh tokens (each use rotates it).
+    pub refresh_token_ttl_secs: u64,
+    /// Failed logins per username within `throttle_window_secs` before it is throttled.
+    pub max_failures_per_user: u32,
+    /// Failed logins per client address within the window before it is throttled.
+    pub max_failures_per_address: u32,
+    /// The throttling window.
+    pub throttle_window_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            access_token_ttl_secs: 24 * 3600,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            max_failures_per_user: 5,
+            max_failures_per_address: 20,
+            throttle_window_secs: 300,
+        }
+    }
+}
+
+/// Store tuning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// redb page cache, in MiB.
+    pub cache_mb: usize,
+    /// Writes waiting for the writer before ingestion answers 503.
+    pub write_queue: usize,
+    /// Most writes folded into one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            cache_mb: 256,
+            write_queue: 8192,
+            max_batch: 2048,
+        }
+    }
+}
+
+/// Priority matrix override.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PriorityConfig {
+    /// Replaces the stored matrix at start-up when set: rows impact high/medium/low,
+    /// columns urgency high/medium/low, e.g. `[["P1","P2","P3"],["P2","P3","P4"],["P3","P4","P5"]]`.
+    pub matrix: Option<[[crate::domain::priority::Priority; 3]; 3]>,
+}
+
+impl PriorityConfig {
+    /// The configured matrix, if any.
+    pub fn matrix(&self) -> Option<PriorityMatrix> {
+        self.matrix.map(|cells| PriorityMatrix { cells })
+    }
+}
+
+/// A configuration problem: the key and the reason, printed as one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("config error: {key}: {reason}")]
+pub struct ConfigError {
+    /// The key (`http.body_limit_bytes`), the environment variable, or the file.
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The environment variable naming the config file.
+pub const CONFIG_ENV: &str = "INCIDENTD_CONFIG";
+
+impl Config {
+    /// Loads defaults, then `file` (or `INCIDENTD_CONFIG`) if given, then the environment as
+    /// read by `env`, and validates the result.
+    pub fn load(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let from_env = env(CONFIG_ENV).map(PathBuf::from);
+        let path = file.map(Path::to_path_buf).or(from_env);
+        let mut config = match &path {
+            Some(p) => Self::from_file(p)?,
+            None => Config::default(),
+        };
+        config.apply_env(env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses a TOML file (no environment, no validation).
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(path.display().to_string(), e.to_string()))?;
+        Self::from_toml(&text).map_err(|mut e| {
+            e.key = format!("{} ({})", e.key, path.display());
+            e
+        })
+    }
+
+    /// Parses TOML text (no environment, no validation).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let locate = |span: Option<std::ops::Range<usize>>| -> String {
+            span.map(|s| {
+                let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                format!(" at line {line}")
+            })
+            .unwrap_or_default()
+        };
+        let de = toml::Deserializer::parse(text).map_err(|e| {
+            ConfigError::new(
+                "syntax",
+                format!("{}{}", one_line(e.message()), locate(e.span())),
+            )
+        })?;
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let key = if path.is_empty() || path == "." {
+                "config".to_owned()
+            } else {
+                path
+            };
+            ConfigError::new(
+                key,
+                format!("{}{}", one_line(inner.message()), locate(inner.span())),
+            )
+        })
+    }
+
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = env("INCIDENTD_LISTEN") {
+            self.listen = v.parse().map_err(|_| {
+                ConfigError::new(
+                    "INCIDENTD_LISTEN",
+                    format!("'{v}' is not an address like 127.0.0.1:8080"),
+                )
+            })?;
+        }
+        if let Some(v) = env("INCIDENTD_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("INCIDENTD_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = env("INCIDENTD_JWT_SECRET") {
+            self.auth.jwt_secret = Some(v);
+        }
+        if let Some(v) = env("INCIDENTD_LOG") {
+            self.log.filter = v;
+        }
+        if let Some(v) = env("INCIDENTD_LOG_FORMAT") {
+            self.log.format = match v.to_ascii_lowercase().as_str() {
+                "json" => LogFormat::Json,
+                "text" => LogFormat::Text,
+                _ => {
+                    return Err(ConfigError::new(
+                        "INCIDENTD_LOG_FORMAT",
+                        format!("must be 'text' or 'json' (got '{v}')"),
+                    ));
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::new("data_dir", "must not be empty"));
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::new(
+                "public_url",
+                format!("must start with http:// or https:// (got '{url}')"),
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.filter).map_err(|e| {
+            ConfigError::new(
+                "log.filter",
+                format!("'{}' is not a valid filter: {e}", self.log.filter),
+            )
+        })?;
+        if self.http.body_limit_bytes < 1024 {
+            return Err(ConfigError::new(
+                "http.body_limit_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if self.http.hook_body_limit_bytes < 1024 {
+            return Err(ConfigError::new(
+                "http.hook_body_limit_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if self.http.request_timeout_secs == 0 {
+            return Err(ConfigError::new(
+                "http.request_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        if let Some(secret) = &self.auth.jwt_secret
+            && secret.len() < 32
+        {
+            return Err(ConfigError::new(
+                "auth.jwt_secret",
+                "must be at least 32 bytes",
+            ));
+        }
+        if !(60..=30 * 24 * 3600).contains(&self.auth.access_token_ttl_secs) {
+            return Err(ConfigError::new(
+                "auth.access_token_ttl_secs",
+                "must be between 60 and 2592000 (30 days)",
+            ));
+        }
+        if self.auth.refresh_token_ttl_secs < self.auth.access_token_ttl_secs {
+            return Err(ConfigError::new(
+                "auth.refresh_token_ttl_secs",
+                "must not be shorter than access_token_ttl_secs",
+            ));
+        }
+        if self.auth.max_failures_per_user == 0 || self.auth.max_failures_per_address == 0 {
+            return Err(ConfigError::new(
+                "auth.max_failures_per_user",
+                "throttling limits must be at least 1",
+            ));
+        }
+        if self.auth.throttle_window_secs == 0 {
+            return Err(ConfigError::new(
+                "auth.throttle_window_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.store.write_queue == 0 {
+            return Err(ConfigError::new("store.write_queue", "must be at least 1"));
+        }
+        if self.store.max_batch == 0 {
+            return Err(ConfigError::new("store.max_batch", "must be at least 1"));
+        }
+        if self.store.cache_mb == 0 {
+            return Err(ConfigError::new("store.cache_mb", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The store file inside the data directory.
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.join(crate::store::STORE_FILE)
+    }
+
+    /// The base URL for links.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// Store options from the configuration.
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions {
+            cache_bytes: self.store.cache_mb * 1024 * 1024,
+            queue_capacity: self.store.write_queue,
+            max_batch: self.store.max_batch,
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Reads the process environment; the production `env` for [`Config::load`].
+pub fn process_env(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn defaults_are_valid_and_match_the_contract() {
+        let c = Config::load(None, &no_env).expect("defaults");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.store_path(), PathBuf::from("./data/incidentd.redb"));
+        assert_eq!(c.http.body_limit_bytes, 1024 * 1024);
+        assert_eq!(c.auth.access_token_ttl_secs, 86400);
+    }
+
+    #[test]
+    fn the_example_file_is_accepted() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/incidentd.example.toml");
+        let c = Config::load(Some(&path), &no_env).expect("example parses");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let e = Config::from_toml("lissten = \"x\"").expect_err("unknown key");
+        assert!(e.to_string().contains("lissten"), "{e}");
+        let e = Config::from_toml("[http]\nbody_limit_bytes = \"big\"\n").expect_err("bad type");
+        assert_eq!(e.key, "http.body_limit_bytes");
+        assert!(e.reason.contains("line 2"), "{e}");
+        let e = Config::from_toml("listen = \"nope\"").expect_err("bad addr");
+        assert_eq!(e.key, "listen");
+        let e = Config::from_toml("[auth\n").expect_err("syntax");
+        assert_eq!(e.key, "syntax");
+        assert!(!e.to_string().contains('\n'));
+        let mut c = Config::default();
+        c.auth.jwt_secret = Some("short".into());
+        assert_eq!(
+            c.validate().expect_err("short secret").key,
+            "auth.jwt_secret"
+        );
+    }
+
+    #[test]
+    fn environment_wins_over_the_file() {
+        let env = |k: &str| match k {
+            "INCIDENTD_LISTEN" => Some("127.0.0.1:9999".to_owned()),
+            "INCIDENTD_LOG_FORMAT" => Some("json".to_owned()),
+            _ => None,
+        };
+        let c = Config::load(None, &env).expect("loads");
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.log.format, LogFormat::Json);
+        let bad = |k: &str| (k == "INCIDENTD_LOG_FORMAT").then(|| "xml".to_owned());
+        assert_eq!(
+            Config::load(None, &bad).expect_err("bad").key,
+            "INCIDENTD_LOG_FORMAT"
+        );
+    }
+
+    #[test]
+    fn a_priority_matrix_can_be_configured() {
+        let c = Config::from_toml(
+            "[priority]\nmatrix = [[\"P1\",\"P1\",\"P2\"],[\"P2\",\"P3\",\"P4\"],[\"P3\",\"P4\",\"P5\"]]\n",
+        )
+        .expect("parses");
+        let m = c.priority.matrix().expect("set");
+        assert_eq!(
+            m.priority(
+                crate::domain::priority::Level::High,
+                crate::domain::priority::Level::Medium
+            ),
+            crate::domain::priority::Priority::P1
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! `incidentd serve`: start-up, the HTTP server, background tasks and graceful shutdown.
+//!
+//! Start-up opens and migrates the store, applies configured settings, makes sure an admin
+//! exists, then binds. On SIGTERM or SIGINT the server stops accepting, finishes in-flight
+//! requests (up to `http.shutdown_grace_secs`), background tasks stop, the writer commits
+//! what is queued, and the process exits 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app::users::AdminBootstrap;
+use crate::app::{App, StartError};
+use crate::config::Config;
+use crate::domain::actor::Actor;
+use crate::domain::clock::{Clock, SystemClock};
+
+/// A started daemon: where it listens and how to stop it.
+pub struct Running {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    /// The application.
+    pub app: Arc<App>,
+    shutdown: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Opens the application on a blocking thread and runs the start-up use cases.
+pub async fn open_app(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>, StartError> {
+    let app = tokio::task::spawn_blocking(move || App::open(config, clock))
+        .await
+        .map_err(|e| StartError::App(crate::app::AppError::Internal(e.to_string())))??;
+    let app = Arc::new(app);
+    if let Some(matrix) = app.config.priority.matrix() {
+        crate::app::settings::set_priority_matrix(&app, &Actor::system(), matrix).await?;
+    }
+    Ok(app)
+}
+
+/// Creates the first-start admin if the store has no users, printing a generated
+/// password once.
+pub async fn bootstrap_admin(app: &App) -> Result<(), StartError> {
+    let given = crate::config::process_env("INCIDENTD_ADMIN_PASSWORD");
+    match crate::app::users::ensure_admin(app, given).await? {
+        AdminBootstrap::Existing => {}
+        AdminBootstrap::CreatedWithGivenPassword => {
+            tracing::info!("created user 'admin' with the password from INCIDENTD_ADMIN_PASSWORD");
+        }
+        AdminBootstrap::CreatedWithGeneratedPassword(password) => {
+            eprintln!("================================================================");
+            eprintln!(" incidentd created the first user:  admin");
+            eprintln!(" its generated password (shown only this once): {password}");
+            eprintln!(
+                " change it with `incidentd user passwd admin` or POST /api/v1/auth/password"
+            );
+            eprintln!("================================================================");
+        }
+    }
+    Ok(())
+}
+
+/// Binds and starts serving `app`; returns at once.
+pub async fn start(app: Arc<App>) -> std::io::Result<Running> {
+    let listener = TcpListener::bind(app.config.listen).await?;
+    let addr = listener.local_addr()?;
+    let (shutdown, signal) = watch::channel(false);
+    let router = crate::api::router(app.clone());
+    let mut server_signal = signal.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = server_signal.wait_for(|stop| *stop).await;
+        })
+        .await
+    });
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(crate::admin::serve_socket(
+        app.clone(),
+        crate::admin::socket_path(&app.config.data_dir),
+        signal.clone(),
+    )));
+    tracing::info!(%addr, data_dir = %app.config.data_dir.display(), "incidentd listening");
+    Ok(Running {
+        addr,
+        app,
+        shutdown,
+        server,
+        tasks,
+    })
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish (bounded by the grace period),
+    /// stops background tasks and flushes the store.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let grace = Duration::from_secs(self.app.config.http.shutdown_grace_secs);
+        if tokio::time::timeout(grace, self.server).await.is_err() {
+            tracing::warn!("in-flight requests did not finish within the grace period");
+        }
+        for task in self.tasks {
+            let _ = tokio::time::timeout(grace, task).await;
+        }
+        self.app.store.shutdown().await;
+        tracing::info!("incidentd stopped");
+    }
+}
+
+/// Waits for SIGTERM or SIGINT.
+pub async fn terminated() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// `incidentd serve` from start to a clean exit.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = open_app(config, Arc::new(SystemClock)).await?;
+    bootstrap_admin(&app).await?;
+    let running = start(app).await?;
+    terminated().await;
+    tracing::info!("shutting down");
+    running.stop().await;
+    Ok(())
+}

@@ -1,0 +1,399 @@
+//! The ITIL incident: its record, its lifecycle and the timestamps MTTA and MTTR need.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::actor::ActorRef;
+use super::priority::{Level, Priority};
+use super::transition::Lifecycle;
+
+/// Where an incident is in its life.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentStatus {
+    /// Opened, nobody has responded yet: escalation runs.
+    New,
+    /// Somebody owns it.
+    Acknowledged,
+    /// Being worked on.
+    InProgress,
+    /// Waiting on something outside the team.
+    OnHold,
+    /// Service restored; may reopen.
+    Resolved,
+    /// Confirmed resolved; final.
+    Closed,
+    /// Not an incident after all; final.
+    Cancelled,
+}
+
+impl IncidentStatus {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            IncidentStatus::New => "new",
+            IncidentStatus::Acknowledged => "acknowledged",
+            IncidentStatus::InProgress => "in_progress",
+            IncidentStatus::OnHold => "on_hold",
+            IncidentStatus::Resolved => "resolved",
+            IncidentStatus::Closed => "closed",
+            IncidentStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Stable one-byte code used in index keys.
+    pub const fn code(self) -> u8 {
+        match self {
+            IncidentStatus::New => 1,
+            IncidentStatus::Acknowledged => 2,
+            IncidentStatus::InProgress => 3,
+            IncidentStatus::OnHold => 4,
+            IncidentStatus::Resolved => 5,
+            IncidentStatus::Closed => 6,
+            IncidentStatus::Cancelled => 7,
+        }
+    }
+
+    /// Still needs attention: not resolved, closed or cancelled.
+    pub const fn is_open(self) -> bool {
+        matches!(
+            self,
+            IncidentStatus::New
+                | IncidentStatus::Acknowledged
+                | IncidentStatus::InProgress
+                | IncidentStatus::OnHold
+        )
+    }
+
+    /// Somebody has responded: the states that count as acknowledged for MTTA.
+    pub const fn counts_as_acknowledged(self) -> bool {
+        matches!(
+            self,
+            IncidentStatus::Acknowledged | IncidentStatus::InProgress | IncidentStatus::OnHold
+        )
+    }
+
+    /// Whether moving here needs `incident:close` rather than `incident:write`.
+    pub const fn needs_close_permission(self) -> bool {
+        matches!(self, IncidentStatus::Closed | IncidentStatus::Cancelled)
+    }
+}
+
+impl Lifecycle for IncidentStatus {
+    const ALL: &'static [Self] = &[
+        IncidentStatus::New,
+        IncidentStatus::Acknowledged,
+        IncidentStatus::InProgress,
+        IncidentStatus::OnHold,
+        IncidentStatus::Resolved,
+        IncidentStatus::Closed,
+        IncidentStatus::Cancelled,
+    ];
+
+    fn successors(self) -> &'static [Self] {
+        use IncidentStatus::*;
+        match self {
+            New => &[Acknowledged, InProgress, OnHold, Resolved, Cancelled],
+            Acknowledged => &[InProgress, OnHold, Resolved, Cancelled],
+            InProgress => &[OnHold, Resolved, Cancelled],
+            OnHold => &[InProgress, Resolved, Cancelled],
+            // Reopening: back to new (an alert fired again: page again) or straight to work.
+            Resolved => &[New, Acknowledged, InProgress, Closed],
+            Closed | Cancelled => &[],
+        }
+    }
+}
+
+/// An unknown status name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "must be one of new, acknowledged, in_progress, on_hold, resolved, closed, cancelled (got '{0}')"
+)]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for IncidentStatus {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let norm = s.trim().to_ascii_lowercase().replace(['-', ' '], "_");
+        IncidentStatus::ALL
+            .iter()
+            .copied()
+            .find(|st| st.as_str() == norm)
+            .ok_or_else(|| UnknownStatus(s.to_owned()))
+    }
+}
+
+impl fmt::Display for IncidentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An incident as stored. New fields must be `#[serde(default)]` so that records written
+/// by older versions still read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Incident {
+    /// Id; displayed as `INC-<id>`.
+    pub id: u64,
+    /// One line.
+    pub title: String,
+    /// Details, free text.
+    #[serde(default)]
+    pub description: String,
+    /// Lifecycle state.
+    pub status: IncidentStatus,
+    /// How much is affected.
+    pub impact: Level,
+    /// How fast it must be handled.
+    pub urgency: Level,
+    /// From the priority matrix.
+    pub priority: Priority,
+    /// The affected service.
+    pub service_id: u64,
+    /// The responsible person.
+    #[serde(default)]
+    pub assignee_id: Option<u64>,
+    /// The responsible team.
+    #[serde(default)]
+    pub group_id: Option<u64>,
+    /// Linked problems.
+    #[serde(default)]
+    pub problem_ids: Vec<u64>,
+    /// Alerts attached by ingestion.
+    #[serde(default)]
+    pub alert_count: u64,
+    /// Who opened it.
+    pub created_by: ActorRef,
+    /// Opened.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+    /// First response (acknowledged, in progress or on hold); MTTA ends here.
+    #[serde(default)]
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    /// Resolved; MTTR ends here. Cleared when the incident reopens.
+    #[serde(default)]
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Closed or cancelled.
+    #[serde(default)]
+    pub closed_at: Option<DateTime<Utc>>,
+    /// How many times it was reopened after being resolved.
+    #[serde(default)]
+    pub reopen_count: u32,
+}
+
+impl Incident {
+    /// How it is displayed: `INC-42`.
+    pub fn number(&self) -> String {
+        format!("INC-{}", self.id)
+    }
+
+    /// Moves to `to` at `at`, keeping the timestamps consistent. Does not check
+    /// permissions; does check the lifecycle.
+    pub fn apply_transition(
+        &mut self,
+        to: IncidentStatus,
+        at: DateTime<Utc>,
+    ) -> Result<(), super::transition::InvalidTransition> {
+        self.status.check_move(to)?;
+        let from = self.status;
+        if to.counts_as_acknowledged() && self.acknowledged_at.is_none() {
+            self.acknowledged_at = Some(at);
+        }
+        match to {
+            IncidentStatus::Resolved => self.resolved_at = Some(at),
+            IncidentStatus::Closed | IncidentStatus::Cancelled => self.closed_at = Some(at),
+            _ => {}
+        }
+        if from == IncidentStatus::Resolved && to != IncidentStatus::Closed {
+            self.resolved_at = None;
+            self.reopen_count += 1;
+            if to == IncidentStatus::New {
+                // Paging starts over: nobody has responded to the new occurrence.
+                self.acknowledged_at = None;
+            }
+        }
+        self.status = to;
+        self.updated_at = at;
+        Ok(())
+    }
+
+    /// Seconds from opening to first response, if there was one.
+    pub fn time_to_acknowledge(&self) -> Option<i64> {
+        self.acknowledged_at
+            .map(|at| (at - self.created_at).num_seconds().max(0))
+    }
+
+    /// Seconds from opening to resolution, if resolved.
+    pub fn time_to_resolve(&self) -> Option<i64> {
+        self.resolved_at
+            .map(|at| (at - self.created_at).num_seconds().max(0))
+    }
+}
+
+/// Parses `42`, `INC-42`, `inc-42` or `#42` into an id.
+pub fn parse_incident_ref(s: &str) -> Option<u64> {
+    parse_prefixed_id(s, "INC-")
+}
+
+/// Parses `<n>`, `<PREFIX><n>` (any case) or `#<n>` into a positive id.
+pub fn parse_prefixed_id(s: &str, prefix: &str) -> Option<u64> {
+    let s = s.trim();
+    let digits = if let Some(rest) = s.strip_prefix('#') {
+        rest
+    } else if let Some(rest) = s
+        .get(..prefix.len())
+        .filter(|head| head.eq_ignore_ascii_case(prefix))
+        .and_then(|_| s.get(prefix.len()..))
+    {
+        rest
+    } else {
+        s
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|id| *id > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::actor::ActorKind;
+    use crate::domain::transition::testing::check_every_pair;
+    use IncidentStatus::*;
+
+    #[test]
+    fn every_pair_of_the_lifecycle() {
+        check_every_pair(&[
+            (New, Acknowledged),
+            (New, InProgress),
+            (New, OnHold),
+            (New, Resolved),
+            (New, Cancelled),
+            (Acknowledged, InProgress),
+            (Acknowledged, OnHold),
+            (Acknowledged, Resolved),
+            (Acknowledged, Cancelled),
+            (InProgress, OnHold),
+            (InProgress, Resolved),
+            (InProgress, Cancelled),
+            (OnHold, InProgress),
+            (OnHold, Resolved),
+            (OnHold, Cancelled),
+            (Resolved, New),
+            (Resolved, Acknowledged),
+            (Resolved, InProgress),
+            (Resolved, Closed),
+        ]);
+        assert!(Closed.is_final());
+        assert!(Cancelled.is_final());
+        assert!(!Resolved.is_final());
+    }
+
+    #[test]
+    fn statuses_parse_and_print() {
+        for s in IncidentStatus::ALL {
+            assert_eq!(s.as_str().parse::<IncidentStatus>(), Ok(*s));
+            let json = serde_json::to_string(s).expect("serialize");
+            assert_eq!(json, format!("\"{s}\""));
+        }
+        assert_eq!("In-Progress".parse::<IncidentStatus>(), Ok(InProgress));
+        assert!("open".parse::<IncidentStatus>().is_err());
+        let codes: std::collections::BTreeSet<u8> =
+            IncidentStatus::ALL.iter().map(|s| s.code()).collect();
+        assert_eq!(codes.len(), IncidentStatus::ALL.len());
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("rfc3339")
+            .with_timezone(&Utc)
+    }
+
+    fn incident() -> Incident {
+        Incident {
+            id: 7,
+            title: "t".into(),
+            description: String::new(),
+            status: New,
+            impact: Level::High,
+            urgency: Level::High,
+            priority: Priority::P1,
+            service_id: 1,
+            assignee_id: None,
+            group_id: None,
+            problem_ids: vec![],
+            alert_count: 0,
+            created_by: ActorRef {
+                kind: ActorKind::System,
+                id: 0,
+                name: "system".into(),
+            },
+            created_at: at("2026-01-01T00:00:00Z"),
+            updated_at: at("2026-01-01T00:00:00Z"),
+            acknowledged_at: None,
+            resolved_at: None,
+            closed_at: None,
+            reopen_count: 0,
+        }
+    }
+
+    #[test]
+    fn timestamps_follow_the_lifecycle() {
+        let mut i = incident();
+        i.apply_transition(Acknowledged, at("2026-01-01T00:05:00Z"))
+            .expect("ack");
+        assert_eq!(i.time_to_acknowledge(), Some(300));
+        i.apply_transition(InProgress, at("2026-01-01T00:06:00Z"))
+            .expect("work");
+        assert_eq!(i.time_to_acknowledge(), Some(300), "first response counts");
+        i.apply_transition(Resolved, at("2026-01-01T01:00:00Z"))
+            .expect("resolve");
+        assert_eq!(i.time_to_resolve(), Some(3600));
+        i.apply_transition(New, at("2026-01-01T02:00:00Z"))
+            .expect("reopen");
+        assert_eq!(i.resolved_at, None);
+        assert_eq!(i.acknowledged_at, None);
+        assert_eq!(i.reopen_count, 1);
+        i.apply_transition(Resolved, at("2026-01-01T03:00:00Z"))
+            .expect("resolve again");
+        i.apply_transition(Closed, at("2026-01-01T04:00:00Z"))
+            .expect("close");
+        assert_eq!(i.time_to_resolve(), Some(3 * 3600));
+        assert_eq!(i.closed_at, Some(at("2026-01-01T04:00:00Z")));
+        let err = i
+            .apply_transition(New, at("2026-01-01T05:00:00Z"))
+            .expect_err("closed is final");
+        assert_eq!(err.to_string(), "cannot move from 'closed' to 'new'");
+    }
+
+    #[test]
+    fn resolving_without_response_leaves_no_ack_time() {
+        let mut i = incident();
+        i.apply_transition(Resolved, at("2026-01-01T00:10:00Z"))
+            .expect("resolve");
+        assert_eq!(i.time_to_acknowledge(), None);
+        assert_eq!(i.time_to_resolve(), Some(600));
+    }
+
+    #[test]
+    fn incident_references() {
+        assert_eq!(parse_incident_ref("42"), Some(42));
+        assert_eq!(parse_incident_ref("INC-42"), Some(42));
+        assert_eq!(parse_incident_ref("inc-42"), Some(42));
+        assert_eq!(parse_incident_ref("#42"), Some(42));
+        assert_eq!(parse_incident_ref(" 7 "), Some(7));
+        for bad in [
+            "", "0", "INC-", "INC-x", "-1", "4 2", "PRB-4", "#", "事件-1",
+        ] {
+            assert_eq!(parse_incident_ref(bad), None, "{bad}");
+        }
+    }
+}

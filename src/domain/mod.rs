@@ -1,0 +1,19 @@
+//! Pure types and rules of incident response.
+//!
+//! Nothing in here does I/O, awaits, or knows about redb, axum or chat platforms, so every
+//! rule can be unit-tested exhaustively and reused by every adapter (REST, chat, alerts,
+//! playbooks) through `app`.
+
+pub mod actor;
+pub mod audit;
+pub mod clock;
+pub mod event;
+pub mod identity;
+pub mod incident;
+pub mod permission;
+pub mod priority;
+pub mod problem;
+pub mod service;
+pub mod text;
+pub mod timeline;
+pub mod transition;

@@ -1,0 +1,285 @@
+//! The `incidentd` command line.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use incidentd::admin::{self, Command, Outcome};
+use incidentd::config::{self, Config};
+use incidentd::domain::clock::SystemClock;
+use incidentd::store::{StoreError, migrations};
+
+#[derive(Parser)]
+#[command(
+    name = "incidentd",
+    version,
+    about = "Incident response daemon: alerts in, ITIL incidents out"
+)]
+struct Cli {
+    /// Configuration file (TOML); also INCIDENTD_CONFIG.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the daemon.
+    Serve,
+    /// Apply pending store migrations (`--status` only shows them).
+    Migrate {
+        /// Show applied and pending migrations without changing anything.
+        #[arg(long)]
+        status: bool,
+    },
+    /// Manage users (the password is read from stdin or a prompt, never from arguments).
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Check the configuration.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Write a consistent copy of the store, also while the daemon runs.
+    Backup {
+        /// The file to write (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Fill an empty data directory from a backup.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create a user.
+    Add {
+        /// Login name.
+        username: String,
+        /// E-mail address.
+        #[arg(long)]
+        email: String,
+        /// Role name; repeat for several (default Engineer).
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+    },
+    /// Set a user's password.
+    Passwd {
+        /// Login name.
+        username: String,
+    },
+    /// List users.
+    List,
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Load and validate the configuration; print the effective values.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref(), &config::process_env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Cmd::Config(ConfigCmd::Check) = cli.command {
+        println!("configuration ok");
+        println!(
+            "{}",
+            toml::to_string_pretty(&redacted(&config)).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    incidentd::telemetry::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn redacted(config: &Config) -> Config {
+    let mut c = config.clone();
+    if c.auth.jwt_secret.is_some() {
+        c.auth.jwt_secret = Some("[redacted]".into());
+    }
+    c
+}
+
+async fn run(command: Cmd, config: Config) -> anyhow::Result<()> {
+    match command {
+        Cmd::Serve => incidentd::daemon::serve(config).await,
+        Cmd::Migrate { status: true } => {
+            let path = config.store_path();
+            if let Some(out) = admin::send(
+                &admin::socket_path(&config.data_dir),
+                &Command::MigrateStatus,
+            )
+            .await
+            {
+                return print_outcome(out);
+            }
+            if !path.exists() {
+                println!("{}", admin::format_status(0, &pending_all()));
+                return Ok(());
+            }
+            let db = redb::Database::builder()
+                .open_read_only(&path)
+                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+            let (version, list) =
+                migrations::status_from(&redb::ReadableDatabase::begin_read(&db)?)?;
+            println!("{}", admin::format_status(version, &list));
+            Ok(())
+        }
+        Cmd::Migrate { status: false } => {
+            let store = open_locally(&config).await?;
+            let (version, list) = migrations::status_from(&store.store.read()?)?;
+            store.store.shutdown().await;
+            println!("{}", admin::format_status(version, &list));
+            Ok(())
+        }
+        Cmd::User(UserCmd::Add {
+            username,
+            email,
+            roles,
+        }) => {
+            let password = read_password(&format!("Password for {username}: "))?;
+            let roles = if roles.is_empty() {
+                vec!["Engineer".to_owned()]
+            } else {
+                roles
+            };
+            dispatch(
+                &config,
+                Command::UserAdd {
+                    username,
+                    email,
+                    roles,
+                    password,
+                },
+            )
+            .await
+        }
+        Cmd::User(UserCmd::Passwd { username }) => {
+            let password = read_password(&format!("New password for {username}: "))?;
+            dispatch(&config, Command::UserPasswd { username, password }).await
+        }
+        Cmd::User(UserCmd::List) => dispatch(&config, Command::UserList).await,
+        Cmd::Backup { out } => {
+            let out = absolute(&out)?;
+            dispatch(&config, Command::Backup { out }).await
+        }
+        Cmd::Restore { file } => {
+            let summary = incidentd::store::backup::restore(
+                &file,
+                &config.data_dir,
+                incidentd::store::STORE_FILE,
+            )?;
+            println!(
+                "restored {} into {}: {} tables, {} entries, schema version {}",
+                file.display(),
+                config.data_dir.display(),
+                summary.tables,
+                summary.entries,
+                summary.schema_version
+            );
+            Ok(())
+        }
+        Cmd::Config(ConfigCmd::Check) => Ok(()),
+    }
+}
+
+fn pending_all() -> Vec<migrations::MigrationStatus> {
+    migrations::MIGRATIONS
+        .iter()
+        .map(|m| migrations::MigrationStatus {
+            version: m.version,
+            name: m.name.to_owned(),
+            applied_at: None,
+        })
+        .collect()
+}
+
+fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    Ok(if p.is_absolute() {
+        p.to_owned()
+    } else {
+        std::env::current_dir()?.join(p)
+    })
+}
+
+async fn open_locally(config: &Config) -> anyhow::Result<Arc<incidentd::App>> {
+    Ok(incidentd::daemon::open_app(config.clone(), Arc::new(SystemClock)).await?)
+}
+
+/// Runs a command in the running daemon if there is one, else against the store directly.
+async fn dispatch(config: &Config, command: Command) -> anyhow::Result<()> {
+    if let Some(out) = admin::send(&admin::socket_path(&config.data_dir), &command).await {
+        return print_outcome(out);
+    }
+    let app = match open_locally(config).await {
+        Ok(app) => app,
+        Err(e)
+            if e.downcast_ref::<incidentd::app::StartError>()
+                .is_some_and(|s| {
+                    matches!(s, incidentd::app::StartError::Store(StoreError::Locked(_)))
+                }) =>
+        {
+            anyhow::bail!(
+                "the store is in use by a running daemon whose control socket does not answer: {e}"
+            );
+        }
+        Err(e) => return Err(e),
+    };
+    let outcome = admin::execute(&app, command).await;
+    app.store.shutdown().await;
+    print_outcome(outcome)
+}
+
+fn print_outcome(outcome: Outcome) -> anyhow::Result<()> {
+    match outcome {
+        Outcome::Ok(text) => {
+            println!("{text}");
+            Ok(())
+        }
+        Outcome::Err(e) => anyhow::bail!(e),
+    }
+}
+
+/// A password from the terminal (asked twice) or the first line of stdin.
+fn read_password(prompt: &str) -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(prompt)?;
+        let second = rpassword::prompt_password("Repeat: ")?;
+        anyhow::ensure!(first == second, "the passwords differ");
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        let password = line.trim_end_matches(['\r', '\n']).to_owned();
+        anyhow::ensure!(!password.is_empty(), "no password on stdin");
+        Ok(password)
+    }
+}

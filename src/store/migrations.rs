@@ -1,0 +1,261 @@
+//! Ordered, embedded migrations.
+//!
+//! Each migration is a file in `migrations/` compiled into the binary and a function that
+//! applies it inside one write transaction. The store records the schema version it has
+//! reached; a store whose version is above the newest known here was written by a newer
+//! incidentd and is refused rather than misread.
+
+use chrono::{DateTime, Utc};
+use redb::{Database, Durability, ReadableDatabase, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::access::{self, Reader};
+use super::error::StoreError;
+use super::keys::{Key, id_from_key, id_key};
+use super::tables;
+use crate::domain::identity::Role;
+use crate::domain::priority::PriorityMatrix;
+use crate::domain::service::Service;
+
+/// The META key holding the schema version.
+const VERSION_KEY: &[u8] = b"schema_version";
+
+/// The META key holding the priority matrix in force.
+pub const PRIORITY_MATRIX_KEY: &[u8] = b"settings/priority_matrix";
+
+/// One migration.
+pub struct Migration {
+    /// Its position: 1, 2, ...
+    pub version: u64,
+    /// Short name (the file name without number and extension).
+    pub name: &'static str,
+    /// The embedded file.
+    pub source: &'static str,
+    apply: fn(&WriteTransaction, &'static str) -> Result<(), StoreError>,
+}
+
+/// Every migration, in order. A test checks this list against the `migrations/` folder.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    source: include_str!("../../migrations/0001_initial.toml"),
+    apply: apply_initial,
+}];
+
+/// The newest schema version this binary knows.
+pub fn latest_version() -> u64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// What `migrate --status` shows for one migration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MigrationStatus {
+    /// Version.
+    pub version: u64,
+    /// Name.
+    pub name: String,
+    /// When it was applied, if it was.
+    pub applied_at: Option<DateTime<Utc>>,
+}
+
+/// The schema version recorded in the store (0 for a new store).
+pub fn current_version(r: &impl Reader) -> Result<u64, StoreError> {
+    Ok(r.get_raw(tables::META, VERSION_KEY)?
+        .and_then(|b| id_from_key(&b))
+        .unwrap_or(0))
+}
+
+/// Applied and pending migrations, plus any version in the store this binary does not know.
+pub fn status(db: &Database) -> Result<(u64, Vec<MigrationStatus>), StoreError> {
+    status_from(&db.begin_read()?)
+}
+
+/// Like [`status`], from an open snapshot.
+pub fn status_from(r: &impl Reader) -> Result<(u64, Vec<MigrationStatus>), StoreError> {
+    let version = current_version(r)?;
+    let mut out = Vec::new();
+    for m in MIGRATIONS {
+        let applied_at =
+            access::get_json::<AppliedRecord>(r, tables::META, &applied_key(m.version))?
+                .map(|a| a.applied_at);
+        out.push(MigrationStatus {
+            version: m.version,
+            name: m.name.to_owned(),
+            applied_at,
+        });
+    }
+    Ok((version, out))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct AppliedRecord {
+    name: String,
+    applied_at: DateTime<Utc>,
+}
+
+fn applied_key(version: u64) -> Vec<u8> {
+    Key::new().str("migration").u64(version).into_bytes()
+}
+
+/// Brings the store up to date; refuses a store from a newer version.
+pub fn run(db: &Database) -> Result<u64, StoreError> {
+    let found = current_version(&db.begin_read()?)?;
+    let supported = latest_version();
+    if found > supported {
+        return Err(StoreError::SchemaTooNew { found, supported });
+    }
+    // Tables added by a newer build of the same schema version are created here too, so
+    // that readers never meet a missing table.
+    let mut tx = db.begin_write()?;
+    tx.set_durability(Durability::Immediate)?;
+    for table in tables::ALL {
+        tx.open_table(*table)?;
+    }
+    tx.commit()?;
+    for m in MIGRATIONS.iter().filter(|m| m.version > found) {
+        let mut tx = db.begin_write()?;
+        tx.set_durability(Durability::Immediate)?;
+        (m.apply)(&tx, m.source)?;
+        access::put_raw(&tx, tables::META, VERSION_KEY, &id_key(m.version))?;
+        access::put_json(
+            &tx,
+            tables::META,
+            &applied_key(m.version),
+            &AppliedRecord {
+                name: m.name.to_owned(),
+                applied_at: Utc::now(),
+            },
+        )?;
+        tx.commit()?;
+        tracing::info!(version = m.version, name = m.name, "applied migration");
+    }
+    Ok(supported)
+}
+
+/// Writes `version` as the store's schema version; for tests of the newer-store refusal.
+pub fn force_version(db: &Database, version: u64) -> Result<(), StoreError> {
+    let mut tx = db.begin_write()?;
+    tx.set_durability(Durability::Immediate)?;
+    access::put_raw(&tx, tables::META, VERSION_KEY, &id_key(version))?;
+    tx.commit()?;
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InitialData {
+    #[allow(dead_code)]
+    description: String,
+    roles: Vec<SeedRole>,
+    services: Vec<SeedService>,
+    priority_matrix: PriorityMatrix,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedRole {
+    name: String,
+    description: String,
+    permissions: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedService {
+    id: u64,
+    name: String,
+    description: String,
+}
+
+fn apply_initial(tx: &WriteTransaction, source: &'static str) -> Result<(), StoreError> {
+    let data: InitialData = toml::from_str(source)
+        .map_err(|e| StoreError::Internal(format!("migration 0001 is malformed: {e}")))?;
+    let now = Utc::now();
+    for seed in data.roles {
+        crate::domain::permission::validate_names(&seed.permissions)
+            .map_err(|e| StoreError::Internal(format!("migration 0001: {e}")))?;
+        let id = access::next_id(tx, tables::ROLES)?;
+        let role = Role {
+            id,
+            name: seed.name,
+            description: seed.description,
+            permissions: seed.permissions,
+            builtin: true,
+            created_at: now,
+            updated_at: now,
+        };
+        access::put_id(
+            tx,
+            tables::ROLES_BY_NAME,
+            role.name.to_lowercase().as_bytes(),
+            id,
+        )?;
+        access::put(tx, &role)?;
+    }
+    for seed in data.services {
+        let service = Service {
+            id: seed.id,
+            name: seed.name,
+            description: seed.description,
+            owner_group_id: None,
+            escalation_policy_id: None,
+            tier: None,
+            chat_channel: None,
+            created_at: now,
+            updated_at: now,
+        };
+        access::bump_sequence(tx, tables::SERVICES, service.id)?;
+        access::put_id(
+            tx,
+            tables::SERVICES_BY_NAME,
+            service.name.to_lowercase().as_bytes(),
+            service.id,
+        )?;
+        access::put(tx, &service)?;
+    }
+    access::put_json(tx, tables::META, PRIORITY_MATRIX_KEY, &data.priority_matrix)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_matches_the_migrations_folder() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .expect("migrations dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let expected: Vec<String> = MIGRATIONS
+            .iter()
+            .map(|m| format!("{:04}_{}.toml", m.version, m.name))
+            .collect();
+        assert_eq!(files, expected);
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(
+                m.version,
+                i as u64 + 1,
+                "versions are 1, 2, ... without gaps"
+            );
+        }
+    }
+
+    #[test]
+    fn initial_data_parses() {
+        let data: InitialData = toml::from_str(MIGRATIONS[0].source).expect("parses");
+        let names: Vec<&str> = data.roles.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["Admin", "Manager", "Engineer", "Viewer"]);
+        assert_eq!(data.priority_matrix, PriorityMatrix::default());
+        assert_eq!(
+            data.services[0].id,
+            crate::domain::service::DEFAULT_SERVICE_ID
+        );
+        for role in &data.roles {
+            crate::domain::permission::validate_names(&role.permissions).expect("valid names");
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! Which table each domain record lives in.
+
+use super::access::Record;
+use super::tables::{self, Table};
+use crate::domain::audit::AuditEntry;
+use crate::domain::event::DomainEvent;
+use crate::domain::identity::{Group, Role, User};
+use crate::domain::incident::Incident;
+use crate::domain::problem::Problem;
+use crate::domain::service::Service;
+
+macro_rules! record {
+    ($t:ty, $table:expr, $id:ident) => {
+        impl Record for $t {
+            const TABLE: Table = $table;
+            fn id(&self) -> u64 {
+                self.$id
+            }
+        }
+    };
+}
+
+record!(User, tables::USERS, id);
+record!(Role, tables::ROLES, id);
+record!(Group, tables::GROUPS, id);
+record!(Service, tables::SERVICES, id);
+record!(AuditEntry, tables::AUDIT, id);
+record!(DomainEvent, tables::EVENTS, seq);
+record!(Incident, tables::INCIDENTS, id);
+record!(Problem, tables::PROBLEMS, id);
+record!(
+    crate::auth::refresh::RefreshFamily,
+    tables::REFRESH_FAMILIES,
+    id
+);

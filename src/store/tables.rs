@@ -1,0 +1,100 @@
+//! Every table the daemon keeps. All map bytes to bytes (see [`super::keys`]), which keeps
+//! backups, migrations and tooling generic.
+
+use redb::TableDefinition;
+
+/// The one table type.
+pub type Table = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+macro_rules! tables {
+    ($( $(#[$doc:meta])* $name:ident = $str:literal; )+) => {
+        $( $(#[$doc])* pub const $name: Table = TableDefinition::new($str); )+
+        /// Every table, so that migrations can create them all up front (a reader then
+        /// never meets a missing table) and backups can copy them.
+        pub const ALL: &[Table] = &[ $( $name, )+ ];
+    };
+}
+
+tables! {
+    /// Daemon-wide values: schema version, id sequences, settings, consumer cursors.
+    META = "meta";
+    /// Named counters (open incidents by status, per service...), i64 big-endian.
+    COUNTERS = "counters";
+
+    /// id -> User.
+    USERS = "users";
+    /// lowercase username -> id.
+    USERS_BY_NAME = "users_by_name";
+    /// lowercase email -> id.
+    USERS_BY_EMAIL = "users_by_email";
+    /// id -> Role.
+    ROLES = "roles";
+    /// lowercase name -> id.
+    ROLES_BY_NAME = "roles_by_name";
+    /// id -> Group.
+    GROUPS = "groups";
+    /// lowercase name -> id.
+    GROUPS_BY_NAME = "groups_by_name";
+    /// (group id, user id) -> ().
+    GROUP_MEMBERS = "group_members";
+    /// id -> Service.
+    SERVICES = "services";
+    /// lowercase name -> id.
+    SERVICES_BY_NAME = "services_by_name";
+    /// family id -> RefreshFamily.
+    REFRESH_FAMILIES = "refresh_families";
+
+    /// id -> AuditEntry.
+    AUDIT = "audit";
+    /// (actor kind, actor id, entry id) -> ().
+    AUDIT_BY_ACTOR = "audit_by_actor";
+    /// (target kind, target id, entry id) -> ().
+    AUDIT_BY_TARGET = "audit_by_target";
+
+    /// seq -> DomainEvent.
+    EVENTS = "events";
+
+    /// id -> Incident.
+    INCIDENTS = "incidents";
+    /// (field code, value, incident id) -> (): one table for every filterable field.
+    INCIDENT_INDEX = "incident_index";
+    /// (token, incident id) -> (): full-text index over title and description.
+    INCIDENT_TEXT = "incident_text";
+    /// (incident id, entry id) -> TimelineEntry.
+    TIMELINE = "timeline";
+    /// (incident id, comment id) -> Comment.
+    COMMENTS = "comments";
+    /// (event time seconds, incident id) -> seconds taken: acknowledgements, for MTTA.
+    ACK_TIMES = "ack_times";
+    /// (event time seconds, incident id) -> seconds taken: resolutions, for MTTR.
+    RESOLVE_TIMES = "resolve_times";
+
+    /// id -> Problem.
+    PROBLEMS = "problems";
+    /// (field code, value, problem id) -> ().
+    PROBLEM_INDEX = "problem_index";
+    /// (token, problem id) -> (): full-text index over the known-error database.
+    KNOWN_ERROR_TEXT = "known_error_text";
+}
+
+/// Field codes, the first component of [`INCIDENT_INDEX`] keys.
+pub mod incident_field {
+    /// Status code (`IncidentStatus::code`).
+    pub const STATUS: u8 = 1;
+    /// Priority rank.
+    pub const PRIORITY: u8 = 2;
+    /// Service id.
+    pub const SERVICE: u8 = 3;
+    /// Assignee user id.
+    pub const ASSIGNEE: u8 = 4;
+    /// Group id.
+    pub const GROUP: u8 = 5;
+}
+
+/// Field codes, the first component of [`PROBLEM_INDEX`] keys.
+pub mod problem_field {
+    /// Status code (`ProblemStatus::code`).
+    pub const STATUS: u8 = 1;
+    /// Service id.
+    pub const SERVICE: u8 = 2;
+}
