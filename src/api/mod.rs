@@ -3,11 +3,14 @@
 
 pub mod audit;
 pub mod auth;
+pub mod dashboard;
 pub mod extract;
 pub mod groups;
 pub mod health;
+pub mod incidents;
 pub mod metrics;
 pub mod problem;
+pub mod problems;
 pub mod roles;
 pub mod services;
 pub mod settings;
@@ -87,6 +90,19 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(services::get, services::update, services::delete))
         .routes(routes!(audit::list))
         .routes(routes!(settings::get_matrix, settings::put_matrix))
+        .routes(routes!(incidents::list, incidents::create))
+        .routes(routes!(incidents::get, incidents::update))
+        .routes(routes!(incidents::transition))
+        .routes(routes!(incidents::assign))
+        .routes(routes!(incidents::comments, incidents::add_comment))
+        .routes(routes!(incidents::timeline))
+        .routes(routes!(problems::list, problems::create))
+        .routes(routes!(problems::get, problems::update))
+        .routes(routes!(problems::known_error))
+        .routes(routes!(problems::link))
+        .routes(routes!(problems::unlink))
+        .routes(routes!(problems::known_errors))
+        .routes(routes!(dashboard::overview))
 }
 
 /// The OpenAPI document of the API.

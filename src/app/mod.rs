@@ -7,10 +7,13 @@
 
 pub mod audit;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod groups;
+pub mod incidents;
 pub mod page;
+pub mod problems;
 pub mod roles;
 pub mod services;
 pub mod settings;

@@ -212,12 +212,10 @@ impl Incident {
             _ => {}
         }
         if from == IncidentStatus::Resolved && to != IncidentStatus::Closed {
+            // Reopened: it is no longer resolved. The first response stays what it was, so
+            // MTTA counts every incident once.
             self.resolved_at = None;
             self.reopen_count += 1;
-            if to == IncidentStatus::New {
-                // Paging starts over: nobody has responded to the new occurrence.
-                self.acknowledged_at = None;
-            }
         }
         self.status = to;
         self.updated_at = at;
@@ -360,7 +358,7 @@ mod tests {
         i.apply_transition(New, at("2026-01-01T02:00:00Z"))
             .expect("reopen");
         assert_eq!(i.resolved_at, None);
-        assert_eq!(i.acknowledged_at, None);
+        assert_eq!(i.time_to_acknowledge(), Some(300), "first response is kept");
         assert_eq!(i.reopen_count, 1);
         i.apply_transition(Resolved, at("2026-01-01T03:00:00Z"))
             .expect("resolve again");

@@ -64,7 +64,7 @@ tables! {
     TIMELINE = "timeline";
     /// (incident id, comment id) -> Comment.
     COMMENTS = "comments";
-    /// (event time seconds, incident id) -> seconds taken: acknowledgements, for MTTA.
+    /// (event time seconds, incident id) -> seconds taken: first responses, for MTTA.
     ACK_TIMES = "ack_times";
     /// (event time seconds, incident id) -> seconds taken: resolutions, for MTTR.
     RESOLVE_TIMES = "resolve_times";
@@ -73,8 +73,9 @@ tables! {
     PROBLEMS = "problems";
     /// (field code, value, problem id) -> ().
     PROBLEM_INDEX = "problem_index";
-    /// (token, problem id) -> (): full-text index over the known-error database.
-    KNOWN_ERROR_TEXT = "known_error_text";
+    /// (token, problem id) -> (): full-text index over problems (title, description, root
+    /// cause, workaround); the known-error search filters it.
+    PROBLEM_TEXT = "problem_text";
 }
 
 /// Field codes, the first component of [`INCIDENT_INDEX`] keys.
@@ -97,4 +98,6 @@ pub mod problem_field {
     pub const STATUS: u8 = 1;
     /// Service id.
     pub const SERVICE: u8 = 2;
+    /// 1 while the problem is in the known-error database.
+    pub const KNOWN_ERROR: u8 = 3;
 }

@@ -1,0 +1,152 @@
+//! `/api/v1/incidents`: ITIL incidents, their comments, timeline and alerts.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+
+use super::ListParams;
+use super::extract::{AppState, Auth, Body, parse_id, perm};
+use super::problem::Problem;
+use crate::app::AppError;
+use crate::app::incidents::query::{IncidentFilter, IncidentParams};
+use crate::app::incidents::{
+    self, Assignment, IncidentPatch, IncidentView, NewComment, NewIncident, TransitionRequest,
+};
+use crate::app::page::{Page, PageRequest};
+use crate::domain::timeline::{Comment, TimelineEntry};
+
+/// Lists incidents, newest first, filtered.
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", security(("bearer" = [])), params(IncidentParams),
+    responses((status = 200, body = inline(Page<IncidentView>)), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn list(
+    State(app): State<AppState>,
+    auth: Auth<perm::IncidentRead>,
+    Query(q): Query<IncidentParams>,
+) -> Result<Json<Page<IncidentView>>, AppError> {
+    let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref())?;
+    let filter = IncidentFilter::parse(&q)?;
+    Ok(Json(incidents::query::list(
+        &app,
+        &auth.actor,
+        &filter,
+        page,
+    )?))
+}
+
+/// Opens an incident; its priority comes from impact x urgency.
+#[utoipa::path(post, path = "/api/v1/incidents", tag = "incidents", security(("bearer" = [])), request_body = NewIncident,
+    responses((status = 201, body = IncidentView), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn create(
+    State(app): State<AppState>,
+    auth: Auth<perm::IncidentWrite>,
+    Body(input): Body<NewIncident>,
+) -> Result<(StatusCode, Json<IncidentView>), AppError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(incidents::create(&app, &auth.actor, input).await?),
+    ))
+}
+
+/// One incident.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents", security(("bearer" = [])), params(("id" = u64, Path)),
+    responses((status = 200, body = IncidentView), (status = 404, body = Problem)))]
+pub async fn get(
+    State(app): State<AppState>,
+    auth: Auth<perm::IncidentRead>,
+    Path(id): Path<String>,
+) -> Result<Json<IncidentView>, AppError> {
+    Ok(Json(incidents::get(&app, &auth.actor, parse_id(&id)?)?))
+}
+
+/// Changes an incident's fields; priority follows impact and urgency.
+#[utoipa::path(patch, path = "/api/v1/incidents/{id}", tag = "incidents", security(("bearer" = [])), params(("id" = u64, Path)), request_body = IncidentPatch,
+    responses((status = 200, body = IncidentView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn update(
+    State(app): State<AppState>,
+    auth: Auth<perm::IncidentWrite>,
+    Path(id): Path<String>,
+    Body(patch): Body<IncidentPatch>,
+) -> Result<Json<IncidentView>, AppError> {
+    Ok(Json(
+        incidents::update(&app, &auth.actor, parse_id(&id)?, patch).await?,
+    ))
+}
+
+/// Moves an incident through its lifecycle; closing and cancelling need `incident:close`.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/transition", tag = "incidents", security(("bearer" = [])), params(("id" = u64, Path)), request_body = TransitionRequest,
+    responses((status = 200, body = IncidentView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn transition(
+    State(app): State<AppState>,
+    auth: Auth<perm::IncidentWrite>,
+    Path(id): Path<String>,
+    Body(req): Body<TransitionRequest>,
+) -> Result<Json<IncidentView>, AppError> {
+    Ok(Json(
+        incidents::transition(&app, &auth.actor, parse_id(&id)?, req).await?,
+    ))
+}
+
+/// Assigns an incident to a person and/or a team.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/assign", tag = "incidents", security(("bearer" = [])), params(("id" = u64, Path)), request_body = Assignment,
+    responses((status = 200, body = IncidentView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn assign(
+    State(app): State<AppState>,
+    auth: Auth<perm::IncidentWrite>,
+    Path(id): Path<String>,
+    Body(req): Body<Assignment>,
+) -> Result<Json<IncidentView>, AppError> {
+    Ok(Json(
+        incidents::assign(&app, &auth.actor, parse_id(&id)?, req).await?,
+    ))
+}
+
+/// Comments, oldest first.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/comments", tag = "incidents", security(("bearer" = [])), params(("id" = u64, Path), ListParams),
+    responses((status = 200, body = inline(Page<Comment>)), (status = 404, body = Problem)))]
+pub async fn comments(
+    State(app): State<AppState>,
+    auth: Auth<perm::IncidentRead>,
+    Path(id): Path<String>,
+    Query(q): Query<ListParams>,
+) -> Result<Json<Page<Comment>>, AppError> {
+    let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref())?;
+    Ok(Json(incidents::comments(
+        &app,
+        &auth.actor,
+        parse_id(&id)?,
+        page,
+    )?))
+}
+
+/// Adds a comment.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/comments", tag = "incidents", security(("bearer" = [])), params(("id" = u64, Path)), request_body = NewComment,
+    responses((status = 201, body = Comment), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn add_comment(
+    State(app): State<AppState>,
+    auth: Auth<perm::IncidentWrite>,
+    Path(id): Path<String>,
+    Body(input): Body<NewComment>,
+) -> Result<(StatusCode, Json<Comment>), AppError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(incidents::comment(&app, &auth.actor, parse_id(&id)?, input).await?),
+    ))
+}
+
+/// The timeline: every change with its actor, oldest first.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/timeline", tag = "incidents", security(("bearer" = [])), params(("id" = u64, Path), ListParams),
+    responses((status = 200, body = inline(Page<TimelineEntry>)), (status = 404, body = Problem)))]
+pub async fn timeline(
+    State(app): State<AppState>,
+    auth: Auth<perm::IncidentRead>,
+    Path(id): Path<String>,
+    Query(q): Query<ListParams>,
+) -> Result<Json<Page<TimelineEntry>>, AppError> {
+    let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref())?;
+    Ok(Json(incidents::timeline_of(
+        &app,
+        &auth.actor,
+        parse_id(&id)?,
+        page,
+    )?))
+}
