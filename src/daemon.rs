@@ -80,12 +80,11 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Running> {
         })
         .await
     });
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(crate::admin::serve_socket(
+    let tasks = vec![tokio::spawn(crate::admin::serve_socket(
         app.clone(),
         crate::admin::socket_path(&app.config.data_dir),
         signal.clone(),
-    )));
+    ))];
     tracing::info!(%addr, data_dir = %app.config.data_dir.display(), "incidentd listening");
     Ok(Running {
         addr,

@@ -21,6 +21,18 @@ pub trait Record: Serialize + DeserializeOwned {
     fn id(&self) -> u64;
 }
 
+/// A visitor over raw entries: return `Break` to stop.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>, StoreError> + 'a;
+
+/// One item of a redb range.
+type RangeItem<'a> = Result<
+    (
+        redb::AccessGuard<'a, &'static [u8]>,
+        redb::AccessGuard<'a, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
+
 /// Direction of a scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {
@@ -43,7 +55,7 @@ pub trait Reader {
         start: Bound<&[u8]>,
         end: Bound<&[u8]>,
         order: Order,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>, StoreError>,
+        visit: &mut Visit<'_>,
     ) -> Result<(), StoreError>;
 
     /// Number of entries in `table`.
@@ -55,14 +67,10 @@ fn scan_table<T: ReadableTable<&'static [u8], &'static [u8]>>(
     start: Bound<&[u8]>,
     end: Bound<&[u8]>,
     order: Order,
-    visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>, StoreError>,
+    visit: &mut Visit<'_>,
 ) -> Result<(), StoreError> {
     let range = t.range::<&[u8]>((start, end))?;
-    let mut step = |item: Result<
-        (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>),
-        redb::StorageError,
-    >|
-     -> Result<ControlFlow<()>, StoreError> {
+    let mut step = |item: RangeItem<'_>| -> Result<ControlFlow<()>, StoreError> {
         let (k, v) = item?;
         visit(k.value(), v.value())
     };
@@ -101,7 +109,7 @@ impl Reader for ReadTransaction {
         start: Bound<&[u8]>,
         end: Bound<&[u8]>,
         order: Order,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>, StoreError>,
+        visit: &mut Visit<'_>,
     ) -> Result<(), StoreError> {
         let t = match self.open_table(table) {
             Ok(t) => t,
@@ -134,7 +142,7 @@ impl Reader for WriteTransaction {
         start: Bound<&[u8]>,
         end: Bound<&[u8]>,
         order: Order,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>, StoreError>,
+        visit: &mut Visit<'_>,
     ) -> Result<(), StoreError> {
         let t = self.open_table(table)?;
         scan_table(&t, start, end, order, visit)
@@ -335,7 +343,7 @@ pub fn scan_prefix(
     prefix: &[u8],
     after: Option<&[u8]>,
     order: Order,
-    visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>, StoreError>,
+    visit: &mut Visit<'_>,
 ) -> Result<(), StoreError> {
     let end = prefix_end(prefix);
     let (start, end) = match (order, after) {

@@ -26,9 +26,11 @@ pub fn install_crypto() {
 
 /// A configuration for a test daemon in `dir`, on a random port.
 pub fn test_config(dir: &Path) -> Config {
-    let mut c = Config::default();
-    c.listen = "127.0.0.1:0".parse().expect("addr");
-    c.data_dir = dir.to_owned();
+    let mut c = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.to_owned(),
+        ..Config::default()
+    };
     c.auth.jwt_secret = Some("test-secret-test-secret-test-secret!".into());
     c.http.shutdown_grace_secs = 2;
     c
