@@ -558,7 +558,18 @@ async fn the_last_admin_cannot_be_removed() {
 async fn user_pagination_walks_everyone_once() {
     let d = TestDaemon::start().await;
     for i in 0..6 {
-        d.user(&format!("pager{i}"), "Viewer").await;
+        Caller::admin(&d)
+            .ok(
+                Method::POST,
+                "/api/v1/users",
+                Some(new_user(&format!("pager{i}"))),
+                201,
+                "user",
+                None,
+                "user.create",
+                &["username"],
+            )
+            .await;
     }
     let all = d.get("/api/v1/users?limit=500", &d.admin).await;
     let all_ids: Vec<u64> = all.body["items"]
@@ -899,7 +910,19 @@ async fn groups_and_members_crud_with_every_error_and_audit() {
         .await;
 
     // Members.
-    let (u, _) = d.user("mia", "Engineer").await;
+    let (u, _) = admin
+        .ok(
+            Method::POST,
+            "/api/v1/users",
+            Some(new_user("mia")),
+            201,
+            "user",
+            None,
+            "user.create",
+            &["username"],
+        )
+        .await;
+    let u = u.id();
     let member = format!("{path}/members/{u}");
     admin
         .ok(
