@@ -334,3 +334,30 @@ async fn a_deactivated_user_loses_tokens_and_cannot_log_in() {
     assert_refused(&d, &token, "token from before the deactivation").await;
     d.login("carol", USER_PASSWORD).await;
 }
+
+#[tokio::test]
+async fn logout_ends_the_refresh_session() {
+    let d = TestDaemon::start().await;
+    let session = login_answer(&d, "admin", ADMIN_PASSWORD).await;
+    let refresh_token = str_field(&session.body, "refresh_token").to_owned();
+    let a = d
+        .call(
+            Method::POST,
+            "/api/v1/auth/logout",
+            None,
+            Some(json!({"refresh_token": refresh_token})),
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
+    refresh(&d, &refresh_token).await.assert_problem(401);
+    // Logging out an unknown session is not an error (and says nothing).
+    let a = d
+        .call(
+            Method::POST,
+            "/api/v1/auth/logout",
+            None,
+            Some(json!({"refresh_token": "rt.999.0.nothing"})),
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
+}
