@@ -1365,3 +1365,50 @@ async fn audit_filters_by_actor_target_and_time() {
             .assert_problem(422);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uniqueness_holds_under_concurrent_creates() {
+    let d = std::sync::Arc::new(TestDaemon::start().await);
+    let mark = newest_audit_id(&d).await;
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let d = d.clone();
+        tasks.push(tokio::spawn(async move {
+            let user = d
+                .post(
+                    "/api/v1/users",
+                    &d.admin,
+                    json!({"username": "same", "email": format!("same{i}@example.com"), "password": USER_PASSWORD}),
+                )
+                .await
+                .status
+                .as_u16();
+            let service = d
+                .post("/api/v1/services", &d.admin, json!({"name": "same"}))
+                .await
+                .status
+                .as_u16();
+            (user, service)
+        }));
+    }
+    let mut users = Vec::new();
+    let mut services = Vec::new();
+    for t in tasks {
+        let (u, s) = t.await.expect("task");
+        users.push(u);
+        services.push(s);
+    }
+    users.sort_unstable();
+    services.sort_unstable();
+    let expected: Vec<u16> = std::iter::once(201)
+        .chain(std::iter::repeat_n(409, 9))
+        .collect();
+    assert_eq!(users, expected);
+    assert_eq!(services, expected);
+    let new: Vec<Value> = all_audit(&d, "")
+        .await
+        .into_iter()
+        .filter(|e| e["id"].as_u64().unwrap_or(0) > mark)
+        .collect();
+    assert_eq!(new.len(), 2, "one entry per successful create: {new:#?}");
+}
