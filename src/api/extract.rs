@@ -178,6 +178,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner();
+            // A data error can surface before the parser reaches a syntax error further on
+            // (`{"a": 1} trailing` misses a field before the garbage is seen): the body is
+            // malformed JSON all the same, and that is a 400, not a 422.
+            let syntax = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).err();
+            if let Some(syntax) = syntax.filter(|e| !e.is_data()) {
+                return Err(Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("malformed JSON: {syntax}"),
+                ));
+            }
             match inner.classify() {
                 serde_json::error::Category::Data => {
                     let message = strip_position(&inner.to_string());
@@ -297,6 +307,13 @@ mod tests {
         );
         let e = parse_json::<Input>(br#"{"title": "x"} trailing"#).expect_err("trailing");
         assert_eq!(e.status, 400);
+        let e = parse_json::<Input>(br#"{"nested": null} trailing"#).expect_err("missing+trailing");
+        assert_eq!(
+            e.status, 400,
+            "malformed JSON wins over a missing field: {e:?}"
+        );
+        let e = parse_json::<Input>(br#"{"title": 5, "#).expect_err("type+eof");
+        assert_eq!(e.status, 400, "{e:?}");
         assert!(parse_json::<Input>(br#"{"title": "x"}"#).is_ok());
     }
 

@@ -256,6 +256,7 @@ pub fn binary() -> &'static str {
 impl Daemon {
     /// Spawns `incidentd serve` on `data_dir` with extra environment, waiting for /healthz.
     pub async fn spawn(data_dir: &Path, env: &[(&str, &str)]) -> Daemon {
+        install_crypto();
         let port = free_port();
         let stderr_path = data_dir.with_extension(format!("stderr.{port}"));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");

@@ -1,0 +1,363 @@
+//! Authentication from the outside: login, failed-login secrecy and throttling, every way an
+//! access token can be bad (expired, tampered, foreign, missing), refresh-token rotation with
+//! reuse detection, and that a password change or a deactivation ends existing sessions.
+mod common;
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use common::{ADMIN_PASSWORD, Answer, TestDaemon, USER_PASSWORD};
+use incidentd::domain::clock::ManualClock;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+async fn login_answer(d: &TestDaemon, username: &str, password: &str) -> Answer {
+    d.call(
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"username": username, "password": password})),
+    )
+    .await
+}
+
+async fn refresh(d: &TestDaemon, token: &str) -> Answer {
+    d.call(
+        Method::POST,
+        "/api/v1/auth/refresh",
+        None,
+        Some(json!({"refresh_token": token})),
+    )
+    .await
+}
+
+/// GET /auth/me with `token`, asserting 401 problem+json with `WWW-Authenticate: Bearer`.
+async fn assert_refused(d: &TestDaemon, token: &str, why: &str) {
+    let a = d.get("/api/v1/auth/me", token).await;
+    a.assert_problem(401);
+    assert_eq!(
+        a.headers
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer"),
+        "{why}: {a:?}"
+    );
+}
+
+fn str_field<'a>(v: &'a Value, k: &str) -> &'a str {
+    v[k].as_str()
+        .unwrap_or_else(|| panic!("no string {k} in {v}"))
+}
+
+#[tokio::test]
+async fn login_with_the_right_password_issues_a_bearer_pair() {
+    let d = TestDaemon::start().await;
+    let a = login_answer(&d, "admin", ADMIN_PASSWORD).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["token_type"], "Bearer");
+    assert_eq!(a.body["expires_in"], 86400);
+    let access = str_field(&a.body, "access_token");
+    let refresh = str_field(&a.body, "refresh_token");
+    assert_eq!(access.split('.').count(), 3, "a JWT: {access}");
+    assert!(!refresh.is_empty() && refresh != access);
+    let me = d.get("/api/v1/auth/me", access).await;
+    assert_eq!(me.status, 200, "{}", me.text);
+    assert_eq!(me.body["username"], "admin");
+    // The username is matched case-insensitively.
+    let a = login_answer(&d, "ADMIN", ADMIN_PASSWORD).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_user_get_the_same_401() {
+    let d = TestDaemon::start().await;
+    let wrong = login_answer(&d, "admin", "not-the-password").await;
+    let unknown = login_answer(&d, "nobody-here", "not-the-password").await;
+    wrong.assert_problem(401);
+    unknown.assert_problem(401);
+    assert_eq!(
+        wrong.text, unknown.text,
+        "the body must not tell which part was wrong"
+    );
+    assert_eq!(wrong.content_type(), unknown.content_type());
+    assert!(wrong.body.get("access_token").is_none());
+}
+
+#[tokio::test]
+async fn five_failures_throttle_the_username_even_for_the_right_password() {
+    let d = TestDaemon::start().await;
+    d.user("alice", "Engineer").await;
+    for i in 0..5 {
+        let a = login_answer(&d, "alice", "wrong-password").await;
+        a.assert_problem(401);
+        assert!(a.headers.get("retry-after").is_none(), "attempt {i}");
+    }
+    let a = login_answer(&d, "alice", USER_PASSWORD).await;
+    a.assert_problem(429);
+    let retry: u64 = a
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("Retry-After in seconds: {a:?}"));
+    assert!((1..=300).contains(&retry), "Retry-After {retry}");
+    assert!(a.body.get("access_token").is_none());
+    // Any case of the name is the same user.
+    login_answer(&d, "ALICE", USER_PASSWORD)
+        .await
+        .assert_problem(429);
+    // Other users (from the same address) are not affected.
+    let a = login_answer(&d, "admin", ADMIN_PASSWORD).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused() {
+    // Tokens are issued at the daemon clock's time (three days ago) and checked against the
+    // wall clock, so everything this daemon issues is long expired.
+    let three_days_ago = Utc::now() - chrono::Duration::days(3);
+    let d = TestDaemon::start_with(|_| {}, Arc::new(ManualClock::new(three_days_ago))).await;
+    assert_refused(&d, &d.admin, "expired login token").await;
+    let a = d.get("/api/v1/users", &d.admin).await;
+    a.assert_problem(401);
+    assert!(
+        a.body["detail"].as_str().unwrap_or("").contains("expired"),
+        "{}",
+        a.text
+    );
+    let old = d
+        .app
+        .tokens
+        .issue(1, 0, three_days_ago.timestamp(), 3600)
+        .expect("issue");
+    assert_refused(&d, &old, "expired issued token").await;
+    // Control: the same claims issued now are accepted, so expiry is what was refused.
+    let fresh = d
+        .app
+        .tokens
+        .issue(1, 0, Utc::now().timestamp(), 3600)
+        .expect("issue");
+    let me = d.get("/api/v1/auth/me", &fresh).await;
+    assert_eq!(me.status, 200, "{}", me.text);
+}
+
+#[tokio::test]
+async fn a_tampered_token_is_refused() {
+    let d = TestDaemon::start().await;
+    let (_, viewer) = d.user("vera", "Viewer").await;
+    assert_eq!(d.get("/api/v1/auth/me", &viewer).await.status, 200);
+
+    // Flip one character in the middle of the payload.
+    let parts: Vec<&str> = viewer.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    let mut payload: Vec<char> = parts[1].chars().collect();
+    let mid = payload.len() / 2;
+    payload[mid] = if payload[mid] == 'A' { 'B' } else { 'A' };
+    let flipped = format!(
+        "{}.{}.{}",
+        parts[0],
+        payload.into_iter().collect::<String>(),
+        parts[2]
+    );
+    assert_ne!(flipped, viewer);
+    assert_refused(&d, &flipped, "flipped payload").await;
+
+    // Graft the admin's payload onto the viewer's signature: a privilege escalation attempt.
+    let admin_parts: Vec<&str> = d.admin.split('.').collect();
+    let grafted = format!("{}.{}.{}", parts[0], admin_parts[1], parts[2]);
+    assert_refused(&d, &grafted, "grafted payload").await;
+
+    // A flipped signature.
+    let mut sig: Vec<char> = parts[2].chars().collect();
+    sig[0] = if sig[0] == 'A' { 'B' } else { 'A' };
+    let bad_sig = format!(
+        "{}.{}.{}",
+        parts[0],
+        parts[1],
+        sig.into_iter().collect::<String>()
+    );
+    assert_refused(&d, &bad_sig, "flipped signature").await;
+    assert_refused(&d, "garbage", "not a JWT").await;
+}
+
+#[tokio::test]
+async fn a_token_signed_with_another_secret_is_refused() {
+    let d = TestDaemon::start().await;
+    let foreign = incidentd::auth::jwt::TokenKeys::new(b"another-secret-another-secret-xx")
+        .issue(1, 0, Utc::now().timestamp(), 3600)
+        .expect("issue");
+    assert_refused(&d, &foreign, "foreign secret").await;
+    // Control: our own keys with the same claims work.
+    let ours = d
+        .app
+        .tokens
+        .issue(1, 0, Utc::now().timestamp(), 3600)
+        .expect("issue");
+    assert_eq!(d.get("/api/v1/auth/me", &ours).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_missing_or_malformed_header_is_401_with_www_authenticate() {
+    let d = TestDaemon::start().await;
+    let a = d.call(Method::GET, "/api/v1/auth/me", None, None).await;
+    a.assert_problem(401);
+    assert_eq!(
+        a.headers
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer"),
+        "{a:?}"
+    );
+    // Basic credentials are not a bearer token.
+    let res = d
+        .http
+        .get(d.url("/api/v1/auth/me"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("request");
+    let a = common::into_answer(res).await;
+    a.assert_problem(401);
+    assert!(a.headers.get("www-authenticate").is_some());
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_reuse_revokes_the_family() {
+    let d = TestDaemon::start().await;
+    let first = login_answer(&d, "admin", ADMIN_PASSWORD).await;
+    assert_eq!(first.status, 200);
+    let old_refresh = str_field(&first.body, "refresh_token").to_owned();
+
+    let second = refresh(&d, &old_refresh).await;
+    assert_eq!(second.status, 200, "{}", second.text);
+    assert_eq!(second.body["token_type"], "Bearer");
+    assert_eq!(second.body["expires_in"], 86400);
+    let new_refresh = str_field(&second.body, "refresh_token").to_owned();
+    let new_access = str_field(&second.body, "access_token").to_owned();
+    assert_ne!(new_refresh, old_refresh, "the refresh token rotates");
+    assert_eq!(d.get("/api/v1/auth/me", &new_access).await.status, 200);
+
+    // The old refresh token no longer works; presenting it is reuse and revokes the family...
+    refresh(&d, &old_refresh).await.assert_problem(401);
+    // ...so the new one, never used, fails too.
+    refresh(&d, &new_refresh).await.assert_problem(401);
+
+    // Other sessions are unaffected.
+    let other = login_answer(&d, "admin", ADMIN_PASSWORD).await;
+    let r = refresh(&d, str_field(&other.body, "refresh_token")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Garbage is 401, not 400 or 500.
+    refresh(&d, "rt.1.0.nothex").await.assert_problem(401);
+    refresh(&d, "nonsense").await.assert_problem(401);
+}
+
+#[tokio::test]
+async fn a_password_change_ends_old_sessions() {
+    let d = TestDaemon::start().await;
+    let (_, _) = d.user("bob", "Engineer").await;
+    let session = login_answer(&d, "bob", USER_PASSWORD).await;
+    let old_access = str_field(&session.body, "access_token").to_owned();
+    let old_refresh = str_field(&session.body, "refresh_token").to_owned();
+    assert_eq!(d.get("/api/v1/auth/me", &old_access).await.status, 200);
+
+    // A wrong current password changes nothing.
+    let a = d
+        .post(
+            "/api/v1/auth/password",
+            &old_access,
+            json!({"current_password": "not-it-at-all", "new_password": "a-brand-new-password"}),
+        )
+        .await;
+    a.assert_problem(422);
+    assert!(
+        a.body["errors"]["current_password"].is_array(),
+        "{}",
+        a.text
+    );
+    assert_eq!(d.get("/api/v1/auth/me", &old_access).await.status, 200);
+
+    let a = d
+        .post(
+            "/api/v1/auth/password",
+            &old_access,
+            json!({"current_password": USER_PASSWORD, "new_password": "a-brand-new-password"}),
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
+
+    assert_refused(&d, &old_access, "access token from before the change").await;
+    refresh(&d, &old_refresh).await.assert_problem(401);
+    login_answer(&d, "bob", USER_PASSWORD)
+        .await
+        .assert_problem(401);
+    let fresh = d.login("bob", "a-brand-new-password").await;
+    let me = d.get("/api/v1/auth/me", &fresh).await;
+    assert_eq!(me.status, 200, "{}", me.text);
+    assert_eq!(me.body["username"], "bob");
+}
+
+#[tokio::test]
+async fn a_deactivated_user_loses_tokens_and_cannot_log_in() {
+    let d = TestDaemon::start().await;
+    let (id, token) = d.user("carol", "Engineer").await;
+    let session = login_answer(&d, "carol", USER_PASSWORD).await;
+    let refresh_token = str_field(&session.body, "refresh_token").to_owned();
+    assert_eq!(d.get("/api/v1/auth/me", &token).await.status, 200);
+
+    let a = d
+        .patch(
+            &format!("/api/v1/users/{id}"),
+            &d.admin,
+            json!({"active": false}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["active"], false);
+
+    assert_refused(&d, &token, "token of a deactivated user").await;
+    refresh(&d, &refresh_token).await.assert_problem(401);
+    let refused = login_answer(&d, "carol", USER_PASSWORD).await;
+    refused.assert_problem(401);
+    // Same answer as a wrong password: nothing tells that the account exists.
+    let wrong = login_answer(&d, "nobody-at-all", "whatever-password").await;
+    assert_eq!(refused.text, wrong.text);
+
+    // Reactivated, the user can log in again (old tokens stay dead).
+    let a = d
+        .patch(
+            &format!("/api/v1/users/{id}"),
+            &d.admin,
+            json!({"active": true}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_refused(&d, &token, "token from before the deactivation").await;
+    d.login("carol", USER_PASSWORD).await;
+}
+
+#[tokio::test]
+async fn logout_ends_the_refresh_session() {
+    let d = TestDaemon::start().await;
+    let session = login_answer(&d, "admin", ADMIN_PASSWORD).await;
+    let refresh_token = str_field(&session.body, "refresh_token").to_owned();
+    let a = d
+        .call(
+            Method::POST,
+            "/api/v1/auth/logout",
+            None,
+            Some(json!({"refresh_token": refresh_token})),
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
+    refresh(&d, &refresh_token).await.assert_problem(401);
+    // Logging out an unknown session is not an error (and says nothing).
+    let a = d
+        .call(
+            Method::POST,
+            "/api/v1/auth/logout",
+            None,
+            Some(json!({"refresh_token": "rt.999.0.nothing"})),
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
+}
