@@ -12,6 +12,7 @@ pub mod auth;
 pub mod config;
 pub mod daemon;
 pub mod domain;
+pub mod ingest;
 pub mod store;
 pub mod telemetry;
 

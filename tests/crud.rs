@@ -498,27 +498,46 @@ async fn the_last_admin_cannot_be_removed() {
         token: d.login("ursula", USER_PASSWORD).await,
         name: "ursula",
     };
+    // Holding user:write is not enough to act on, grant or revoke more than you hold.
+    for (method, body) in [
+        (Method::DELETE, None),
+        (Method::PATCH, Some(json!({"active": false}))),
+        (Method::PATCH, Some(json!({"roles": ["Viewer"]}))),
+    ] {
+        let a = ursula.err(method, "/api/v1/users/1", body, 403).await;
+        assert!(
+            a.body["detail"].as_str().unwrap_or("").contains("Admin"),
+            "{}",
+            a.text
+        );
+    }
     let a = ursula
-        .err(Method::DELETE, "/api/v1/users/1", None, 409)
+        .err(
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"username": "root2", "email": "root2@example.com", "password": USER_PASSWORD, "roles": ["Admin"]})),
+            403,
+        )
         .await;
     assert!(
-        a.body["detail"].as_str().unwrap_or("").contains("Admin"),
+        a.body["detail"].as_str().unwrap_or("").contains("'Admin'"),
         "{}",
         a.text
     );
-    ursula
-        .err(
-            Method::PATCH,
-            "/api/v1/users/1",
-            Some(json!({"active": false})),
-            409,
-        )
-        .await;
-    ursula
+    // The last Admin cannot demote or deactivate itself.
+    admin
         .err(
             Method::PATCH,
             "/api/v1/users/1",
             Some(json!({"roles": ["Viewer"]})),
+            409,
+        )
+        .await;
+    admin
+        .err(
+            Method::PATCH,
+            "/api/v1/users/1",
+            Some(json!({"active": false})),
             409,
         )
         .await;
@@ -527,7 +546,7 @@ async fn the_last_admin_cannot_be_removed() {
         json!(["Admin"])
     );
     // With a second admin, either may go.
-    let (a, _) = ursula
+    let (a, _) = admin
         .ok(
             Method::POST,
             "/api/v1/users",
@@ -540,7 +559,7 @@ async fn the_last_admin_cannot_be_removed() {
         )
         .await;
     let root2 = a.id();
-    ursula
+    admin
         .ok(
             Method::DELETE,
             &format!("/api/v1/users/{root2}"),

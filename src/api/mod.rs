@@ -1,19 +1,24 @@
 //! The REST API (axum): router, middleware, problem+json errors, the auth extractor, one
 //! file per resource, and the OpenAPI document generated from the handlers.
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod dashboard;
 pub mod extract;
 pub mod groups;
 pub mod health;
+pub mod hooks;
 pub mod incidents;
+pub mod integrations;
 pub mod metrics;
 pub mod problem;
 pub mod problems;
 pub mod roles;
+pub mod routing_rules;
 pub mod services;
 pub mod settings;
+pub mod silences;
 pub mod users;
 
 use std::sync::Arc;
@@ -103,21 +108,55 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(problems::unlink))
         .routes(routes!(problems::known_errors))
         .routes(routes!(dashboard::overview))
+        .routes(routes!(alerts::list))
+        .routes(routes!(alerts::get))
+        .routes(routes!(alerts::of_incident))
+        .routes(routes!(integrations::list, integrations::create))
+        .routes(routes!(
+            integrations::get,
+            integrations::update,
+            integrations::delete
+        ))
+        .routes(routes!(integrations::rotate))
+        .routes(routes!(silences::list, silences::create))
+        .routes(routes!(silences::get, silences::update, silences::delete))
+        .routes(routes!(silences::expire))
+        .routes(routes!(routing_rules::list, routing_rules::create))
+        .routes(routes!(
+            routing_rules::get,
+            routing_rules::update,
+            routing_rules::delete
+        ))
+}
+
+/// The alert webhooks, with their own body limit.
+fn hook_routes(limit: usize) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(hooks::alertmanager))
+        .routes(routes!(hooks::alertmanager_bearer))
+        .routes(routes!(hooks::grafana))
+        .routes(routes!(hooks::grafana_bearer))
+        .routes(routes!(hooks::generic))
+        .routes(routes!(hooks::generic_bearer))
+        .routes(routes!(hooks::enqueue))
+        .layer(DefaultBodyLimit::max(limit))
 }
 
 /// The OpenAPI document of the API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().into_openapi()
+    routes().merge(hook_routes(0)).into_openapi()
 }
 
 /// The whole HTTP application.
 pub fn router(app: Arc<App>) -> Router {
     metrics::install();
-    let (api, doc) = routes().split_for_parts();
+    let (api, doc) = routes()
+        .merge(hook_routes(app.config.http.hook_body_limit_bytes))
+        .split_for_parts();
     let doc = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
     let timeout = Duration::from_secs(app.config.http.request_timeout_secs);
     let body_limit = app.config.http.body_limit_bytes;
-    api.route(
+    api.layer(DefaultBodyLimit::max(body_limit)).route(
         "/api/v1/openapi.json",
         axum::routing::get(move || {
             let doc = doc.clone();
@@ -126,7 +165,6 @@ pub fn router(app: Arc<App>) -> Router {
     )
     .fallback(problem::not_found)
     .layer(axum::middleware::from_fn(metrics::track))
-    .layer(DefaultBodyLimit::max(body_limit))
     .layer(axum::middleware::map_response(problem::ensure_problem_json))
     .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
     .layer(CatchPanicLayer::new())

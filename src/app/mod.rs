@@ -5,6 +5,7 @@
 //! domain rules, and writes the change together with its audit entry, timeline entry and
 //! domain events in one durable transaction.
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod dashboard;
@@ -12,11 +13,14 @@ pub mod error;
 pub mod events;
 pub mod groups;
 pub mod incidents;
+pub mod integrations;
 pub mod page;
 pub mod problems;
 pub mod roles;
+pub mod routing;
 pub mod services;
 pub mod settings;
+pub mod silences;
 pub mod users;
 
 use std::sync::Arc;

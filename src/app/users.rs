@@ -150,6 +150,30 @@ pub fn permissions(
     Ok(set)
 }
 
+/// Refuses (403) unless `granter` holds every permission of the roles `role_ids`: nobody
+/// may grant, revoke or act on privileges they do not have themselves.
+fn check_privileges(
+    r: &impl Reader,
+    granter: &PermissionSet,
+    role_ids: &[u64],
+    what: &str,
+) -> AppResult<()> {
+    for id in role_ids {
+        let Some(role) = access::get::<Role>(r, *id)? else {
+            continue;
+        };
+        let mut needed = PermissionSet::none();
+        needed.grant_names(role.permissions.iter().map(String::as_str));
+        if !granter.covers(&needed) {
+            return Err(AppError::Refused(format!(
+                "you cannot {what} role '{}': it allows more than you may do",
+                role.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The actor for an authenticated user, or 401 if the user is gone, inactive, or the
 /// token predates a password change.
 pub fn actor_for(r: &impl Reader, user_id: u64, token_version: u64) -> AppResult<Actor> {
@@ -277,9 +301,10 @@ pub async fn create(app: &App, actor: &Actor, input: NewUser) -> AppResult<UserV
     let hash = hash_password(input.password.clone()).await?;
     let now = app.clock.now();
     let who = actor.reference.clone();
+    let granter = actor.permissions.clone();
     app.store
         .write(move |tx| {
-            let user = insert_user(tx, &input, &hash, now)?;
+            let user = insert_user(tx, &granter, &input, &hash, now)?;
             let shown = serde_json::json!({"username": user.username, "email": user.email, "roles": input.roles, "group_ids": user.group_ids, "real_name": user.real_name, "department": user.department});
             super::audit::record(tx, now, &who, "user.create", ("user", user.id), format!("created user {}", user.username), audit::created(&shown))?;
             Ok(view(tx, &user)?)
@@ -290,6 +315,7 @@ pub async fn create(app: &App, actor: &Actor, input: NewUser) -> AppResult<UserV
 /// Inserts a validated user inside `tx`: uniqueness, roles, groups, indexes.
 pub(crate) fn insert_user(
     tx: &WriteTransaction,
+    granter: &PermissionSet,
     input: &NewUser,
     hash: &str,
     now: chrono::DateTime<chrono::Utc>,
@@ -322,6 +348,7 @@ pub(crate) fn insert_user(
     let role_ids = resolve_roles(tx, &input.roles, &mut e)?;
     let group_ids = check_groups(tx, &input.group_ids, &mut e)?;
     e.into_result()?;
+    check_privileges(tx, granter, &role_ids, "grant")?;
     let id = access::next_id(tx, tables::USERS)?;
     let user = User {
         id,
@@ -396,10 +423,12 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: UserPatch) -> AppR
     let now = app.clock.now();
     let who = actor.reference.clone();
     let self_id = actor.user_id;
+    let granter = actor.permissions.clone();
     app.store
         .write(move |tx| {
             let before =
                 access::get::<User>(tx, id)?.ok_or_else(|| AppError::not_found("user", id))?;
+            check_privileges(tx, &granter, &before.role_ids, "act on a user with")?;
             let before_view = view(tx, &before)?;
             let mut user = before.clone();
             let mut e = FieldErrors::new();
@@ -429,6 +458,7 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: UserPatch) -> AppR
             }
             if let Some(roles) = &patch.roles {
                 user.role_ids = resolve_roles(tx, roles, &mut e)?;
+                check_privileges(tx, &granter, &user.role_ids, "grant")?;
             }
             if let Some(groups) = &patch.group_ids {
                 user.group_ids = check_groups(tx, groups, &mut e)?;
@@ -506,6 +536,7 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
     let now = app.clock.now();
     let who = actor.reference.clone();
     let self_id = actor.user_id;
+    let granter = actor.permissions.clone();
     app.store
         .write(move |tx| {
             let user =
@@ -513,6 +544,7 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
             if Some(id) == self_id {
                 return Err(AppError::Conflict("you cannot delete yourself".into()));
             }
+            check_privileges(tx, &granter, &user.role_ids, "act on a user with")?;
             if is_active_admin(tx, &user)? && active_admins(tx, Some(id))? == 0 {
                 return Err(AppError::Conflict(
                     "this is the last active Admin; make another user Admin first".into(),
@@ -556,12 +588,21 @@ pub enum AdminBootstrap {
     CreatedWithGeneratedPassword(String),
 }
 
-/// On an empty store, creates `admin` with role Admin and the given (or a generated)
-/// password. A store with any user is left alone, so a restart with another password does
-/// not change the stored admin.
+/// When no active Admin exists (a new store, or one where `user add` made only other
+/// users), creates `admin` with role Admin and the given (or a generated) password. A store
+/// with an Admin is left alone, so a restart with another password changes nothing.
 pub async fn ensure_admin(app: &App, given_password: Option<String>) -> AppResult<AdminBootstrap> {
-    if app.store.read()?.len(tables::USERS)? > 0 {
-        return Ok(AdminBootstrap::Existing);
+    {
+        let r = app.store.read()?;
+        if active_admins(&r, None)? > 0 {
+            return Ok(AdminBootstrap::Existing);
+        }
+        if find_by_username(&r, "admin")?.is_some() {
+            tracing::warn!(
+                "no active Admin exists and the username 'admin' is taken; create an Admin with `incidentd user add NAME --role Admin`"
+            );
+            return Ok(AdminBootstrap::Existing);
+        }
     }
     let (password, generated) = match given_password {
         Some(p) => {
@@ -585,10 +626,10 @@ pub async fn ensure_admin(app: &App, given_password: Option<String>) -> AppResul
     let created = app
         .store
         .write(move |tx| {
-            if tx.len(tables::USERS)? > 0 {
+            if active_admins(tx, None)? > 0 {
                 return Ok(false);
             }
-            let user = insert_user(tx, &input, &hash, now)?;
+            let user = insert_user(tx, &PermissionSet::all(), &input, &hash, now)?;
             super::audit::record(
                 tx,
                 now,

@@ -168,6 +168,15 @@ pub struct Incident {
     /// Alerts attached by ingestion.
     #[serde(default)]
     pub alert_count: u64,
+    /// Of those, how many are firing; when it drops to 0 the incident may auto-resolve.
+    #[serde(default)]
+    pub firing_alerts: u64,
+    /// The integration whose alerts opened it.
+    #[serde(default)]
+    pub integration_id: Option<u64>,
+    /// Who is paged for it.
+    #[serde(default)]
+    pub escalation_policy_id: Option<u64>,
     /// Who opened it.
     pub created_by: ActorRef,
     /// Opened.
@@ -329,6 +338,9 @@ mod tests {
             group_id: None,
             problem_ids: vec![],
             alert_count: 0,
+            firing_alerts: 0,
+            integration_id: None,
+            escalation_policy_id: None,
             created_by: ActorRef {
                 kind: ActorKind::System,
                 id: 0,

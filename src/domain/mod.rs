@@ -5,15 +5,19 @@
 //! playbooks) through `app`.
 
 pub mod actor;
+pub mod alert;
 pub mod audit;
 pub mod clock;
 pub mod event;
 pub mod identity;
 pub mod incident;
+pub mod integration;
+pub mod matcher;
 pub mod permission;
 pub mod priority;
 pub mod problem;
 pub mod service;
+pub mod silence;
 pub mod text;
 pub mod timeline;
 pub mod transition;

@@ -148,6 +148,17 @@ impl PermissionSet {
         self.all || self.granted.contains(&p)
     }
 
+    /// Whether this is the wildcard (everything, including permissions added later).
+    pub fn is_all(&self) -> bool {
+        self.all
+    }
+
+    /// Whether everything `other` allows, this allows too. The wildcard is covered only by
+    /// the wildcard: it also grants what later versions add.
+    pub fn covers(&self, other: &PermissionSet) -> bool {
+        self.all || (!other.all && other.granted.iter().all(|p| self.granted.contains(p)))
+    }
+
     /// The allowed permissions, expanded.
     pub fn list(&self) -> Vec<Permission> {
         if self.all {
@@ -201,5 +212,23 @@ mod tests {
         set.grant_names(["*"]);
         assert!(Permission::ALL.iter().all(|p| set.allows(*p)));
         assert_eq!(set.list().len(), Permission::ALL.len());
+    }
+
+    #[test]
+    fn covering() {
+        let mut small = PermissionSet::none();
+        small.grant_names(["incident:read"]);
+        let mut big = PermissionSet::none();
+        big.grant_names(["incident:read", "incident:write"]);
+        assert!(big.covers(&small));
+        assert!(!small.covers(&big));
+        let mut every = PermissionSet::none();
+        every.grant_names(Permission::ALL.iter().map(|p| p.as_str()));
+        assert!(
+            !every.covers(&PermissionSet::all()),
+            "only the wildcard covers the wildcard"
+        );
+        assert!(PermissionSet::all().covers(&every));
+        assert!(PermissionSet::all().covers(&PermissionSet::all()));
     }
 }

@@ -33,3 +33,15 @@ record!(
     tables::REFRESH_FAMILIES,
     id
 );
+record!(
+    crate::domain::integration::Integration,
+    tables::INTEGRATIONS,
+    id
+);
+record!(crate::domain::alert::Alert, tables::ALERTS, id);
+record!(crate::domain::silence::Silence, tables::SILENCES, id);
+record!(
+    crate::domain::silence::RoutingRule,
+    tables::ROUTING_RULES,
+    id
+);

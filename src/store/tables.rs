@@ -69,6 +69,25 @@ tables! {
     /// (event time seconds, incident id) -> seconds taken: resolutions, for MTTR.
     RESOLVE_TIMES = "resolve_times";
 
+    /// id -> Integration.
+    INTEGRATIONS = "integrations";
+    /// SHA-256 (hex) of the token -> integration id.
+    INTEGRATIONS_BY_TOKEN = "integrations_by_token";
+    /// id -> Alert.
+    ALERTS = "alerts";
+    /// (integration id, fingerprint) -> id of the alert's latest record.
+    ALERTS_BY_FINGERPRINT = "alerts_by_fingerprint";
+    /// (field code, value, alert id) -> ().
+    ALERT_INDEX = "alert_index";
+    /// (integration id, group key) -> id of the incident the group last opened.
+    ALERT_GROUPS = "alert_groups";
+    /// id -> Silence.
+    SILENCES = "silences";
+    /// (ends at seconds, silence id) -> (): finds the silences that can still be active.
+    SILENCES_BY_END = "silences_by_end";
+    /// id -> RoutingRule.
+    ROUTING_RULES = "routing_rules";
+
     /// id -> Problem.
     PROBLEMS = "problems";
     /// (field code, value, problem id) -> ().
@@ -90,6 +109,16 @@ pub mod incident_field {
     pub const ASSIGNEE: u8 = 4;
     /// Group id.
     pub const GROUP: u8 = 5;
+}
+
+/// Field codes, the first component of [`ALERT_INDEX`] keys.
+pub mod alert_field {
+    /// Incident id.
+    pub const INCIDENT: u8 = 1;
+    /// State code (`AlertState::code`).
+    pub const STATE: u8 = 2;
+    /// Integration id.
+    pub const INTEGRATION: u8 = 3;
 }
 
 /// Field codes, the first component of [`PROBLEM_INDEX`] keys.

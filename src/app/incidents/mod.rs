@@ -144,6 +144,8 @@ pub(crate) struct Opening {
     pub service_id: u64,
     pub assignee_id: Option<u64>,
     pub group_id: Option<u64>,
+    pub integration_id: Option<u64>,
+    pub escalation_policy_id: Option<u64>,
 }
 
 /// Checks that referenced service, user and group exist.
@@ -245,6 +247,8 @@ pub(crate) fn open_in_tx(
     check_refs(tx, &mut e, Some(o.service_id), o.assignee_id, o.group_id)?;
     e.into_result()?;
     let matrix = super::settings::priority_matrix(tx)?;
+    let service_policy =
+        access::get::<Service>(tx, o.service_id)?.and_then(|s| s.escalation_policy_id);
     let id = access::next_id(tx, tables::INCIDENTS)?;
     let incident = Incident {
         id,
@@ -259,6 +263,9 @@ pub(crate) fn open_in_tx(
         group_id: o.group_id,
         problem_ids: vec![],
         alert_count: 0,
+        firing_alerts: 0,
+        integration_id: o.integration_id,
+        escalation_policy_id: o.escalation_policy_id.or(service_policy),
         created_by: actor.clone(),
         created_at: now,
         updated_at: now,
@@ -325,6 +332,8 @@ pub async fn create(app: &App, actor: &Actor, input: NewIncident) -> AppResult<I
         service_id: input.service_id.unwrap_or(DEFAULT_SERVICE_ID),
         assignee_id: input.assignee_id,
         group_id: input.group_id,
+        integration_id: None,
+        escalation_policy_id: None,
     };
     let now = app.clock.now();
     let who = actor.reference.clone();

@@ -1,0 +1,172 @@
+//! Inbound alert webhooks: `/hooks/{alertmanager,grafana,generic}[/{token}]` and the
+//! PagerDuty Events API v2 compatible `/v2/enqueue`.
+//!
+//! A 2xx means every alert of the request is durably stored. When the write queue is full
+//! the answer is 503 with `Retry-After`, never 429: Alertmanager retries only 5xx.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::extract::{AppState, RawBody};
+use super::problem::Problem;
+use crate::app::alerts::{self, IngestSummary};
+use crate::app::{AppError, FieldErrors, integrations};
+use crate::domain::integration::IntegrationKind;
+use crate::ingest::{self, IngestError};
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+impl From<IngestError> for AppError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Malformed(m) => AppError::BadRequest(format!("malformed JSON: {m}")),
+            IngestError::Invalid { field, reason } => FieldErrors::single(field, reason),
+        }
+    }
+}
+
+async fn receive(
+    app: &AppState,
+    kind: IntegrationKind,
+    token: Option<String>,
+    body: &[u8],
+) -> Result<Json<IngestSummary>, AppError> {
+    let token = token.ok_or_else(|| AppError::not_found("integration", "without a token"))?;
+    let integration = integrations::by_token(app, kind, &token)?;
+    let batch = ingest::parse(kind, body, &integration.settings)?;
+    metrics::counter!("incidentd_alerts_received_total", "kind" => kind.as_str())
+        .increment(batch.alerts.len() as u64);
+    Ok(Json(alerts::ingest(app, integration, batch).await?))
+}
+
+macro_rules! hook {
+    ($with_token:ident, $with_header:ident, $kind:expr, $path:literal, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = concat!($path, "/{token}"), tag = "hooks", params(("token" = String, Path, description = "The integration token")),
+            request_body(content = Object, description = "The sender's payload"),
+            responses((status = 200, body = IngestSummary), (status = 400, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+        pub async fn $with_token(State(app): State<AppState>, Path(token): Path<String>, RawBody(body): RawBody) -> Result<Json<IngestSummary>, AppError> {
+            receive(&app, $kind, Some(token), &body).await
+        }
+
+        #[doc = $doc]
+        #[doc = " The token comes as `Authorization: Bearer <token>`."]
+        #[utoipa::path(post, path = $path, tag = "hooks", security(("bearer" = [])),
+            request_body(content = Object, description = "The sender's payload"),
+            responses((status = 200, body = IngestSummary), (status = 400, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+        pub async fn $with_header(State(app): State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Json<IngestSummary>, AppError> {
+            receive(&app, $kind, bearer(&headers), &body).await
+        }
+    };
+}
+
+hook!(
+    alertmanager,
+    alertmanager_bearer,
+    IntegrationKind::Alertmanager,
+    "/hooks/alertmanager",
+    "Prometheus Alertmanager webhook (v4)."
+);
+hook!(
+    grafana,
+    grafana_bearer,
+    IntegrationKind::Grafana,
+    "/hooks/grafana",
+    "Grafana unified alerting webhook."
+);
+hook!(
+    generic,
+    generic_bearer,
+    IntegrationKind::Generic,
+    "/hooks/generic",
+    "Generic JSON, mapped by the integration's JSON pointers."
+);
+
+/// PagerDuty's answer shape.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnqueueAnswer {
+    /// `success` or `invalid event`.
+    pub status: String,
+    /// For people.
+    pub message: String,
+    /// The event's dedup key (on success).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dedup_key: Option<String>,
+    /// What is wrong (on 400).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<String>>,
+}
+
+fn pd_error(status: StatusCode, message: &str, errors: Vec<String>) -> Response {
+    let mut res = (
+        status,
+        Json(EnqueueAnswer {
+            status: "invalid event".into(),
+            message: message.into(),
+            dedup_key: None,
+            errors: Some(errors),
+        }),
+    )
+        .into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    res
+}
+
+/// PagerDuty Events API v2: trigger, acknowledge, resolve. The routing key is an
+/// integration token of kind `pagerduty` (in the body, or as a bearer token).
+#[utoipa::path(post, path = "/v2/enqueue", tag = "hooks",
+    request_body(content = Object, description = "A PagerDuty Events API v2 event"),
+    responses((status = 202, body = EnqueueAnswer), (status = 400, body = EnqueueAnswer), (status = 404, body = EnqueueAnswer), (status = 413, body = Problem), (status = 503, body = EnqueueAnswer)))]
+pub async fn enqueue(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Response {
+    let event = match ingest::pagerduty::parse_event(&body) {
+        Ok(e) => e,
+        Err(errors) => return pd_error(StatusCode::BAD_REQUEST, "Event object is invalid", errors),
+    };
+    let Some(key) = event
+        .routing_key
+        .clone()
+        .filter(|k| !k.is_empty())
+        .or_else(|| bearer(&headers))
+    else {
+        return pd_error(
+            StatusCode::BAD_REQUEST,
+            "Event object is invalid",
+            vec!["'routing_key' is missing or blank".into()],
+        );
+    };
+    let integration = match integrations::by_token(&app, IntegrationKind::Pagerduty, &key) {
+        Ok(i) => i,
+        Err(AppError::NotFound { .. }) => {
+            return pd_error(
+                StatusCode::NOT_FOUND,
+                "Unknown routing key",
+                vec!["no integration has this routing key".into()],
+            );
+        }
+        Err(e) => return e.into_response(),
+    };
+    metrics::counter!("incidentd_alerts_received_total", "kind" => "pagerduty").increment(1);
+    match alerts::ingest(&app, integration, event.batch).await {
+        Ok(_) => (StatusCode::ACCEPTED, Json(json!({"status": "success", "message": "Event processed", "dedup_key": event.dedup_key}))).into_response(),
+        Err(AppError::Busy) => pd_error(StatusCode::SERVICE_UNAVAILABLE, "Busy; retry", vec!["the daemon is shedding load".into()]),
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,642 @@
+//! Alert ingestion and the alert list.
+//!
+//! One request's alerts go through silences, routing, dedup and grouping into incidents in
+//! ONE write transaction, which the webhook's 2xx waits for (group commit shares it with
+//! other requests). Processing is idempotent: the same payload delivered again finds every
+//! alert by fingerprint and only refreshes it.
+//!
+//! For each alert, by what the store already knows of its fingerprint:
+//! - firing, on an open incident: deduplicated (last seen, count, annotations);
+//! - firing, on an incident resolved within the reopen window: the incident reopens;
+//! - firing, matched by an active silence: stored as silenced, opens nothing;
+//! - firing, otherwise: joins the open incident of its group, or opens one;
+//! - resolved: the alert resolves; an incident whose alerts have all resolved resolves
+//!   (per integration, on by default). An alert is never resolved by its absence from a
+//!   payload (Alertmanager's `truncatedAlerts`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::ControlFlow;
+
+use chrono::{DateTime, Utc};
+use redb::WriteTransaction;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+
+use super::events::{self, Subject};
+use super::incidents::{self, Opening};
+use super::page::{Page, PageRequest};
+use super::{App, AppError, AppResult, FieldErrors, require};
+use crate::domain::actor::Actor;
+use crate::domain::alert::{
+    Alert, AlertState, Batch, IncomingAction, IncomingAlert, Levels, group_key,
+};
+use crate::domain::event::EventKind;
+use crate::domain::incident::{Incident, IncidentStatus};
+use crate::domain::integration::Integration;
+use crate::domain::permission::Permission;
+use crate::domain::silence::{Router, Silencer};
+use crate::store::StoreError;
+use crate::store::access::{self, Order};
+use crate::store::keys::{Key, KeyReader};
+use crate::store::tables::{self, alert_field as field};
+
+/// What one request did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct IngestSummary {
+    /// Alerts in the payload.
+    pub received: usize,
+    /// Alerts seen for the first time (or again after their incident ended).
+    pub new: usize,
+    /// Alerts already firing on an open incident (refreshed only).
+    pub deduplicated: usize,
+    /// Alerts that resolved.
+    pub resolved: usize,
+    /// Alerts muted by a silence.
+    pub silenced: usize,
+    /// Incidents opened.
+    pub opened: Vec<u64>,
+    /// Incidents reopened.
+    pub reopened: Vec<u64>,
+    /// Incidents auto-resolved.
+    pub auto_resolved: Vec<u64>,
+    /// Incidents acknowledged (PagerDuty `acknowledge`).
+    pub acknowledged: Vec<u64>,
+    /// Alerts the sender said it left out; their state is unchanged.
+    pub truncated: u64,
+}
+
+/// Changes one request makes to one incident, applied once at the end.
+#[derive(Debug, Default)]
+struct Touch {
+    attached: Vec<u64>,
+    refired: Vec<u64>,
+    resolved: Vec<u64>,
+    titles: Vec<String>,
+    levels: Vec<Levels>,
+}
+
+/// Incidents read during one batch, so that a hundred alerts of one group load their
+/// incident once. Entries are dropped whenever the batch changes the incident.
+#[derive(Default)]
+struct IncidentCache(HashMap<u64, Option<Incident>>);
+
+impl IncidentCache {
+    fn get(&mut self, tx: &WriteTransaction, id: u64) -> Result<Option<Incident>, StoreError> {
+        if let Some(i) = self.0.get(&id) {
+            return Ok(i.clone());
+        }
+        let i = access::get::<Incident>(tx, id)?;
+        self.0.insert(id, i.clone());
+        Ok(i)
+    }
+
+    fn forget(&mut self, id: u64) {
+        self.0.remove(&id);
+    }
+
+    fn put(&mut self, i: Incident) {
+        self.0.insert(i.id, Some(i));
+    }
+}
+
+/// Ingests a parsed batch for `integration`. Sheds load with [`AppError::Busy`] (503) when
+/// the write queue is full.
+pub async fn ingest(app: &App, integration: Integration, batch: Batch) -> AppResult<IngestSummary> {
+    let now = app.clock.now();
+    app.store
+        .try_write(move |tx| ingest_in_tx(tx, now, &integration, &batch))
+        .await
+}
+
+fn fp_key(integration: u64, fingerprint: &str) -> Vec<u8> {
+    Key::new().u64(integration).str(fingerprint).into_bytes()
+}
+
+fn index_entries(a: &Alert) -> BTreeSet<(u8, u64)> {
+    let mut out = BTreeSet::new();
+    out.insert((field::STATE, u64::from(a.state.code())));
+    out.insert((field::INTEGRATION, a.integration_id));
+    if let Some(i) = a.incident_id {
+        out.insert((field::INCIDENT, i));
+    }
+    out
+}
+
+fn save_alert(
+    tx: &WriteTransaction,
+    before: Option<&Alert>,
+    after: &Alert,
+) -> Result<(), StoreError> {
+    access::put(tx, after)?;
+    let old = before.map(index_entries).unwrap_or_default();
+    let new = index_entries(after);
+    for (f, v) in old.difference(&new) {
+        access::delete_raw(
+            tx,
+            tables::ALERT_INDEX,
+            &Key::new().u8(*f).u64(*v).u64(after.id).into_bytes(),
+        )?;
+    }
+    for (f, v) in new.difference(&old) {
+        access::put_raw(
+            tx,
+            tables::ALERT_INDEX,
+            &Key::new().u8(*f).u64(*v).u64(after.id).into_bytes(),
+            &[],
+        )?;
+    }
+    Ok(())
+}
+
+/// Copies what the latest delivery says onto a stored alert.
+fn refresh(a: &mut Alert, incoming: &IncomingAlert, now: DateTime<Utc>) {
+    a.annotations = incoming.annotations.clone();
+    a.title = incoming.title.clone();
+    a.description = incoming.description.clone();
+    a.links = incoming.links.clone();
+    if incoming.severity.is_some() {
+        a.severity = incoming.severity.clone();
+    }
+    if incoming.starts_at.is_some() {
+        a.starts_at = incoming.starts_at;
+    }
+    a.last_seen_at = now;
+    a.receive_count += 1;
+}
+
+fn new_alert(
+    tx: &WriteTransaction,
+    integration: &Integration,
+    incoming: &IncomingAlert,
+    now: DateTime<Utc>,
+) -> Result<Alert, StoreError> {
+    Ok(Alert {
+        id: access::next_id(tx, tables::ALERTS)?,
+        integration_id: integration.id,
+        fingerprint: incoming.fingerprint.clone(),
+        state: AlertState::Firing,
+        silenced_by: None,
+        incident_id: None,
+        labels: incoming.labels.clone(),
+        annotations: incoming.annotations.clone(),
+        title: incoming.title.clone(),
+        description: incoming.description.clone(),
+        severity: incoming.severity.clone(),
+        starts_at: incoming.starts_at,
+        ends_at: None,
+        first_seen_at: now,
+        last_seen_at: now,
+        receive_count: 1,
+        group_key: None,
+        links: incoming.links.clone(),
+    })
+}
+
+/// The whole pipeline inside one transaction.
+pub(crate) fn ingest_in_tx(
+    tx: &WriteTransaction,
+    now: DateTime<Utc>,
+    integration: &Integration,
+    batch: &Batch,
+) -> AppResult<IngestSummary> {
+    let actor = Actor::integration(integration.id, &integration.name);
+    let settings = &integration.settings;
+    let silencer = Silencer::new(&super::silences::current(tx, now)?, now);
+    let router = Router::new(super::routing::all(tx)?);
+    let mut summary = IngestSummary {
+        received: batch.alerts.len(),
+        truncated: batch.truncated,
+        ..Default::default()
+    };
+    let mut touches: BTreeMap<u64, Touch> = BTreeMap::new();
+    let mut cache = IncidentCache::default();
+
+    for incoming in &batch.alerts {
+        let key = fp_key(integration.id, &incoming.fingerprint);
+        let existing: Option<Alert> = match access::get_id(tx, tables::ALERTS_BY_FINGERPRINT, &key)?
+        {
+            Some(id) => access::get::<Alert>(tx, id)?,
+            None => None,
+        };
+        let current_incident = match existing.as_ref().and_then(|a| a.incident_id) {
+            Some(id) => cache.get(tx, id)?,
+            None => None,
+        };
+        match incoming.action {
+            IncomingAction::Acknowledge => {
+                if let Some(i) = current_incident.filter(|i| i.status == IncidentStatus::New) {
+                    incidents::transition_in_tx(
+                        tx,
+                        now,
+                        &actor,
+                        i.id,
+                        IncidentStatus::Acknowledged,
+                        Some("acknowledged at the source"),
+                    )?;
+                    cache.forget(i.id);
+                    summary.acknowledged.push(i.id);
+                }
+            }
+            IncomingAction::Resolve => {
+                summary.resolved += 1;
+                match existing {
+                    Some(before) => {
+                        let mut a = before.clone();
+                        let was_firing = a.state == AlertState::Firing;
+                        refresh(&mut a, incoming, now);
+                        a.state = AlertState::Resolved;
+                        a.ends_at = incoming.ends_at.or(a.ends_at).or(Some(now));
+                        save_alert(tx, Some(&before), &a)?;
+                        if was_firing && let Some(inc) = a.incident_id {
+                            touches.entry(inc).or_default().resolved.push(a.id);
+                        }
+                    }
+                    None => {
+                        // Never seen firing: keep the record, open nothing.
+                        let mut a = new_alert(tx, integration, incoming, now)?;
+                        a.state = AlertState::Resolved;
+                        a.ends_at = incoming.ends_at.or(Some(now));
+                        save_alert(tx, None, &a)?;
+                        access::put_id(tx, tables::ALERTS_BY_FINGERPRINT, &key, a.id)?;
+                    }
+                }
+            }
+            IncomingAction::Fire => {
+                let silenced = silencer.silenced_by(&incoming.labels);
+                // 1. Still on an open incident: dedup (or re-fire within it).
+                if let (Some(before), Some(inc)) = (&existing, &current_incident)
+                    && inc.status.is_open()
+                {
+                    let mut a = before.clone();
+                    let refired = a.state == AlertState::Resolved;
+                    refresh(&mut a, incoming, now);
+                    a.state = AlertState::Firing;
+                    a.ends_at = None;
+                    save_alert(tx, Some(before), &a)?;
+                    if refired {
+                        let t = touches.entry(inc.id).or_default();
+                        t.refired.push(a.id);
+                        t.levels
+                            .push(settings.severity_map.levels(incoming.severity.as_deref()));
+                    } else {
+                        summary.deduplicated += 1;
+                    }
+                    continue;
+                }
+                // 2. Its incident resolved recently: reopen it (unless now silenced).
+                if let (Some(before), Some(inc), None) = (&existing, &current_incident, silenced)
+                    && inc.status == IncidentStatus::Resolved
+                    && inc.resolved_at.is_some_and(|r| {
+                        (now - r).num_seconds() <= settings.reopen_window_secs as i64
+                    })
+                {
+                    incidents::transition_in_tx(
+                        tx,
+                        now,
+                        &actor,
+                        inc.id,
+                        IncidentStatus::New,
+                        Some(&format!("alert fired again: {}", incoming.title)),
+                    )?;
+                    cache.forget(inc.id);
+                    let mut a = before.clone();
+                    refresh(&mut a, incoming, now);
+                    a.state = AlertState::Firing;
+                    a.ends_at = None;
+                    save_alert(tx, Some(before), &a)?;
+                    touches.entry(inc.id).or_default().refired.push(a.id);
+                    summary.reopened.push(inc.id);
+                    continue;
+                }
+                // The stored record is reused only if it never joined an incident.
+                let reusable = existing.filter(|a| a.incident_id.is_none());
+                // 3. Silenced: stored, opens nothing.
+                if let Some(silence_id) = silenced {
+                    let (before, mut a) = match reusable {
+                        Some(b) => {
+                            let mut a = b.clone();
+                            refresh(&mut a, incoming, now);
+                            (Some(b), a)
+                        }
+                        None => (None, new_alert(tx, integration, incoming, now)?),
+                    };
+                    a.state = AlertState::Firing;
+                    a.ends_at = None;
+                    a.silenced_by = Some(silence_id);
+                    save_alert(tx, before.as_ref(), &a)?;
+                    access::put_id(tx, tables::ALERTS_BY_FINGERPRINT, &key, a.id)?;
+                    summary.silenced += 1;
+                    continue;
+                }
+                // 4. Join the group's open incident, or open one.
+                summary.new += 1;
+                let gkey = group_key(&settings.group_by, incoming);
+                let group_db_key = Key::new().u64(integration.id).str(&gkey).into_bytes();
+                let joinable = match access::get_id(tx, tables::ALERT_GROUPS, &group_db_key)? {
+                    Some(id) => cache.get(tx, id)?.filter(|i| {
+                        i.status.is_open()
+                            && settings
+                                .group_window_secs
+                                .is_none_or(|w| (now - i.created_at).num_seconds() <= w as i64)
+                    }),
+                    None => None,
+                };
+                let route = router.route(integration.id, &incoming.labels);
+                let mapped = settings.severity_map.levels(incoming.severity.as_deref());
+                let levels = Levels {
+                    impact: route.impact.unwrap_or(mapped.impact),
+                    urgency: route.urgency.unwrap_or(mapped.urgency),
+                };
+                let incident_id = match joinable {
+                    Some(i) => i.id,
+                    None => {
+                        let opening = Opening {
+                            title: incoming.title.clone(),
+                            description: incoming.description.clone(),
+                            impact: levels.impact,
+                            urgency: levels.urgency,
+                            service_id: route.service_id.unwrap_or(integration.service_id),
+                            assignee_id: None,
+                            group_id: None,
+                            integration_id: Some(integration.id),
+                            escalation_policy_id: route
+                                .escalation_policy_id
+                                .or(integration.escalation_policy_id),
+                        };
+                        let opened = incidents::open_in_tx(tx, now, &actor.reference, &opening)?;
+                        access::put_id(tx, tables::ALERT_GROUPS, &group_db_key, opened.id)?;
+                        cache.put(opened.clone());
+                        summary.opened.push(opened.id);
+                        opened.id
+                    }
+                };
+                let (before, mut a) = match reusable {
+                    Some(b) => {
+                        let mut a = b.clone();
+                        refresh(&mut a, incoming, now);
+                        (Some(b), a)
+                    }
+                    None => (None, new_alert(tx, integration, incoming, now)?),
+                };
+                a.state = AlertState::Firing;
+                a.ends_at = None;
+                a.silenced_by = None;
+                a.incident_id = Some(incident_id);
+                a.group_key = Some(gkey);
+                save_alert(tx, before.as_ref(), &a)?;
+                access::put_id(tx, tables::ALERTS_BY_FINGERPRINT, &key, a.id)?;
+                let t = touches.entry(incident_id).or_default();
+                t.attached.push(a.id);
+                t.titles.push(a.title.clone());
+                if !summary.opened.contains(&incident_id) || t.attached.len() > 1 {
+                    t.levels.push(levels);
+                }
+            }
+        }
+    }
+
+    for (incident_id, touch) in touches {
+        cache.forget(incident_id);
+        let Some(before) = cache.get(tx, incident_id)? else {
+            continue;
+        };
+        let mut i = before.clone();
+        i.alert_count += touch.attached.len() as u64;
+        i.firing_alerts =
+            (i.firing_alerts + touch.attached.len() as u64 + touch.refired.len() as u64)
+                .saturating_sub(touch.resolved.len() as u64);
+        // A more severe alert joining raises the incident; nothing lowers it.
+        let mut raised = false;
+        for l in &touch.levels {
+            if i.status.is_open() && (l.impact < i.impact || l.urgency < i.urgency) {
+                i.impact = i.impact.min(l.impact);
+                i.urgency = i.urgency.min(l.urgency);
+                raised = true;
+            }
+        }
+        if raised {
+            i.priority = super::settings::priority_matrix(tx)?.priority(i.impact, i.urgency);
+        }
+        i.updated_at = now;
+        incidents::save(tx, Some(&before), &i)?;
+        let mut parts = Vec::new();
+        if !touch.attached.is_empty() {
+            parts.push(format!("{} alert(s) attached", touch.attached.len()));
+        }
+        if !touch.refired.is_empty() {
+            parts.push(format!("{} alert(s) firing again", touch.refired.len()));
+        }
+        if !touch.resolved.is_empty() {
+            parts.push(format!("{} alert(s) resolved", touch.resolved.len()));
+        }
+        if raised {
+            parts.push(format!("priority raised to {}", i.priority));
+        }
+        let summary_line = format!(
+            "{}; {} of {} firing",
+            parts.join(", "),
+            i.firing_alerts,
+            i.alert_count
+        );
+        incidents::timeline(
+            tx,
+            incident_id,
+            now,
+            &actor.reference,
+            "alerts",
+            summary_line,
+            json!({"attached": touch.attached, "refired": touch.refired, "resolved": touch.resolved, "firing": i.firing_alerts, "total": i.alert_count}),
+        )?;
+        events::publish(
+            tx,
+            now,
+            EventKind::IncidentAlertsChanged,
+            &actor.reference,
+            Subject::incident(incident_id),
+            json!({"firing": i.firing_alerts, "total": i.alert_count, "attached": touch.attached.len(), "resolved": touch.resolved.len()}),
+        )?;
+        if !touch.resolved.is_empty()
+            && i.firing_alerts == 0
+            && settings.auto_resolve
+            && i.status.is_open()
+        {
+            incidents::transition_in_tx(
+                tx,
+                now,
+                &actor,
+                incident_id,
+                IncidentStatus::Resolved,
+                Some("all alerts resolved"),
+            )?;
+            summary.auto_resolved.push(incident_id);
+        }
+    }
+    Ok(summary)
+}
+
+/// `GET /api/v1/alerts` filters.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AlertParams {
+    /// Alerts of this incident.
+    pub incident_id: Option<String>,
+    /// `firing`, `resolved` or `silenced` (firing but muted).
+    pub status: Option<String>,
+    /// Alerts of this integration.
+    pub integration_id: Option<String>,
+    /// Page size.
+    pub limit: Option<String>,
+    /// Cursor.
+    pub cursor: Option<String>,
+}
+
+/// A validated alert filter.
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    incident_id: Option<u64>,
+    integration_id: Option<u64>,
+    state: Option<AlertState>,
+    silenced: Option<bool>,
+}
+
+impl AlertFilter {
+    /// From query parameters.
+    pub fn parse(p: &AlertParams) -> AppResult<Self> {
+        let mut e = FieldErrors::new();
+        let mut id = |name: &str, raw: Option<&str>| -> Option<u64> {
+            let raw = raw.map(str::trim).filter(|s| !s.is_empty())?;
+            match raw.parse::<u64>() {
+                Ok(v) if v > 0 => Some(v),
+                _ => {
+                    e.add(name, "must be a positive integer");
+                    None
+                }
+            }
+        };
+        let incident_id = id("incident_id", p.incident_id.as_deref());
+        let integration_id = id("integration_id", p.integration_id.as_deref());
+        let (state, silenced) = match p.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => (None, None),
+            Some("firing") => (Some(AlertState::Firing), Some(false)),
+            Some("resolved") => (Some(AlertState::Resolved), None),
+            Some("silenced") => (Some(AlertState::Firing), Some(true)),
+            Some(other) => {
+                e.add(
+                    "status",
+                    format!("must be firing, resolved or silenced (got '{other}')"),
+                );
+                (None, None)
+            }
+        };
+        e.into_result()?;
+        Ok(Self {
+            incident_id,
+            integration_id,
+            state,
+            silenced,
+        })
+    }
+
+    /// Only the alerts of one incident.
+    pub fn of_incident(id: u64) -> Self {
+        Self {
+            incident_id: Some(id),
+            ..Default::default()
+        }
+    }
+
+    fn matches(&self, a: &Alert) -> bool {
+        self.incident_id.is_none_or(|i| a.incident_id == Some(i))
+            && self.integration_id.is_none_or(|i| a.integration_id == i)
+            && self.state.is_none_or(|s| a.state == s)
+            && self.silenced.is_none_or(|s| a.silenced_by.is_some() == s)
+    }
+
+    fn driver(&self) -> Option<Vec<u8>> {
+        if let Some(i) = self.incident_id {
+            return Some(Key::new().u8(field::INCIDENT).u64(i).into_bytes());
+        }
+        if let Some(i) = self.integration_id {
+            return Some(Key::new().u8(field::INTEGRATION).u64(i).into_bytes());
+        }
+        self.state.map(|s| {
+            Key::new()
+                .u8(field::STATE)
+                .u64(u64::from(s.code()))
+                .into_bytes()
+        })
+    }
+}
+
+/// Alerts matching `filter`, newest first (needs `alert:read`).
+pub fn list(
+    app: &App,
+    actor: &Actor,
+    filter: &AlertFilter,
+    page: PageRequest,
+) -> AppResult<Page<Alert>> {
+    require(actor, Permission::AlertRead)?;
+    let r = app.store.read()?;
+    if let Some(id) = filter.incident_id {
+        incidents::load(&r, id)?;
+    }
+    let want = page.limit + 1;
+    let mut out = Vec::new();
+    const STRETCH: usize = 256;
+    let mut before = page.after;
+    loop {
+        let ids: Vec<u64> = match filter.driver() {
+            None => access::list::<Alert>(&r, before, Order::Desc, STRETCH)?
+                .iter()
+                .map(|a| a.id)
+                .collect(),
+            Some(prefix) => {
+                let bound = before.map(|b| [prefix.as_slice(), &b.to_be_bytes()].concat());
+                let mut ids = Vec::new();
+                access::scan_prefix(
+                    &r,
+                    tables::ALERT_INDEX,
+                    &prefix,
+                    bound.as_deref(),
+                    Order::Desc,
+                    &mut |k, _| {
+                        if let Some(id) = KeyReader::new(&k[k.len().saturating_sub(8)..]).u64() {
+                            ids.push(id);
+                        }
+                        Ok(if ids.len() >= STRETCH {
+                            ControlFlow::Break(())
+                        } else {
+                            ControlFlow::Continue(())
+                        })
+                    },
+                )?;
+                ids
+            }
+        };
+        let Some(last) = ids.last().copied() else {
+            break;
+        };
+        for id in &ids {
+            if let Some(a) = access::get::<Alert>(&r, *id)?
+                && filter.matches(&a)
+            {
+                out.push(a);
+                if out.len() >= want {
+                    return Ok(Page::from_overfetch(out, page.limit, |a| a.id));
+                }
+            }
+        }
+        if ids.len() < STRETCH {
+            break;
+        }
+        before = Some(last);
+    }
+    Ok(Page::from_overfetch(out, page.limit, |a| a.id))
+}
+
+/// One alert (needs `alert:read`).
+pub fn get(app: &App, actor: &Actor, id: u64) -> AppResult<Alert> {
+    require(actor, Permission::AlertRead)?;
+    access::get(&app.store.read()?, id)?.ok_or_else(|| AppError::not_found("alert", id))
+}

@@ -1,0 +1,384 @@
+//! Alert integrations: create (the token is shown once), rotate, change, delete, and find by
+//! token for the webhooks.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::page::{Page, PageRequest};
+use super::{App, AppError, AppResult, FieldErrors, nullable, require, required_text};
+use crate::auth::secret::{random_hex, sha256_hex};
+use crate::domain::actor::Actor;
+use crate::domain::audit;
+use crate::domain::integration::{Integration, IntegrationKind, IntegrationSettings};
+use crate::domain::matcher::is_label_name;
+use crate::domain::permission::Permission;
+use crate::domain::service::{DEFAULT_SERVICE_ID, Service};
+use crate::store::access::{self, Order, Reader};
+use crate::store::tables;
+
+/// An integration as the API shows it (never the token, except right after creation or
+/// rotation).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IntegrationView {
+    /// Id.
+    pub id: u64,
+    /// Name.
+    pub name: String,
+    /// Wire format.
+    pub kind: IntegrationKind,
+    /// The first characters of the token.
+    pub token_hint: String,
+    /// Where alerts go by default.
+    pub service_id: u64,
+    /// Who is paged by default.
+    pub escalation_policy_id: Option<u64>,
+    /// Mapping and grouping.
+    pub settings: IntegrationSettings,
+    /// Where to send alerts (with the token in place of `{token}` unless just created).
+    pub url: String,
+    /// Created.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Last changed.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// The token: only in the answer to create and rotate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// A new integration.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewIntegration {
+    /// Name.
+    pub name: String,
+    /// `alertmanager`, `grafana`, `pagerduty` or `generic`.
+    pub kind: IntegrationKind,
+    /// Default service (default: the Default service).
+    #[serde(default)]
+    pub service_id: Option<u64>,
+    /// Default escalation policy.
+    #[serde(default)]
+    pub escalation_policy_id: Option<u64>,
+    /// Mapping and grouping.
+    #[serde(default)]
+    pub settings: Option<IntegrationSettings>,
+    /// Import an existing key (e.g. a PagerDuty routing key) instead of generating one:
+    /// 32 to 128 characters of letters, digits, `-` and `_`.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// Changes to an integration.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrationPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New default service.
+    pub service_id: Option<u64>,
+    /// New default policy, or null.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
+    pub escalation_policy_id: Option<Option<u64>>,
+    /// New settings (replaces them).
+    pub settings: Option<IntegrationSettings>,
+}
+
+/// The URL an integration receives at.
+pub fn url_for(base: &str, kind: IntegrationKind, token: Option<&str>) -> String {
+    let token = token.unwrap_or("{token}");
+    match kind {
+        IntegrationKind::Pagerduty => format!("{base}/v2/enqueue"),
+        other => format!("{base}/hooks/{}/{token}", other.as_str()),
+    }
+}
+
+fn view(app: &App, i: &Integration, token: Option<String>) -> IntegrationView {
+    IntegrationView {
+        id: i.id,
+        name: i.name.clone(),
+        kind: i.kind,
+        token_hint: i.token_hint.clone(),
+        service_id: i.service_id,
+        escalation_policy_id: i.escalation_policy_id,
+        settings: i.settings.clone(),
+        url: url_for(&app.config.public_url(), i.kind, token.as_deref()),
+        created_at: i.created_at,
+        updated_at: i.updated_at,
+        token,
+    }
+}
+
+fn check_settings(e: &mut FieldErrors, kind: IntegrationKind, s: &IntegrationSettings) {
+    for (i, name) in s.group_by.iter().enumerate() {
+        if !is_label_name(name) {
+            e.add(
+                format!("settings.group_by[{i}]"),
+                format!("'{name}' is not a valid label name"),
+            );
+        }
+    }
+    if s.group_window_secs == Some(0) {
+        e.add(
+            "settings.group_window_secs",
+            "must be at least 1 (or absent)",
+        );
+    }
+    if let Some(m) = &s.mapping {
+        let pointers = [
+            ("title", Some(&m.title)),
+            ("dedup_key", m.dedup_key.as_ref()),
+            ("severity", m.severity.as_ref()),
+            ("status", m.status.as_ref()),
+            ("description", m.description.as_ref()),
+            ("labels", m.labels.as_ref()),
+        ];
+        for (name, p) in pointers {
+            if let Some(p) = p
+                && !p.is_empty()
+                && !p.starts_with('/')
+            {
+                e.add(
+                    format!("settings.mapping.{name}"),
+                    "must be a JSON pointer starting with '/'",
+                );
+            }
+        }
+    }
+    if kind != IntegrationKind::Generic && s.mapping.is_some() {
+        e.add(
+            "settings.mapping",
+            "only generic integrations take a mapping",
+        );
+    }
+}
+
+fn check_token(e: &mut FieldErrors, token: &str) {
+    if !(32..=128).contains(&token.len())
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        e.add(
+            "token",
+            "must be 32 to 128 characters of letters, digits, '-' and '_'",
+        );
+    }
+}
+
+fn check_service(
+    r: &impl Reader,
+    e: &mut FieldErrors,
+    id: u64,
+) -> Result<(), crate::store::StoreError> {
+    if access::get::<Service>(r, id)?.is_none() {
+        e.add("service_id", format!("no service with id {id}"));
+    }
+    Ok(())
+}
+
+/// Creates an integration (needs `integration:write`); the answer carries the token once.
+pub async fn create(app: &App, actor: &Actor, input: NewIntegration) -> AppResult<IntegrationView> {
+    require(actor, Permission::IntegrationWrite)?;
+    let mut e = FieldErrors::new();
+    let name = required_text(&mut e, "name", &input.name, 100);
+    let settings = input.settings.clone().unwrap_or_default();
+    check_settings(&mut e, input.kind, &settings);
+    if let Some(t) = &input.token {
+        check_token(&mut e, t);
+    }
+    e.into_result()?;
+    // 128 random bits, hex: fits PagerDuty's 32-character routing keys.
+    let token = input.token.clone().unwrap_or_else(|| random_hex(16));
+    let hash = sha256_hex(&token);
+    let hint: String = token.chars().take(4).collect();
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    let service_id = input.service_id.unwrap_or(DEFAULT_SERVICE_ID);
+    let integration = app
+        .store
+        .write(move |tx| {
+            let mut e = FieldErrors::new();
+            check_service(tx, &mut e, service_id)?;
+            e.into_result()?;
+            if access::get_id(tx, tables::INTEGRATIONS_BY_TOKEN, hash.as_bytes())?.is_some() {
+                return Err(AppError::Conflict("that token is already in use".into()));
+            }
+            let id = access::next_id(tx, tables::INTEGRATIONS)?;
+            let i = Integration {
+                id,
+                name: name.clone(),
+                kind: input.kind,
+                token_hash: hash.clone(),
+                token_hint: hint.clone(),
+                service_id,
+                escalation_policy_id: input.escalation_policy_id,
+                settings: settings.clone(),
+                created_by: who.clone(),
+                created_at: now,
+                updated_at: now,
+            };
+            access::put(tx, &i)?;
+            access::put_id(tx, tables::INTEGRATIONS_BY_TOKEN, hash.as_bytes(), id)?;
+            super::audit::record(
+                tx,
+                now,
+                &who,
+                "integration.create",
+                ("integration", id),
+                format!("created {} integration {}", i.kind, i.name),
+                audit::created(&serde_json::to_value(&i).unwrap_or_default()),
+            )?;
+            Ok::<_, AppError>(i)
+        })
+        .await?;
+    Ok(view(app, &integration, Some(token)))
+}
+
+/// One integration (needs `integration:read`).
+pub fn get(app: &App, actor: &Actor, id: u64) -> AppResult<IntegrationView> {
+    require(actor, Permission::IntegrationRead)?;
+    let i = access::get::<Integration>(&app.store.read()?, id)?
+        .ok_or_else(|| AppError::not_found("integration", id))?;
+    Ok(view(app, &i, None))
+}
+
+/// Integrations in id order (needs `integration:read`).
+pub fn list(app: &App, actor: &Actor, page: PageRequest) -> AppResult<Page<IntegrationView>> {
+    require(actor, Permission::IntegrationRead)?;
+    let items =
+        access::list::<Integration>(&app.store.read()?, page.after, Order::Asc, page.limit + 1)?;
+    Ok(Page::from_overfetch(items, page.limit, |i| i.id).map(|i| view(app, &i, None)))
+}
+
+/// Changes an integration (needs `integration:write`).
+pub async fn update(
+    app: &App,
+    actor: &Actor,
+    id: u64,
+    patch: IntegrationPatch,
+) -> AppResult<IntegrationView> {
+    require(actor, Permission::IntegrationWrite)?;
+    let mut e = FieldErrors::new();
+    let name = patch
+        .name
+        .as_deref()
+        .map(|n| required_text(&mut e, "name", n, 100));
+    e.into_result()?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    let i = app
+        .store
+        .write(move |tx| {
+            let before = access::get::<Integration>(tx, id)?
+                .ok_or_else(|| AppError::not_found("integration", id))?;
+            let mut i = before.clone();
+            let mut e = FieldErrors::new();
+            if let Some(s) = patch.service_id {
+                check_service(tx, &mut e, s)?;
+                i.service_id = s;
+            }
+            if let Some(s) = &patch.settings {
+                check_settings(&mut e, i.kind, s);
+                i.settings = s.clone();
+            }
+            e.into_result()?;
+            if let Some(n) = &name {
+                i.name = n.clone();
+            }
+            if let Some(p) = patch.escalation_policy_id {
+                i.escalation_policy_id = p;
+            }
+            i.updated_at = now;
+            access::put(tx, &i)?;
+            let changes = audit::diff(
+                &serde_json::to_value(&before).unwrap_or_default(),
+                &serde_json::to_value(&i).unwrap_or_default(),
+            );
+            super::audit::record(
+                tx,
+                now,
+                &who,
+                "integration.update",
+                ("integration", id),
+                format!("changed integration {}", i.name),
+                changes,
+            )?;
+            Ok::<_, AppError>(i)
+        })
+        .await?;
+    Ok(view(app, &i, None))
+}
+
+/// Replaces the token (needs `integration:write`); the old one stops working at once.
+pub async fn rotate(app: &App, actor: &Actor, id: u64) -> AppResult<IntegrationView> {
+    require(actor, Permission::IntegrationWrite)?;
+    let token = random_hex(16);
+    let hash = sha256_hex(&token);
+    let hint: String = token.chars().take(4).collect();
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    let i = app
+        .store
+        .write(move |tx| {
+            let mut i = access::get::<Integration>(tx, id)?
+                .ok_or_else(|| AppError::not_found("integration", id))?;
+            access::delete_raw(tx, tables::INTEGRATIONS_BY_TOKEN, i.token_hash.as_bytes())?;
+            i.token_hash = hash.clone();
+            i.token_hint = hint.clone();
+            i.updated_at = now;
+            access::put(tx, &i)?;
+            access::put_id(tx, tables::INTEGRATIONS_BY_TOKEN, hash.as_bytes(), id)?;
+            super::audit::record(
+                tx,
+                now,
+                &who,
+                "integration.rotate",
+                ("integration", id),
+                format!("rotated the token of {}", i.name),
+                serde_json::json!({"token": {"from": "[redacted]", "to": "[redacted]"}}),
+            )?;
+            Ok::<_, AppError>(i)
+        })
+        .await?;
+    Ok(view(app, &i, Some(token)))
+}
+
+/// Deletes an integration (needs `integration:write`); its alerts and incidents stay.
+pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
+    require(actor, Permission::IntegrationWrite)?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    app.store
+        .write(move |tx| {
+            let i = access::get::<Integration>(tx, id)?
+                .ok_or_else(|| AppError::not_found("integration", id))?;
+            access::delete::<Integration>(tx, id)?;
+            access::delete_raw(tx, tables::INTEGRATIONS_BY_TOKEN, i.token_hash.as_bytes())?;
+            super::audit::record(
+                tx,
+                now,
+                &who,
+                "integration.delete",
+                ("integration", id),
+                format!("deleted integration {}", i.name),
+                audit::deleted(&serde_json::to_value(&i).unwrap_or_default()),
+            )?;
+            Ok(())
+        })
+        .await
+}
+
+/// The integration a token belongs to, if its kind is `kind`.
+pub fn by_token(app: &App, kind: IntegrationKind, token: &str) -> AppResult<Integration> {
+    let unknown = || AppError::not_found("integration", "for this token");
+    let hash = sha256_hex(token.trim());
+    let r = app.store.read()?;
+    let id =
+        access::get_id(&r, tables::INTEGRATIONS_BY_TOKEN, hash.as_bytes())?.ok_or_else(unknown)?;
+    let i = access::get::<Integration>(&r, id)?.ok_or_else(unknown)?;
+    if i.kind != kind {
+        return Err(unknown());
+    }
+    Ok(i)
+}

@@ -1,0 +1,276 @@
+//! Routing rules: ordered label matchers that send alerts to a service and escalation
+//! policy and override their impact and urgency.
+
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::page::{Page, PageRequest};
+use super::{App, AppError, AppResult, FieldErrors, nullable, require, required_text};
+use crate::domain::actor::Actor;
+use crate::domain::audit;
+use crate::domain::matcher::{Matcher, MatcherSet};
+use crate::domain::permission::Permission;
+use crate::domain::priority::Level;
+use crate::domain::service::Service;
+use crate::domain::silence::RoutingRule;
+use crate::store::access::{self, Order, Reader};
+use crate::store::{StoreError, tables};
+
+/// A new rule.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRoutingRule {
+    /// Name.
+    pub name: String,
+    /// Order: lower first (default: after the last rule).
+    #[serde(default)]
+    pub position: Option<i64>,
+    /// All must match (empty: every alert).
+    #[serde(default)]
+    pub matchers: Vec<Matcher>,
+    /// Only alerts of these integrations (empty: any).
+    #[serde(default)]
+    pub integration_ids: Vec<u64>,
+    /// Target service.
+    #[serde(default)]
+    pub service_id: Option<u64>,
+    /// Target escalation policy.
+    #[serde(default)]
+    pub escalation_policy_id: Option<u64>,
+    /// Impact override.
+    #[serde(default)]
+    pub impact: Option<Level>,
+    /// Urgency override.
+    #[serde(default)]
+    pub urgency: Option<Level>,
+    /// Keep evaluating later rules.
+    #[serde(default, rename = "continue")]
+    pub continue_matching: bool,
+}
+
+/// Changes to a rule; `null` clears an optional field.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingRulePatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New position.
+    pub position: Option<i64>,
+    /// New matchers.
+    pub matchers: Option<Vec<Matcher>>,
+    /// New integration filter.
+    pub integration_ids: Option<Vec<u64>>,
+    /// Service, or null.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
+    pub service_id: Option<Option<u64>>,
+    /// Policy, or null.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
+    pub escalation_policy_id: Option<Option<u64>>,
+    /// Impact, or null.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Level>)]
+    pub impact: Option<Option<Level>>,
+    /// Urgency, or null.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Level>)]
+    pub urgency: Option<Option<Level>>,
+    /// Continue flag.
+    #[serde(rename = "continue")]
+    pub continue_matching: Option<bool>,
+}
+
+fn check(r: &impl Reader, e: &mut FieldErrors, rule: &RoutingRule) -> Result<(), StoreError> {
+    if let Err((i, err)) = MatcherSet::compile(&rule.matchers) {
+        e.add(format!("matchers[{i}]"), err.to_string());
+    }
+    if let Some(s) = rule.service_id
+        && access::get::<Service>(r, s)?.is_none()
+    {
+        e.add("service_id", format!("no service with id {s}"));
+    }
+    for id in &rule.integration_ids {
+        if access::get::<crate::domain::integration::Integration>(r, *id)?.is_none() {
+            e.add("integration_ids", format!("no integration with id {id}"));
+        }
+    }
+    if rule.service_id.is_none()
+        && rule.escalation_policy_id.is_none()
+        && rule.impact.is_none()
+        && rule.urgency.is_none()
+    {
+        e.add(
+            "service_id",
+            "a rule must set at least one of service_id, escalation_policy_id, impact, urgency",
+        );
+    }
+    Ok(())
+}
+
+/// All rules in evaluation order.
+pub fn all(r: &impl Reader) -> Result<Vec<RoutingRule>, StoreError> {
+    let mut rules = access::list::<RoutingRule>(r, None, Order::Asc, usize::MAX)?;
+    rules.sort_by_key(|r| (r.position, r.id));
+    Ok(rules)
+}
+
+/// Creates a rule (needs `routing:write`).
+pub async fn create(app: &App, actor: &Actor, input: NewRoutingRule) -> AppResult<RoutingRule> {
+    require(actor, Permission::RoutingWrite)?;
+    let mut e = FieldErrors::new();
+    let name = required_text(&mut e, "name", &input.name, 100);
+    e.into_result()?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    app.store
+        .write(move |tx| {
+            let position = match input.position {
+                Some(p) => p,
+                None => all(tx)?.last().map_or(10, |r| r.position + 10),
+            };
+            let id = access::next_id(tx, tables::ROUTING_RULES)?;
+            let rule = RoutingRule {
+                id,
+                name: name.clone(),
+                position,
+                matchers: input.matchers.clone(),
+                integration_ids: input.integration_ids.clone(),
+                service_id: input.service_id,
+                escalation_policy_id: input.escalation_policy_id,
+                impact: input.impact,
+                urgency: input.urgency,
+                continue_matching: input.continue_matching,
+                created_at: now,
+                updated_at: now,
+            };
+            let mut e = FieldErrors::new();
+            check(tx, &mut e, &rule)?;
+            e.into_result()?;
+            access::put(tx, &rule)?;
+            super::audit::record(
+                tx,
+                now,
+                &who,
+                "routing_rule.create",
+                ("routing_rule", id),
+                format!("created routing rule {}", rule.name),
+                audit::created(&serde_json::to_value(&rule).unwrap_or_default()),
+            )?;
+            Ok(rule)
+        })
+        .await
+}
+
+/// One rule (needs `routing:read`).
+pub fn get(app: &App, actor: &Actor, id: u64) -> AppResult<RoutingRule> {
+    require(actor, Permission::RoutingRead)?;
+    access::get(&app.store.read()?, id)?.ok_or_else(|| AppError::not_found("routing rule", id))
+}
+
+/// Rules in evaluation order (needs `routing:read`); the cursor is a position in that order.
+pub fn list(app: &App, actor: &Actor, page: PageRequest) -> AppResult<Page<RoutingRule>> {
+    require(actor, Permission::RoutingRead)?;
+    let rules = all(&app.store.read()?)?;
+    let start = page.after.map_or(0, |a| a as usize);
+    let items: Vec<RoutingRule> = rules.into_iter().skip(start).take(page.limit + 1).collect();
+    let more = items.len() > page.limit;
+    let items: Vec<RoutingRule> = items.into_iter().take(page.limit).collect();
+    let next_cursor = more.then(|| (start + page.limit).to_string());
+    Ok(Page { items, next_cursor })
+}
+
+/// Changes a rule (needs `routing:write`).
+pub async fn update(
+    app: &App,
+    actor: &Actor,
+    id: u64,
+    patch: RoutingRulePatch,
+) -> AppResult<RoutingRule> {
+    require(actor, Permission::RoutingWrite)?;
+    let mut e = FieldErrors::new();
+    let name = patch
+        .name
+        .as_deref()
+        .map(|n| required_text(&mut e, "name", n, 100));
+    e.into_result()?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    app.store
+        .write(move |tx| {
+            let before = access::get::<RoutingRule>(tx, id)?
+                .ok_or_else(|| AppError::not_found("routing rule", id))?;
+            let mut r = before.clone();
+            if let Some(n) = &name {
+                r.name = n.clone();
+            }
+            if let Some(p) = patch.position {
+                r.position = p;
+            }
+            if let Some(m) = &patch.matchers {
+                r.matchers = m.clone();
+            }
+            if let Some(i) = &patch.integration_ids {
+                r.integration_ids = i.clone();
+            }
+            if let Some(v) = patch.service_id {
+                r.service_id = v;
+            }
+            if let Some(v) = patch.escalation_policy_id {
+                r.escalation_policy_id = v;
+            }
+            if let Some(v) = patch.impact {
+                r.impact = v;
+            }
+            if let Some(v) = patch.urgency {
+                r.urgency = v;
+            }
+            if let Some(v) = patch.continue_matching {
+                r.continue_matching = v;
+            }
+            let mut e = FieldErrors::new();
+            check(tx, &mut e, &r)?;
+            e.into_result()?;
+            r.updated_at = now;
+            access::put(tx, &r)?;
+            let changes = audit::diff(
+                &serde_json::to_value(&before).unwrap_or_default(),
+                &serde_json::to_value(&r).unwrap_or_default(),
+            );
+            super::audit::record(
+                tx,
+                now,
+                &who,
+                "routing_rule.update",
+                ("routing_rule", id),
+                format!("changed routing rule {}", r.name),
+                changes,
+            )?;
+            Ok(r)
+        })
+        .await
+}
+
+/// Deletes a rule (needs `routing:write`).
+pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
+    require(actor, Permission::RoutingWrite)?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    app.store
+        .write(move |tx| {
+            let r = access::get::<RoutingRule>(tx, id)?
+                .ok_or_else(|| AppError::not_found("routing rule", id))?;
+            access::delete::<RoutingRule>(tx, id)?;
+            super::audit::record(
+                tx,
+                now,
+                &who,
+                "routing_rule.delete",
+                ("routing_rule", id),
+                format!("deleted routing rule {}", r.name),
+                audit::deleted(&serde_json::to_value(&r).unwrap_or_default()),
+            )?;
+            Ok(())
+        })
+        .await
+}
