@@ -32,6 +32,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Priority matrix override.
     pub priority: PriorityConfig,
+    /// Notification delivery.
+    pub notify: NotifyConfig,
 }
 
 impl Default for Config {
@@ -45,6 +47,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             store: StoreConfig::default(),
             priority: PriorityConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -173,6 +176,81 @@ impl PriorityConfig {
     }
 }
 
+/// Notification delivery: the outbox worker and the channels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// Deliveries sent at the same time.
+    pub concurrency: usize,
+    /// One attempt may take this long.
+    pub timeout_secs: u64,
+    /// After this many failed attempts a delivery is dead.
+    pub max_attempts: u32,
+    /// The first retry waits about this long; each next one twice as long.
+    pub retry_base_secs: u64,
+    /// No retry waits longer.
+    pub retry_max_secs: u64,
+    /// At most one SMS and one call per number per this many seconds; what comes in
+    /// between is sent as one summary.
+    pub rate_limit_secs: u64,
+    /// SMTP. Absent: e-mail deliveries fail as "not configured".
+    pub email: Option<EmailConfig>,
+    /// Twilio (or a compatible API). Absent: SMS and voice fail as "not configured".
+    pub twilio: Option<TwilioConfig>,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            timeout_secs: 10,
+            max_attempts: 10,
+            retry_base_secs: 5,
+            retry_max_secs: 600,
+            rate_limit_secs: 60,
+            email: None,
+            twilio: None,
+        }
+    }
+}
+
+/// SMTP settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// `smtp://host:port` (plain), `smtp://host:port?tls=required` (STARTTLS) or
+    /// `smtps://host:port` (TLS).
+    pub smtp_url: String,
+    /// The From address, e.g. `incidentd <incidentd@example.com>`.
+    pub from: String,
+    /// SMTP user (`INCIDENTD_SMTP_USERNAME`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// SMTP password (`INCIDENTD_SMTP_PASSWORD`); prefer the environment.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// Twilio-compatible SMS and voice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioConfig {
+    /// Account SID (`AC...`).
+    pub account_sid: String,
+    /// Auth token (`INCIDENTD_TWILIO_AUTH_TOKEN`); also verifies Twilio's callbacks.
+    #[serde(default)]
+    pub auth_token: String,
+    /// The number messages and calls come from (E.164).
+    pub from_number: String,
+    /// The API base URL.
+    #[serde(default = "twilio_base")]
+    pub api_base_url: String,
+}
+
+fn twilio_base() -> String {
+    "https://api.twilio.com".into()
+}
+
 /// A configuration problem: the key and the reason, printed as one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("config error: {key}: {reason}")]
@@ -271,6 +349,21 @@ impl Config {
         if let Some(v) = env("INCIDENTD_JWT_SECRET") {
             self.auth.jwt_secret = Some(v);
         }
+        if let Some(v) = env("INCIDENTD_SMTP_USERNAME")
+            && let Some(e) = self.notify.email.as_mut()
+        {
+            e.username = Some(v);
+        }
+        if let Some(v) = env("INCIDENTD_SMTP_PASSWORD")
+            && let Some(e) = self.notify.email.as_mut()
+        {
+            e.password = Some(v);
+        }
+        if let Some(v) = env("INCIDENTD_TWILIO_AUTH_TOKEN")
+            && let Some(t) = self.notify.twilio.as_mut()
+        {
+            t.auth_token = v;
+        }
         if let Some(v) = env("INCIDENTD_LOG") {
             self.log.filter = v;
         }
@@ -363,6 +456,77 @@ impl Config {
         }
         if self.store.max_batch == 0 {
             return Err(ConfigError::new("store.max_batch", "must be at least 1"));
+        }
+        let n = &self.notify;
+        if n.concurrency == 0 || n.concurrency > 1024 {
+            return Err(ConfigError::new(
+                "notify.concurrency",
+                "must be between 1 and 1024",
+            ));
+        }
+        if n.timeout_secs == 0 {
+            return Err(ConfigError::new(
+                "notify.timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        if n.max_attempts == 0 {
+            return Err(ConfigError::new(
+                "notify.max_attempts",
+                "must be at least 1",
+            ));
+        }
+        if n.retry_base_secs == 0 || n.retry_max_secs < n.retry_base_secs {
+            return Err(ConfigError::new(
+                "notify.retry_base_secs",
+                "must be at least 1 and not above retry_max_secs",
+            ));
+        }
+        if let Some(e) = &n.email {
+            if !(e.smtp_url.starts_with("smtp://") || e.smtp_url.starts_with("smtps://")) {
+                return Err(ConfigError::new(
+                    "notify.email.smtp_url",
+                    format!("must start with smtp:// or smtps:// (got '{}')", e.smtp_url),
+                ));
+            }
+            if e.from.parse::<lettre::message::Mailbox>().is_err() {
+                return Err(ConfigError::new(
+                    "notify.email.from",
+                    format!(
+                        "'{}' is not an address like 'incidentd <incidentd@example.com>'",
+                        e.from
+                    ),
+                ));
+            }
+        }
+        if let Some(t) = &n.twilio {
+            if !t.account_sid.starts_with("AC") {
+                return Err(ConfigError::new(
+                    "notify.twilio.account_sid",
+                    "must start with AC",
+                ));
+            }
+            if t.auth_token.is_empty() {
+                return Err(ConfigError::new(
+                    "notify.twilio.auth_token",
+                    "is required (set INCIDENTD_TWILIO_AUTH_TOKEN)",
+                ));
+            }
+            if crate::domain::notification::ChannelKind::Sms
+                .check_address(&t.from_number)
+                .is_err()
+            {
+                return Err(ConfigError::new(
+                    "notify.twilio.from_number",
+                    "must be an E.164 number such as +15017122661",
+                ));
+            }
+            if !(t.api_base_url.starts_with("http://") || t.api_base_url.starts_with("https://")) {
+                return Err(ConfigError::new(
+                    "notify.twilio.api_base_url",
+                    "must be an http:// or https:// URL",
+                ));
+            }
         }
         if self.store.cache_mb == 0 {
             return Err(ConfigError::new("store.cache_mb", "must be at least 1"));

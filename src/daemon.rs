@@ -65,8 +65,11 @@ pub async fn bootstrap_admin(app: &App) -> Result<(), StartError> {
 
 /// Binds and starts serving `app`; returns at once.
 pub async fn start(app: Arc<App>) -> std::io::Result<Running> {
+    let channels =
+        crate::notify::Channels::from_config(&app.config).map_err(std::io::Error::other)?;
     let listener = TcpListener::bind(app.config.listen).await?;
     let addr = listener.local_addr()?;
+    app.set_bound_addr(addr);
     let (shutdown, signal) = watch::channel(false);
     let router = crate::api::router(app.clone());
     let mut server_signal = signal.clone();
@@ -80,11 +83,16 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Running> {
         })
         .await
     });
-    let tasks = vec![tokio::spawn(crate::admin::serve_socket(
-        app.clone(),
-        crate::admin::socket_path(&app.config.data_dir),
-        signal.clone(),
-    ))];
+    let tasks = vec![
+        tokio::spawn(crate::admin::serve_socket(
+            app.clone(),
+            crate::admin::socket_path(&app.config.data_dir),
+            signal.clone(),
+        )),
+        tokio::spawn(
+            crate::engine::outbox::OutboxWorker::new(app.clone(), channels).run(signal.clone()),
+        ),
+    ];
     tracing::info!(%addr, data_dir = %app.config.data_dir.display(), "incidentd listening");
     Ok(Running {
         addr,

@@ -12,7 +12,9 @@ pub mod auth;
 pub mod config;
 pub mod daemon;
 pub mod domain;
+pub mod engine;
 pub mod ingest;
+pub mod notify;
 pub mod store;
 pub mod telemetry;
 

@@ -12,6 +12,7 @@ pub mod hooks;
 pub mod incidents;
 pub mod integrations;
 pub mod metrics;
+pub mod notifications;
 pub mod problem;
 pub mod problems;
 pub mod roles;
@@ -19,6 +20,7 @@ pub mod routing_rules;
 pub mod services;
 pub mod settings;
 pub mod silences;
+pub mod twilio;
 pub mod users;
 
 use std::sync::Arc;

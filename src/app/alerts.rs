@@ -640,3 +640,37 @@ pub fn get(app: &App, actor: &Actor, id: u64) -> AppResult<Alert> {
     require(actor, Permission::AlertRead)?;
     access::get(&app.store.read()?, id)?.ok_or_else(|| AppError::not_found("alert", id))
 }
+
+/// The runbook link of an incident's alerts (the oldest alert that has one).
+pub fn runbook_of(
+    r: &impl crate::store::access::Reader,
+    incident_id: u64,
+) -> Result<Option<String>, StoreError> {
+    let prefix = Key::new().u8(field::INCIDENT).u64(incident_id).into_bytes();
+    let mut ids = Vec::new();
+    access::scan_prefix(
+        r,
+        tables::ALERT_INDEX,
+        &prefix,
+        None,
+        Order::Asc,
+        &mut |k, _| {
+            if let Some(id) = KeyReader::new(&k[k.len().saturating_sub(8)..]).u64() {
+                ids.push(id);
+            }
+            Ok(if ids.len() >= 16 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        },
+    )?;
+    for id in ids {
+        if let Some(a) = access::get::<Alert>(r, id)?
+            && let Some(rb) = a.runbook()
+        {
+            return Ok(Some(rb.to_owned()));
+        }
+    }
+    Ok(None)
+}

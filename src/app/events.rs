@@ -60,6 +60,7 @@ pub fn publish(
         data,
     };
     access::put(tx, &event)?;
+    super::notifications::plan::plan(tx, &event)?;
     Ok(seq)
 }
 

@@ -102,7 +102,7 @@ fn view(app: &App, i: &Integration, token: Option<String>) -> IntegrationView {
         service_id: i.service_id,
         escalation_policy_id: i.escalation_policy_id,
         settings: i.settings.clone(),
-        url: url_for(&app.config.public_url(), i.kind, token.as_deref()),
+        url: url_for(&app.public_url(), i.kind, token.as_deref()),
         created_at: i.created_at,
         updated_at: i.updated_at,
         token,

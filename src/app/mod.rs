@@ -14,6 +14,7 @@ pub mod events;
 pub mod groups;
 pub mod incidents;
 pub mod integrations;
+pub mod notifications;
 pub mod page;
 pub mod problems;
 pub mod roles;
@@ -48,6 +49,8 @@ pub struct App {
     pub tokens: TokenKeys,
     /// Login throttling.
     pub throttle: LoginThrottle,
+    /// The base URL once the listener is bound (when not configured).
+    bound_url: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for App {
@@ -86,12 +89,29 @@ impl App {
             config.auth.max_failures_per_address,
         );
         Ok(App {
+            bound_url: std::sync::OnceLock::new(),
             tokens: TokenKeys::new(&secret),
             throttle,
             config: Arc::new(config),
             store,
             clock,
         })
+    }
+}
+
+impl App {
+    /// The URL users and senders reach the daemon at: `public_url` when configured, else
+    /// the address the listener is bound to.
+    pub fn public_url(&self) -> String {
+        match (&self.config.public_url, self.bound_url.get()) {
+            (None, Some(bound)) => bound.clone(),
+            _ => self.config.public_url(),
+        }
+    }
+
+    /// Records the bound address (for links when `public_url` is not configured).
+    pub fn set_bound_addr(&self, addr: std::net::SocketAddr) {
+        let _ = self.bound_url.set(format!("http://{addr}"));
     }
 }
 

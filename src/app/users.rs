@@ -185,6 +185,15 @@ pub fn actor_for(r: &impl Reader, user_id: u64, token_version: u64) -> AppResult
     Ok(Actor::user(user.id, &user.username, permissions(r, &user)?))
 }
 
+/// The actor for a user the daemon acts for (a phone key press, a chat button): 401 if the
+/// user is gone or inactive.
+pub fn actor_for_user(r: &impl Reader, user_id: u64) -> AppResult<Actor> {
+    let user = access::get::<User>(r, user_id)?
+        .filter(|u| u.active)
+        .ok_or_else(|| AppError::Unauthorized("the user no longer exists or is inactive".into()))?;
+    Ok(Actor::user(user.id, &user.username, permissions(r, &user)?))
+}
+
 /// Finds a user by name.
 pub fn find_by_username(
     r: &impl Reader,

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod incident;
 pub mod integration;
 pub mod matcher;
+pub mod notification;
 pub mod permission;
 pub mod priority;
 pub mod problem;

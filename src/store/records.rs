@@ -45,3 +45,18 @@ record!(
     tables::ROUTING_RULES,
     id
 );
+record!(
+    crate::domain::notification::ContactMethod,
+    tables::CONTACT_METHODS,
+    id
+);
+record!(
+    crate::domain::notification::NotificationRule,
+    tables::NOTIFICATION_RULES,
+    id
+);
+record!(
+    crate::domain::notification::Delivery,
+    tables::DELIVERIES,
+    id
+);

@@ -88,6 +88,24 @@ tables! {
     /// id -> RoutingRule.
     ROUTING_RULES = "routing_rules";
 
+    /// id -> ContactMethod.
+    CONTACT_METHODS = "contact_methods";
+    /// (user id, contact method id) -> ().
+    CONTACTS_BY_USER = "contacts_by_user";
+    /// id -> NotificationRule.
+    NOTIFICATION_RULES = "notification_rules";
+    /// (event name or "*", channel) -> TemplateOverride.
+    TEMPLATES = "templates";
+    /// id -> Delivery: the outbox and the delivery log.
+    DELIVERIES = "deliveries";
+    /// (next attempt, milliseconds since the epoch, delivery id) -> (): what the outbox
+    /// worker must do next.
+    DELIVERIES_DUE = "deliveries_due";
+    /// (field code, value, delivery id) -> ().
+    DELIVERY_INDEX = "delivery_index";
+    /// (channel code, address) -> milliseconds of the last message sent there.
+    RATE_LIMITS = "rate_limits";
+
     /// id -> Problem.
     PROBLEMS = "problems";
     /// (field code, value, problem id) -> ().
@@ -119,6 +137,16 @@ pub mod alert_field {
     pub const STATE: u8 = 2;
     /// Integration id.
     pub const INTEGRATION: u8 = 3;
+}
+
+/// Field codes, the first component of [`DELIVERY_INDEX`] keys.
+pub mod delivery_field {
+    /// Status code (`DeliveryStatus::code`).
+    pub const STATUS: u8 = 1;
+    /// Incident id.
+    pub const INCIDENT: u8 = 2;
+    /// Channel code.
+    pub const CHANNEL: u8 = 3;
 }
 
 /// Field codes, the first component of [`PROBLEM_INDEX`] keys.

@@ -1,0 +1,256 @@
+//! A user's contact methods. Users manage their own; `user:write` manages anyone's.
+
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::app::{App, AppError, AppResult, FieldErrors, require};
+use crate::domain::actor::Actor;
+use crate::domain::audit;
+use crate::domain::identity::User;
+use crate::domain::notification::{ChannelKind, ContactMethod, redact_secret};
+use crate::domain::permission::Permission;
+use crate::store::access::{self, Order, Reader};
+use crate::store::keys::{Key, KeyReader};
+use crate::store::{StoreError, tables};
+
+/// A new contact method.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewContactMethod {
+    /// `email`, `sms`, `voice`, `slack`, `discord` or `webhook`.
+    pub kind: ChannelKind,
+    /// E-mail address, E.164 number, URL, or chat user id.
+    pub address: String,
+    /// A name for it.
+    #[serde(default)]
+    pub label: String,
+    /// For webhooks: the HMAC-SHA256 signing secret.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Default true.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// Changes to a contact method.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactMethodPatch {
+    /// New address.
+    pub address: Option<String>,
+    /// New label.
+    pub label: Option<String>,
+    /// New secret.
+    pub secret: Option<String>,
+    /// On or off.
+    pub enabled: Option<bool>,
+}
+
+fn allowed(actor: &Actor, user_id: u64, write: bool) -> AppResult<()> {
+    if actor.user_id == Some(user_id) {
+        return Ok(());
+    }
+    require(
+        actor,
+        if write {
+            Permission::UserWrite
+        } else {
+            Permission::UserRead
+        },
+    )
+}
+
+fn user_key(user_id: u64, id: u64) -> Vec<u8> {
+    Key::new().u64(user_id).u64(id).into_bytes()
+}
+
+/// The contact methods of a user.
+pub fn of_user(r: &impl Reader, user_id: u64) -> Result<Vec<ContactMethod>, StoreError> {
+    let mut ids = Vec::new();
+    access::scan_prefix(
+        r,
+        tables::CONTACTS_BY_USER,
+        &Key::new().u64(user_id).into_bytes(),
+        None,
+        Order::Asc,
+        &mut |k, _| {
+            let mut kr = KeyReader::new(k);
+            kr.u64();
+            if let Some(id) = kr.u64() {
+                ids.push(id);
+            }
+            Ok(std::ops::ControlFlow::Continue(()))
+        },
+    )?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(c) = access::get::<ContactMethod>(r, id)? {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+fn shown(mut c: ContactMethod) -> ContactMethod {
+    redact_secret(&mut c.secret);
+    c
+}
+
+fn check(e: &mut FieldErrors, kind: ChannelKind, address: &str, secret: Option<&str>) {
+    if let Err(m) = kind.check_address(address) {
+        e.add("address", m);
+    }
+    if let Some(s) = secret
+        && kind != ChannelKind::Webhook
+    {
+        let _ = s;
+        e.add("secret", "only webhook contact methods take a secret");
+    }
+}
+
+/// Lists a user's contact methods (self, or `user:read`).
+pub fn list(app: &App, actor: &Actor, user_id: u64) -> AppResult<Vec<ContactMethod>> {
+    allowed(actor, user_id, false)?;
+    let r = app.store.read()?;
+    access::get::<User>(&r, user_id)?.ok_or_else(|| AppError::not_found("user", user_id))?;
+    Ok(of_user(&r, user_id)?.into_iter().map(shown).collect())
+}
+
+/// Adds a contact method (self, or `user:write`).
+pub async fn create(
+    app: &App,
+    actor: &Actor,
+    user_id: u64,
+    input: NewContactMethod,
+) -> AppResult<ContactMethod> {
+    allowed(actor, user_id, true)?;
+    let mut e = FieldErrors::new();
+    check(&mut e, input.kind, &input.address, input.secret.as_deref());
+    if input.label.chars().count() > 100 {
+        e.add("label", "must be at most 100 characters");
+    }
+    e.into_result()?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    let c = app
+        .store
+        .write(move |tx| {
+            access::get::<User>(tx, user_id)?
+                .ok_or_else(|| AppError::not_found("user", user_id))?;
+            let address = input.address.trim().to_owned();
+            if of_user(tx, user_id)?
+                .iter()
+                .any(|c| c.kind == input.kind && c.address == address)
+            {
+                return Err(AppError::Conflict(format!(
+                    "this user already has {} {address}",
+                    input.kind
+                )));
+            }
+            let id = access::next_id(tx, tables::CONTACT_METHODS)?;
+            let c = ContactMethod {
+                id,
+                user_id,
+                kind: input.kind,
+                address,
+                label: input.label.trim().to_owned(),
+                secret: input.secret.clone(),
+                enabled: input.enabled.unwrap_or(true),
+                created_at: now,
+            };
+            access::put(tx, &c)?;
+            access::put_raw(tx, tables::CONTACTS_BY_USER, &user_key(user_id, id), &[])?;
+            let shown_json = serde_json::to_value(shown(c.clone())).unwrap_or_default();
+            crate::app::audit::record(
+                tx,
+                now,
+                &who,
+                "contact_method.create",
+                ("user", user_id),
+                format!("added {} contact method {}", c.kind, c.address),
+                audit::created(&shown_json),
+            )?;
+            Ok(c)
+        })
+        .await?;
+    Ok(shown(c))
+}
+
+/// Changes a contact method (self, or `user:write`).
+pub async fn update(
+    app: &App,
+    actor: &Actor,
+    user_id: u64,
+    id: u64,
+    patch: ContactMethodPatch,
+) -> AppResult<ContactMethod> {
+    allowed(actor, user_id, true)?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    let c = app
+        .store
+        .write(move |tx| {
+            let before = access::get::<ContactMethod>(tx, id)?
+                .filter(|c| c.user_id == user_id)
+                .ok_or_else(|| AppError::not_found("contact method", id))?;
+            let mut c = before.clone();
+            if let Some(a) = &patch.address {
+                c.address = a.trim().to_owned();
+            }
+            if let Some(l) = &patch.label {
+                c.label = l.trim().to_owned();
+            }
+            if let Some(s) = &patch.secret {
+                c.secret = Some(s.clone());
+            }
+            if let Some(en) = patch.enabled {
+                c.enabled = en;
+            }
+            let mut e = FieldErrors::new();
+            check(&mut e, c.kind, &c.address, patch.secret.as_deref());
+            e.into_result()?;
+            access::put(tx, &c)?;
+            let changes = audit::diff(
+                &serde_json::to_value(shown(before.clone())).unwrap_or_default(),
+                &serde_json::to_value(shown(c.clone())).unwrap_or_default(),
+            );
+            crate::app::audit::record(
+                tx,
+                now,
+                &who,
+                "contact_method.update",
+                ("user", user_id),
+                format!("changed {} contact method {}", c.kind, c.address),
+                changes,
+            )?;
+            Ok::<_, AppError>(c)
+        })
+        .await?;
+    Ok(shown(c))
+}
+
+/// Removes a contact method (self, or `user:write`).
+pub async fn delete(app: &App, actor: &Actor, user_id: u64, id: u64) -> AppResult<()> {
+    allowed(actor, user_id, true)?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    app.store
+        .write(move |tx| {
+            let c = access::get::<ContactMethod>(tx, id)?
+                .filter(|c| c.user_id == user_id)
+                .ok_or_else(|| AppError::not_found("contact method", id))?;
+            access::delete::<ContactMethod>(tx, id)?;
+            access::delete_raw(tx, tables::CONTACTS_BY_USER, &user_key(user_id, id))?;
+            crate::app::audit::record(
+                tx,
+                now,
+                &who,
+                "contact_method.delete",
+                ("user", user_id),
+                format!("removed {} contact method {}", c.kind, c.address),
+                audit::deleted(&serde_json::to_value(shown(c.clone())).unwrap_or_default()),
+            )?;
+            Ok(())
+        })
+        .await
+}

@@ -1,0 +1,377 @@
+//! The outbox's state: which deliveries are due, and what an attempt's outcome does to a
+//! delivery (sent, retried with backoff, dead, folded into a summary, postponed by a rate
+//! limit). The delivery log is the same records.
+
+use std::ops::{Bound, ControlFlow};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use redb::WriteTransaction;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::app::page::{Page, PageRequest};
+use crate::app::{App, AppError, AppResult, FieldErrors, require};
+use crate::domain::actor::Actor;
+use crate::domain::notification::{
+    ChannelKind, Delivery, DeliveryStatus, RetryPolicy, redact_secret,
+};
+use crate::domain::permission::Permission;
+use crate::store::StoreError;
+use crate::store::access::{self, Order, Reader};
+use crate::store::keys::{Key, KeyReader};
+use crate::store::tables::{self, delivery_field as field};
+
+/// What an attempt came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Delivered; the provider's id if it gave one.
+    Sent(Option<String>),
+    /// Failed in a way that may pass (timeout, 5xx, 429); wait at least `retry_after`.
+    Transient {
+        /// Why.
+        reason: String,
+        /// The provider's Retry-After.
+        retry_after: Option<Duration>,
+    },
+    /// Failed for good (4xx, bad address, not configured, template error).
+    Permanent(String),
+    /// Carried by the summary sent as another delivery.
+    Collapsed(u64),
+    /// Not attempted: a rate limit holds it until then.
+    Postponed(DateTime<Utc>),
+}
+
+fn due_key(d: &Delivery) -> Vec<u8> {
+    Key::new()
+        .i64(d.next_attempt_at.timestamp_millis())
+        .u64(d.id)
+        .into_bytes()
+}
+
+fn entries(d: &Delivery) -> Vec<(u8, u64)> {
+    let mut out = vec![
+        (field::STATUS, u64::from(d.status.code())),
+        (field::CHANNEL, u64::from(d.channel.code())),
+    ];
+    if let Some(i) = d.incident_id {
+        out.push((field::INCIDENT, i));
+    }
+    out
+}
+
+/// Writes a delivery and keeps the due queue and the log indexes in step.
+pub(crate) fn save(
+    tx: &WriteTransaction,
+    before: Option<&Delivery>,
+    after: &Delivery,
+) -> Result<(), StoreError> {
+    if let Some(b) = before {
+        if b.status.is_due_kind() {
+            access::delete_raw(tx, tables::DELIVERIES_DUE, &due_key(b))?;
+        }
+        for (f, v) in entries(b) {
+            access::delete_raw(
+                tx,
+                tables::DELIVERY_INDEX,
+                &Key::new().u8(f).u64(v).u64(b.id).into_bytes(),
+            )?;
+        }
+    }
+    access::put(tx, after)?;
+    if after.status.is_due_kind() {
+        access::put_raw(tx, tables::DELIVERIES_DUE, &due_key(after), &[])?;
+    }
+    for (f, v) in entries(after) {
+        access::put_raw(
+            tx,
+            tables::DELIVERY_INDEX,
+            &Key::new().u8(f).u64(v).u64(after.id).into_bytes(),
+            &[],
+        )?;
+    }
+    Ok(())
+}
+
+/// Deliveries due at `now`, oldest first, at most `limit`.
+pub fn due(r: &impl Reader, now: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+    let end = Key::new()
+        .i64(now.timestamp_millis())
+        .u64(u64::MAX)
+        .into_bytes();
+    let mut ids = Vec::new();
+    r.scan_raw(
+        tables::DELIVERIES_DUE,
+        Bound::Unbounded,
+        Bound::Included(end.as_slice()),
+        Order::Asc,
+        &mut |k, _| {
+            let mut kr = KeyReader::new(k);
+            kr.i64();
+            if let Some(id) = kr.u64() {
+                ids.push(id);
+            }
+            Ok(if ids.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        },
+    )?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(d) = access::get::<Delivery>(r, id)? {
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
+/// When the next delivery falls due, if any is waiting.
+pub fn next_due(r: &impl Reader) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let mut at = None;
+    r.scan_raw(
+        tables::DELIVERIES_DUE,
+        Bound::Unbounded,
+        Bound::Unbounded,
+        Order::Asc,
+        &mut |k, _| {
+            at = KeyReader::new(k)
+                .i64()
+                .and_then(|ms| Utc.timestamp_millis_opt(ms).single());
+            Ok(ControlFlow::Break(()))
+        },
+    )?;
+    Ok(at)
+}
+
+fn rate_key(channel: ChannelKind, address: &str) -> Vec<u8> {
+    Key::new().u8(channel.code()).str(address).into_bytes()
+}
+
+/// When a message last went to `address` on `channel`.
+pub fn last_sent(
+    r: &impl Reader,
+    channel: ChannelKind,
+    address: &str,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(r.get_raw(tables::RATE_LIMITS, &rate_key(channel, address))?
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .and_then(|b| Utc.timestamp_millis_opt(i64::from_be_bytes(b)).single()))
+}
+
+/// Applies attempt outcomes, in one transaction. `jitter` in [0, 1) spreads retries.
+pub async fn complete(
+    app: &App,
+    results: Vec<(u64, Outcome)>,
+    policy: RetryPolicy,
+    jitter: f64,
+) -> AppResult<()> {
+    let now = app.clock.now();
+    app.store
+        .write(move |tx| {
+            for (id, outcome) in &results {
+                let Some(before) = access::get::<Delivery>(tx, *id)? else {
+                    continue;
+                };
+                if !before.status.is_due_kind() {
+                    continue;
+                }
+                let mut d = before.clone();
+                match outcome {
+                    Outcome::Postponed(until) => {
+                        d.next_attempt_at = *until;
+                    }
+                    Outcome::Sent(provider) => {
+                        d.attempts += 1;
+                        d.status = DeliveryStatus::Sent;
+                        d.provider_id = provider.clone();
+                        d.sent_at = Some(now);
+                        d.latency_ms = Some((now - d.created_at).num_milliseconds());
+                        d.last_error = None;
+                        if d.channel.is_rate_limited() {
+                            access::put_raw(
+                                tx,
+                                tables::RATE_LIMITS,
+                                &rate_key(d.channel, &d.target),
+                                &now.timestamp_millis().to_be_bytes(),
+                            )?;
+                        }
+                    }
+                    Outcome::Collapsed(into) => {
+                        d.status = DeliveryStatus::Sent;
+                        d.collapsed_into = Some(*into);
+                        d.sent_at = Some(now);
+                        d.latency_ms = Some((now - d.created_at).num_milliseconds());
+                    }
+                    Outcome::Transient {
+                        reason,
+                        retry_after,
+                    } => {
+                        d.attempts += 1;
+                        d.last_error = Some(reason.clone());
+                        match policy.next_attempt(now, d.attempts, jitter, *retry_after) {
+                            Some(next) => {
+                                d.status = DeliveryStatus::Failed;
+                                d.next_attempt_at = next;
+                            }
+                            None => {
+                                d.status = DeliveryStatus::Dead;
+                                d.last_error = Some(format!(
+                                    "gave up after {} attempts: {reason}",
+                                    d.attempts
+                                ));
+                            }
+                        }
+                    }
+                    Outcome::Permanent(reason) => {
+                        d.attempts += 1;
+                        d.status = DeliveryStatus::Dead;
+                        d.last_error = Some(reason.clone());
+                    }
+                }
+                save(tx, Some(&before), &d)?;
+            }
+            Ok::<_, AppError>(())
+        })
+        .await
+}
+
+/// `GET /api/v1/notifications` filters.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryParams {
+    /// `pending`, `sent`, `failed` or `dead`.
+    pub status: Option<String>,
+    /// `email`, `sms`, `voice`, `slack`, `discord` or `webhook`.
+    pub channel: Option<String>,
+    /// Deliveries about this incident.
+    pub incident_id: Option<String>,
+    /// Page size.
+    pub limit: Option<String>,
+    /// Cursor.
+    pub cursor: Option<String>,
+}
+
+/// The delivery log, newest first (needs `notification:read`).
+pub fn list(
+    app: &App,
+    actor: &Actor,
+    params: &DeliveryParams,
+    page: PageRequest,
+) -> AppResult<Page<Delivery>> {
+    require(actor, Permission::NotificationRead)?;
+    let mut e = FieldErrors::new();
+    let status = match params
+        .status
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(s) => serde_json::from_value::<DeliveryStatus>(serde_json::Value::String(
+            s.to_ascii_lowercase(),
+        ))
+        .map_err(|_| e.add("status", "must be pending, sent, failed or dead"))
+        .ok(),
+    };
+    let channel = match params
+        .channel
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(s) => s
+            .parse::<ChannelKind>()
+            .map_err(|m| e.add("channel", m))
+            .ok(),
+    };
+    let incident = match params
+        .incident_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(s) => s.parse::<u64>().ok().filter(|v| *v > 0).or_else(|| {
+            e.add("incident_id", "must be a positive integer");
+            None
+        }),
+    };
+    e.into_result()?;
+    let driver = match (incident, status, channel) {
+        (Some(i), _, _) => Some(Key::new().u8(field::INCIDENT).u64(i).into_bytes()),
+        (None, Some(s), _) => Some(
+            Key::new()
+                .u8(field::STATUS)
+                .u64(u64::from(s.code()))
+                .into_bytes(),
+        ),
+        (None, None, Some(c)) => Some(
+            Key::new()
+                .u8(field::CHANNEL)
+                .u64(u64::from(c.code()))
+                .into_bytes(),
+        ),
+        _ => None,
+    };
+    let matches = |d: &Delivery| {
+        status.is_none_or(|s| d.status == s)
+            && channel.is_none_or(|c| d.channel == c)
+            && incident.is_none_or(|i| d.incident_id == Some(i))
+    };
+    let r = app.store.read()?;
+    let want = page.limit + 1;
+    let mut out = Vec::new();
+    let mut before = page.after;
+    const STRETCH: usize = 256;
+    loop {
+        let ids: Vec<u64> = match &driver {
+            None => access::list::<Delivery>(&r, before, Order::Desc, STRETCH)?
+                .iter()
+                .map(|d| d.id)
+                .collect(),
+            Some(prefix) => {
+                let bound = before.map(|b| [prefix.as_slice(), &b.to_be_bytes()].concat());
+                let mut ids = Vec::new();
+                access::scan_prefix(
+                    &r,
+                    tables::DELIVERY_INDEX,
+                    prefix,
+                    bound.as_deref(),
+                    Order::Desc,
+                    &mut |k, _| {
+                        if let Some(id) = KeyReader::new(&k[k.len().saturating_sub(8)..]).u64() {
+                            ids.push(id);
+                        }
+                        Ok(if ids.len() >= STRETCH {
+                            ControlFlow::Break(())
+                        } else {
+                            ControlFlow::Continue(())
+                        })
+                    },
+                )?;
+                ids
+            }
+        };
+        let Some(last) = ids.last().copied() else {
+            break;
+        };
+        for id in &ids {
+            if let Some(mut d) = access::get::<Delivery>(&r, *id)?
+                && matches(&d)
+            {
+                redact_secret(&mut d.secret);
+                out.push(d);
+                if out.len() >= want {
+                    return Ok(Page::from_overfetch(out, page.limit, |d| d.id));
+                }
+            }
+        }
+        if ids.len() < STRETCH {
+            break;
+        }
+        before = Some(last);
+    }
+    Ok(Page::from_overfetch(out, page.limit, |d| d.id))
+}

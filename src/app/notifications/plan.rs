@@ -1,0 +1,134 @@
+//! Turning a domain event into deliveries, inside the transaction that publishes it.
+
+use std::collections::BTreeSet;
+
+use redb::WriteTransaction;
+
+use super::contacts;
+use super::outbox;
+use crate::domain::actor::ActorKind;
+use crate::domain::event::DomainEvent;
+use crate::domain::incident::Incident;
+use crate::domain::notification::{ChannelKind, Delivery, DeliveryStatus, Target};
+use crate::store::StoreError;
+use crate::store::access;
+
+/// One address to reach.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Recipient {
+    channel: ChannelKind,
+    address: String,
+    user_id: Option<u64>,
+    secret: Option<String>,
+}
+
+fn user_recipients(
+    tx: &WriteTransaction,
+    user_id: u64,
+    out: &mut Vec<Recipient>,
+) -> Result<(), StoreError> {
+    for c in contacts::of_user(tx, user_id)? {
+        if c.enabled {
+            out.push(Recipient {
+                channel: c.kind,
+                address: c.address,
+                user_id: Some(user_id),
+                secret: c.secret,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Enqueues the deliveries every matching rule asks for. The person who caused the event
+/// is not told about it.
+pub(crate) fn plan(tx: &WriteTransaction, event: &DomainEvent) -> Result<(), StoreError> {
+    let rules: Vec<_> = super::rules::all(tx)?
+        .into_iter()
+        .filter(|r| r.enabled && r.events.contains(&event.kind))
+        .collect();
+    if rules.is_empty() {
+        return Ok(());
+    }
+    let incident = match event.incident_id {
+        Some(id) => access::get::<Incident>(tx, id)?,
+        None => None,
+    };
+    let actor_user =
+        matches!(event.actor.kind, ActorKind::User | ActorKind::Chat).then_some(event.actor.id);
+    let mut seen = BTreeSet::new();
+    for rule in rules {
+        if !rule.filter.accepts(
+            incident.as_ref().map(|i| i.service_id),
+            incident.as_ref().map(|i| i.priority),
+        ) {
+            continue;
+        }
+        let mut recipients = Vec::new();
+        for target in &rule.targets {
+            match target {
+                Target::User { id } => user_recipients(tx, *id, &mut recipients)?,
+                Target::Group { id } => {
+                    for member in crate::app::users::member_ids(tx, *id)? {
+                        user_recipients(tx, member, &mut recipients)?;
+                    }
+                }
+                Target::Email { address } => recipients.push(Recipient {
+                    channel: ChannelKind::Email,
+                    address: address.clone(),
+                    user_id: None,
+                    secret: None,
+                }),
+                Target::Sms { number } => recipients.push(Recipient {
+                    channel: ChannelKind::Sms,
+                    address: number.clone(),
+                    user_id: None,
+                    secret: None,
+                }),
+                Target::Voice { number } => recipients.push(Recipient {
+                    channel: ChannelKind::Voice,
+                    address: number.clone(),
+                    user_id: None,
+                    secret: None,
+                }),
+                Target::Webhook { url, secret } => recipients.push(Recipient {
+                    channel: ChannelKind::Webhook,
+                    address: url.clone(),
+                    user_id: None,
+                    secret: secret.clone(),
+                }),
+            }
+        }
+        for rcpt in recipients {
+            if rcpt.user_id.is_some() && rcpt.user_id == actor_user {
+                continue;
+            }
+            if !seen.insert((rcpt.channel, rcpt.address.clone())) {
+                continue;
+            }
+            let id = access::next_id(tx, crate::store::tables::DELIVERIES)?;
+            let d = Delivery {
+                id,
+                event_seq: event.seq,
+                event: event.kind,
+                rule_id: Some(rule.id),
+                incident_id: event.incident_id,
+                channel: rcpt.channel,
+                target: rcpt.address,
+                user_id: rcpt.user_id,
+                secret: rcpt.secret,
+                status: DeliveryStatus::Pending,
+                attempts: 0,
+                next_attempt_at: event.at,
+                last_error: None,
+                provider_id: None,
+                collapsed_into: None,
+                created_at: event.at,
+                sent_at: None,
+                latency_ms: None,
+            };
+            outbox::save(tx, None, &d)?;
+        }
+    }
+    Ok(())
+}

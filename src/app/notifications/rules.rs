@@ -1,0 +1,259 @@
+//! Notification rules: which events, narrowed how, reach whom.
+
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::app::page::{Page, PageRequest};
+use crate::app::{App, AppError, AppResult, FieldErrors, require, required_text};
+use crate::domain::actor::Actor;
+use crate::domain::audit;
+use crate::domain::event::EventKind;
+use crate::domain::identity::{Group, User};
+use crate::domain::notification::{ChannelKind, NotificationRule, RuleFilter, Target};
+use crate::domain::permission::Permission;
+use crate::domain::service::Service;
+use crate::store::access::{self, Order, Reader};
+use crate::store::{StoreError, tables};
+
+/// A new rule.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRule {
+    /// Name.
+    pub name: String,
+    /// Events, e.g. `["incident.opened", "incident.resolved"]`.
+    pub events: Vec<EventKind>,
+    /// Narrowing by service and priority.
+    #[serde(default)]
+    pub filter: RuleFilter,
+    /// Who hears about it.
+    pub targets: Vec<Target>,
+    /// Default true.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// Changes to a rule.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RulePatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New events.
+    pub events: Option<Vec<EventKind>>,
+    /// New filter.
+    pub filter: Option<RuleFilter>,
+    /// New targets.
+    pub targets: Option<Vec<Target>>,
+    /// On or off.
+    pub enabled: Option<bool>,
+}
+
+fn check(r: &impl Reader, e: &mut FieldErrors, rule: &NotificationRule) -> Result<(), StoreError> {
+    if rule.events.is_empty() {
+        e.add("events", "at least one event is needed");
+    }
+    if rule.targets.is_empty() {
+        e.add("targets", "at least one target is needed");
+    }
+    for s in &rule.filter.service_ids {
+        if access::get::<Service>(r, *s)?.is_none() {
+            e.add("filter.service_ids", format!("no service with id {s}"));
+        }
+    }
+    for (i, t) in rule.targets.iter().enumerate() {
+        let field = format!("targets[{i}]");
+        match t {
+            Target::User { id } => {
+                if access::get::<User>(r, *id)?.is_none() {
+                    e.add(field, format!("no user with id {id}"));
+                }
+            }
+            Target::Group { id } => {
+                if access::get::<Group>(r, *id)?.is_none() {
+                    e.add(field, format!("no group with id {id}"));
+                }
+            }
+            Target::Email { address } => {
+                e.check(&field, ChannelKind::Email.check_address(address));
+            }
+            Target::Sms { number } => {
+                e.check(&field, ChannelKind::Sms.check_address(number));
+            }
+            Target::Voice { number } => {
+                e.check(&field, ChannelKind::Voice.check_address(number));
+            }
+            Target::Webhook { url, .. } => {
+                e.check(&field, ChannelKind::Webhook.check_address(url));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every rule.
+pub fn all(r: &impl Reader) -> Result<Vec<NotificationRule>, StoreError> {
+    access::list(r, None, Order::Asc, usize::MAX)
+}
+
+/// Creates a rule (needs `notification:write`).
+pub async fn create(app: &App, actor: &Actor, input: NewRule) -> AppResult<NotificationRule> {
+    require(actor, Permission::NotificationWrite)?;
+    let mut e = FieldErrors::new();
+    let name = required_text(&mut e, "name", &input.name, 100);
+    e.into_result()?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    let rule = app
+        .store
+        .write(move |tx| {
+            let id = access::next_id(tx, tables::NOTIFICATION_RULES)?;
+            let rule = NotificationRule {
+                id,
+                name: name.clone(),
+                enabled: input.enabled.unwrap_or(true),
+                events: input.events.clone(),
+                filter: input.filter.clone(),
+                targets: input.targets.clone(),
+                created_at: now,
+                updated_at: now,
+            };
+            let mut e = FieldErrors::new();
+            check(tx, &mut e, &rule)?;
+            e.into_result()?;
+            access::put(tx, &rule)?;
+            let shown = serde_json::to_value(rule.clone().redacted()).unwrap_or_default();
+            crate::app::audit::record(
+                tx,
+                now,
+                &who,
+                "notification_rule.create",
+                ("notification_rule", id),
+                format!("created notification rule {}", rule.name),
+                audit::created(&shown),
+            )?;
+            Ok::<_, AppError>(rule)
+        })
+        .await?;
+    Ok(rule.redacted())
+}
+
+/// One rule (needs `notification:read`).
+pub fn get(app: &App, actor: &Actor, id: u64) -> AppResult<NotificationRule> {
+    require(actor, Permission::NotificationRead)?;
+    Ok(access::get::<NotificationRule>(&app.store.read()?, id)?
+        .ok_or_else(|| AppError::not_found("notification rule", id))?
+        .redacted())
+}
+
+/// Rules in id order (needs `notification:read`).
+pub fn list(app: &App, actor: &Actor, page: PageRequest) -> AppResult<Page<NotificationRule>> {
+    require(actor, Permission::NotificationRead)?;
+    let items = access::list::<NotificationRule>(
+        &app.store.read()?,
+        page.after,
+        Order::Asc,
+        page.limit + 1,
+    )?;
+    Ok(Page::from_overfetch(items, page.limit, |r| r.id).map(NotificationRule::redacted))
+}
+
+/// Changes a rule (needs `notification:write`). A webhook target given without a secret
+/// keeps the secret it had for the same URL.
+pub async fn update(
+    app: &App,
+    actor: &Actor,
+    id: u64,
+    patch: RulePatch,
+) -> AppResult<NotificationRule> {
+    require(actor, Permission::NotificationWrite)?;
+    let mut e = FieldErrors::new();
+    let name = patch
+        .name
+        .as_deref()
+        .map(|n| required_text(&mut e, "name", n, 100));
+    e.into_result()?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    let rule = app
+        .store
+        .write(move |tx| {
+            let before = access::get::<NotificationRule>(tx, id)?
+                .ok_or_else(|| AppError::not_found("notification rule", id))?;
+            let mut r = before.clone();
+            if let Some(n) = &name {
+                r.name = n.clone();
+            }
+            if let Some(ev) = &patch.events {
+                r.events = ev.clone();
+            }
+            if let Some(f) = &patch.filter {
+                r.filter = f.clone();
+            }
+            if let Some(t) = &patch.targets {
+                r.targets = t
+                    .iter()
+                    .cloned()
+                    .map(|mut target| {
+                        if let Target::Webhook { url, secret } = &mut target
+                            && secret.is_none()
+                        {
+                            *secret = before.targets.iter().find_map(|old| match old {
+                                Target::Webhook { url: u, secret: s } if u == url => s.clone(),
+                                _ => None,
+                            });
+                        }
+                        target
+                    })
+                    .collect();
+            }
+            if let Some(en) = patch.enabled {
+                r.enabled = en;
+            }
+            let mut e = FieldErrors::new();
+            check(tx, &mut e, &r)?;
+            e.into_result()?;
+            r.updated_at = now;
+            access::put(tx, &r)?;
+            let changes = audit::diff(
+                &serde_json::to_value(before.clone().redacted()).unwrap_or_default(),
+                &serde_json::to_value(r.clone().redacted()).unwrap_or_default(),
+            );
+            crate::app::audit::record(
+                tx,
+                now,
+                &who,
+                "notification_rule.update",
+                ("notification_rule", id),
+                format!("changed notification rule {}", r.name),
+                changes,
+            )?;
+            Ok::<_, AppError>(r)
+        })
+        .await?;
+    Ok(rule.redacted())
+}
+
+/// Deletes a rule (needs `notification:write`); deliveries already planned stay.
+pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
+    require(actor, Permission::NotificationWrite)?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    app.store
+        .write(move |tx| {
+            let r = access::get::<NotificationRule>(tx, id)?
+                .ok_or_else(|| AppError::not_found("notification rule", id))?;
+            access::delete::<NotificationRule>(tx, id)?;
+            crate::app::audit::record(
+                tx,
+                now,
+                &who,
+                "notification_rule.delete",
+                ("notification_rule", id),
+                format!("deleted notification rule {}", r.name),
+                audit::deleted(&serde_json::to_value(r.clone().redacted()).unwrap_or_default()),
+            )?;
+            Ok(())
+        })
+        .await
+}

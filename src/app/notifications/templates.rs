@@ -1,0 +1,429 @@
+//! Message templates (minijinja): one per channel part, shipped in `config/templates/`,
+//! overridable per event and channel through the API. A template that does not compile is
+//! refused with its line.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::app::{App, AppError, AppResult, FieldErrors, require};
+use crate::domain::actor::Actor;
+use crate::domain::event::{DomainEvent, EventKind};
+use crate::domain::identity::User;
+use crate::domain::incident::Incident;
+use crate::domain::notification::ChannelKind;
+use crate::domain::permission::Permission;
+use crate::domain::problem::Problem;
+use crate::domain::service::Service;
+use crate::store::access::{self, Order, Reader};
+use crate::store::keys::Key;
+use crate::store::{StoreError, tables};
+
+/// The shipped templates: (channel, part, source).
+pub const DEFAULTS: &[(ChannelKind, &str, &str)] = &[
+    (
+        ChannelKind::Email,
+        "subject",
+        include_str!("../../../config/templates/email.subject.j2"),
+    ),
+    (
+        ChannelKind::Email,
+        "body",
+        include_str!("../../../config/templates/email.body.j2"),
+    ),
+    (
+        ChannelKind::Sms,
+        "body",
+        include_str!("../../../config/templates/sms.j2"),
+    ),
+    (
+        ChannelKind::Voice,
+        "body",
+        include_str!("../../../config/templates/voice.j2"),
+    ),
+];
+
+/// "Every event" in an override's `event`.
+pub const ANY_EVENT: &str = "*";
+
+/// A template override as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TemplateOverride {
+    /// An event name, or `*` for every event.
+    pub event: String,
+    /// The channel.
+    pub channel: ChannelKind,
+    /// `subject` (e-mail) or `body`.
+    pub part: String,
+    /// minijinja source.
+    pub source: String,
+    /// Who set it.
+    pub updated_by: String,
+    /// When.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A template as the API lists it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TemplateView {
+    /// An event name, or `*`.
+    pub event: String,
+    /// The channel.
+    pub channel: ChannelKind,
+    /// `subject` or `body`.
+    pub part: String,
+    /// minijinja source.
+    pub source: String,
+    /// Shipped with incidentd (not overridden).
+    pub builtin: bool,
+}
+
+/// Setting an override.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetTemplate {
+    /// An event name, or `*` (default) for every event.
+    #[serde(default)]
+    pub event: Option<String>,
+    /// `email`, `sms` or `voice`.
+    pub channel: ChannelKind,
+    /// `subject` (e-mail only) or `body`.
+    pub part: String,
+    /// minijinja source.
+    pub source: String,
+}
+
+/// A rendered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// E-mail subject.
+    pub subject: Option<String>,
+    /// The text.
+    pub body: String,
+}
+
+fn key(event: &str, channel: ChannelKind, part: &str) -> Vec<u8> {
+    Key::new()
+        .str(event)
+        .str(channel.as_str())
+        .str(part)
+        .into_bytes()
+}
+
+fn shipped(channel: ChannelKind, part: &str) -> Option<&'static str> {
+    DEFAULTS
+        .iter()
+        .find(|(c, p, _)| *c == channel && *p == part)
+        .map(|(_, _, s)| *s)
+}
+
+/// Checks that a template compiles; the error names the line.
+pub fn compile_check(source: &str) -> Result<(), String> {
+    let env = environment();
+    env.template_from_str(source).map(|_| ()).map_err(|e| {
+        let line = e.line().map(|l| format!(" (line {l})")).unwrap_or_default();
+        format!("{}{line}", e.detail().unwrap_or(&e.kind().to_string()))
+    })
+}
+
+fn environment() -> minijinja::Environment<'static> {
+    minijinja::Environment::new()
+}
+
+fn validate(input: &SetTemplate) -> AppResult<(String, String)> {
+    let mut e = FieldErrors::new();
+    let event = input.event.clone().unwrap_or_else(|| ANY_EVENT.to_owned());
+    if event != ANY_EVENT && event.parse::<EventKind>().is_err() {
+        e.add("event", format!("'{event}' is not an event name (or '*')"));
+    }
+    let part = input.part.trim().to_ascii_lowercase();
+    if shipped(input.channel, &part).is_none() {
+        e.add(
+            "part",
+            format!(
+                "{} has no template part '{part}' (e-mail: subject, body; sms, voice: body)",
+                input.channel
+            ),
+        );
+    }
+    if input.source.len() > 64 * 1024 {
+        e.add("source", "must be at most 64 KiB");
+    } else if let Err(m) = compile_check(&input.source) {
+        e.add("source", format!("does not compile: {m}"));
+    }
+    e.into_result()?;
+    Ok((event, part))
+}
+
+/// Every template: the shipped ones and the overrides (needs `notification:read`).
+pub fn list(app: &App, actor: &Actor) -> AppResult<Vec<TemplateView>> {
+    require(actor, Permission::NotificationRead)?;
+    let r = app.store.read()?;
+    let mut out: Vec<TemplateView> = DEFAULTS
+        .iter()
+        .map(|(c, p, s)| TemplateView {
+            event: ANY_EVENT.into(),
+            channel: *c,
+            part: (*p).into(),
+            source: (*s).into(),
+            builtin: true,
+        })
+        .collect();
+    r.scan_raw(
+        tables::TEMPLATES,
+        std::ops::Bound::Unbounded,
+        std::ops::Bound::Unbounded,
+        Order::Asc,
+        &mut |_, v| {
+            let o: TemplateOverride = access::decode(tables::TEMPLATES, v)?;
+            out.retain(|t| {
+                !(t.builtin && t.event == o.event && t.channel == o.channel && t.part == o.part)
+            });
+            out.push(TemplateView {
+                event: o.event,
+                channel: o.channel,
+                part: o.part,
+                source: o.source,
+                builtin: false,
+            });
+            Ok(std::ops::ControlFlow::Continue(()))
+        },
+    )?;
+    Ok(out)
+}
+
+/// Sets an override (needs `notification:write`); 422 with the line if it does not compile.
+pub async fn set(app: &App, actor: &Actor, input: SetTemplate) -> AppResult<TemplateView> {
+    require(actor, Permission::NotificationWrite)?;
+    let (event, part) = validate(&input)?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    let channel = input.channel;
+    let source = input.source.clone();
+    app.store
+        .write(move |tx| {
+            let k = key(&event, channel, &part);
+            let before: Option<TemplateOverride> = access::get_json(tx, tables::TEMPLATES, &k)?;
+            let o = TemplateOverride {
+                event: event.clone(),
+                channel,
+                part: part.clone(),
+                source: source.clone(),
+                updated_by: who.name.clone(),
+                updated_at: now,
+            };
+            access::put_json(tx, tables::TEMPLATES, &k, &o)?;
+            let changes = json!({"source": {"from": before.map(|b| b.source), "to": source}});
+            crate::app::audit::record(
+                tx,
+                now,
+                &who,
+                "notification_template.set",
+                ("notification_template", 0),
+                format!("set the {channel} {part} template for {event}"),
+                changes,
+            )?;
+            Ok::<_, AppError>(())
+        })
+        .await?;
+    Ok(TemplateView {
+        event: input.event.unwrap_or_else(|| ANY_EVENT.into()),
+        channel,
+        part: input.part,
+        source: input.source,
+        builtin: false,
+    })
+}
+
+/// Removes an override, restoring the next more general template (needs
+/// `notification:write`).
+pub async fn reset(
+    app: &App,
+    actor: &Actor,
+    event: String,
+    channel: ChannelKind,
+    part: String,
+) -> AppResult<()> {
+    require(actor, Permission::NotificationWrite)?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    app.store
+        .write(move |tx| {
+            let k = key(&event, channel, &part);
+            if !access::delete_raw(tx, tables::TEMPLATES, &k)? {
+                return Err(AppError::not_found(
+                    "template override",
+                    format!("{event}/{channel}/{part}"),
+                ));
+            }
+            crate::app::audit::record(
+                tx,
+                now,
+                &who,
+                "notification_template.reset",
+                ("notification_template", 0),
+                format!("reset the {channel} {part} template for {event}"),
+                json!({}),
+            )?;
+            Ok(())
+        })
+        .await
+}
+
+/// The source in force for an event, channel and part.
+fn source_for(
+    r: &impl Reader,
+    event: EventKind,
+    channel: ChannelKind,
+    part: &str,
+) -> Result<Option<String>, StoreError> {
+    for ev in [event.as_str(), ANY_EVENT] {
+        if let Some(o) =
+            access::get_json::<TemplateOverride>(r, tables::TEMPLATES, &key(ev, channel, part))?
+        {
+            return Ok(Some(o.source));
+        }
+    }
+    Ok(shipped(channel, part).map(str::to_owned))
+}
+
+/// Renders the message of `channel` for a context built by [`context`].
+pub fn render(
+    r: &impl Reader,
+    channel: ChannelKind,
+    event: EventKind,
+    ctx: &Value,
+) -> Result<Result<Rendered, String>, StoreError> {
+    let env = environment();
+    let render_part = |part: &str| -> Result<Option<Result<String, String>>, StoreError> {
+        Ok(source_for(r, event, channel, part)?.map(|src| {
+            env.render_str(&src, minijinja::value::Serde(ctx))
+                .map(|s| s.trim().to_owned())
+                .map_err(|e| {
+                    let line = e.line().map(|l| format!(" (line {l})")).unwrap_or_default();
+                    format!(
+                        "the {channel} {part} template failed: {}{line}",
+                        e.detail().unwrap_or(&e.kind().to_string())
+                    )
+                })
+        }))
+    };
+    let subject = match render_part("subject")? {
+        Some(Err(e)) => return Ok(Err(e)),
+        Some(Ok(s)) => Some(s),
+        None => None,
+    };
+    let body = match render_part("body")? {
+        Some(Err(e)) => return Ok(Err(e)),
+        Some(Ok(b)) => b,
+        None => String::new(),
+    };
+    Ok(Ok(Rendered { subject, body }))
+}
+
+fn headline(event: &DomainEvent, incident: Option<&Incident>, assignee: Option<&str>) -> String {
+    let actor = &event.actor.name;
+    let to = event.data.get("to").and_then(Value::as_str).unwrap_or("");
+    match event.kind {
+        EventKind::IncidentOpened => "opened".into(),
+        EventKind::IncidentAcknowledged => format!("acknowledged by {actor}"),
+        EventKind::IncidentResolved => format!("resolved by {actor}"),
+        EventKind::IncidentReopened => format!("reopened by {actor}"),
+        EventKind::IncidentClosed => {
+            format!("{} by {actor}", if to.is_empty() { "closed" } else { to })
+        }
+        EventKind::IncidentStatusChanged => format!("moved to {to} by {actor}"),
+        EventKind::IncidentAssigned => match assignee {
+            Some(a) => format!("assigned to {a}"),
+            None => format!("reassigned by {actor}"),
+        },
+        EventKind::IncidentCommented => format!("comment from {actor}"),
+        EventKind::IncidentUpdated => format!("updated by {actor}"),
+        EventKind::IncidentEscalated => "escalated".into(),
+        EventKind::IncidentAlertsChanged => format!(
+            "{} of {} alerts firing",
+            incident.map_or(0, |i| i.firing_alerts),
+            incident.map_or(0, |i| i.alert_count)
+        ),
+        EventKind::ProblemOpened => "recorded".into(),
+        EventKind::ProblemUpdated => format!("updated by {actor}"),
+        EventKind::ProblemStatusChanged => format!("status changed by {actor}"),
+        EventKind::ProblemKnownError => "is now a known error".into(),
+        EventKind::ProblemLinked => format!("linked by {actor}"),
+        EventKind::ProblemUnlinked => format!("unlinked by {actor}"),
+    }
+}
+
+/// What templates see: `event`, `incident`, `problem` and `site`.
+pub fn context(r: &impl Reader, base_url: &str, event: &DomainEvent) -> Result<Value, StoreError> {
+    let incident = match event.incident_id {
+        Some(id) => access::get::<Incident>(r, id)?,
+        None => None,
+    };
+    let problem = match event.problem_id {
+        Some(id) => access::get::<Problem>(r, id)?,
+        None => None,
+    };
+    let assignee = match incident.as_ref().and_then(|i| i.assignee_id) {
+        Some(id) => access::get::<User>(r, id)?.map(|u| u.username),
+        None => None,
+    };
+    let incident_json = match &incident {
+        Some(i) => {
+            let service = access::get::<Service>(r, i.service_id)?
+                .map(|s| s.name)
+                .unwrap_or_default();
+            let runbook = crate::app::alerts::runbook_of(r, i.id)?;
+            json!({
+                "id": i.id, "number": i.number(), "title": i.title, "description": i.description,
+                "status": i.status, "priority": i.priority, "priority_rank": i.priority.rank(),
+                "impact": i.impact, "urgency": i.urgency, "service": service, "service_id": i.service_id,
+                "assignee": assignee, "alert_count": i.alert_count, "firing_alerts": i.firing_alerts,
+                "created_at": i.created_at, "runbook": runbook,
+                "url": format!("{base_url}/api/v1/incidents/{}", i.id),
+            })
+        }
+        None => Value::Null,
+    };
+    let problem_json = match &problem {
+        Some(p) => json!({
+            "id": p.id, "number": p.number(), "title": p.title, "status": p.status,
+            "root_cause": p.root_cause, "workaround": p.workaround,
+            "url": format!("{base_url}/api/v1/problems/{}", p.id),
+        }),
+        None => Value::Null,
+    };
+    Ok(json!({
+        "event": {
+            "kind": event.kind, "at": event.at, "actor": event.actor.name, "seq": event.seq,
+            "headline": headline(event, incident.as_ref(), assignee.as_deref()),
+            "note": event.data.get("note").and_then(Value::as_str),
+            "comment": event.data.get("body").and_then(Value::as_str),
+            "data": event.data,
+        },
+        "incident": incident_json,
+        "problem": problem_json,
+        "site": {"name": "incidentd", "url": base_url},
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_templates_compile() {
+        for (c, p, s) in DEFAULTS {
+            assert_eq!(compile_check(s), Ok(()), "{c} {p}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let e = compile_check("fine\n{% if x %}\nno end").expect_err("unclosed");
+        assert!(e.contains("line"), "{e}");
+        let e = compile_check("a\nb {{ x | }}").expect_err("bad filter");
+        assert!(e.contains("(line 2)"), "{e}");
+    }
+}

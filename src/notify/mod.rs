@@ -1,0 +1,200 @@
+//! Outbound channels: one trait, one module per channel. The outbox worker
+//! (`engine::outbox`) renders a delivery and hands it to the channel of its kind.
+
+pub mod email;
+pub mod twilio;
+pub mod webhook;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::app::notifications::templates::Rendered;
+use crate::config::Config;
+use crate::domain::notification::{ChannelKind, Delivery};
+
+/// A boxed future, for object-safe async methods.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One message ready to go out.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    /// What the outbox knows of it (target address, secret, ids).
+    pub delivery: Delivery,
+    /// The rendered text (for webhooks: the JSON body).
+    pub rendered: Rendered,
+    /// Where a voice call's key press goes.
+    pub callback_url: Option<String>,
+}
+
+/// Why a send failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SendError {
+    /// May pass if tried again (timeout, connection refused, 5xx, 429).
+    #[error("{reason}")]
+    Transient {
+        /// What happened.
+        reason: String,
+        /// The peer's Retry-After.
+        retry_after: Option<chrono::Duration>,
+    },
+    /// Will not pass (4xx, bad address, not configured).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl SendError {
+    /// A transient failure without Retry-After.
+    pub fn transient(reason: impl Into<String>) -> Self {
+        SendError::Transient {
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// A channel.
+pub trait Channel: Send + Sync {
+    /// Which kind it sends.
+    fn kind(&self) -> ChannelKind;
+
+    /// Sends one message; `Ok` carries the provider's id for it, if any.
+    fn send<'a>(
+        &'a self,
+        message: &'a Outbound,
+    ) -> BoxFuture<'a, Result<Option<String>, SendError>>;
+}
+
+/// The channels this daemon is configured with.
+#[derive(Clone, Default)]
+pub struct Channels {
+    by_kind: HashMap<ChannelKind, Arc<dyn Channel>>,
+}
+
+impl std::fmt::Debug for Channels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.by_kind.keys()).finish()
+    }
+}
+
+impl Channels {
+    /// Builds every configured channel.
+    pub fn from_config(config: &Config) -> Result<Channels, String> {
+        let timeout = Duration::from_secs(config.notify.timeout_secs);
+        let http = http_client(timeout)?;
+        let mut c = Channels::default();
+        c.add(Arc::new(webhook::WebhookChannel::new(http.clone())));
+        if let Some(e) = &config.notify.email {
+            c.add(Arc::new(email::EmailChannel::new(e, timeout)?));
+        }
+        if let Some(t) = &config.notify.twilio {
+            let client = twilio::TwilioClient::new(http, t);
+            c.add(Arc::new(twilio::SmsChannel(client.clone())));
+            c.add(Arc::new(twilio::VoiceChannel(client)));
+        }
+        Ok(c)
+    }
+
+    /// Adds (or replaces) a channel.
+    pub fn add(&mut self, channel: Arc<dyn Channel>) {
+        self.by_kind.insert(channel.kind(), channel);
+    }
+
+    /// The channel of a kind, if configured.
+    pub fn get(&self, kind: ChannelKind) -> Option<Arc<dyn Channel>> {
+        self.by_kind.get(&kind).cloned()
+    }
+}
+
+/// The HTTP client outbound channels share.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .user_agent(concat!("incidentd/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// Reads a `Retry-After` header: seconds, or an HTTP date.
+pub fn retry_after(
+    headers: &reqwest::header::HeaderMap,
+    now: DateTime<Utc>,
+) -> Option<chrono::Duration> {
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = v.parse::<i64>() {
+        return Some(chrono::Duration::seconds(secs.max(0)));
+    }
+    DateTime::parse_from_rfc2822(v)
+        .ok()
+        .map(|t| (t.with_timezone(&Utc) - now).max(chrono::Duration::zero()))
+}
+
+/// Classifies an HTTP answer: 2xx ok; 408, 425, 429 and 5xx transient (with Retry-After);
+/// other 4xx permanent.
+pub async fn classify(res: reqwest::Response, what: &str) -> Result<reqwest::Response, SendError> {
+    let status = res.status();
+    if status.is_success() {
+        return Ok(res);
+    }
+    let after = retry_after(res.headers(), Utc::now());
+    let body: String = res
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(300)
+        .collect();
+    let reason = format!("{what} answered {status}: {}", body.trim());
+    if status.is_server_error() || matches!(status.as_u16(), 408 | 425 | 429) {
+        Err(SendError::Transient {
+            reason,
+            retry_after: after,
+        })
+    } else {
+        Err(SendError::Permanent(reason))
+    }
+}
+
+/// Maps a transport error (timeout, refused, TLS) to a transient failure.
+pub fn transport_error(what: &str, e: reqwest::Error) -> SendError {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    SendError::transient(format!("{what}: {kind}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+
+    #[test]
+    fn retry_after_forms() {
+        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .expect("t")
+            .with_timezone(&Utc);
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h, now), Some(chrono::Duration::seconds(7)));
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Thu, 01 Jan 2026 00:01:00 GMT"),
+        );
+        assert_eq!(retry_after(&h, now), Some(chrono::Duration::seconds(60)));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h, now), None);
+    }
+}
