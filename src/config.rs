@@ -34,6 +34,8 @@ pub struct Config {
     pub priority: PriorityConfig,
     /// Notification delivery.
     pub notify: NotifyConfig,
+    /// Slack chat-ops. Absent (and no `INCIDENTD_SLACK_*` environment): Slack is off.
+    pub slack: Option<SlackConfig>,
 }
 
 impl Default for Config {
@@ -48,6 +50,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             priority: PriorityConfig::default(),
             notify: NotifyConfig::default(),
+            slack: None,
         }
     }
 }
@@ -251,6 +254,28 @@ fn twilio_base() -> String {
     "https://api.twilio.com".into()
 }
 
+/// Slack app settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// Verifies that requests come from Slack (`INCIDENTD_SLACK_SIGNING_SECRET`).
+    #[serde(default)]
+    pub signing_secret: String,
+    /// The bot's `xoxb-` token (`INCIDENTD_SLACK_BOT_TOKEN`).
+    #[serde(default)]
+    pub bot_token: String,
+    /// The Web API base URL.
+    #[serde(default = "slack_base")]
+    pub api_base_url: String,
+    /// Where incident cards go when their service names no channel.
+    #[serde(default)]
+    pub default_channel: Option<String>,
+}
+
+fn slack_base() -> String {
+    "https://slack.com/api/".into()
+}
+
 /// A configuration problem: the key and the reason, printed as one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("config error: {key}: {reason}")]
@@ -363,6 +388,24 @@ impl Config {
             && let Some(t) = self.notify.twilio.as_mut()
         {
             t.auth_token = v;
+        }
+        let slack_secret = env("INCIDENTD_SLACK_SIGNING_SECRET");
+        let slack_token = env("INCIDENTD_SLACK_BOT_TOKEN");
+        if (slack_secret.is_some() || slack_token.is_some()) && self.slack.is_none() {
+            self.slack = Some(SlackConfig {
+                signing_secret: String::new(),
+                bot_token: String::new(),
+                api_base_url: slack_base(),
+                default_channel: None,
+            });
+        }
+        if let Some(s) = self.slack.as_mut() {
+            if let Some(v) = slack_secret {
+                s.signing_secret = v;
+            }
+            if let Some(v) = slack_token {
+                s.bot_token = v;
+            }
         }
         if let Some(v) = env("INCIDENTD_LOG") {
             self.log.filter = v;
@@ -524,6 +567,26 @@ impl Config {
             if !(t.api_base_url.starts_with("http://") || t.api_base_url.starts_with("https://")) {
                 return Err(ConfigError::new(
                     "notify.twilio.api_base_url",
+                    "must be an http:// or https:// URL",
+                ));
+            }
+        }
+        if let Some(s) = &self.slack {
+            if s.signing_secret.is_empty() {
+                return Err(ConfigError::new(
+                    "slack.signing_secret",
+                    "is required (set INCIDENTD_SLACK_SIGNING_SECRET)",
+                ));
+            }
+            if s.bot_token.is_empty() {
+                return Err(ConfigError::new(
+                    "slack.bot_token",
+                    "is required (set INCIDENTD_SLACK_BOT_TOKEN)",
+                ));
+            }
+            if !(s.api_base_url.starts_with("http://") || s.api_base_url.starts_with("https://")) {
+                return Err(ConfigError::new(
+                    "slack.api_base_url",
                     "must be an http:// or https:// URL",
                 ));
             }

@@ -158,14 +158,29 @@ pub fn router(app: Arc<App>) -> Router {
     let doc = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
     let timeout = Duration::from_secs(app.config.http.request_timeout_secs);
     let body_limit = app.config.http.body_limit_bytes;
-    api.layer(DefaultBodyLimit::max(body_limit)).route(
-        "/api/v1/openapi.json",
-        axum::routing::get(move || {
-            let doc = doc.clone();
-            async move { ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], doc.as_str().to_owned()).into_response() }
-        }),
-    )
-    .fallback(problem::not_found)
+    let mut all: Router = api
+        .layer(DefaultBodyLimit::max(body_limit))
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/json"),
+                        )],
+                        doc.as_str().to_owned(),
+                    )
+                        .into_response()
+                }
+            }),
+        )
+        .with_state(app.clone());
+    if let Some(slack) = crate::chat::slack::router(app) {
+        all = all.merge(slack.layer(DefaultBodyLimit::max(body_limit)));
+    }
+    all.fallback(problem::not_found)
     .layer(axum::middleware::from_fn(metrics::track))
     .layer(axum::middleware::map_response(problem::ensure_problem_json))
     .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
@@ -180,5 +195,4 @@ pub fn router(app: Arc<App>) -> Router {
         tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
     }))
     .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-    .with_state(app)
 }

@@ -8,7 +8,7 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::extract::{AppState, RawBody, parse_id};
+use super::extract::{AppState, RawBody, form_pairs, parse_id};
 use super::problem::Problem;
 use crate::app::notifications::voice;
 use crate::notify::twilio;
@@ -27,7 +27,7 @@ pub async fn voice_gather(
     let Some(config) = app.config.notify.twilio.as_ref() else {
         return Problem::new(StatusCode::NOT_FOUND, "Twilio is not configured").into_response();
     };
-    let params: Vec<(String, String)> = url_decode(&body);
+    let params: Vec<(String, String)> = form_pairs(&body);
     let url = format!(
         "{}{}",
         app.public_url(),
@@ -65,43 +65,9 @@ pub async fn voice_gather(
     }
 }
 
-/// Decodes an `application/x-www-form-urlencoded` body, keeping repeated keys.
-fn url_decode(body: &[u8]) -> Vec<(String, String)> {
-    let decode = |s: &str| -> String {
-        let bytes = s.replace('+', " ").into_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'%'
-                && i + 2 < bytes.len()
-                && let Ok(b) = u8::from_str_radix(
-                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                    16,
-                )
-            {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-            out.push(bytes[i]);
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
-    std::str::from_utf8(body)
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::form_pairs as url_decode;
 
     #[test]
     fn form_decoding() {

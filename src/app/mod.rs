@@ -8,6 +8,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod chat;
 pub mod dashboard;
 pub mod error;
 pub mod events;

@@ -52,3 +52,40 @@ pub async fn set_priority_matrix(
         })
         .await
 }
+
+/// The META key of the chat settings the event planner reads.
+const CHAT_SETTINGS_KEY: &[u8] = b"settings/chat";
+
+/// What the planner needs to know about chat, kept in the store so that planning (inside
+/// write transactions) does not reach for the configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChatSettings {
+    /// Slack is configured; cards of services without a channel go here.
+    pub slack_default_channel: Option<String>,
+}
+
+/// The chat settings in force (`None`: no chat platform is configured).
+pub fn chat_settings(r: &impl Reader) -> Result<Option<ChatSettings>, crate::store::StoreError> {
+    access::get_json(r, tables::META, CHAT_SETTINGS_KEY)
+}
+
+/// Records the configured chat settings at start-up.
+pub async fn apply_chat_settings(app: &App) -> AppResult<()> {
+    let wanted = app.config.slack.as_ref().map(|s| ChatSettings {
+        slack_default_channel: s.default_channel.clone(),
+    });
+    if chat_settings(&app.store.read()?)? == wanted {
+        return Ok(());
+    }
+    app.store
+        .write(move |tx| {
+            match &wanted {
+                Some(s) => access::put_json(tx, tables::META, CHAT_SETTINGS_KEY, s)?,
+                None => {
+                    access::delete_raw(tx, tables::META, CHAT_SETTINGS_KEY)?;
+                }
+            }
+            Ok::<_, crate::app::AppError>(())
+        })
+        .await
+}

@@ -572,6 +572,7 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                 user.email.to_lowercase().as_bytes(),
             )?;
             sync_memberships(tx, id, &user.group_ids, &[])?;
+            super::notifications::contacts::delete_all_of(tx, id)?;
             super::audit::record(
                 tx,
                 now,

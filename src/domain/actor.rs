@@ -85,6 +85,45 @@ impl Actor {
         }
     }
 
+    /// A platform user acting through chat: the user's permissions, recorded with kind
+    /// `chat` and the username.
+    pub fn chat(id: u64, username: &str, permissions: PermissionSet) -> Self {
+        Self {
+            reference: ActorRef {
+                kind: ActorKind::Chat,
+                id,
+                name: username.to_owned(),
+            },
+            user_id: Some(id),
+            permissions,
+        }
+    }
+
+    /// A chat user not linked to any platform user: may read, nothing else.
+    pub fn unlinked_chat(name: &str) -> Self {
+        let mut permissions = PermissionSet::none();
+        for p in [
+            Permission::IncidentRead,
+            Permission::ProblemRead,
+            Permission::ServiceRead,
+            Permission::GroupRead,
+            Permission::UserRead,
+            Permission::ScheduleRead,
+            Permission::AlertRead,
+        ] {
+            permissions.grant(p);
+        }
+        Self {
+            reference: ActorRef {
+                kind: ActorKind::Chat,
+                id: 0,
+                name: name.to_owned(),
+            },
+            user_id: None,
+            permissions,
+        }
+    }
+
     /// An alert integration, allowed what ingestion needs and nothing else.
     pub fn integration(id: u64, name: &str) -> Self {
         let mut permissions = PermissionSet::none();

@@ -110,24 +110,28 @@ impl OutboxWorker {
         if due.is_empty() {
             return Ok(());
         }
-        // Rate-limited channels go out per address; everything else one by one.
+        // Rate-limited channels go out per address, chat cards once per incident and
+        // target (they show the incident as it is now); everything else one by one.
         let mut groups: BTreeMap<(ChannelKind, String), Vec<Delivery>> = BTreeMap::new();
         let mut singles = Vec::new();
         for d in due {
-            if d.channel.is_rate_limited() {
-                groups
-                    .entry((d.channel, d.target.clone()))
+            match (d.channel, d.incident_id) {
+                (c, _) if c.is_rate_limited() => {
+                    groups.entry((c, d.target.clone())).or_default().push(d)
+                }
+                (c @ (ChannelKind::Slack | ChannelKind::Discord), Some(incident)) => groups
+                    .entry((c, format!("{}#{incident}", d.target)))
                     .or_default()
-                    .push(d);
-            } else {
-                singles.push(vec![d]);
+                    .push(d),
+                _ => singles.push(vec![d]),
             }
         }
         let mut postponed = Vec::new();
         {
             let r = self.app.store.read()?;
             for ((channel, address), group) in groups {
-                if let Some(last) = outbox::last_sent(&r, channel, &address)?
+                if channel.is_rate_limited()
+                    && let Some(last) = outbox::last_sent(&r, channel, &address)?
                     && now < last + self.rate_window
                 {
                     let until = last + self.rate_window;
@@ -205,10 +209,32 @@ fn render(app: &App, d: &Delivery) -> Result<(Rendered, Option<String>), Outcome
             }
         }
         ChannelKind::Slack | ChannelKind::Discord => {
-            return Err(Outcome::Permanent(format!(
-                "{} messages are sent by the chat integration, which is not configured",
-                d.channel
-            )));
+            let incident = event
+                .incident_id
+                .and_then(|id| crate::app::incidents::load(&r, id).ok());
+            let transient = |e: crate::store::StoreError| Outcome::Transient {
+                reason: e.to_string(),
+                retry_after: None,
+            };
+            let message = match incident {
+                Some(i) => {
+                    let card =
+                        crate::chat::views::incident_card(&r, &base, &i).map_err(transient)?;
+                    let (text, blocks) = crate::chat::slack::blocks::card(&card);
+                    json!({"text": text, "blocks": blocks})
+                }
+                None => {
+                    let text = templates::render(&r, ChannelKind::Sms, event.kind, &ctx)
+                        .map_err(transient)?
+                        .map_err(Outcome::Permanent)?
+                        .body;
+                    json!({"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": crate::chat::slack::blocks::escape(&text)}}]})
+                }
+            };
+            Rendered {
+                subject: None,
+                body: message.to_string(),
+            }
         }
         channel => templates::render(&r, channel, event.kind, &ctx)
             .map_err(|e| Outcome::Transient {
@@ -249,7 +275,9 @@ async fn deliver(app: &App, channels: &Channels, unit: Vec<Delivery>) -> Vec<(u6
     let Some((first_id, first)) = parts.first().cloned() else {
         return outcomes;
     };
-    let rendered = if parts.len() == 1 {
+    let is_chat = matches!(primary.channel, ChannelKind::Slack | ChannelKind::Discord);
+    // A chat card shows the incident as it is now: one send covers the whole group.
+    let rendered = if parts.len() == 1 || is_chat {
         first
     } else {
         let lines: Vec<String> = parts
@@ -270,10 +298,19 @@ async fn deliver(app: &App, channels: &Channels, unit: Vec<Delivery>) -> Vec<(u6
         .find(|d| d.id == first_id)
         .cloned()
         .unwrap_or(primary);
+    let update_ref = match (is_chat, sender.incident_id) {
+        (true, Some(incident)) => app.store.read().ok().and_then(|r| {
+            outbox::card_ref(&r, sender.channel, incident, &sender.target)
+                .ok()
+                .flatten()
+        }),
+        _ => None,
+    };
     let message = Outbound {
         delivery: sender,
         rendered,
         callback_url: callback,
+        update_ref,
     };
     let started = std::time::Instant::now();
     let result = channel.send(&message).await;

@@ -2,6 +2,7 @@
 //! (`engine::outbox`) renders a delivery and hands it to the channel of its kind.
 
 pub mod email;
+pub mod slack;
 pub mod twilio;
 pub mod webhook;
 
@@ -29,6 +30,8 @@ pub struct Outbound {
     pub rendered: Rendered,
     /// Where a voice call's key press goes.
     pub callback_url: Option<String>,
+    /// A chat message to update instead of posting a new one (`channel|ts`).
+    pub update_ref: Option<String>,
 }
 
 /// Why a send failed.
@@ -90,6 +93,11 @@ impl Channels {
         c.add(Arc::new(webhook::WebhookChannel::new(http.clone())));
         if let Some(e) = &config.notify.email {
             c.add(Arc::new(email::EmailChannel::new(e, timeout)?));
+        }
+        if let Some(s) = &config.slack {
+            c.add(Arc::new(slack::SlackChannel::new(
+                crate::chat::slack::api::SlackApi::new(http.clone(), &s.api_base_url, &s.bot_token),
+            )));
         }
         if let Some(t) = &config.notify.twilio {
             let client = twilio::TwilioClient::new(http, t);

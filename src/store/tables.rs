@@ -92,6 +92,14 @@ tables! {
     CONTACT_METHODS = "contact_methods";
     /// (user id, contact method id) -> ().
     CONTACTS_BY_USER = "contacts_by_user";
+    /// (channel code, address) -> contact method id: who a chat user id or number is.
+    CONTACTS_BY_ADDRESS = "contacts_by_address";
+    /// (channel code, chat user id) -> platform user id, learned by e-mail.
+    CHAT_LINKS = "chat_links";
+    /// (channel code, incident id, chat target) -> ChatMessage: the incident's card there.
+    CHAT_MESSAGES = "chat_messages";
+    /// (channel code, chat channel, message ts) -> incident id: which incident a thread is.
+    CHAT_THREADS = "chat_threads";
     /// id -> NotificationRule.
     NOTIFICATION_RULES = "notification_rules";
     /// (event name or "*", channel) -> TemplateOverride.

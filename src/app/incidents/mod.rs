@@ -688,3 +688,65 @@ pub fn timeline_of(
     load(&r, id)?;
     child_page(&r, tables::TIMELINE, id, page, |t: &TimelineEntry| t.id)
 }
+
+/// Asks for more help on an open incident (needs `incident:write`): records it on the
+/// timeline and publishes `incident.escalated`, which notification rules (and escalation
+/// policies) act on.
+pub async fn escalate(
+    app: &App,
+    actor: &Actor,
+    id: u64,
+    note: Option<String>,
+) -> AppResult<IncidentView> {
+    require(actor, Permission::IncidentWrite)?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    let incident = app
+        .store
+        .write(move |tx| {
+            let before = load(tx, id)?;
+            if !before.status.is_open() {
+                return Err(AppError::Conflict(format!(
+                    "{} is {}; only open incidents can be escalated",
+                    before.number(),
+                    before.status
+                )));
+            }
+            let mut i = before.clone();
+            i.updated_at = now;
+            save(tx, Some(&before), &i)?;
+            let summary = match &note {
+                Some(n) => format!("escalated by {}: {n}", who.name),
+                None => format!("escalated by {}", who.name),
+            };
+            timeline(
+                tx,
+                id,
+                now,
+                &who,
+                "escalated",
+                summary.clone(),
+                json!({"note": note}),
+            )?;
+            super::audit::record(
+                tx,
+                now,
+                &who,
+                "incident.escalate",
+                ("incident", id),
+                format!("{}: {summary}", i.number()),
+                json!({}),
+            )?;
+            events::publish(
+                tx,
+                now,
+                EventKind::IncidentEscalated,
+                &who,
+                Subject::incident(id),
+                json!({"note": note}),
+            )?;
+            Ok(i)
+        })
+        .await?;
+    Ok(incident.into())
+}

@@ -64,6 +64,20 @@ fn user_key(user_id: u64, id: u64) -> Vec<u8> {
     Key::new().u64(user_id).u64(id).into_bytes()
 }
 
+/// Removes every contact method of a user (the user is being deleted).
+pub(crate) fn delete_all_of(tx: &redb::WriteTransaction, user_id: u64) -> Result<(), StoreError> {
+    for c in of_user(tx, user_id)? {
+        access::delete::<ContactMethod>(tx, c.id)?;
+        access::delete_raw(tx, tables::CONTACTS_BY_USER, &user_key(user_id, c.id))?;
+        access::delete_raw(
+            tx,
+            tables::CONTACTS_BY_ADDRESS,
+            &address_key(c.kind, &c.address),
+        )?;
+    }
+    Ok(())
+}
+
 /// The contact methods of a user.
 pub fn of_user(r: &impl Reader, user_id: u64) -> Result<Vec<ContactMethod>, StoreError> {
     let mut ids = Vec::new();
@@ -89,6 +103,23 @@ pub fn of_user(r: &impl Reader, user_id: u64) -> Result<Vec<ContactMethod>, Stor
         }
     }
     Ok(out)
+}
+
+/// The key of the address index.
+pub(crate) fn address_key(kind: ChannelKind, address: &str) -> Vec<u8> {
+    Key::new().u8(kind.code()).str(address).into_bytes()
+}
+
+/// The enabled contact method with this channel and address (a chat user id, a number).
+pub fn by_address(
+    r: &impl Reader,
+    kind: ChannelKind,
+    address: &str,
+) -> Result<Option<ContactMethod>, StoreError> {
+    match access::get_id(r, tables::CONTACTS_BY_ADDRESS, &address_key(kind, address))? {
+        Some(id) => Ok(access::get::<ContactMethod>(r, id)?.filter(|c| c.enabled)),
+        None => Ok(None),
+    }
 }
 
 fn shown(mut c: ContactMethod) -> ContactMethod {
@@ -160,6 +191,12 @@ pub async fn create(
             };
             access::put(tx, &c)?;
             access::put_raw(tx, tables::CONTACTS_BY_USER, &user_key(user_id, id), &[])?;
+            access::put_id(
+                tx,
+                tables::CONTACTS_BY_ADDRESS,
+                &address_key(c.kind, &c.address),
+                id,
+            )?;
             let shown_json = serde_json::to_value(shown(c.clone())).unwrap_or_default();
             crate::app::audit::record(
                 tx,
@@ -209,6 +246,17 @@ pub async fn update(
             let mut e = FieldErrors::new();
             check(&mut e, c.kind, &c.address, patch.secret.as_deref());
             e.into_result()?;
+            access::delete_raw(
+                tx,
+                tables::CONTACTS_BY_ADDRESS,
+                &address_key(before.kind, &before.address),
+            )?;
+            access::put_id(
+                tx,
+                tables::CONTACTS_BY_ADDRESS,
+                &address_key(c.kind, &c.address),
+                id,
+            )?;
             access::put(tx, &c)?;
             let changes = audit::diff(
                 &serde_json::to_value(shown(before.clone())).unwrap_or_default(),
@@ -241,6 +289,11 @@ pub async fn delete(app: &App, actor: &Actor, user_id: u64, id: u64) -> AppResul
                 .ok_or_else(|| AppError::not_found("contact method", id))?;
             access::delete::<ContactMethod>(tx, id)?;
             access::delete_raw(tx, tables::CONTACTS_BY_USER, &user_key(user_id, id))?;
+            access::delete_raw(
+                tx,
+                tables::CONTACTS_BY_ADDRESS,
+                &address_key(c.kind, &c.address),
+            )?;
             crate::app::audit::record(
                 tx,
                 now,

@@ -159,6 +159,52 @@ pub fn last_sent(
         .and_then(|b| Utc.timestamp_millis_opt(i64::from_be_bytes(b)).single()))
 }
 
+fn card_key(channel: ChannelKind, incident: u64, target: &str) -> Vec<u8> {
+    Key::new()
+        .u8(channel.code())
+        .u64(incident)
+        .str(target)
+        .into_bytes()
+}
+
+/// Where an incident's card is in a chat target, as `channel|message` (to update it).
+pub fn card_ref(
+    r: &impl Reader,
+    channel: ChannelKind,
+    incident: u64,
+    target: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        r.get_raw(tables::CHAT_MESSAGES, &card_key(channel, incident, target))?
+            .and_then(|b| String::from_utf8(b).ok()),
+    )
+}
+
+/// Remembers a posted card: to update it later, and to know which incident its thread is.
+fn remember_card(
+    tx: &WriteTransaction,
+    channel: ChannelKind,
+    incident: u64,
+    target: &str,
+    reference: &str,
+) -> Result<(), StoreError> {
+    access::put_raw(
+        tx,
+        tables::CHAT_MESSAGES,
+        &card_key(channel, incident, target),
+        reference.as_bytes(),
+    )?;
+    if let Some((chat_channel, ts)) = reference.split_once('|') {
+        let thread = Key::new()
+            .u8(channel.code())
+            .str(chat_channel)
+            .str(ts)
+            .into_bytes();
+        access::put_id(tx, tables::CHAT_THREADS, &thread, incident)?;
+    }
+    Ok(())
+}
+
 /// Applies attempt outcomes, in one transaction. `jitter` in [0, 1) spreads retries.
 pub async fn complete(
     app: &App,
@@ -195,6 +241,12 @@ pub async fn complete(
                                 &rate_key(d.channel, &d.target),
                                 &now.timestamp_millis().to_be_bytes(),
                             )?;
+                        }
+                        if let (Some(incident), Some(reference)) =
+                            (d.incident_id, provider.as_deref())
+                            && matches!(d.channel, ChannelKind::Slack | ChannelKind::Discord)
+                        {
+                            remember_card(tx, d.channel, incident, &d.target, reference)?;
                         }
                     }
                     Outcome::Collapsed(into) => {

@@ -7,9 +7,10 @@ use redb::WriteTransaction;
 use super::contacts;
 use super::outbox;
 use crate::domain::actor::ActorKind;
-use crate::domain::event::DomainEvent;
+use crate::domain::event::{DomainEvent, EventKind};
 use crate::domain::incident::Incident;
 use crate::domain::notification::{ChannelKind, Delivery, DeliveryStatus, Target};
+use crate::domain::service::Service;
 use crate::store::StoreError;
 use crate::store::access;
 
@@ -40,9 +41,94 @@ fn user_recipients(
     Ok(())
 }
 
-/// Enqueues the deliveries every matching rule asks for. The person who caused the event
-/// is not told about it.
+/// Incident events that change what a chat card shows.
+const CARD_EVENTS: &[EventKind] = &[
+    EventKind::IncidentOpened,
+    EventKind::IncidentAcknowledged,
+    EventKind::IncidentStatusChanged,
+    EventKind::IncidentResolved,
+    EventKind::IncidentReopened,
+    EventKind::IncidentClosed,
+    EventKind::IncidentUpdated,
+    EventKind::IncidentAssigned,
+    EventKind::IncidentEscalated,
+    EventKind::IncidentAlertsChanged,
+];
+
+fn enqueue(
+    tx: &WriteTransaction,
+    event: &DomainEvent,
+    rule_id: Option<u64>,
+    rcpt: Recipient,
+) -> Result<(), StoreError> {
+    let id = access::next_id(tx, crate::store::tables::DELIVERIES)?;
+    let d = Delivery {
+        id,
+        event_seq: event.seq,
+        event: event.kind,
+        rule_id,
+        incident_id: event.incident_id,
+        channel: rcpt.channel,
+        target: rcpt.address,
+        user_id: rcpt.user_id,
+        secret: rcpt.secret,
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_attempt_at: event.at,
+        last_error: None,
+        provider_id: None,
+        collapsed_into: None,
+        created_at: event.at,
+        sent_at: None,
+        latency_ms: None,
+    };
+    outbox::save(tx, None, &d)
+}
+
+/// Enqueues the incident's chat card (posted on `incident.opened`, updated on every later
+/// change) in its service's channel, or the default one.
+fn plan_cards(
+    tx: &WriteTransaction,
+    event: &DomainEvent,
+    incident: &Incident,
+) -> Result<(), StoreError> {
+    if !CARD_EVENTS.contains(&event.kind) {
+        return Ok(());
+    }
+    let Some(settings) = crate::app::settings::chat_settings(tx)? else {
+        return Ok(());
+    };
+    let service_channel =
+        access::get::<Service>(tx, incident.service_id)?.and_then(|s| s.chat_channel);
+    if let Some(channel) = service_channel
+        .or(settings.slack_default_channel)
+        .filter(|c| !c.is_empty())
+    {
+        enqueue(
+            tx,
+            event,
+            None,
+            Recipient {
+                channel: ChannelKind::Slack,
+                address: channel,
+                user_id: None,
+                secret: None,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Enqueues the deliveries every matching rule asks for, and chat cards. The person who
+/// caused the event is not told about it.
 pub(crate) fn plan(tx: &WriteTransaction, event: &DomainEvent) -> Result<(), StoreError> {
+    let incident = match event.incident_id {
+        Some(id) => access::get::<Incident>(tx, id)?,
+        None => None,
+    };
+    if let Some(i) = &incident {
+        plan_cards(tx, event, i)?;
+    }
     let rules: Vec<_> = super::rules::all(tx)?
         .into_iter()
         .filter(|r| r.enabled && r.events.contains(&event.kind))
@@ -50,10 +136,6 @@ pub(crate) fn plan(tx: &WriteTransaction, event: &DomainEvent) -> Result<(), Sto
     if rules.is_empty() {
         return Ok(());
     }
-    let incident = match event.incident_id {
-        Some(id) => access::get::<Incident>(tx, id)?,
-        None => None,
-    };
     let actor_user =
         matches!(event.actor.kind, ActorKind::User | ActorKind::Chat).then_some(event.actor.id);
     let mut seen = BTreeSet::new();
@@ -106,28 +188,7 @@ pub(crate) fn plan(tx: &WriteTransaction, event: &DomainEvent) -> Result<(), Sto
             if !seen.insert((rcpt.channel, rcpt.address.clone())) {
                 continue;
             }
-            let id = access::next_id(tx, crate::store::tables::DELIVERIES)?;
-            let d = Delivery {
-                id,
-                event_seq: event.seq,
-                event: event.kind,
-                rule_id: Some(rule.id),
-                incident_id: event.incident_id,
-                channel: rcpt.channel,
-                target: rcpt.address,
-                user_id: rcpt.user_id,
-                secret: rcpt.secret,
-                status: DeliveryStatus::Pending,
-                attempts: 0,
-                next_attempt_at: event.at,
-                last_error: None,
-                provider_id: None,
-                collapsed_into: None,
-                created_at: event.at,
-                sent_at: None,
-                latency_ms: None,
-            };
-            outbox::save(tx, None, &d)?;
+            enqueue(tx, event, Some(rule.id), rcpt)?;
         }
     }
     Ok(())

@@ -1,0 +1,339 @@
+//! Runs a parsed chat command for a caller through the same `app::` use cases as the REST
+//! API, and words the answer. Nothing here is platform-specific.
+
+use crate::app::incidents::query::{IncidentFilter, find};
+use crate::app::incidents::{self, NewComment, NewIncident, TransitionRequest};
+use crate::app::page::PageRequest;
+use crate::app::problems::{self, NewProblem, ProblemPatch};
+use crate::app::{App, AppError};
+use crate::domain::actor::Actor;
+use crate::domain::identity::Group;
+use crate::domain::incident::IncidentStatus;
+use crate::domain::service::Service;
+use crate::domain::transition::Lifecycle;
+use crate::notify::BoxFuture;
+use crate::store::access::{self, Order};
+
+use super::grammar::{Command, INCIDENT_USAGE, ListFilter, PROBLEM_USAGE, UserRef};
+use super::views::{Reply, incident_card};
+
+/// Who is asking.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The platform user behind the chat user, with their permissions; `None` if unlinked.
+    pub actor: Option<Actor>,
+    /// The chat user id, to tell an unlinked user what to link.
+    pub chat_user: String,
+    /// `Slack` or `Discord`, for messages.
+    pub platform: &'static str,
+}
+
+impl Caller {
+    fn reader(&self) -> Actor {
+        self.actor
+            .clone()
+            .unwrap_or_else(|| Actor::unlinked_chat(&self.chat_user))
+    }
+}
+
+/// Resolves chat user mentions to platform users (platform-specific lookups).
+pub trait Directory: Send + Sync {
+    /// The platform user id of a chat user, if linked.
+    fn user_id<'a>(&'a self, chat_user: &'a str) -> BoxFuture<'a, Option<u64>>;
+}
+
+/// What an unlinked user is told when they try to change something.
+pub fn unlinked_message(caller: &Caller) -> String {
+    format!(
+        "Your {} account ({}) is not linked to an incidentd user, so you can look but not change anything. Ask an admin to add a {} contact method with address {} to your user, or use the same e-mail address in both.",
+        caller.platform,
+        caller.chat_user,
+        caller.platform.to_lowercase(),
+        caller.chat_user
+    )
+}
+
+/// Words an error for a chat answer.
+pub fn explain(e: &AppError) -> String {
+    match e {
+        AppError::Forbidden(p) => format!("You may not do that: it needs the `{p}` permission."),
+        AppError::Refused(m)
+        | AppError::Conflict(m)
+        | AppError::BadRequest(m)
+        | AppError::Unauthorized(m) => m.clone(),
+        AppError::NotFound { kind, id } => format!("There is no {kind} {id}."),
+        AppError::Validation(f) => {
+            f.0.iter()
+                .map(|(k, v)| format!("{k}: {}", v.join("; ")))
+                .collect::<Vec<_>>()
+                .join(". ")
+        }
+        AppError::Throttled { .. } | AppError::Busy | AppError::Unavailable(_) => {
+            "incidentd is busy; try again in a moment.".into()
+        }
+        AppError::Internal(_) => {
+            "Something went wrong inside incidentd; the error is in its log.".into()
+        }
+    }
+}
+
+/// Runs `command` for `caller`.
+pub async fn execute(
+    app: &App,
+    caller: &Caller,
+    command: Command,
+    directory: &dyn Directory,
+) -> Reply {
+    if command.mutates() && caller.actor.is_none() {
+        return Reply::private(unlinked_message(caller));
+    }
+    match run(app, caller, command, directory).await {
+        Ok(reply) => reply,
+        Err(e) => Reply::private(explain(&e)),
+    }
+}
+
+async fn run(
+    app: &App,
+    caller: &Caller,
+    command: Command,
+    directory: &dyn Directory,
+) -> Result<Reply, AppError> {
+    let actor = caller.reader();
+    let base = app.public_url();
+    match command {
+        Command::Help => Ok(Reply::private(format!("{INCIDENT_USAGE}\n{PROBLEM_USAGE}"))),
+        Command::New {
+            title,
+            impact,
+            urgency,
+            service,
+        } => {
+            let service_id = match service {
+                None => None,
+                Some(name) => Some(
+                    crate::app::services::find_by_name(&app.store.read()?, &name)?
+                        .map(|s| s.id)
+                        .ok_or_else(|| AppError::not_found("service", format!("named '{name}'")))?,
+                ),
+            };
+            let input = NewIncident {
+                title,
+                description: None,
+                impact,
+                urgency,
+                service_id,
+                assignee_id: None,
+                group_id: None,
+            };
+            let v = incidents::create(app, &actor, input).await?;
+            let card = incident_card(&app.store.read()?, &base, &v.incident)?;
+            Ok(Reply {
+                text: format!(
+                    "Opened {} ({}): {}",
+                    v.number, v.incident.priority, v.incident.title
+                ),
+                card: Some(card),
+                public: false,
+            })
+        }
+        Command::Ack { id } => {
+            let v = incidents::transition(
+                app,
+                &actor,
+                id,
+                TransitionRequest {
+                    to: IncidentStatus::Acknowledged,
+                    note: None,
+                },
+            )
+            .await?;
+            Ok(Reply::private(format!("{} acknowledged.", v.number)))
+        }
+        Command::Resolve { id, note } => {
+            let v = incidents::transition(
+                app,
+                &actor,
+                id,
+                TransitionRequest {
+                    to: IncidentStatus::Resolved,
+                    note,
+                },
+            )
+            .await?;
+            Ok(Reply::private(format!("{} resolved.", v.number)))
+        }
+        Command::Assign { id, user } => {
+            let user_id = match &user {
+                UserRef::Chat(chat_id) => directory.user_id(chat_id).await.ok_or_else(|| {
+                    AppError::Refused(format!("<@{chat_id}> is not linked to an incidentd user"))
+                })?,
+                UserRef::Username(name) => {
+                    crate::app::users::find_by_username(&app.store.read()?, name)?
+                        .map(|u| u.id)
+                        .ok_or_else(|| AppError::not_found("user", format!("named '{name}'")))?
+                }
+            };
+            let a = incidents::Assignment {
+                assignee_id: Some(Some(user_id)),
+                group_id: None,
+            };
+            let v = incidents::assign(app, &actor, id, a).await?;
+            let who = crate::app::users::get(app, &Actor::system(), user_id)
+                .map(|u| u.username)
+                .unwrap_or_default();
+            Ok(Reply::private(format!("{} assigned to {who}.", v.number)))
+        }
+        Command::Status { id } => {
+            let v = incidents::get(app, &actor, id)?;
+            let card = incident_card(&app.store.read()?, &base, &v.incident)?;
+            Ok(Reply {
+                text: card.headline(),
+                card: Some(card),
+                public: false,
+            })
+        }
+        Command::List { filter } => {
+            let mut f = IncidentFilter::default();
+            f.statuses
+                .extend(IncidentStatus::ALL.iter().copied().filter(|s| s.is_open()));
+            match filter {
+                ListFilter::Open => {}
+                ListFilter::Mine => {
+                    f.assignee_id = Some(
+                        actor
+                            .user_id
+                            .ok_or_else(|| AppError::Refused(unlinked_message(caller)))?,
+                    );
+                }
+                ListFilter::Priority(p) => {
+                    f.priorities.insert(p);
+                }
+            }
+            crate::app::require(&actor, crate::domain::permission::Permission::IncidentRead)?;
+            let page = find(
+                &app.store.read()?,
+                &f,
+                PageRequest {
+                    limit: 20,
+                    after: None,
+                },
+            )?;
+            if page.items.is_empty() {
+                return Ok(Reply::private("No open incidents match."));
+            }
+            let mut lines: Vec<String> = page
+                .items
+                .iter()
+                .map(|i| {
+                    format!(
+                        "• [{}] {} {} — {}",
+                        i.priority,
+                        i.number(),
+                        i.title,
+                        i.status.as_str().replace('_', " ")
+                    )
+                })
+                .collect();
+            if page.next_cursor.is_some() {
+                lines.push("…and more: narrow it with `list p1` or `list mine`.".into());
+            }
+            Ok(Reply::private(lines.join("\n")))
+        }
+        Command::Comment { id, text } => {
+            incidents::comment(app, &actor, id, NewComment { body: text }).await?;
+            Ok(Reply::private(format!("Comment added to INC-{id}.")))
+        }
+        Command::Escalate { id } => {
+            let v = incidents::escalate(app, &actor, id, None).await?;
+            Ok(Reply::private(format!("{} escalated.", v.number)))
+        }
+        Command::Oncall { service } => oncall(app, &actor, service.as_deref()),
+        Command::ProblemNew { title } => {
+            let p = problems::create(
+                app,
+                &actor,
+                NewProblem {
+                    title,
+                    description: None,
+                    impact: None,
+                    urgency: None,
+                    service_id: None,
+                    assignee_id: None,
+                },
+            )
+            .await?;
+            Ok(Reply::private(format!(
+                "Recorded {}: {}",
+                p.number, p.problem.title
+            )))
+        }
+        Command::ProblemLink { problem, incident } => {
+            let p = problems::link(app, &actor, problem, incident).await?;
+            Ok(Reply::private(format!(
+                "Linked INC-{incident} to {}.",
+                p.number
+            )))
+        }
+        Command::ProblemRca { problem, text } => {
+            let p = problems::update(
+                app,
+                &actor,
+                problem,
+                ProblemPatch {
+                    root_cause: Some(Some(text)),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            Ok(Reply::private(format!(
+                "Root cause of {} recorded.",
+                p.number
+            )))
+        }
+    }
+}
+
+/// Who answers for a service: its owning team's members. (On-call schedules refine this
+/// when they are configured.)
+fn oncall(app: &App, actor: &Actor, service: Option<&str>) -> Result<Reply, AppError> {
+    crate::app::require(actor, crate::domain::permission::Permission::ServiceRead)?;
+    let r = app.store.read()?;
+    let services: Vec<Service> = match service {
+        Some(name) => vec![
+            crate::app::services::find_by_name(&r, name)?
+                .ok_or_else(|| AppError::not_found("service", format!("named '{name}'")))?,
+        ],
+        None => access::list::<Service>(&r, None, Order::Asc, 50)?,
+    };
+    let mut lines = Vec::new();
+    for s in services {
+        let line = match s
+            .owner_group_id
+            .and_then(|g| access::get::<Group>(&r, g).ok().flatten())
+        {
+            Some(g) => {
+                let mut names = Vec::new();
+                for id in crate::app::users::member_ids(&r, g.id)? {
+                    if let Some(u) =
+                        access::get::<crate::domain::identity::User>(&r, id)?.filter(|u| u.active)
+                    {
+                        names.push(u.username);
+                    }
+                }
+                let who = if names.is_empty() {
+                    "nobody yet".to_owned()
+                } else {
+                    names.join(", ")
+                };
+                format!("• {}: team {} ({who})", s.name, g.name)
+            }
+            None => format!("• {}: no owning team", s.name),
+        };
+        lines.push(line);
+    }
+    Ok(Reply::private(format!(
+        "Who answers for what (no on-call schedules are configured, so this is each service's owning team):\n{}",
+        lines.join("\n")
+    )))
+}

@@ -1,0 +1,605 @@
+//! The chat-neutral command grammar: `/incident ...` and `/problem ...` as typed in Slack
+//! or Discord, parsed into [`Command`]s. Pure: no I/O, exhaustively tested.
+//!
+//! Ids accept `42`, `INC-42` or `#42` (`PRB-7` for problems). In an incident's own thread
+//! or channel the incident id may be left out. A mistake gets a message that says what was
+//! wrong and shows the usage.
+
+use crate::domain::incident::parse_incident_ref;
+use crate::domain::priority::Level;
+use crate::domain::problem::parse_problem_ref;
+
+/// Who a command names: a chat user (`<@U123>` in Slack, `<@123>` in Discord) or a
+/// platform username.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserRef {
+    /// A chat user id.
+    Chat(String),
+    /// A platform username.
+    Username(String),
+}
+
+/// What `list` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFilter {
+    /// Open incidents.
+    Open,
+    /// Open incidents assigned to the caller.
+    Mine,
+    /// Open incidents of one priority.
+    Priority(crate::domain::priority::Priority),
+}
+
+/// A parsed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Open an incident.
+    New {
+        /// Title.
+        title: String,
+        /// Impact (default high).
+        impact: Level,
+        /// Urgency (default high).
+        urgency: Level,
+        /// Service name.
+        service: Option<String>,
+    },
+    /// Acknowledge.
+    Ack {
+        /// Incident.
+        id: u64,
+    },
+    /// Resolve, with an optional note.
+    Resolve {
+        /// Incident.
+        id: u64,
+        /// Why.
+        note: Option<String>,
+    },
+    /// Assign to someone.
+    Assign {
+        /// Incident.
+        id: u64,
+        /// Whom.
+        user: UserRef,
+    },
+    /// Show one incident.
+    Status {
+        /// Incident.
+        id: u64,
+    },
+    /// List incidents.
+    List {
+        /// Which.
+        filter: ListFilter,
+    },
+    /// Comment.
+    Comment {
+        /// Incident.
+        id: u64,
+        /// Text.
+        text: String,
+    },
+    /// Escalate.
+    Escalate {
+        /// Incident.
+        id: u64,
+    },
+    /// Who is on call.
+    Oncall {
+        /// Service name.
+        service: Option<String>,
+    },
+    /// Show the usage.
+    Help,
+    /// Record a problem.
+    ProblemNew {
+        /// Title.
+        title: String,
+    },
+    /// Link an incident to a problem.
+    ProblemLink {
+        /// Problem.
+        problem: u64,
+        /// Incident.
+        incident: u64,
+    },
+    /// Record a root cause.
+    ProblemRca {
+        /// Problem.
+        problem: u64,
+        /// The root cause.
+        text: String,
+    },
+}
+
+impl Command {
+    /// Whether the command changes anything (an unmapped chat user may only read).
+    pub fn mutates(&self) -> bool {
+        !matches!(
+            self,
+            Command::Status { .. } | Command::List { .. } | Command::Oncall { .. } | Command::Help
+        )
+    }
+}
+
+/// A mistake, with the usage to show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct UsageError {
+    /// What was wrong.
+    pub message: String,
+    /// How to write it.
+    pub usage: &'static str,
+}
+
+/// The usage of every `/incident` subcommand.
+pub const INCIDENT_USAGE: &str = "\
+/incident new <title> [impact=high|medium|low] [urgency=high|medium|low] [service=<name>]
+/incident ack [id]
+/incident resolve [id] [note]
+/incident assign <id> <@user>
+/incident status [id]
+/incident list [open|mine|p1..p5]
+/incident comment [id] <text>
+/incident escalate [id]
+/incident oncall [service]
+/incident help
+Ids: 42, INC-42 or #42; in an incident's thread the id may be left out.";
+
+/// The usage of every `/problem` subcommand.
+pub const PROBLEM_USAGE: &str = "\
+/problem new <title>
+/problem link <PRB-id> <INC-id>
+/problem rca <PRB-id> <root cause>";
+
+fn err(message: impl Into<String>, usage: &'static str) -> UsageError {
+    UsageError {
+        message: message.into(),
+        usage,
+    }
+}
+
+/// Splits on whitespace, keeping "double quoted" runs together.
+fn tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in text.chars() {
+        match c {
+            '"' | '“' | '”' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Parses a user reference: `<@U123>`, `<@U123|alice>`, `<@!123>`, `@alice` or `alice`.
+pub fn parse_user(token: &str) -> Option<UserRef> {
+    let t = token.trim();
+    if let Some(inner) = t.strip_prefix("<@").and_then(|s| s.strip_suffix('>')) {
+        let id = inner
+            .trim_start_matches(['!', '&'])
+            .split('|')
+            .next()
+            .unwrap_or("");
+        return (!id.is_empty()).then(|| UserRef::Chat(id.to_owned()));
+    }
+    let name = t.strip_prefix('@').unwrap_or(t);
+    crate::domain::identity::check_username(name)
+        .ok()
+        .map(|_| UserRef::Username(name.to_owned()))
+}
+
+/// The incident id from `args[0]`, or the context's; consumes the argument if it was one.
+fn incident_id(
+    args: &mut Vec<String>,
+    context: Option<u64>,
+    usage: &'static str,
+) -> Result<u64, UsageError> {
+    if let Some(id) = args.first().and_then(|a| parse_incident_ref(a)) {
+        args.remove(0);
+        return Ok(id);
+    }
+    match (context, args.first()) {
+        (Some(id), _) => Ok(id),
+        (None, Some(a)) => Err(err(
+            format!("'{a}' is not an incident id (use 42, INC-42 or #42)"),
+            usage,
+        )),
+        (None, None) => Err(err(
+            "which incident? give its id (42, INC-42 or #42)",
+            usage,
+        )),
+    }
+}
+
+fn level(key: &str, value: &str, usage: &'static str) -> Result<Level, UsageError> {
+    value.parse::<Level>().map_err(|_| {
+        err(
+            format!("{key} must be high, medium or low (got '{value}')"),
+            usage,
+        )
+    })
+}
+
+/// Parses the text after `/incident`. `context` is the incident of the thread or channel.
+pub fn parse_incident(text: &str, context: Option<u64>) -> Result<Command, UsageError> {
+    let mut args = tokens(text);
+    if args.is_empty() {
+        return Ok(Command::Help);
+    }
+    let sub = args.remove(0).to_lowercase();
+    const NEW: &str =
+        "/incident new <title> [impact=high|medium|low] [urgency=high|medium|low] [service=<name>]";
+    match sub.as_str() {
+        "help" | "?" => Ok(Command::Help),
+        "new" | "open" | "create" => {
+            let (mut impact, mut urgency, mut service) = (Level::High, Level::High, None);
+            let mut title = Vec::new();
+            for a in args {
+                match a.split_once('=') {
+                    Some((k, v)) if k.eq_ignore_ascii_case("impact") => {
+                        impact = level("impact", v, NEW)?
+                    }
+                    Some((k, v)) if k.eq_ignore_ascii_case("urgency") => {
+                        urgency = level("urgency", v, NEW)?
+                    }
+                    Some((k, v)) if k.eq_ignore_ascii_case("service") => {
+                        if v.is_empty() {
+                            return Err(err("service= needs a service name", NEW));
+                        }
+                        service = Some(v.to_owned());
+                    }
+                    _ => title.push(a),
+                }
+            }
+            if title.is_empty() {
+                return Err(err("a new incident needs a title", NEW));
+            }
+            Ok(Command::New {
+                title: title.join(" "),
+                impact,
+                urgency,
+                service,
+            })
+        }
+        "ack" | "acknowledge" => {
+            const U: &str = "/incident ack [id]";
+            // Words after the id (as in "ack INC-1042 investigating") are allowed and ignored.
+            let id = incident_id(&mut args, context, U)?;
+            Ok(Command::Ack { id })
+        }
+        "resolve" => {
+            const U: &str = "/incident resolve [id] [note]";
+            let id = incident_id(&mut args, context, U)?;
+            let note = (!args.is_empty()).then(|| args.join(" "));
+            Ok(Command::Resolve { id, note })
+        }
+        "assign" => {
+            const U: &str = "/incident assign <id> <@user>";
+            let id = incident_id(&mut args, context, U)?;
+            let who = args
+                .first()
+                .ok_or_else(|| err("assign to whom? mention the user", U))?;
+            let user = parse_user(who).ok_or_else(|| err(format!("'{who}' is not a user"), U))?;
+            if args.len() > 1 {
+                return Err(err("assign takes one user", U));
+            }
+            Ok(Command::Assign { id, user })
+        }
+        "status" | "show" | "info" => {
+            const U: &str = "/incident status [id]";
+            let id = incident_id(&mut args, context, U)?;
+            if !args.is_empty() {
+                return Err(err(format!("unexpected '{}'", args.join(" ")), U));
+            }
+            Ok(Command::Status { id })
+        }
+        "list" | "ls" => {
+            const U: &str = "/incident list [open|mine|p1..p5]";
+            let filter = match args.first().map(|a| a.to_lowercase()) {
+                None => ListFilter::Open,
+                Some(a) if a == "open" => ListFilter::Open,
+                Some(a) if a == "mine" => ListFilter::Mine,
+                Some(a) => match a.parse() {
+                    Ok(p) => ListFilter::Priority(p),
+                    Err(_) => {
+                        return Err(err(
+                            format!("list takes open, mine or p1..p5 (got '{a}')"),
+                            U,
+                        ));
+                    }
+                },
+            };
+            if args.len() > 1 {
+                return Err(err("list takes one filter", U));
+            }
+            Ok(Command::List { filter })
+        }
+        "comment" | "note" => {
+            const U: &str = "/incident comment [id] <text>";
+            let id = incident_id(&mut args, context, U)?;
+            if args.is_empty() {
+                return Err(err("a comment needs text", U));
+            }
+            Ok(Command::Comment {
+                id,
+                text: args.join(" "),
+            })
+        }
+        "escalate" => {
+            const U: &str = "/incident escalate [id]";
+            let id = incident_id(&mut args, context, U)?;
+            Ok(Command::Escalate { id })
+        }
+        "oncall" | "on-call" | "who" => Ok(Command::Oncall {
+            service: (!args.is_empty()).then(|| args.join(" ")),
+        }),
+        other => Err(err(format!("unknown subcommand '{other}'"), INCIDENT_USAGE)),
+    }
+}
+
+/// Parses the text after `/problem`.
+pub fn parse_problem(text: &str) -> Result<Command, UsageError> {
+    let mut args = tokens(text);
+    if args.is_empty() {
+        return Ok(Command::Help);
+    }
+    let sub = args.remove(0).to_lowercase();
+    match sub.as_str() {
+        "help" | "?" => Ok(Command::Help),
+        "new" | "create" => {
+            if args.is_empty() {
+                return Err(err("a new problem needs a title", "/problem new <title>"));
+            }
+            Ok(Command::ProblemNew {
+                title: args.join(" "),
+            })
+        }
+        "link" => {
+            const U: &str = "/problem link <PRB-id> <INC-id>";
+            let [p, i] = args.as_slice() else {
+                return Err(err("link takes a problem and an incident", U));
+            };
+            let problem = parse_problem_ref(p)
+                .ok_or_else(|| err(format!("'{p}' is not a problem id (use 7 or PRB-7)"), U))?;
+            let incident = parse_incident_ref(i)
+                .ok_or_else(|| err(format!("'{i}' is not an incident id (use 42 or INC-42)"), U))?;
+            Ok(Command::ProblemLink { problem, incident })
+        }
+        "rca" | "root-cause" => {
+            const U: &str = "/problem rca <PRB-id> <root cause>";
+            let Some(p) = args.first() else {
+                return Err(err("which problem?", U));
+            };
+            let problem = parse_problem_ref(p)
+                .ok_or_else(|| err(format!("'{p}' is not a problem id (use 7 or PRB-7)"), U))?;
+            if args.len() < 2 {
+                return Err(err("rca needs the root cause text", U));
+            }
+            Ok(Command::ProblemRca {
+                problem,
+                text: args[1..].join(" "),
+            })
+        }
+        other => Err(err(format!("unknown subcommand '{other}'"), PROBLEM_USAGE)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::priority::Priority;
+
+    fn ok(text: &str) -> Command {
+        parse_incident(text, None).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    fn bad(text: &str, context: Option<u64>) -> UsageError {
+        parse_incident(text, context).expect_err(text)
+    }
+
+    #[test]
+    fn new_with_options_anywhere() {
+        assert_eq!(
+            ok("new DB latency impact=medium urgency=LOW service=checkout-api"),
+            Command::New {
+                title: "DB latency".into(),
+                impact: Level::Medium,
+                urgency: Level::Low,
+                service: Some("checkout-api".into())
+            }
+        );
+        assert_eq!(
+            ok("new \"quoted title here\""),
+            Command::New {
+                title: "quoted title here".into(),
+                impact: Level::High,
+                urgency: Level::High,
+                service: None
+            }
+        );
+        assert!(bad("new", None).message.contains("title"));
+        assert!(bad("new x impact=huge", None).message.contains("impact"));
+        assert!(bad("new x service=", None).message.contains("service"));
+    }
+
+    #[test]
+    fn ids_in_every_form_and_from_context() {
+        for t in [
+            "ack 42",
+            "ack INC-42",
+            "ack inc-42",
+            "ack #42",
+            "acknowledge 42",
+        ] {
+            assert_eq!(ok(t), Command::Ack { id: 42 }, "{t}");
+        }
+        assert_eq!(parse_incident("ack", Some(7)), Ok(Command::Ack { id: 7 }));
+        assert_eq!(
+            ok("ack INC-1042 investigating db pool"),
+            Command::Ack { id: 1042 }
+        );
+        assert!(bad("ack", None).message.contains("which incident"));
+        assert!(bad("ack banana", None).message.contains("banana"));
+        assert_eq!(bad("ack", None).usage, "/incident ack [id]");
+    }
+
+    #[test]
+    fn resolve_with_note() {
+        assert_eq!(
+            ok("resolve 3 fixed the pool"),
+            Command::Resolve {
+                id: 3,
+                note: Some("fixed the pool".into())
+            }
+        );
+        assert_eq!(ok("resolve #3"), Command::Resolve { id: 3, note: None });
+        assert_eq!(
+            parse_incident("resolve rolled back", Some(9)),
+            Ok(Command::Resolve {
+                id: 9,
+                note: Some("rolled back".into())
+            })
+        );
+    }
+
+    #[test]
+    fn assign_forms() {
+        assert_eq!(
+            ok("assign 5 <@U05ALICE01>"),
+            Command::Assign {
+                id: 5,
+                user: UserRef::Chat("U05ALICE01".into())
+            }
+        );
+        assert_eq!(
+            ok("assign 5 <@U05ALICE01|alice>"),
+            Command::Assign {
+                id: 5,
+                user: UserRef::Chat("U05ALICE01".into())
+            }
+        );
+        assert_eq!(
+            ok("assign 5 <@!1234567890>"),
+            Command::Assign {
+                id: 5,
+                user: UserRef::Chat("1234567890".into())
+            }
+        );
+        assert_eq!(
+            ok("assign 5 @bob"),
+            Command::Assign {
+                id: 5,
+                user: UserRef::Username("bob".into())
+            }
+        );
+        assert!(bad("assign 5", None).message.contains("whom"));
+        assert!(bad("assign 5 a b", None).message.contains("one user"));
+        assert!(bad("assign 5 <@>", None).message.contains("not a user"));
+    }
+
+    #[test]
+    fn list_status_comment_escalate_oncall_help() {
+        assert_eq!(
+            ok("list"),
+            Command::List {
+                filter: ListFilter::Open
+            }
+        );
+        assert_eq!(
+            ok("list mine"),
+            Command::List {
+                filter: ListFilter::Mine
+            }
+        );
+        assert_eq!(
+            ok("list P1"),
+            Command::List {
+                filter: ListFilter::Priority(Priority::P1)
+            }
+        );
+        assert!(bad("list everything", None).message.contains("everything"));
+        assert_eq!(ok("status 8"), Command::Status { id: 8 });
+        assert!(bad("status 8 extra", None).message.contains("extra"));
+        assert_eq!(
+            ok("comment 8 rolled back the deploy"),
+            Command::Comment {
+                id: 8,
+                text: "rolled back the deploy".into()
+            }
+        );
+        assert_eq!(
+            parse_incident("comment looking into it", Some(8)),
+            Ok(Command::Comment {
+                id: 8,
+                text: "looking into it".into()
+            })
+        );
+        assert!(bad("comment 8", None).message.contains("text"));
+        assert_eq!(ok("escalate 8"), Command::Escalate { id: 8 });
+        assert_eq!(
+            ok("oncall checkout api"),
+            Command::Oncall {
+                service: Some("checkout api".into())
+            }
+        );
+        assert_eq!(ok("oncall"), Command::Oncall { service: None });
+        assert_eq!(ok(""), Command::Help);
+        assert_eq!(ok("help"), Command::Help);
+        let e = bad("explode 1", None);
+        assert!(e.message.contains("explode"));
+        assert_eq!(e.usage, INCIDENT_USAGE);
+    }
+
+    #[test]
+    fn problems() {
+        assert_eq!(
+            parse_problem("new pool exhaustion"),
+            Ok(Command::ProblemNew {
+                title: "pool exhaustion".into()
+            })
+        );
+        assert_eq!(
+            parse_problem("link PRB-2 INC-9"),
+            Ok(Command::ProblemLink {
+                problem: 2,
+                incident: 9
+            })
+        );
+        assert_eq!(
+            parse_problem("rca 2 pool too small"),
+            Ok(Command::ProblemRca {
+                problem: 2,
+                text: "pool too small".into()
+            })
+        );
+        assert!(parse_problem("link PRB-2").is_err());
+        assert!(
+            parse_problem("link X INC-9")
+                .expect_err("bad")
+                .message
+                .contains("'X'")
+        );
+        assert!(parse_problem("rca PRB-2").is_err());
+        assert!(parse_problem("new").is_err());
+        assert!(parse_problem("zap").is_err());
+    }
+
+    #[test]
+    fn mutating_commands() {
+        assert!(ok("ack 1").mutates());
+        assert!(!ok("list").mutates());
+        assert!(!ok("status 1").mutates());
+        assert!(!ok("help").mutates());
+    }
+}

@@ -1,0 +1,8 @@
+//! Inbound chat: one chat-neutral command grammar ([`grammar`]), one set of views
+//! ([`views`]), one executor ([`commands`]), and one adapter per platform that verifies,
+//! parses and renders (Slack first).
+
+pub mod commands;
+pub mod grammar;
+pub mod slack;
+pub mod views;

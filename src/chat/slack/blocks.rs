@@ -1,0 +1,171 @@
+//! Block Kit rendering of the chat-neutral views.
+
+use serde_json::{Value, json};
+
+use crate::chat::views::{CardAction, IncidentCard, Reply};
+use crate::domain::incident::IncidentStatus;
+
+fn emoji(status: IncidentStatus) -> &'static str {
+    match status {
+        IncidentStatus::New => ":red_circle:",
+        IncidentStatus::Acknowledged => ":large_orange_circle:",
+        IncidentStatus::InProgress => ":large_blue_circle:",
+        IncidentStatus::OnHold => ":double_vertical_bar:",
+        IncidentStatus::Resolved => ":white_check_mark:",
+        IncidentStatus::Closed => ":lock:",
+        IncidentStatus::Cancelled => ":no_entry_sign:",
+    }
+}
+
+/// Escapes `&`, `<` and `>` for mrkdwn.
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The card: (fallback text, blocks).
+pub fn card(c: &IncidentCard) -> (String, Value) {
+    let assignee = c
+        .assignee
+        .as_deref()
+        .map(escape)
+        .unwrap_or_else(|| "nobody".into());
+    let header = format!(
+        "{} *[{}] {}* {}\nService: `{}` | Impact / Urgency: {} | Status: *{}* | Assignee: {} | Alerts: {} firing of {}",
+        emoji(c.status),
+        c.priority,
+        c.number,
+        escape(&c.title),
+        escape(&c.service),
+        c.levels,
+        c.status_text(),
+        assignee,
+        c.alerts.1,
+        c.alerts.0
+    );
+    let mut links = vec![format!("<{}|Open {}>", c.url, c.number)];
+    if let Some(rb) = &c.runbook {
+        links.insert(0, format!(":book: <{}|Runbook>", rb));
+    }
+    let mut blocks = vec![
+        json!({"type": "section", "block_id": "inc_header", "text": {"type": "mrkdwn", "text": header}}),
+        json!({"type": "context", "block_id": "inc_links", "elements": [{"type": "mrkdwn", "text": links.join("  ·  ")}]}),
+    ];
+    if !c.actions.is_empty() {
+        let buttons: Vec<Value> = c
+            .actions
+            .iter()
+            .map(|a| {
+                let mut b = json!({"type": "button", "action_id": a.id(), "text": {"type": "plain_text", "text": a.label(), "emoji": true}, "value": c.number});
+                match a {
+                    CardAction::Acknowledge => b["style"] = json!("primary"),
+                    CardAction::Resolve => b["style"] = json!("danger"),
+                    _ => {}
+                }
+                b
+            })
+            .collect();
+        blocks.push(json!({"type": "actions", "block_id": format!("inc_actions:{}", c.number), "elements": buttons}));
+    }
+    (c.headline(), Value::Array(blocks))
+}
+
+/// A slash-command answer (`response_type` ephemeral or in_channel).
+pub fn reply(r: &Reply) -> Value {
+    let mut body =
+        json!({"response_type": if r.public { "in_channel" } else { "ephemeral" }, "text": r.text});
+    if let Some(c) = &r.card {
+        let (_, blocks) = card(c);
+        let mut all =
+            vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": escape(&r.text)}})];
+        if let Value::Array(b) = blocks {
+            all.extend(b);
+        }
+        body["blocks"] = Value::Array(all);
+    }
+    body
+}
+
+/// The "new incident" modal.
+pub fn new_incident_modal(channel: &str) -> Value {
+    let level = |id: &str, label: &str| {
+        json!({"type": "input", "block_id": id, "label": {"type": "plain_text", "text": label}, "element": {
+            "type": "static_select", "action_id": "value",
+            "initial_option": {"text": {"type": "plain_text", "text": "High"}, "value": "high"},
+            "options": [
+                {"text": {"type": "plain_text", "text": "High"}, "value": "high"},
+                {"text": {"type": "plain_text", "text": "Medium"}, "value": "medium"},
+                {"text": {"type": "plain_text", "text": "Low"}, "value": "low"}]}})
+    };
+    json!({
+        "type": "modal", "callback_id": "incident.new", "private_metadata": channel,
+        "title": {"type": "plain_text", "text": "New incident"},
+        "submit": {"type": "plain_text", "text": "Open"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {"type": "input", "block_id": "title", "label": {"type": "plain_text", "text": "Title"}, "element": {"type": "plain_text_input", "action_id": "value", "max_length": 500}},
+            {"type": "input", "block_id": "description", "optional": true, "label": {"type": "plain_text", "text": "Description"}, "element": {"type": "plain_text_input", "action_id": "value", "multiline": true}},
+            level("impact", "Impact"),
+            level("urgency", "Urgency"),
+            {"type": "input", "block_id": "service", "optional": true, "label": {"type": "plain_text", "text": "Service"}, "element": {"type": "plain_text_input", "action_id": "value"}}
+        ]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(status: IncidentStatus, actions: Vec<CardAction>) -> IncidentCard {
+        IncidentCard {
+            id: 42,
+            number: "INC-42".into(),
+            title: "Checkout <5xx> & slow".into(),
+            priority: "P1".into(),
+            status,
+            levels: "High / High".into(),
+            service: "checkout-api".into(),
+            assignee: None,
+            alerts: (2, 1),
+            runbook: Some("https://runbooks/x".into()),
+            url: "http://incidentd/api/v1/incidents/42".into(),
+            actions,
+        }
+    }
+
+    #[test]
+    fn card_has_everything_a_responder_needs() {
+        let (text, blocks) = card(&sample(
+            IncidentStatus::New,
+            vec![
+                CardAction::Acknowledge,
+                CardAction::Resolve,
+                CardAction::Escalate,
+                CardAction::AssignToMe,
+            ],
+        ));
+        assert!(text.contains("INC-42"));
+        let s = blocks.to_string();
+        for needle in [
+            "[P1] INC-42",
+            "Checkout &lt;5xx&gt; &amp; slow",
+            "checkout-api",
+            "*New*",
+            "1 firing of 2",
+            "Runbook",
+            "incident.ack",
+            "incident.resolve",
+            "incident.escalate",
+            "incident.assign_me",
+            "inc_actions:INC-42",
+        ] {
+            assert!(s.contains(needle), "{needle} in {s}");
+        }
+        let (_, resolved) = card(&sample(IncidentStatus::Resolved, vec![]));
+        assert!(
+            !resolved.to_string().contains("\"actions\""),
+            "no buttons once resolved"
+        );
+    }
+}

@@ -1,0 +1,510 @@
+//! The Slack adapter: verifies and parses slash commands, button presses, modal
+//! submissions and mentions, resolves the Slack user to a platform user, runs the
+//! chat-neutral command, and renders the answer in Block Kit.
+//!
+//! Slack wants an answer within 3 seconds. Commands answer inline when they finish in
+//! time; otherwise the caller sees "working on it" and the result arrives through the
+//! `response_url`. Buttons answer at once; the card itself is updated by the outbox when
+//! the incident changes, whoever changed it.
+
+pub mod api;
+pub mod blocks;
+pub mod verify;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use self::api::SlackApi;
+use super::commands::{self, Caller, Directory};
+use super::grammar::{self, Command};
+use super::views::{CardAction, Reply};
+use crate::api::extract::{RawBody, form_pairs};
+use crate::api::problem::Problem;
+use crate::app::incidents::{self, Assignment, NewIncident, TransitionRequest};
+use crate::app::{App, AppError};
+use crate::config::SlackConfig;
+use crate::domain::incident::{IncidentStatus, parse_incident_ref};
+use crate::domain::notification::ChannelKind;
+use crate::notify::BoxFuture;
+use crate::store::keys::Key;
+use crate::store::{access, tables};
+
+/// How long a command may run before Slack gets "working on it" instead of the answer.
+const INLINE_BUDGET: Duration = Duration::from_millis(2500);
+
+/// The Slack adapter's state.
+pub struct Slack {
+    app: Arc<App>,
+    api: SlackApi,
+    config: SlackConfig,
+}
+
+/// The routes under `/chat/slack`, when Slack is configured.
+pub fn router(app: Arc<App>) -> Option<Router> {
+    let config = app.config.slack.clone()?;
+    let http =
+        crate::notify::http_client(Duration::from_secs(app.config.notify.timeout_secs)).ok()?;
+    let api = SlackApi::new(http, &config.api_base_url, &config.bot_token);
+    let state = Arc::new(Slack { app, api, config });
+    Some(
+        Router::new()
+            .route("/chat/slack/commands", post(commands_endpoint))
+            .route("/chat/slack/interactions", post(interactions_endpoint))
+            .route("/chat/slack/events", post(events_endpoint))
+            .with_state(state),
+    )
+}
+
+/// Resolves Slack users: an explicit link, a remembered one, or by e-mail via `users.info`.
+struct SlackDirectory<'a>(&'a Slack);
+
+impl Directory for SlackDirectory<'_> {
+    fn user_id<'a>(&'a self, chat_user: &'a str) -> BoxFuture<'a, Option<u64>> {
+        Box::pin(async move { self.0.platform_user(chat_user).await.map(|u| u.id) })
+    }
+}
+
+impl Slack {
+    fn verified(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+        let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        verify::verify(
+            &self.config.signing_secret,
+            h("x-slack-request-timestamp"),
+            h("x-slack-signature"),
+            body,
+            self.app.clock.now().timestamp(),
+        )
+        .map_err(|e| {
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                format!("Slack request refused: {e}"),
+            )
+            .into_response()
+        })
+    }
+
+    async fn platform_user(&self, slack_user: &str) -> Option<crate::domain::identity::User> {
+        let r = self.app.store.read().ok()?;
+        if let Ok(Some(u)) = crate::app::chat::linked_user(&r, ChannelKind::Slack, slack_user) {
+            return Some(u);
+        }
+        drop(r);
+        let email = match self.api.user_email(slack_user).await {
+            Ok(e) => e?,
+            Err(e) => {
+                tracing::warn!(error = %e, user = slack_user, "cannot look up a Slack user");
+                return None;
+            }
+        };
+        crate::app::chat::link_by_email(&self.app, ChannelKind::Slack, slack_user, &email)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    async fn caller(&self, slack_user: &str) -> Caller {
+        let actor = match self.platform_user(slack_user).await {
+            Some(u) => self
+                .app
+                .store
+                .read()
+                .ok()
+                .and_then(|r| crate::app::chat::actor(&r, &u).ok()),
+            None => None,
+        };
+        Caller {
+            actor,
+            chat_user: slack_user.to_owned(),
+            platform: "Slack",
+        }
+    }
+
+    /// The incident whose card starts the thread `ts` in `channel`, if any.
+    fn thread_incident(&self, channel: &str, ts: &str) -> Option<u64> {
+        let r = self.app.store.read().ok()?;
+        access::get_id(&r, tables::CHAT_THREADS, &thread_key(channel, ts))
+            .ok()
+            .flatten()
+    }
+}
+
+/// The key of [`tables::CHAT_THREADS`] for a Slack message.
+pub fn thread_key(channel: &str, ts: &str) -> Vec<u8> {
+    Key::new()
+        .u8(ChannelKind::Slack.code())
+        .str(channel)
+        .str(ts)
+        .into_bytes()
+}
+
+fn usage_reply(e: &grammar::UsageError) -> Value {
+    json!({"response_type": "ephemeral", "text": format!("{}\nUsage:\n```{}```", e.message, e.usage)})
+}
+
+/// `POST /chat/slack/commands`: `/incident ...` and `/problem ...`.
+async fn commands_endpoint(
+    State(slack): State<Arc<Slack>>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Response {
+    if let Err(r) = slack.verified(&headers, &body) {
+        return r;
+    }
+    let form = form_pairs(&body);
+    let field = |k: &str| {
+        form.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let (command, text, user, channel) = (
+        field("command"),
+        field("text"),
+        field("user_id"),
+        field("channel_id"),
+    );
+    let (response_url, trigger_id) = (field("response_url"), field("trigger_id"));
+    let parsed = match command.as_str() {
+        "/incident" => grammar::parse_incident(&text, None),
+        "/problem" => grammar::parse_problem(&text),
+        other => return axum::Json(json!({"response_type": "ephemeral", "text": format!("incidentd does not know the command {other}")})).into_response(),
+    };
+    if command == "/incident" && text.trim().eq_ignore_ascii_case("new") && !trigger_id.is_empty() {
+        // `/incident new` alone opens the form.
+        let s = slack.clone();
+        tokio::spawn(async move {
+            if let Err(e) = s
+                .api
+                .views_open(&trigger_id, &blocks::new_incident_modal(&channel))
+                .await
+            {
+                tracing::warn!(error = %e, "cannot open the new-incident modal");
+            }
+        });
+        return StatusCode::OK.into_response();
+    }
+    let cmd = match parsed {
+        Ok(c) => c,
+        Err(e) => return axum::Json(usage_reply(&e)).into_response(),
+    };
+    let s = slack.clone();
+    let mut work = tokio::spawn(async move {
+        let caller = s.caller(&user).await;
+        commands::execute(&s.app, &caller, cmd, &SlackDirectory(&s)).await
+    });
+    match tokio::time::timeout(INLINE_BUDGET, &mut work).await {
+        Ok(Ok(reply)) => axum::Json(blocks::reply(&reply)).into_response(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "slash command task failed");
+            axum::Json(json!({"response_type": "ephemeral", "text": "Something went wrong inside incidentd."})).into_response()
+        }
+        Err(_) => {
+            let s = slack.clone();
+            tokio::spawn(async move {
+                if let Ok(reply) = work.await
+                    && !response_url.is_empty()
+                    && let Err(e) = s.api.respond(&response_url, &blocks::reply(&reply)).await
+                {
+                    tracing::warn!(error = %e, "cannot answer through response_url");
+                }
+            });
+            axum::Json(json!({"response_type": "ephemeral", "text": "Working on it…"}))
+                .into_response()
+        }
+    }
+}
+
+/// Runs a card button for `caller` on incident `id`.
+async fn press(
+    app: &App,
+    caller: &Caller,
+    action: CardAction,
+    id: u64,
+) -> Result<String, AppError> {
+    let actor = caller
+        .actor
+        .as_ref()
+        .ok_or_else(|| AppError::Refused(commands::unlinked_message(caller)))?;
+    let v = match action {
+        CardAction::Acknowledge => {
+            incidents::transition(
+                app,
+                actor,
+                id,
+                TransitionRequest {
+                    to: IncidentStatus::Acknowledged,
+                    note: None,
+                },
+            )
+            .await?
+        }
+        CardAction::Resolve => {
+            incidents::transition(
+                app,
+                actor,
+                id,
+                TransitionRequest {
+                    to: IncidentStatus::Resolved,
+                    note: None,
+                },
+            )
+            .await?
+        }
+        CardAction::Escalate => incidents::escalate(app, actor, id, None).await?,
+        CardAction::AssignToMe => {
+            let me = actor
+                .user_id
+                .ok_or_else(|| AppError::Refused(commands::unlinked_message(caller)))?;
+            incidents::assign(
+                app,
+                actor,
+                id,
+                Assignment {
+                    assignee_id: Some(Some(me)),
+                    group_id: None,
+                },
+            )
+            .await?
+        }
+    };
+    Ok(format!("{}: {} done.", v.number, action.label()))
+}
+
+/// `POST /chat/slack/interactions`: buttons and the new-incident modal.
+async fn interactions_endpoint(
+    State(slack): State<Arc<Slack>>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Response {
+    if let Err(r) = slack.verified(&headers, &body) {
+        return r;
+    }
+    let form = form_pairs(&body);
+    let Some(payload) = form
+        .iter()
+        .find(|(k, _)| k == "payload")
+        .and_then(|(_, v)| serde_json::from_str::<Value>(v).ok())
+    else {
+        return Problem::new(StatusCode::BAD_REQUEST, "no JSON payload").into_response();
+    };
+    let user = payload
+        .pointer("/user/id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    match payload.get("type").and_then(Value::as_str) {
+        Some("block_actions") => {
+            let Some(action) = payload.pointer("/actions/0") else {
+                return StatusCode::OK.into_response();
+            };
+            let kind = action
+                .get("action_id")
+                .and_then(Value::as_str)
+                .and_then(CardAction::from_id);
+            let id = action
+                .get("value")
+                .and_then(Value::as_str)
+                .and_then(parse_incident_ref);
+            let response_url = payload
+                .get("response_url")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            if let (Some(kind), Some(id)) = (kind, id) {
+                let s = slack.clone();
+                tokio::spawn(async move {
+                    let caller = s.caller(&user).await;
+                    let outcome = press(&s.app, &caller, kind, id).await;
+                    if let Err(e) = &outcome {
+                        let text = commands::explain(e);
+                        if !response_url.is_empty()
+                            && let Err(err) = s.api.respond(&response_url, &json!({"response_type": "ephemeral", "replace_original": false, "text": text})).await
+                        {
+                            tracing::warn!(error = %err, "cannot answer a button press");
+                        }
+                    }
+                });
+            }
+            StatusCode::OK.into_response()
+        }
+        Some("view_submission") => {
+            let values = payload
+                .pointer("/view/state/values")
+                .cloned()
+                .unwrap_or(Value::Null);
+            let get = |block: &str| -> Option<String> {
+                let v = values.get(block)?.get("value")?;
+                v.get("value")
+                    .and_then(Value::as_str)
+                    .or_else(|| v.pointer("/selected_option/value").and_then(Value::as_str))
+                    .map(str::to_owned)
+            };
+            let title = get("title").unwrap_or_default();
+            if title.trim().is_empty() {
+                return axum::Json(
+                    json!({"response_action": "errors", "errors": {"title": "A title is needed"}}),
+                )
+                .into_response();
+            }
+            let impact = get("impact")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(crate::domain::priority::Level::High);
+            let urgency = get("urgency")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(crate::domain::priority::Level::High);
+            let service_name = get("service").filter(|s| !s.trim().is_empty());
+            let description = get("description");
+            let s = slack.clone();
+            let work = tokio::spawn(async move {
+                let caller = s.caller(&user).await;
+                let Some(actor) = caller.actor.clone() else {
+                    return Err(commands::unlinked_message(&caller));
+                };
+                let service_id = match service_name {
+                    None => None,
+                    Some(n) => match crate::app::services::find_by_name(
+                        &s.app.store.read().map_err(|e| e.to_string())?,
+                        &n,
+                    ) {
+                        Ok(Some(svc)) => Some(svc.id),
+                        _ => return Err(format!("There is no service named '{n}'")),
+                    },
+                };
+                let input = NewIncident {
+                    title,
+                    description,
+                    impact,
+                    urgency,
+                    service_id,
+                    assignee_id: None,
+                    group_id: None,
+                };
+                incidents::create(&s.app, &actor, input)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| commands::explain(&e))
+            });
+            match tokio::time::timeout(INLINE_BUDGET, work).await {
+                Ok(Ok(Err(message))) => {
+                    axum::Json(json!({"response_action": "errors", "errors": {"title": message}}))
+                        .into_response()
+                }
+                _ => axum::Json(json!({"response_action": "clear"})).into_response(),
+            }
+        }
+        _ => StatusCode::OK.into_response(),
+    }
+}
+
+/// `POST /chat/slack/events`: URL verification and `@incidentd ...` mentions.
+async fn events_endpoint(
+    State(slack): State<Arc<Slack>>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Response {
+    if let Err(r) = slack.verified(&headers, &body) {
+        return r;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return Problem::new(StatusCode::BAD_REQUEST, "malformed JSON").into_response();
+    };
+    match v.get("type").and_then(Value::as_str) {
+        Some("url_verification") => {
+            axum::Json(json!({"challenge": v.get("challenge").cloned().unwrap_or(Value::Null)}))
+                .into_response()
+        }
+        Some("event_callback") => {
+            // Slack retries events it thinks we missed; we answer at once, so a retry is a
+            // duplicate.
+            if headers.contains_key("x-slack-retry-num") {
+                return StatusCode::OK.into_response();
+            }
+            let event = v.get("event").cloned().unwrap_or(Value::Null);
+            if event.get("type").and_then(Value::as_str) == Some("app_mention") {
+                let s = slack.clone();
+                tokio::spawn(async move { s.mention(&event).await });
+            }
+            StatusCode::OK.into_response()
+        }
+        _ => StatusCode::OK.into_response(),
+    }
+}
+
+impl Slack {
+    /// Answers `@incidentd <command>` in the thread it was said in.
+    async fn mention(&self, event: &Value) {
+        let text = event
+            .get("text")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let user = event
+            .get("user")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let channel = event
+            .get("channel")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let ts = event.get("ts").and_then(Value::as_str).unwrap_or_default();
+        let thread = event.get("thread_ts").and_then(Value::as_str);
+        // Drop the leading mention of the bot, and an optional "incident" word.
+        let mut words: Vec<&str> = text.split_whitespace().collect();
+        if words.first().is_some_and(|w| w.starts_with("<@")) {
+            words.remove(0);
+        }
+        let is_problem = words
+            .first()
+            .is_some_and(|w| w.trim_start_matches('/').eq_ignore_ascii_case("problem"));
+        if words.first().is_some_and(|w| {
+            matches!(
+                w.trim_start_matches('/').to_lowercase().as_str(),
+                "incident" | "problem"
+            )
+        }) {
+            words.remove(0);
+        }
+        let rest = words.join(" ");
+        let context = thread.and_then(|t| self.thread_incident(channel, t));
+        let parsed = if is_problem {
+            grammar::parse_problem(&rest)
+        } else {
+            grammar::parse_incident(&rest, context)
+        };
+        let reply = match parsed {
+            Ok(Command::Help) | Err(_) if rest.is_empty() => Reply::private(format!(
+                "{}\n{}",
+                grammar::INCIDENT_USAGE,
+                grammar::PROBLEM_USAGE
+            )),
+            Ok(cmd) => {
+                let caller = self.caller(user).await;
+                commands::execute(&self.app, &caller, cmd, &SlackDirectory(self)).await
+            }
+            Err(e) => Reply::private(format!("{}\nUsage:\n{}", e.message, e.usage)),
+        };
+        let (text, blocks) = match &reply.card {
+            Some(c) => {
+                let (_, b) = blocks::card(c);
+                (reply.text.clone(), b)
+            }
+            None => (
+                reply.text.clone(),
+                json!([{"type": "section", "text": {"type": "mrkdwn", "text": blocks::escape(&reply.text)}}]),
+            ),
+        };
+        if let Err(e) = self
+            .api
+            .post_message(channel, &text, &blocks, Some(thread.unwrap_or(ts)))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot answer a mention");
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Chat-neutral views: what an incident card and a reply say, before a platform renders
+//! them (Block Kit for Slack, embeds and components for Discord).
+
+use serde::Serialize;
+
+use crate::domain::identity::User;
+use crate::domain::incident::{Incident, IncidentStatus};
+use crate::domain::service::Service;
+use crate::store::StoreError;
+use crate::store::access::{self, Reader};
+
+/// A button on an incident card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum CardAction {
+    /// Acknowledge it.
+    Acknowledge,
+    /// Resolve it.
+    Resolve,
+    /// Escalate it.
+    Escalate,
+    /// Assign it to whoever presses.
+    AssignToMe,
+}
+
+impl CardAction {
+    /// The action id carried by the button (`incident.ack`, ...).
+    pub const fn id(self) -> &'static str {
+        match self {
+            CardAction::Acknowledge => "incident.ack",
+            CardAction::Resolve => "incident.resolve",
+            CardAction::Escalate => "incident.escalate",
+            CardAction::AssignToMe => "incident.assign_me",
+        }
+    }
+
+    /// The button label.
+    pub const fn label(self) -> &'static str {
+        match self {
+            CardAction::Acknowledge => "Acknowledge",
+            CardAction::Resolve => "Resolve",
+            CardAction::Escalate => "Escalate",
+            CardAction::AssignToMe => "Assign to me",
+        }
+    }
+
+    /// The action of an action id.
+    pub fn from_id(id: &str) -> Option<CardAction> {
+        [
+            CardAction::Acknowledge,
+            CardAction::Resolve,
+            CardAction::Escalate,
+            CardAction::AssignToMe,
+        ]
+        .into_iter()
+        .find(|a| a.id() == id)
+    }
+}
+
+/// What an incident card shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncidentCard {
+    /// Id.
+    pub id: u64,
+    /// `INC-42`.
+    pub number: String,
+    /// Title.
+    pub title: String,
+    /// `P1`...
+    pub priority: String,
+    /// Status.
+    pub status: IncidentStatus,
+    /// Impact and urgency, e.g. `High / Medium`.
+    pub levels: String,
+    /// Service name.
+    pub service: String,
+    /// Assignee username.
+    pub assignee: Option<String>,
+    /// Alerts attached, and how many fire.
+    pub alerts: (u64, u64),
+    /// Runbook link from the alerts' annotations.
+    pub runbook: Option<String>,
+    /// Where to open it.
+    pub url: String,
+    /// The buttons that make sense in its status.
+    pub actions: Vec<CardAction>,
+}
+
+fn title_case(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+impl IncidentCard {
+    /// A one-line summary (`[P1] INC-42 Checkout down — acknowledged`).
+    pub fn headline(&self) -> String {
+        format!(
+            "[{}] {} {} — {}",
+            self.priority,
+            self.number,
+            self.title,
+            self.status.as_str().replace('_', " ")
+        )
+    }
+
+    /// The status as people read it.
+    pub fn status_text(&self) -> String {
+        title_case(&self.status.as_str().replace('_', " "))
+    }
+}
+
+/// Builds the card of an incident as it is now.
+pub fn incident_card(
+    r: &impl Reader,
+    base_url: &str,
+    i: &Incident,
+) -> Result<IncidentCard, StoreError> {
+    let service = access::get::<Service>(r, i.service_id)?
+        .map(|s| s.name)
+        .unwrap_or_else(|| format!("service {}", i.service_id));
+    let assignee = match i.assignee_id {
+        Some(id) => access::get::<User>(r, id)?.map(|u| u.username),
+        None => None,
+    };
+    let runbook = crate::app::alerts::runbook_of(r, i.id)?;
+    let actions = match i.status {
+        IncidentStatus::New => vec![
+            CardAction::Acknowledge,
+            CardAction::Resolve,
+            CardAction::Escalate,
+            CardAction::AssignToMe,
+        ],
+        IncidentStatus::Acknowledged | IncidentStatus::InProgress | IncidentStatus::OnHold => vec![
+            CardAction::Resolve,
+            CardAction::Escalate,
+            CardAction::AssignToMe,
+        ],
+        IncidentStatus::Resolved | IncidentStatus::Closed | IncidentStatus::Cancelled => vec![],
+    };
+    Ok(IncidentCard {
+        id: i.id,
+        number: i.number(),
+        title: i.title.clone(),
+        priority: i.priority.to_string(),
+        status: i.status,
+        levels: format!(
+            "{} / {}",
+            title_case(i.impact.as_str()),
+            title_case(i.urgency.as_str())
+        ),
+        service,
+        assignee,
+        alerts: (i.alert_count, i.firing_alerts),
+        runbook,
+        url: format!("{base_url}/api/v1/incidents/{}", i.id),
+        actions,
+    })
+}
+
+/// An answer to a command or a button.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// The text.
+    pub text: String,
+    /// A card to show with it.
+    pub card: Option<IncidentCard>,
+    /// Visible to the channel (else only to the caller).
+    pub public: bool,
+}
+
+impl Reply {
+    /// A private text answer.
+    pub fn private(text: impl Into<String>) -> Self {
+        Reply {
+            text: text.into(),
+            card: None,
+            public: false,
+        }
+    }
+
+    /// A text answer the channel sees.
+    pub fn public(text: impl Into<String>) -> Self {
+        Reply {
+            text: text.into(),
+            card: None,
+            public: true,
+        }
+    }
+}
