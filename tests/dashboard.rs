@@ -464,3 +464,106 @@ async fn counts_follow_incidents_and_problems() {
     .await
     .assert_problem(401);
 }
+
+/// Opens `n` incidents at once and returns their ids.
+async fn open_many(d: &TestDaemon, n: usize) -> Vec<u64> {
+    let mut set = tokio::task::JoinSet::new();
+    for k in 0..n {
+        let (http, url, token) = (d.http.clone(), d.url("/api/v1/incidents"), d.admin.clone());
+        set.spawn(async move {
+            let res = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"title": format!("busy {k}"), "impact": "low", "urgency": "low"}))
+                .send()
+                .await
+                .expect("send");
+            let a = common::into_answer(res).await;
+            assert_eq!(a.status, 201, "{}", a.text);
+            a.id()
+        });
+    }
+    let mut ids = Vec::new();
+    while let Some(id) = set.join_next().await {
+        ids.push(id.expect("task"));
+    }
+    ids
+}
+
+/// Moves every incident of `ids` to `to` at once.
+async fn move_many(d: &TestDaemon, ids: &[u64], to: &'static str) {
+    let mut set = tokio::task::JoinSet::new();
+    for &id in ids {
+        let (http, token) = (d.http.clone(), d.admin.clone());
+        let url = d.url(&format!("/api/v1/incidents/{id}/transition"));
+        set.spawn(async move {
+            let res = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"to": to}))
+                .send()
+                .await
+                .expect("send");
+            let a = common::into_answer(res).await;
+            assert_eq!(a.status, 200, "{}", a.text);
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.expect("task");
+    }
+}
+
+/// Many samples in one hour: windows cutting it anywhere (so that either side of a cut may
+/// be the larger one) agree with a brute-force mean over the known samples.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtta_over_a_busy_hour_matches_a_brute_force_mean() {
+    let (d, clock, t0) = daemon_at_whole_hour().await;
+    // 1200 incidents opened in the first 30 s (40 a second), then 30 rounds of 40 first
+    // responses two minutes apart, from t0+1m to t0+59m.
+    let mut rounds = Vec::new();
+    for round in 0..30i64 {
+        let opened = t0 + Duration::seconds(round);
+        clock.set(opened);
+        rounds.push((opened, open_many(&d, 40).await));
+    }
+    let mut samples: Vec<(DateTime<Utc>, f64)> = Vec::new();
+    for (round, (opened, ids)) in rounds.iter().enumerate() {
+        let acked = t0 + Duration::seconds(60 + 120 * round as i64);
+        clock.set(acked);
+        move_many(&d, ids, "acknowledged").await;
+        let secs = (acked - *opened).num_seconds() as f64;
+        samples.extend(ids.iter().map(|_| (acked, secs)));
+    }
+    // A few in the next hour as well.
+    let opened = t0 + Duration::minutes(65);
+    clock.set(opened);
+    let later = open_many(&d, 10).await;
+    clock.set(opened + Duration::minutes(3));
+    move_many(&d, &later, "in_progress").await;
+    samples.extend(later.iter().map(|_| (opened + Duration::minutes(3), 180.0)));
+
+    let s = |secs: i64| t0 + Duration::seconds(secs);
+    for (from, to) in [
+        (s(0), s(3600)),
+        (s(1790), s(1810)), // a sliver: the rest of the hour is the big side
+        (s(1799), s(1801)),
+        (s(600), s(3000)),  // most of the hour: the rest is the small side
+        (s(1000), s(2000)), // both sides above the first budget
+        (s(59), s(61)),
+        (s(61), s(3599)),
+        (s(-1800), s(1800)), // across the hour before
+        (s(1790), s(5000)),  // across into the next hour
+        (s(3000), s(4000)),
+        (s(1), s(7200)),
+        (s(-7200), s(7200)),
+    ] {
+        let inside: Vec<f64> = samples
+            .iter()
+            .filter(|(at, _)| *at >= from && *at < to)
+            .map(|(_, secs)| *secs)
+            .collect();
+        let expected =
+            (!inside.is_empty()).then(|| inside.iter().sum::<f64>() / inside.len() as f64);
+        assert_mean(&d, "mtta", from, to, expected, inside.len() as i64).await;
+    }
+}
