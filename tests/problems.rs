@@ -598,3 +598,42 @@ async fn unknown_problems_are_404_everywhere() {
     }
     assert_eq!(get_incident(&d, inc).await["problem_ids"], json!([]));
 }
+
+/// Recording a workaround is idempotent in effect: several managers doing it at once on the
+/// same problem all succeed (the first makes it a known error, the others update the
+/// workaround), rather than failing on a status that changed under them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_known_error_records_all_succeed() {
+    let d = TestDaemon::start().await;
+    for round in 0..5 {
+        let id = problem_id(&d, &format!("race {round}")).await;
+        let mut set = tokio::task::JoinSet::new();
+        for k in 0..8 {
+            let (http, token) = (d.http.clone(), d.admin.clone());
+            let url = d.url(&format!("/api/v1/problems/{id}/known-error"));
+            set.spawn(async move {
+                let res = http
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&json!({"workaround": format!("workaround {k}")}))
+                    .send()
+                    .await
+                    .expect("send");
+                common::into_answer(res).await
+            });
+        }
+        while let Some(a) = set.join_next().await {
+            let a = a.expect("task");
+            assert_eq!(a.status, 200, "round {round}: {}", a.text);
+            assert_eq!(a.body["status"], "known_error");
+        }
+        let p = get_problem(&d, id).await;
+        assert_eq!(p["status"], "known_error");
+        assert!(
+            p["workaround"]
+                .as_str()
+                .is_some_and(|w| w.starts_with("workaround ")),
+            "{p}"
+        );
+    }
+}
