@@ -226,6 +226,7 @@ async fn main() -> anyhow::Result<()> {
         ),
         ("GET /dashboard/overview", "/api/v1/dashboard/overview"),
     ];
+    let writes_before = app.store.writer_stats().operations;
     let mut rows = Vec::new();
     for (name, path) in cases {
         let url: Arc<str> = format!("{base}{path}").into();
@@ -239,6 +240,10 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
+    println!(
+        "writes during the measurement: {} (reads must not write)",
+        app.store.writer_stats().operations - writes_before
+    );
     println!();
     println!(
         "{} incidents, {} requests per case, {} cores",
