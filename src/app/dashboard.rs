@@ -2,8 +2,10 @@
 //! window, problems and known errors, per-service counts.
 //!
 //! Everything comes from counters maintained with each change and from hourly buckets of
-//! response and resolution times, plus the samples at the window's ragged edges; the cost
-//! does not grow with the number of incidents.
+//! response and resolution times. A window's partial first and last hours are read from
+//! the individual samples, on whichever side of the cut holds fewer of them (a window that
+//! ends now has nothing after its end), so the cost does not grow with the number of
+//! incidents, even right after a storm.
 
 use std::collections::BTreeMap;
 use std::ops::{Bound, ControlFlow};
@@ -154,11 +156,18 @@ impl OverviewParams {
     }
 }
 
-/// Sum and count of the samples of `d` ending in `[from, to)`.
-fn samples_in(r: &impl Reader, d: Durations, from: i64, to: i64) -> Result<(i64, i64), StoreError> {
-    let (mut sum, mut n) = (0i64, 0i64);
+/// Sum and count of the samples of `d` ending in `[from, to)`, or `None` as soon as more
+/// than `limit` samples have been visited.
+fn samples_in(
+    r: &impl Reader,
+    d: Durations,
+    from: i64,
+    to: i64,
+    limit: usize,
+) -> Result<Option<(i64, i64)>, StoreError> {
+    let (mut sum, mut n, mut visited) = (0i64, 0i64, 0usize);
     if from >= to {
-        return Ok((0, 0));
+        return Ok(Some((0, 0)));
     }
     let start = Key::new().i64(from).into_bytes();
     let end = Key::new().i64(to).into_bytes();
@@ -168,6 +177,10 @@ fn samples_in(r: &impl Reader, d: Durations, from: i64, to: i64) -> Result<(i64,
         Bound::Excluded(end.as_slice()),
         Order::Asc,
         &mut |_, v| {
+            visited += 1;
+            if visited > limit {
+                return Ok(ControlFlow::Break(()));
+            }
             if let Ok(bytes) = <[u8; 8]>::try_from(v) {
                 sum += i64::from_be_bytes(bytes);
                 n += 1;
@@ -175,25 +188,79 @@ fn samples_in(r: &impl Reader, d: Durations, from: i64, to: i64) -> Result<(i64,
             Ok(ControlFlow::Continue(()))
         },
     )?;
-    Ok((sum, n))
+    Ok((visited <= limit).then_some((sum, n)))
 }
 
-/// Sum and count over the window: whole hours from the buckets, the edges from samples.
+/// Sum and count of the hourly bucket of `hour`.
+fn bucket(r: &impl Reader, d: Durations, hour: i64) -> Result<(i64, i64), StoreError> {
+    let (sum, n) = d.bucket(hour);
+    Ok((access::counter(r, &sum)?, access::counter(r, &n)?))
+}
+
+/// Samples visited before trying the other side of a partial hour; grows fourfold per
+/// round.
+const FIRST_BUDGET: usize = 256;
+
+/// Sum and count of the samples in `[lo, hi)`, a part of `hour`. Either those samples are
+/// scanned, or the rest of the hour is and subtracted from the hour's bucket, whichever
+/// side turns out to hold fewer samples (the two are tried with growing budgets, so the
+/// cost stays within a small factor of the cheaper side). A window ending now has nothing
+/// after its end, so its last, partial hour costs two lookups however busy it was.
+fn partial_hour(
+    r: &impl Reader,
+    d: Durations,
+    hour: i64,
+    lo: i64,
+    hi: i64,
+) -> Result<(i64, i64), StoreError> {
+    let (start, end) = (hour * 3600, hour * 3600 + 3600);
+    debug_assert!(start <= lo && lo <= hi && hi <= end);
+    let mut budget = FIRST_BUDGET;
+    loop {
+        if let Some((s1, n1)) = samples_in(r, d, start, lo, budget)?
+            && let Some((s2, n2)) = samples_in(r, d, hi, end, budget)?
+        {
+            let (sum, n) = bucket(r, d, hour)?;
+            return Ok((sum - s1 - s2, n - n1 - n2));
+        }
+        if let Some(inside) = samples_in(r, d, lo, hi, budget)? {
+            return Ok(inside);
+        }
+        budget = budget.saturating_mul(4);
+    }
+}
+
+/// Sum and count over the window: whole hours from the buckets, the partial hours at the
+/// edges from [`partial_hour`].
 fn window_total(
     r: &impl Reader,
     d: Durations,
     from: i64,
     to: i64,
 ) -> Result<(i64, i64), StoreError> {
+    if from >= to {
+        return Ok((0, 0));
+    }
     let first_hour = from.div_euclid(3600) + i64::from(from.rem_euclid(3600) != 0);
     let last_hour = to.div_euclid(3600);
-    if first_hour >= last_hour {
-        return samples_in(r, d, from, to);
+    if first_hour > last_hour {
+        // Both ends inside one hour.
+        return partial_hour(r, d, from.div_euclid(3600), from, to);
     }
-    let (mut sum, mut n) = samples_in(r, d, from, first_hour * 3600)?;
-    let (s2, n2) = samples_in(r, d, last_hour * 3600, to)?;
-    sum += s2;
-    n += n2;
+    let (mut sum, mut n) = (0i64, 0i64);
+    if from < first_hour * 3600 {
+        let (s, c) = partial_hour(r, d, first_hour - 1, from, first_hour * 3600)?;
+        sum += s;
+        n += c;
+    }
+    if to > last_hour * 3600 {
+        let (s, c) = partial_hour(r, d, last_hour, last_hour * 3600, to)?;
+        sum += s;
+        n += c;
+    }
+    if first_hour == last_hour {
+        return Ok((sum, n));
+    }
     let lo = format!("{}{first_hour:012}/", d.prefix);
     let hi = format!("{}{last_hour:012}/", d.prefix);
     r.scan_raw(

@@ -379,6 +379,20 @@ pub async fn update(
     id: u64,
     patch: ProblemPatch,
 ) -> AppResult<ProblemView> {
+    change(app, actor, id, patch, false).await
+}
+
+/// [`update`], or with `into_known_error` the known-error move: `patch.status` is ignored
+/// and the problem moves to `known_error` unless it is one already. That is decided inside
+/// the write transaction, on the current status, so that concurrent records of a
+/// workaround all succeed.
+async fn change(
+    app: &App,
+    actor: &Actor,
+    id: u64,
+    patch: ProblemPatch,
+    into_known_error: bool,
+) -> AppResult<ProblemView> {
     require(actor, Permission::ProblemWrite)?;
     let mut e = FieldErrors::new();
     let title = patch
@@ -446,11 +460,16 @@ pub async fn update(
             }
             let matrix = super::settings::priority_matrix(tx)?;
             p.priority = p.impact.zip(p.urgency).map(|(i, u)| matrix.priority(i, u));
-            if let Some(to) = patch.status
+            let status = if into_known_error {
+                (p.status != ProblemStatus::KnownError).then_some(ProblemStatus::KnownError)
+            } else {
+                patch.status
+            };
+            if let Some(to) = status
                 && to != p.status
             {
                 p.apply_transition(to, now).map_err(transition_error)?;
-            } else if let Some(to) = patch.status {
+            } else if let Some(to) = status {
                 return Err(AppError::Conflict(format!("cannot move from '{to}' to '{to}'")));
             }
             let changes = audit::diff(&serde_json::to_value(&before).unwrap_or_default(), &serde_json::to_value(&p).unwrap_or_default());
@@ -489,14 +508,12 @@ pub async fn known_error(
         MAX_TEXT,
     );
     e.into_result()?;
-    let current = load(&app.store.read()?, id)?;
     let patch = ProblemPatch {
         workaround: Some(Some(workaround)),
         root_cause: root_cause.map(Some),
-        status: (current.status != ProblemStatus::KnownError).then_some(ProblemStatus::KnownError),
         ..Default::default()
     };
-    update(app, actor, id, patch).await
+    change(app, actor, id, patch, true).await
 }
 
 fn link_in_tx(

@@ -394,6 +394,68 @@ mod tests {
     }
 
     #[test]
+    fn status_classes() {
+        let open: Vec<_> = IncidentStatus::ALL
+            .iter()
+            .filter(|s| s.is_open())
+            .copied()
+            .collect();
+        assert_eq!(open, [New, Acknowledged, InProgress, OnHold]);
+        let acked: Vec<_> = IncidentStatus::ALL
+            .iter()
+            .filter(|s| s.counts_as_acknowledged())
+            .copied()
+            .collect();
+        assert_eq!(acked, [Acknowledged, InProgress, OnHold]);
+        let close: Vec<_> = IncidentStatus::ALL
+            .iter()
+            .filter(|s| s.needs_close_permission())
+            .copied()
+            .collect();
+        assert_eq!(close, [Closed, Cancelled]);
+        // Exactly the final states need the close permission.
+        for s in IncidentStatus::ALL {
+            assert_eq!(s.is_final(), s.needs_close_permission(), "{s}");
+        }
+    }
+
+    #[test]
+    fn first_response_is_any_working_state() {
+        for first in [Acknowledged, InProgress, OnHold] {
+            let mut i = incident();
+            i.apply_transition(first, at("2026-01-01T00:07:00Z"))
+                .expect("respond");
+            assert_eq!(i.time_to_acknowledge(), Some(420), "{first}");
+            assert_eq!(i.updated_at, at("2026-01-01T00:07:00Z"));
+        }
+    }
+
+    #[test]
+    fn cancelling_is_not_resolving() {
+        let mut i = incident();
+        i.apply_transition(Cancelled, at("2026-01-01T00:03:00Z"))
+            .expect("cancel");
+        assert_eq!(i.closed_at, Some(at("2026-01-01T00:03:00Z")));
+        assert_eq!(i.time_to_resolve(), None);
+        assert_eq!(i.time_to_acknowledge(), None);
+        assert!(i.status.is_final());
+    }
+
+    #[test]
+    fn a_refused_move_changes_nothing() {
+        let mut i = incident();
+        let before = i.clone();
+        for to in [New, Closed] {
+            let err = i
+                .apply_transition(to, at("2026-01-01T00:05:00Z"))
+                .expect_err("refused");
+            assert_eq!(err.from, "new");
+            assert_eq!(err.to, to.as_str());
+            assert_eq!(i, before);
+        }
+    }
+
+    #[test]
     fn incident_references() {
         assert_eq!(parse_incident_ref("42"), Some(42));
         assert_eq!(parse_incident_ref("INC-42"), Some(42));

@@ -326,6 +326,33 @@ mod tests {
     }
 
     #[test]
+    fn refused_moves_change_nothing_and_close_stamps_the_time() {
+        let mut p = problem();
+        let before = p.clone();
+        assert!(
+            p.apply_transition(KnownError, at("2026-01-02T00:00:00Z"))
+                .is_err()
+        );
+        assert_eq!(p, before, "the known-error rule leaves no trace");
+        let err = p
+            .apply_transition(Open, at("2026-01-02T00:00:00Z"))
+            .expect_err("open -> open");
+        assert!(matches!(err, ProblemTransitionError::Lifecycle(_)));
+        assert_eq!(p, before);
+        p.apply_transition(Closed, at("2026-01-03T00:00:00Z"))
+            .expect("close");
+        assert_eq!(p.closed_at, Some(at("2026-01-03T00:00:00Z")));
+        assert_eq!(p.updated_at, at("2026-01-03T00:00:00Z"));
+        assert!(!p.status.is_open());
+        let open: Vec<_> = ProblemStatus::ALL
+            .iter()
+            .filter(|s| s.is_open())
+            .copied()
+            .collect();
+        assert_eq!(open, [Open, Investigating, KnownError]);
+    }
+
+    #[test]
     fn statuses_parse() {
         for s in ProblemStatus::ALL {
             assert_eq!(s.as_str().parse::<ProblemStatus>(), Ok(*s));
