@@ -469,8 +469,6 @@ async fn change(
                 && to != p.status
             {
                 p.apply_transition(to, now).map_err(transition_error)?;
-            } else if let Some(to) = status {
-                return Err(AppError::Conflict(format!("cannot move from '{to}' to '{to}'")));
             }
             let changes = audit::diff(&serde_json::to_value(&before).unwrap_or_default(), &serde_json::to_value(&p).unwrap_or_default());
             if changes.as_object().is_none_or(|c| c.is_empty()) {

@@ -206,9 +206,9 @@ impl Problem {
     }
 
     /// Whether it belongs in the known-error database: a workaround is recorded and the
-    /// problem is not closed.
+    /// problem is not yet fixed (resolved or closed problems need no workaround).
     pub fn is_known_error(&self) -> bool {
-        self.status != ProblemStatus::Closed
+        self.status.is_open()
             && self
                 .workaround
                 .as_deref()
