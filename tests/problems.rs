@@ -228,7 +228,12 @@ async fn every_move_of_the_problem_lifecycle() {
             }
             let before = get_problem(&d, id).await;
             let a = set_status(&d, id, json!({"status": to, "workaround": "retry"})).await;
-            if allowed(from, to) {
+            if from == to && from != "closed" {
+                // A PATCH carrying the current status (a client sending the whole object
+                // back) is not a move: it changes only what else it carries.
+                assert_eq!(a.status, 200, "{from} -> {to}: {}", a.text);
+                assert_eq!(a.body["status"], to);
+            } else if allowed(from, to) {
                 assert_eq!(a.status, 200, "{from} -> {to}: {}", a.text);
                 assert_eq!(a.body["status"], to);
             } else {

@@ -30,7 +30,9 @@ async fn mutating_routes(d: &TestDaemon) -> Vec<(Method, String)> {
     let paths = doc["paths"].as_object().expect("paths object");
     let mut out = Vec::new();
     for (path, item) in paths {
-        if SELF_SERVICE.contains(&path.as_str()) {
+        // Webhooks (/hooks, /v2/enqueue) authenticate senders by integration token or
+        // signature, not by user; their own tests cover that.
+        if SELF_SERVICE.contains(&path.as_str()) || !path.starts_with("/api/v1/") {
             continue;
         }
         for method in item.as_object().expect("path item").keys() {

@@ -72,7 +72,8 @@ impl Directory for SlackDirectory<'_> {
 }
 
 impl Slack {
-    fn verified(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+    /// Checks Slack's signature; the error is the 401 answer (problem+json).
+    fn verified(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Box<Problem>> {
         let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         verify::verify(
             &self.config.signing_secret,
@@ -82,11 +83,10 @@ impl Slack {
             self.app.clock.now().timestamp(),
         )
         .map_err(|e| {
-            Problem::new(
+            Box::new(Problem::new(
                 StatusCode::UNAUTHORIZED,
                 format!("Slack request refused: {e}"),
-            )
-            .into_response()
+            ))
         })
     }
 
@@ -154,8 +154,8 @@ async fn commands_endpoint(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Response {
-    if let Err(r) = slack.verified(&headers, &body) {
-        return r;
+    if let Err(refused) = slack.verified(&headers, &body) {
+        return refused.into_response();
     }
     let form = form_pairs(&body);
     let field = |k: &str| {
@@ -283,8 +283,8 @@ async fn interactions_endpoint(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Response {
-    if let Err(r) = slack.verified(&headers, &body) {
-        return r;
+    if let Err(refused) = slack.verified(&headers, &body) {
+        return refused.into_response();
     }
     let form = form_pairs(&body);
     let Some(payload) = form
@@ -409,8 +409,8 @@ async fn events_endpoint(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Response {
-    if let Err(r) = slack.verified(&headers, &body) {
-        return r;
+    if let Err(refused) = slack.verified(&headers, &body) {
+        return refused.into_response();
     }
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return Problem::new(StatusCode::BAD_REQUEST, "malformed JSON").into_response();
