@@ -25,7 +25,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::events::{self, Subject};
 use super::incidents::{self, Opening};
-use super::page::{Page, PageRequest};
+use super::page::{Page, PageRequest, Take, walk};
 use super::{App, AppError, AppResult, FieldErrors, require};
 use crate::domain::actor::Actor;
 use crate::domain::alert::{
@@ -581,58 +581,19 @@ pub fn list(
     if let Some(id) = filter.incident_id {
         incidents::load(&r, id)?;
     }
-    let want = page.limit + 1;
-    let mut out = Vec::new();
-    const STRETCH: usize = 256;
-    let mut before = page.after;
-    loop {
-        let ids: Vec<u64> = match filter.driver() {
-            None => access::list::<Alert>(&r, before, Order::Desc, STRETCH)?
-                .iter()
-                .map(|a| a.id)
-                .collect(),
-            Some(prefix) => {
-                let bound = before.map(|b| [prefix.as_slice(), &b.to_be_bytes()].concat());
-                let mut ids = Vec::new();
-                access::scan_prefix(
-                    &r,
-                    tables::ALERT_INDEX,
-                    &prefix,
-                    bound.as_deref(),
-                    Order::Desc,
-                    &mut |k, _| {
-                        if let Some(id) = KeyReader::new(&k[k.len().saturating_sub(8)..]).u64() {
-                            ids.push(id);
-                        }
-                        Ok(if ids.len() >= STRETCH {
-                            ControlFlow::Break(())
-                        } else {
-                            ControlFlow::Continue(())
-                        })
-                    },
-                )?;
-                ids
+    let driver = filter.driver();
+    Ok(walk(
+        &r,
+        driver.as_deref().map(|p| (tables::ALERT_INDEX, p)),
+        page,
+        |a: &Alert| {
+            if filter.matches(a) {
+                Take::Yes
+            } else {
+                Take::No
             }
-        };
-        let Some(last) = ids.last().copied() else {
-            break;
-        };
-        for id in &ids {
-            if let Some(a) = access::get::<Alert>(&r, *id)?
-                && filter.matches(&a)
-            {
-                out.push(a);
-                if out.len() >= want {
-                    return Ok(Page::from_overfetch(out, page.limit, |a| a.id));
-                }
-            }
-        }
-        if ids.len() < STRETCH {
-            break;
-        }
-        before = Some(last);
-    }
-    Ok(Page::from_overfetch(out, page.limit, |a| a.id))
+        },
+    )?)
 }
 
 /// One alert (needs `alert:read`).

@@ -1,18 +1,16 @@
 //! Writing and querying the audit log.
 
-use std::ops::ControlFlow;
-
 use chrono::{DateTime, Utc};
 use redb::WriteTransaction;
 use serde_json::Value;
 
-use super::page::{Page, PageRequest};
+use super::page::{Page, PageRequest, Take, walk};
 use super::{AppError, AppResult, FieldErrors, require};
 use crate::domain::actor::{Actor, ActorKind, ActorRef};
 use crate::domain::audit::{AuditEntry, AuditTarget};
 use crate::domain::permission::Permission;
-use crate::store::access::{self, Order, Reader};
-use crate::store::keys::{Key, KeyReader};
+use crate::store::access::{self, Reader};
+use crate::store::keys::Key;
 use crate::store::{StoreError, tables};
 
 /// Records one mutation inside `tx`.
@@ -129,28 +127,9 @@ pub fn list(
         .transpose()?;
     let by_target = query.target.as_deref().map(parse_target).transpose()?;
     let since = query.since;
-    let want = page.limit + 1;
-    let mut out: Vec<AuditEntry> = Vec::new();
-    // Candidate ids come from the most selective index; every other filter is checked on the
-    // entry. Ids grow with time, so `since` ends the walk.
-    let accept = |entry: AuditEntry, out: &mut Vec<AuditEntry>| -> ControlFlow<()> {
-        if since.is_some_and(|s| entry.at < s) {
-            return ControlFlow::Break(());
-        }
-        let actor_ok = by_actor.is_none_or(|(k, id)| entry.actor.kind == k && entry.actor.id == id);
-        let target_ok = by_target.as_ref().is_none_or(|(k, id)| {
-            entry.target.kind == *k && id.is_none_or(|id| entry.target.id == id)
-        });
-        if actor_ok && target_ok {
-            out.push(entry);
-        }
-        if out.len() >= want {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    };
-    // An index is used only when its key ends in the entry id, so that it walks in log order.
+    // Candidate ids come from the most selective index whose keys end in the entry id (so
+    // it walks in log order); every other filter is checked on the entry. Ids grow with
+    // time, so `since` ends the walk.
     let index: Option<(crate::store::tables::Table, Vec<u8>)> = match (&by_target, by_actor) {
         (Some((kind, Some(id))), _) => Some((
             tables::AUDIT_BY_TARGET,
@@ -159,59 +138,26 @@ pub fn list(
         (_, Some((kind, id))) => Some((tables::AUDIT_BY_ACTOR, actor_key(kind, id).into_bytes())),
         _ => None,
     };
-    const STRETCH: usize = 256;
-    let mut cursor = page.after;
-    loop {
-        let mut ids: Vec<u64> = Vec::with_capacity(STRETCH);
-        match &index {
-            None => {
-                let batch: Vec<AuditEntry> = access::list(&r, cursor, Order::Desc, STRETCH)?;
-                ids.extend(batch.iter().map(|e| e.id));
-                cursor = ids.last().copied();
-                for entry in batch {
-                    if accept(entry, &mut out).is_break() {
-                        return Ok(Page::from_overfetch(out, page.limit, |e| e.id));
-                    }
-                }
-            }
-            Some((table, prefix)) => {
-                let after_key = cursor.map(|c| [prefix.as_slice(), &c.to_be_bytes()].concat());
-                access::scan_prefix(
-                    &r,
-                    *table,
-                    prefix,
-                    after_key.as_deref(),
-                    Order::Desc,
-                    &mut |k, _| {
-                        ids.push(last_id(k));
-                        Ok(if ids.len() >= STRETCH {
-                            ControlFlow::Break(())
-                        } else {
-                            ControlFlow::Continue(())
-                        })
-                    },
-                )?;
-                cursor = ids.last().copied();
-                for id in &ids {
-                    let Some(entry) = access::get::<AuditEntry>(&r, *id)? else {
-                        continue;
-                    };
-                    if accept(entry, &mut out).is_break() {
-                        return Ok(Page::from_overfetch(out, page.limit, |e| e.id));
-                    }
-                }
-            }
+    let take = |entry: &AuditEntry| {
+        if since.is_some_and(|s| entry.at < s) {
+            return Take::Stop;
         }
-        if ids.len() < STRETCH {
-            break;
+        let actor_ok = by_actor.is_none_or(|(k, id)| entry.actor.kind == k && entry.actor.id == id);
+        let target_ok = by_target.as_ref().is_none_or(|(k, id)| {
+            entry.target.kind == *k && id.is_none_or(|id| entry.target.id == id)
+        });
+        if actor_ok && target_ok {
+            Take::Yes
+        } else {
+            Take::No
         }
-    }
-    Ok(Page::from_overfetch(out, page.limit, |e| e.id))
-}
-
-fn last_id(key: &[u8]) -> u64 {
-    let tail = &key[key.len().saturating_sub(8)..];
-    KeyReader::new(tail).u64().unwrap_or(0)
+    };
+    Ok(walk(
+        &r,
+        index.as_ref().map(|(t, p)| (*t, p.as_slice())),
+        page,
+        take,
+    )?)
 }
 
 /// Parses an RFC 3339 `since` parameter.

@@ -124,3 +124,87 @@ mod tests {
         assert_eq!(last.next_cursor, None);
     }
 }
+
+/// What a walk does with a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// Put it on the page.
+    Yes,
+    /// Skip it.
+    No,
+    /// Skip it and stop: nothing older can match (time-ordered filters).
+    Stop,
+}
+
+/// Walks records newest first and keeps those `take` accepts, until a page is full. Ids come
+/// from `driver` (an index table and a key prefix; every key ends in the record id, so keys
+/// under the prefix are in id order) or, without one, from the record table itself. The
+/// page request's cursor is the id to continue below.
+pub fn walk<T: crate::store::Record>(
+    r: &impl crate::store::Reader,
+    driver: Option<(crate::store::tables::Table, &[u8])>,
+    page: PageRequest,
+    mut take: impl FnMut(&T) -> Take,
+) -> Result<Page<T>, crate::store::StoreError> {
+    use crate::store::access::{self, Order};
+    use std::ops::ControlFlow;
+    const STRETCH: usize = 256;
+    let want = page.limit + 1;
+    let mut out: Vec<T> = Vec::new();
+    let mut before = page.after;
+    loop {
+        let mut ids: Vec<u64> = Vec::with_capacity(STRETCH);
+        match driver {
+            None => ids.extend(
+                access::list::<T>(r, before, Order::Desc, STRETCH)?
+                    .iter()
+                    .map(T::id),
+            ),
+            Some((table, prefix)) => {
+                let bound = before.map(|b| [prefix, &b.to_be_bytes()].concat());
+                access::scan_prefix(
+                    r,
+                    table,
+                    prefix,
+                    bound.as_deref(),
+                    Order::Desc,
+                    &mut |k, _| {
+                        if let Some(tail) = k.len().checked_sub(8).and_then(|start| k.get(start..))
+                            && let Some(id) = crate::store::keys::id_from_key(tail)
+                        {
+                            ids.push(id);
+                        }
+                        Ok(if ids.len() >= STRETCH {
+                            ControlFlow::Break(())
+                        } else {
+                            ControlFlow::Continue(())
+                        })
+                    },
+                )?;
+            }
+        }
+        let Some(last) = ids.last().copied() else {
+            break;
+        };
+        for id in &ids {
+            let Some(record) = access::get::<T>(r, *id)? else {
+                continue;
+            };
+            match take(&record) {
+                Take::Yes => {
+                    out.push(record);
+                    if out.len() >= want {
+                        return Ok(Page::from_overfetch(out, page.limit, T::id));
+                    }
+                }
+                Take::No => {}
+                Take::Stop => return Ok(Page::from_overfetch(out, page.limit, T::id)),
+            }
+        }
+        if ids.len() < STRETCH {
+            break;
+        }
+        before = Some(last);
+    }
+    Ok(Page::from_overfetch(out, page.limit, T::id))
+}

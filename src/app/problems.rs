@@ -2,7 +2,6 @@
 //! and many-to-many links with incidents.
 
 use std::collections::BTreeSet;
-use std::ops::ControlFlow;
 
 use chrono::{DateTime, Utc};
 use redb::WriteTransaction;
@@ -12,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::events::{self, Subject};
 use super::incidents;
-use super::page::{Page, PageRequest};
+use super::page::{Page, PageRequest, Take, walk};
 use super::{
     App, AppError, AppResult, FieldErrors, nullable, optional_text, require, required_text,
 };
@@ -26,8 +25,8 @@ use crate::domain::problem::{Problem, ProblemStatus, ProblemTransitionError};
 use crate::domain::service::Service;
 use crate::domain::text;
 use crate::store::StoreError;
-use crate::store::access::{self, Order, Reader};
-use crate::store::keys::{Key, KeyReader};
+use crate::store::access::{self, Reader};
+use crate::store::keys::Key;
 use crate::store::tables::{self, problem_field as field};
 
 /// A problem as the API shows it.
@@ -774,58 +773,18 @@ pub fn list(
 ) -> AppResult<Page<ProblemView>> {
     require(actor, Permission::ProblemRead)?;
     let r = app.store.read()?;
-    let want = page.limit + 1;
-    let mut out: Vec<Problem> = Vec::new();
-    const STRETCH: usize = 256;
-    let mut before = page.after;
-    loop {
-        let ids: Vec<u64> = match filter.driver() {
-            None => access::list::<Problem>(&r, before, Order::Desc, STRETCH)?
-                .iter()
-                .map(|p| p.id)
-                .collect(),
-            Some((table, prefix)) => {
-                let bound = before.map(|b| [prefix.as_slice(), &b.to_be_bytes()].concat());
-                let mut ids = Vec::new();
-                access::scan_prefix(
-                    &r,
-                    table,
-                    &prefix,
-                    bound.as_deref(),
-                    Order::Desc,
-                    &mut |k, _| {
-                        if let Some(id) = KeyReader::new(&k[k.len().saturating_sub(8)..]).u64() {
-                            ids.push(id);
-                        }
-                        Ok(if ids.len() >= STRETCH {
-                            ControlFlow::Break(())
-                        } else {
-                            ControlFlow::Continue(())
-                        })
-                    },
-                )?;
-                ids
+    let driver = filter.driver();
+    let found = walk(
+        &r,
+        driver.as_ref().map(|(t, p)| (*t, p.as_slice())),
+        page,
+        |p: &Problem| {
+            if filter.matches(p) {
+                Take::Yes
+            } else {
+                Take::No
             }
-        };
-        let Some(last) = ids.last().copied() else {
-            break;
-        };
-        for id in &ids {
-            if let Some(p) = access::get::<Problem>(&r, *id)?
-                && filter.matches(&p)
-            {
-                out.push(p);
-                if out.len() >= want {
-                    return Ok(
-                        Page::from_overfetch(out, page.limit, |p| p.id).map(ProblemView::from)
-                    );
-                }
-            }
-        }
-        if ids.len() < STRETCH {
-            break;
-        }
-        before = Some(last);
-    }
-    Ok(Page::from_overfetch(out, page.limit, |p| p.id).map(ProblemView::from))
+        },
+    )?;
+    Ok(found.map(ProblemView::from))
 }

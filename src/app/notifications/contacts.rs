@@ -178,6 +178,16 @@ pub async fn create(
                     input.kind
                 )));
             }
+            // A chat user id is an identity: it may belong to one user only.
+            if matches!(input.kind, ChannelKind::Slack | ChannelKind::Discord)
+                && let Some(other) = by_address(tx, input.kind, &address)?
+                && other.user_id != user_id
+            {
+                return Err(AppError::Conflict(format!(
+                    "{} user {address} is already linked to another user",
+                    input.kind
+                )));
+            }
             let id = access::next_id(tx, tables::CONTACT_METHODS)?;
             let c = ContactMethod {
                 id,

@@ -9,7 +9,7 @@ use redb::WriteTransaction;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::app::page::{Page, PageRequest};
+use crate::app::page::{Page, PageRequest, Take, walk};
 use crate::app::{App, AppError, AppResult, FieldErrors, require};
 use crate::domain::actor::Actor;
 use crate::domain::notification::{
@@ -373,57 +373,14 @@ pub fn list(
             && incident.is_none_or(|i| d.incident_id == Some(i))
     };
     let r = app.store.read()?;
-    let want = page.limit + 1;
-    let mut out = Vec::new();
-    let mut before = page.after;
-    const STRETCH: usize = 256;
-    loop {
-        let ids: Vec<u64> = match &driver {
-            None => access::list::<Delivery>(&r, before, Order::Desc, STRETCH)?
-                .iter()
-                .map(|d| d.id)
-                .collect(),
-            Some(prefix) => {
-                let bound = before.map(|b| [prefix.as_slice(), &b.to_be_bytes()].concat());
-                let mut ids = Vec::new();
-                access::scan_prefix(
-                    &r,
-                    tables::DELIVERY_INDEX,
-                    prefix,
-                    bound.as_deref(),
-                    Order::Desc,
-                    &mut |k, _| {
-                        if let Some(id) = KeyReader::new(&k[k.len().saturating_sub(8)..]).u64() {
-                            ids.push(id);
-                        }
-                        Ok(if ids.len() >= STRETCH {
-                            ControlFlow::Break(())
-                        } else {
-                            ControlFlow::Continue(())
-                        })
-                    },
-                )?;
-                ids
-            }
-        };
-        let Some(last) = ids.last().copied() else {
-            break;
-        };
-        for id in &ids {
-            if let Some(mut d) = access::get::<Delivery>(&r, *id)?
-                && matches(&d)
-            {
-                redact_secret(&mut d.secret);
-                out.push(d);
-                if out.len() >= want {
-                    return Ok(Page::from_overfetch(out, page.limit, |d| d.id));
-                }
-            }
-        }
-        if ids.len() < STRETCH {
-            break;
-        }
-        before = Some(last);
-    }
-    Ok(Page::from_overfetch(out, page.limit, |d| d.id))
+    let found = walk(
+        &r,
+        driver.as_deref().map(|p| (tables::DELIVERY_INDEX, p)),
+        page,
+        |d: &Delivery| if matches(d) { Take::Yes } else { Take::No },
+    )?;
+    Ok(found.map(|mut d| {
+        redact_secret(&mut d.secret);
+        d
+    }))
 }
