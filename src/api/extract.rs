@@ -205,7 +205,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             match inner.classify() {
                 serde_json::error::Category::Data => {
                     let message = strip_position(&inner.to_string());
-                    let field = field_name(&path, &message);
+                    let field = crate::app::error::json_field(&path, &message);
                     Err(Problem::validation(single(field, message)))
                 }
                 _ => Err(Problem::new(
@@ -228,23 +228,6 @@ fn strip_position(m: &str) -> String {
     match m.rfind(" at line ") {
         Some(i) => m[..i].to_owned(),
         None => m.to_owned(),
-    }
-}
-
-/// The field a data error is about: the path, plus the name in "missing field `x`" or
-/// "unknown field `x`" (which serde reports at the parent).
-fn field_name(path: &str, message: &str) -> String {
-    let named = ["missing field `", "unknown field `"]
-        .iter()
-        .find_map(|p| message.strip_prefix(p))
-        .and_then(|rest| rest.split('`').next());
-    let base = if path == "." { "" } else { path };
-    match named {
-        Some(name) if base.is_empty() => name.to_owned(),
-        Some(name) if base == name || base.ends_with(&format!(".{name}")) => base.to_owned(),
-        Some(name) => format!("{base}.{name}"),
-        None if base.is_empty() => "body".to_owned(),
-        None => base.to_owned(),
     }
 }
 

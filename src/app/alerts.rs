@@ -72,7 +72,6 @@ struct Touch {
     attached: Vec<u64>,
     refired: Vec<u64>,
     resolved: Vec<u64>,
-    titles: Vec<String>,
     levels: Vec<Levels>,
 }
 
@@ -131,22 +130,17 @@ fn save_alert(
     access::put(tx, after)?;
     let old = before.map(index_entries).unwrap_or_default();
     let new = index_entries(after);
-    for (f, v) in old.difference(&new) {
-        access::delete_raw(
-            tx,
-            tables::ALERT_INDEX,
-            &Key::new().u8(*f).u64(*v).u64(after.id).into_bytes(),
-        )?;
-    }
-    for (f, v) in new.difference(&old) {
-        access::put_raw(
-            tx,
-            tables::ALERT_INDEX,
-            &Key::new().u8(*f).u64(*v).u64(after.id).into_bytes(),
-            &[],
-        )?;
-    }
-    Ok(())
+    let key = |(f, v): &(u8, u64)| Key::new().u8(*f).u64(*v).u64(after.id).into_bytes();
+    let gone: Vec<Vec<u8>> = old.difference(&new).map(key).collect();
+    let added: Vec<Vec<u8>> = new.difference(&old).map(key).collect();
+    // One table open for all of an alert's index changes.
+    access::delete_raw_many(tx, tables::ALERT_INDEX, gone.iter().map(Vec::as_slice))?;
+    access::put_raw_many(
+        tx,
+        tables::ALERT_INDEX,
+        added.iter().map(Vec::as_slice),
+        &[],
+    )
 }
 
 /// Copies what the latest delivery says onto a stored alert.
@@ -165,14 +159,41 @@ fn refresh(a: &mut Alert, incoming: &IncomingAlert, now: DateTime<Utc>) {
     a.receive_count += 1;
 }
 
+/// Alert ids for one batch: the sequence is read once and written back once
+/// ([`AlertIds::finish`]) instead of twice per new alert. Only `new_alert` takes alert ids
+/// inside the ingestion transaction.
+struct AlertIds {
+    start: u64,
+    last: u64,
+}
+
+impl AlertIds {
+    fn open(tx: &WriteTransaction) -> Result<Self, StoreError> {
+        let last = access::last_id(tx, tables::ALERTS)?;
+        Ok(Self { start: last, last })
+    }
+
+    fn next(&mut self) -> u64 {
+        self.last += 1;
+        self.last
+    }
+
+    fn finish(self, tx: &WriteTransaction) -> Result<(), StoreError> {
+        if self.last > self.start {
+            access::bump_sequence(tx, tables::ALERTS, self.last)?;
+        }
+        Ok(())
+    }
+}
+
 fn new_alert(
-    tx: &WriteTransaction,
+    ids: &mut AlertIds,
     integration: &Integration,
     incoming: &IncomingAlert,
     now: DateTime<Utc>,
 ) -> Result<Alert, StoreError> {
     Ok(Alert {
-        id: access::next_id(tx, tables::ALERTS)?,
+        id: ids.next(),
         integration_id: integration.id,
         fingerprint: incoming.fingerprint.clone(),
         state: AlertState::Firing,
@@ -211,6 +232,9 @@ pub(crate) fn ingest_in_tx(
     };
     let mut touches: BTreeMap<u64, Touch> = BTreeMap::new();
     let mut cache = IncidentCache::default();
+    let mut ids = AlertIds::open(tx)?;
+    // Group key -> incident, read once per batch (a hundred alerts of one group).
+    let mut groups: HashMap<Vec<u8>, Option<u64>> = HashMap::new();
 
     for incoming in &batch.alerts {
         let key = fp_key(integration.id, &incoming.fingerprint);
@@ -254,7 +278,7 @@ pub(crate) fn ingest_in_tx(
                     }
                     None => {
                         // Never seen firing: keep the record, open nothing.
-                        let mut a = new_alert(tx, integration, incoming, now)?;
+                        let mut a = new_alert(&mut ids, integration, incoming, now)?;
                         a.state = AlertState::Resolved;
                         a.ends_at = incoming.ends_at.or(Some(now));
                         save_alert(tx, None, &a)?;
@@ -319,7 +343,7 @@ pub(crate) fn ingest_in_tx(
                             refresh(&mut a, incoming, now);
                             (Some(b), a)
                         }
-                        None => (None, new_alert(tx, integration, incoming, now)?),
+                        None => (None, new_alert(&mut ids, integration, incoming, now)?),
                     };
                     a.state = AlertState::Firing;
                     a.ends_at = None;
@@ -333,7 +357,15 @@ pub(crate) fn ingest_in_tx(
                 summary.new += 1;
                 let gkey = group_key(&settings.group_by, incoming);
                 let group_db_key = Key::new().u64(integration.id).str(&gkey).into_bytes();
-                let joinable = match access::get_id(tx, tables::ALERT_GROUPS, &group_db_key)? {
+                let group_incident = match groups.get(&group_db_key) {
+                    Some(known) => *known,
+                    None => {
+                        let id = access::get_id(tx, tables::ALERT_GROUPS, &group_db_key)?;
+                        groups.insert(group_db_key.clone(), id);
+                        id
+                    }
+                };
+                let joinable = match group_incident {
                     Some(id) => cache.get(tx, id)?.filter(|i| {
                         i.status.is_open()
                             && settings
@@ -366,6 +398,7 @@ pub(crate) fn ingest_in_tx(
                         };
                         let opened = incidents::open_in_tx(tx, now, &actor.reference, &opening)?;
                         access::put_id(tx, tables::ALERT_GROUPS, &group_db_key, opened.id)?;
+                        groups.insert(group_db_key.clone(), Some(opened.id));
                         cache.put(opened.clone());
                         summary.opened.push(opened.id);
                         opened.id
@@ -377,7 +410,7 @@ pub(crate) fn ingest_in_tx(
                         refresh(&mut a, incoming, now);
                         (Some(b), a)
                     }
-                    None => (None, new_alert(tx, integration, incoming, now)?),
+                    None => (None, new_alert(&mut ids, integration, incoming, now)?),
                 };
                 a.state = AlertState::Firing;
                 a.ends_at = None;
@@ -388,13 +421,14 @@ pub(crate) fn ingest_in_tx(
                 access::put_id(tx, tables::ALERTS_BY_FINGERPRINT, &key, a.id)?;
                 let t = touches.entry(incident_id).or_default();
                 t.attached.push(a.id);
-                t.titles.push(a.title.clone());
                 if !summary.opened.contains(&incident_id) || t.attached.len() > 1 {
                     t.levels.push(levels);
                 }
             }
         }
     }
+
+    ids.finish(tx)?;
 
     for (incident_id, touch) in touches {
         cache.forget(incident_id);

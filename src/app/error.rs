@@ -135,3 +135,20 @@ impl From<InvalidTransition> for AppError {
 
 /// Result of a use case.
 pub type AppResult<T> = Result<T, AppError>;
+
+/// The field a data error is about: the path, plus the name in "missing field `x`" or
+/// "unknown field `x`" (which serde reports at the parent).
+pub fn json_field(path: &str, message: &str) -> String {
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|p| message.strip_prefix(p))
+        .and_then(|rest| rest.split('`').next());
+    let base = if path == "." { "" } else { path };
+    match named {
+        Some(name) if base.is_empty() => name.to_owned(),
+        Some(name) if base == name || base.ends_with(&format!(".{name}")) => base.to_owned(),
+        Some(name) => format!("{base}.{name}"),
+        None if base.is_empty() => "body".to_owned(),
+        None => base.to_owned(),
+    }
+}

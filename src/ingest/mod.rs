@@ -75,12 +75,21 @@ pub(crate) fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, IngestErr
         let inner = e.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data => {
+                // A data error can surface before a syntax error further on (a truncated
+                // body whose first fields have the wrong type): that body is malformed JSON
+                // all the same, 400 and not 422.
+                if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(body)
+                    && !syntax.is_data()
+                {
+                    return IngestError::Malformed(syntax.to_string());
+                }
                 let message = inner.to_string();
                 let message = message
                     .rfind(" at line ")
                     .map_or(message.as_str(), |i| &message[..i])
                     .to_owned();
-                IngestError::invalid(if path == "." { "body".to_owned() } else { path }, message)
+                // "missing field `alerts`" is about `alerts`, not the whole body.
+                IngestError::invalid(crate::app::error::json_field(&path, &message), message)
             }
             _ => IngestError::Malformed(inner.to_string()),
         }

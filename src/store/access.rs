@@ -179,6 +179,41 @@ pub fn put_raw(
     Ok(())
 }
 
+/// Writes `value` under each of `keys`, opening the table once.
+pub fn put_raw_many<'k>(
+    tx: &WriteTransaction,
+    table: Table,
+    keys: impl IntoIterator<Item = &'k [u8]>,
+    value: &[u8],
+) -> Result<(), StoreError> {
+    let mut keys = keys.into_iter().peekable();
+    if keys.peek().is_none() {
+        return Ok(());
+    }
+    let mut t = tx.open_table(table)?;
+    for k in keys {
+        t.insert(k, value)?;
+    }
+    Ok(())
+}
+
+/// Removes each of `keys`, opening the table once.
+pub fn delete_raw_many<'k>(
+    tx: &WriteTransaction,
+    table: Table,
+    keys: impl IntoIterator<Item = &'k [u8]>,
+) -> Result<(), StoreError> {
+    let mut keys = keys.into_iter().peekable();
+    if keys.peek().is_none() {
+        return Ok(());
+    }
+    let mut t = tx.open_table(table)?;
+    for k in keys {
+        t.remove(k)?;
+    }
+    Ok(())
+}
+
 /// Removes `key`; whether it was there.
 pub fn delete_raw(tx: &WriteTransaction, table: Table, key: &[u8]) -> Result<bool, StoreError> {
     let mut t = tx.open_table(table)?;
@@ -268,6 +303,16 @@ pub fn next_id(tx: &WriteTransaction, sequence: Table) -> Result<u64, StoreError
     let next = current + 1;
     meta.insert(key.as_bytes(), id_key(next).as_slice())?;
     Ok(next)
+}
+
+/// The last id a sequence handed out (0 if none). With [`bump_sequence`], lets one
+/// operation take many ids with one read and one write: nothing else in the transaction
+/// may take ids of that sequence in between.
+pub fn last_id(r: &impl Reader, sequence: Table) -> Result<u64, StoreError> {
+    let key = format!("seq/{}", sequence.name());
+    Ok(r.get_raw(tables::META, key.as_bytes())?
+        .and_then(|b| id_from_key(&b))
+        .unwrap_or(0))
 }
 
 /// Moves a sequence forward so that the next id is above `id` (seeded records).

@@ -3,6 +3,12 @@
 //! create users. Black-box: tests talk HTTP like any client.
 #![allow(dead_code)]
 
+pub mod ingest;
+pub mod peers;
+
+#[allow(unused_imports)]
+pub use peers::peer_or_skip;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

@@ -1,0 +1,209 @@
+//! Crash safety of ingestion with the real binary: webhooks from concurrent senders,
+//! `kill -9` mid-stream, restart on the same data dir: every alert whose request got a 2xx
+//! is stored, none twice, and every request is stored whole or not at all.
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::ingest::am_alert;
+use common::{ADMIN_PASSWORD, Daemon, into_answer};
+use serde_json::{Value, json};
+
+const SENDERS: usize = 6;
+const ALERTS_PER_REQUEST: usize = 5;
+const KILL_AFTER: usize = 200;
+
+/// Fingerprints of each acknowledged request, by (sender, request).
+type Acked = Arc<Mutex<BTreeMap<(usize, usize), Vec<String>>>>;
+
+async fn login(client: &reqwest::Client, base: &str) -> String {
+    let res = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .expect("login");
+    let a = into_answer(res).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.body["access_token"].as_str().expect("token").to_owned()
+}
+
+async fn list_all(client: &reqwest::Client, base: &str, token: &str, path: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{base}{path}?limit=500");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let res = client
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("list");
+        let a = into_answer(res).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        out.extend(a.body["items"].as_array().expect("items").iter().cloned());
+        match a.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return out,
+        }
+    }
+}
+
+/// Request `r` of sender `w`: new alerts with explicit fingerprints, in its own group.
+fn request(w: usize, r: usize) -> (Value, Vec<String>) {
+    let mut fps = Vec::new();
+    let alerts = (0..ALERTS_PER_REQUEST)
+        .map(|k| {
+            let fp = format!("crash-{w}-{r}-{k}");
+            let mut a = am_alert(
+                "firing",
+                json!({"alertname": "Crash", "sender": w.to_string(), "request": r.to_string(), "n": k.to_string()}),
+            );
+            a["fingerprint"] = json!(fp);
+            fps.push(fp);
+            a
+        })
+        .collect::<Vec<_>>();
+    let body = json!({
+        "version": "4", "groupKey": format!("{{}}:{{sender=\"{w}\",request=\"{r}\"}}"),
+        "truncatedAlerts": 0, "status": "firing", "receiver": "incidentd",
+        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+        "externalURL": "http://alertmanager.test", "alerts": alerts
+    });
+    (body, fps)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_alerts_survive_kill_9_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let env = [("INCIDENTD_ADMIN_PASSWORD", ADMIN_PASSWORD)];
+    let mut daemon = Daemon::spawn(&data, &env).await;
+    common::install_crypto();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client");
+    let token = login(&client, &daemon.base).await;
+    let res = client
+        .post(format!("{}/api/v1/integrations", daemon.base))
+        .bearer_auth(&token)
+        .json(&json!({"name": "crash", "kind": "alertmanager"}))
+        .send()
+        .await
+        .expect("integration");
+    let a = into_answer(res).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let hook_token = a.body["token"].as_str().expect("token").to_owned();
+
+    // Senders post new alerts until the daemon dies under them.
+    let acked: Acked = Arc::default();
+    let acked_count = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..SENDERS {
+        let (client, url) = (
+            client.clone(),
+            format!("{}/hooks/alertmanager/{hook_token}", daemon.base),
+        );
+        let (acked, acked_count) = (acked.clone(), acked_count.clone());
+        tasks.push(tokio::spawn(async move {
+            for r in 0..10_000 {
+                let (body, fps) = request(w, r);
+                let Ok(res) = client.post(&url).json(&body).send().await else {
+                    return;
+                };
+                if !res.status().is_success() {
+                    return;
+                }
+                // The 2xx counts only once its body is fully read.
+                if res.bytes().await.is_err() {
+                    return;
+                }
+                acked.lock().expect("lock").insert((w, r), fps);
+                acked_count.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked_count.load(Ordering::SeqCst) < KILL_AFTER {
+        assert!(Instant::now() < deadline, "no progress before the kill");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    daemon.kill9();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let acked = acked.lock().expect("lock").clone();
+    println!("{} requests acknowledged before kill -9", acked.len());
+    assert!(acked.len() >= KILL_AFTER);
+
+    let daemon = Daemon::spawn(&data, &env).await;
+    let token = login(&client, &daemon.base).await;
+    let alerts = list_all(&client, &daemon.base, &token, "/api/v1/alerts").await;
+    let incidents = list_all(&client, &daemon.base, &token, "/api/v1/incidents").await;
+    println!(
+        "after restart: {} alerts, {} incidents",
+        alerts.len(),
+        incidents.len()
+    );
+
+    // No fingerprint twice, no id twice.
+    let mut by_fp: BTreeMap<String, Value> = BTreeMap::new();
+    let mut ids = BTreeSet::new();
+    for a in &alerts {
+        assert!(
+            ids.insert(a["id"].as_u64().expect("id")),
+            "duplicate id {a}"
+        );
+        let fp = a["fingerprint"].as_str().expect("fp").to_owned();
+        assert!(
+            by_fp.insert(fp.clone(), a.clone()).is_none(),
+            "{fp} stored twice"
+        );
+    }
+    // Every acknowledged alert is there, firing, on its request's incident.
+    for ((w, r), fps) in &acked {
+        let mut incident_ids = BTreeSet::new();
+        for fp in fps {
+            let a = by_fp.get(fp).unwrap_or_else(|| {
+                panic!("acknowledged alert {fp} (sender {w}, request {r}) lost")
+            });
+            assert_eq!(a["state"], "firing", "{a}");
+            incident_ids.insert(a["incident_id"].as_u64().expect("incident"));
+        }
+        assert_eq!(
+            incident_ids.len(),
+            1,
+            "one group, one incident: {incident_ids:?}"
+        );
+    }
+    // Requests are atomic: every incident holds exactly one whole request.
+    let mut per_incident: BTreeMap<u64, usize> = BTreeMap::new();
+    for a in &alerts {
+        *per_incident
+            .entry(a["incident_id"].as_u64().expect("incident"))
+            .or_default() += 1;
+    }
+    assert_eq!(per_incident.len(), incidents.len());
+    for i in &incidents {
+        let id = i["id"].as_u64().expect("id");
+        assert_eq!(i["alert_count"], ALERTS_PER_REQUEST, "{i}");
+        assert_eq!(
+            per_incident.get(&id),
+            Some(&ALERTS_PER_REQUEST),
+            "incident {id}"
+        );
+    }
+    assert!(alerts.len() >= acked.len() * ALERTS_PER_REQUEST);
+    assert!(
+        alerts.len() <= (acked.len() + SENDERS) * ALERTS_PER_REQUEST,
+        "at most one unanswered request per sender may have been stored"
+    );
+}

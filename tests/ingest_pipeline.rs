@@ -1,0 +1,427 @@
+//! The ingestion pipeline: bad input is refused with the right status and stores nothing;
+//! re-delivery deduplicates; alerts group by the sender's group key or by chosen labels;
+//! `truncatedAlerts` never resolves what is missing; incidents auto-resolve only when all
+//! their alerts have, reopen within the reopen window and open anew after it.
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use common::TestDaemon;
+use common::ingest::{Integration, am_alert, am_webhook, assert_invalid_field, fixture};
+use incidentd::domain::clock::ManualClock;
+use serde_json::{Value, json};
+
+const GROUP: &str = "{}:{alertname=\"DiskFull\"}";
+
+fn labels(name: &str, instance: &str) -> Value {
+    json!({"alertname": name, "instance": instance, "severity": "warning"})
+}
+
+async fn send(d: &TestDaemon, int: &Integration, body: &Value) -> Value {
+    let a = d.hook("alertmanager", &int.token, body).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.body
+}
+
+fn opened_one(summary: &Value) -> u64 {
+    let opened = summary["opened"].as_array().expect("opened");
+    assert_eq!(opened.len(), 1, "{summary}");
+    opened[0].as_u64().expect("id")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_and_stores_nothing() {
+    let d = TestDaemon::start().await;
+    let int = d.integration("alertmanager", json!({})).await;
+    let good = fixture("alertmanager_webhook_v4.json");
+    send(&d, &int, &good).await;
+    let before = d.counts().await;
+    assert_eq!(before, (2, 1));
+    let path = format!("/hooks/alertmanager/{}", int.token);
+
+    // Malformed: 400.
+    let text = good.to_string();
+    for raw in [
+        text[..text.len() / 2].to_owned(),
+        text[..text.len() - 1].to_owned(),
+        format!("{text} trailing"),
+        "{\"version\": \"4\", \"alerts\": 7 ".to_owned(),
+        String::new(),
+    ] {
+        let a = d.post_raw(&path, raw.clone().into_bytes()).await;
+        a.assert_problem(400);
+        assert!(
+            a.body["detail"].as_str().expect("detail").contains("JSON"),
+            "{}",
+            a.text
+        );
+    }
+
+    // Unknown token (and no token): 404.
+    d.hook("alertmanager", "no-such-token", &good)
+        .await
+        .assert_problem(404);
+    d.post_raw("/hooks/alertmanager", good.to_string().into_bytes())
+        .await
+        .assert_problem(404);
+
+    // Over the 512 KiB hook limit: 413, for every hook.
+    let mut big = good.clone();
+    big["alerts"][0]["annotations"]["description"] = json!("x".repeat(600 * 1024));
+    for kind in ["alertmanager", "grafana", "generic"] {
+        let a = d
+            .post_raw(
+                &format!("/hooks/{kind}/{}", int.token),
+                big.to_string().into_bytes(),
+            )
+            .await;
+        a.assert_problem(413);
+    }
+    let a = d
+        .post_raw("/v2/enqueue", big.to_string().into_bytes())
+        .await;
+    assert_eq!(a.status, 413, "{}", a.text);
+    // Just under the limit is fine (the same alert, refreshed).
+    let mut large = good.clone();
+    large["alerts"][0]["annotations"]["description"] = json!("x".repeat(400 * 1024));
+    send(&d, &int, &large).await;
+
+    // Wrong shape: 422 naming the field.
+    let mut v3 = good.clone();
+    v3["version"] = json!("3");
+    let msgs = assert_invalid_field(&d.hook("alertmanager", &int.token, &v3).await, "version");
+    assert!(msgs[0].contains('3'), "{msgs:?}");
+    let mut exploded = good.clone();
+    exploded["alerts"][1]["status"] = json!("exploded");
+    let msgs = assert_invalid_field(
+        &d.hook("alertmanager", &int.token, &exploded).await,
+        "alerts[1].status",
+    );
+    assert!(msgs[0].contains("exploded"), "{msgs:?}");
+    let mut no_alerts = good.clone();
+    no_alerts.as_object_mut().expect("object").remove("alerts");
+    assert_invalid_field(
+        &d.hook("alertmanager", &int.token, &no_alerts).await,
+        "alerts",
+    );
+    let mut no_labels = good.clone();
+    no_labels["alerts"][0]["labels"] = json!({});
+    assert_invalid_field(
+        &d.hook("alertmanager", &int.token, &no_labels).await,
+        "alerts[0].labels",
+    );
+    let mut bad_time = good.clone();
+    bad_time["alerts"][0]["startsAt"] = json!("yesterday");
+    assert_invalid_field(
+        &d.hook("alertmanager", &int.token, &bad_time).await,
+        "alerts[0].startsAt",
+    );
+    let mut bad_status = good.clone();
+    bad_status["status"] = json!("pending");
+    assert_invalid_field(
+        &d.hook("alertmanager", &int.token, &bad_status).await,
+        "status",
+    );
+    let mut wrong_type = good.clone();
+    wrong_type["alerts"] = json!({"not": "a list"});
+    assert_invalid_field(
+        &d.hook("alertmanager", &int.token, &wrong_type).await,
+        "alerts",
+    );
+    let mut bad_labels = good.clone();
+    bad_labels["alerts"][0]["labels"]["pod"] = json!(7);
+    assert_invalid_field(
+        &d.hook("alertmanager", &int.token, &bad_labels).await,
+        "alerts[0].labels.pod",
+    );
+
+    assert_eq!(d.counts().await, before, "refused payloads store nothing");
+    let stored = d
+        .alert_by_fingerprint("6d1f0c2b9a7e4f31")
+        .await
+        .expect("alert");
+    assert_eq!(
+        stored["receive_count"], 2,
+        "only the two accepted deliveries counted"
+    );
+    // A payload that is refused as a whole leaves even its valid alerts untouched.
+    assert_eq!(stored["state"], "firing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivery_deduplicates() {
+    let d = TestDaemon::start().await;
+    let int = d.integration("alertmanager", json!({})).await;
+    let payload = fixture("alertmanager_webhook_v4.json");
+    let first = send(&d, &int, &payload).await;
+    let inc = opened_one(&first);
+    let second = send(&d, &int, &payload).await;
+    assert_eq!(second["new"], 0, "{second}");
+    assert_eq!(second["deduplicated"], 1, "{second}");
+    assert_eq!(second["opened"], json!([]), "{second}");
+    assert_eq!(
+        d.counts().await,
+        (2, 1),
+        "one incident, the same two alerts"
+    );
+    let alerts = d.alerts_of(inc).await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["receive_count"], 2);
+    assert_eq!(d.incident(inc).await["alert_count"], 1);
+    let never_fired = d
+        .alert_by_fingerprint("b3a90e55c01d7f42")
+        .await
+        .expect("alert");
+    assert_eq!(never_fired["receive_count"], 2);
+    assert_eq!(never_fired["incident_id"], Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grouping_by_group_key_or_by_labels() {
+    let d = TestDaemon::start().await;
+    let by_key = d.integration("alertmanager", json!({})).await;
+    let by_instance = d
+        .integration(
+            "alertmanager",
+            json!({"settings": {"group_by": ["instance"]}}),
+        )
+        .await;
+
+    // Same groupKey, two requests: one incident with two alerts; the critical one raises it.
+    let s = send(
+        &d,
+        &by_key,
+        &am_webhook(GROUP, vec![am_alert("firing", labels("DiskFull", "a"))]),
+    )
+    .await;
+    let inc = opened_one(&s);
+    assert_eq!(d.incident(inc).await["priority"], "P3");
+    let mut critical = am_alert("firing", labels("DiskFull", "b"));
+    critical["labels"]["severity"] = json!("critical");
+    let s = send(&d, &by_key, &am_webhook(GROUP, vec![critical])).await;
+    assert_eq!(s["opened"], json!([]), "{s}");
+    let i = d.incident(inc).await;
+    assert_eq!(i["alert_count"], 2);
+    assert_eq!(i["firing_alerts"], 2);
+    assert_eq!(
+        i["priority"], "P1",
+        "a more severe alert raises the incident"
+    );
+    assert_eq!(d.alerts_of(inc).await.len(), 2);
+    // Another group key: another incident.
+    let s = send(
+        &d,
+        &by_key,
+        &am_webhook(
+            "{}:{alertname=\"Other\"}",
+            vec![am_alert("firing", labels("Other", "a"))],
+        ),
+    )
+    .await;
+    assert_ne!(opened_one(&s), inc);
+
+    // group_by instance: the same groupKey splits by instance, and joins across names.
+    let s = send(
+        &d,
+        &by_instance,
+        &am_webhook(
+            GROUP,
+            vec![
+                am_alert("firing", labels("DiskFull", "a")),
+                am_alert("firing", labels("DiskFull", "b")),
+            ],
+        ),
+    )
+    .await;
+    let opened = s["opened"].as_array().expect("opened").clone();
+    assert_eq!(opened.len(), 2, "one incident per instance: {s}");
+    let s = send(
+        &d,
+        &by_instance,
+        &am_webhook(
+            "{}:{alertname=\"Other\"}",
+            vec![am_alert("firing", labels("Other", "a"))],
+        ),
+    )
+    .await;
+    assert_eq!(s["opened"], json!([]), "joins instance a's incident: {s}");
+    let mut sizes = Vec::new();
+    for id in &opened {
+        let id = id.as_u64().expect("id");
+        sizes.push(d.incident(id).await["alert_count"].as_u64().expect("count"));
+    }
+    sizes.sort();
+    assert_eq!(sizes, vec![1, 2]);
+    assert_eq!(d.counts().await, (6, 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_payloads_never_resolve_missing_alerts_and_all_must_resolve() {
+    let d = TestDaemon::start().await;
+    let int = d.integration("alertmanager", json!({})).await;
+    let a = labels("DiskFull", "a");
+    let b = labels("DiskFull", "b");
+    let s = send(
+        &d,
+        &int,
+        &am_webhook(
+            GROUP,
+            vec![am_alert("firing", a.clone()), am_alert("firing", b.clone())],
+        ),
+    )
+    .await;
+    let inc = opened_one(&s);
+
+    // max_alerts cut A out; the group says resolved, only B is in it.
+    let mut cut = am_webhook(GROUP, vec![am_alert("resolved", b.clone())]);
+    cut["truncatedAlerts"] = json!(1);
+    cut["status"] = json!("resolved");
+    let s = send(&d, &int, &cut).await;
+    assert_eq!(s["truncated"], 1, "{s}");
+    assert_eq!(s["auto_resolved"], json!([]), "{s}");
+    let i = d.incident(inc).await;
+    assert_eq!(i["status"], "new", "A still fires: {i}");
+    assert_eq!(i["firing_alerts"], 1);
+    let states: Vec<(String, String)> = d
+        .alerts_of(inc)
+        .await
+        .iter()
+        .map(|x| {
+            (
+                x["labels"]["instance"]
+                    .as_str()
+                    .expect("instance")
+                    .to_owned(),
+                x["state"].as_str().expect("state").to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        states.contains(&("a".into(), "firing".into())),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&("b".into(), "resolved".into())),
+        "{states:?}"
+    );
+
+    // Omitted without truncation: still nothing inferred from absence.
+    let s = send(
+        &d,
+        &int,
+        &am_webhook(GROUP, vec![am_alert("resolved", b.clone())]),
+    )
+    .await;
+    assert_eq!(s["auto_resolved"], json!([]), "{s}");
+    assert_eq!(d.incident(inc).await["status"], "new");
+
+    // The last one resolves: so does the incident.
+    let s = send(
+        &d,
+        &int,
+        &am_webhook(GROUP, vec![am_alert("resolved", a.clone())]),
+    )
+    .await;
+    assert_eq!(s["auto_resolved"], json!([inc]), "{s}");
+    let i = d.incident(inc).await;
+    assert_eq!(i["status"], "resolved");
+    assert_eq!(i["firing_alerts"], 0);
+    assert_eq!(i["alert_count"], 2);
+    assert_eq!(d.counts().await, (2, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_resolve_can_be_turned_off() {
+    let d = TestDaemon::start().await;
+    let int = d
+        .integration("alertmanager", json!({"settings": {"auto_resolve": false}}))
+        .await;
+    let a = labels("DiskFull", "a");
+    let inc = opened_one(
+        &send(
+            &d,
+            &int,
+            &am_webhook(GROUP, vec![am_alert("firing", a.clone())]),
+        )
+        .await,
+    );
+    let s = send(
+        &d,
+        &int,
+        &am_webhook(GROUP, vec![am_alert("resolved", a.clone())]),
+    )
+    .await;
+    assert_eq!(s["resolved"], 1);
+    assert_eq!(s["auto_resolved"], json!([]));
+    let i = d.incident(inc).await;
+    assert_eq!(i["status"], "new", "stays open for a person to resolve");
+    assert_eq!(i["firing_alerts"], 0);
+    assert_eq!(d.alerts_of(inc).await[0]["state"], "resolved");
+    // Firing again joins the same, still open incident.
+    let s = send(&d, &int, &am_webhook(GROUP, vec![am_alert("firing", a)])).await;
+    assert_eq!(s["opened"], json!([]), "{s}");
+    assert_eq!(d.incident(inc).await["firing_alerts"], 1);
+    assert_eq!(d.counts().await, (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refire_reopens_within_the_window_and_opens_anew_after_it() {
+    let clock = ManualClock::new(Utc::now());
+    let d = TestDaemon::start_with(|_| {}, Arc::new(clock.clone())).await;
+    // Default window (3600 s) and a short one (60 s).
+    for (settings, inside, outside) in [
+        (json!({}), Duration::minutes(10), Duration::hours(2)),
+        (
+            json!({"reopen_window_secs": 60}),
+            Duration::seconds(30),
+            Duration::seconds(61),
+        ),
+    ] {
+        let int = d
+            .integration("alertmanager", json!({"settings": settings}))
+            .await;
+        let a = labels("DiskFull", "a");
+        let fire = am_webhook(GROUP, vec![am_alert("firing", a.clone())]);
+        let resolve = am_webhook(GROUP, vec![am_alert("resolved", a.clone())]);
+        let inc = opened_one(&send(&d, &int, &fire).await);
+        let s = send(&d, &int, &resolve).await;
+        assert_eq!(s["auto_resolved"], json!([inc]), "{s}");
+
+        clock.advance(inside);
+        let s = send(&d, &int, &fire).await;
+        assert_eq!(s["reopened"], json!([inc]), "{s}");
+        assert_eq!(s["opened"], json!([]), "{s}");
+        let i = d.incident(inc).await;
+        assert_eq!(i["status"], "new");
+        assert_eq!(i["reopen_count"], 1);
+        assert_eq!(i["resolved_at"], Value::Null);
+        assert_eq!(i["firing_alerts"], 1);
+        assert_eq!(i["alert_count"], 1);
+        let alerts = d.alerts_of(inc).await;
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0]["state"], "firing");
+        assert_eq!(alerts[0]["receive_count"], 3);
+
+        let s = send(&d, &int, &resolve).await;
+        assert_eq!(s["auto_resolved"], json!([inc]), "{s}");
+        clock.advance(outside);
+        let s = send(&d, &int, &fire).await;
+        assert_eq!(s["reopened"], json!([]), "{s}");
+        let fresh = opened_one(&s);
+        assert_ne!(fresh, inc);
+        let old = d.incident(inc).await;
+        assert_eq!(old["status"], "resolved", "the old incident stays resolved");
+        assert_eq!(old["reopen_count"], 1);
+        let new = d.incident(fresh).await;
+        assert_eq!(new["status"], "new");
+        assert_eq!(new["reopen_count"], 0);
+        assert_eq!(new["alert_count"], 1);
+        assert_eq!(d.alerts_of(fresh).await[0]["state"], "firing");
+        assert_eq!(
+            d.alerts_of(inc).await[0]["state"],
+            "resolved",
+            "history kept"
+        );
+    }
+}
