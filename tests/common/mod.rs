@@ -3,6 +3,10 @@
 //! create users. Black-box: tests talk HTTP like any client.
 #![allow(dead_code)]
 
+pub mod fakes;
+pub mod notify;
+pub mod smtp;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
