@@ -356,7 +356,13 @@ impl SlackFake {
                     }
                 }
                 "/api/views.open" => Reply::json(200, json!({"ok": true, "view": {"id": "V0001"}})),
-                p if p.starts_with("/response/") => Reply::text(200, "ok"),
+                // response_url: ours, and the fixtures' paths once their host is replaced.
+                p if p.starts_with("/response/")
+                    || p.starts_with("/commands/")
+                    || p.starts_with("/actions/") =>
+                {
+                    Reply::text(200, "ok")
+                }
                 _ => Reply::json(404, json!({"ok": false, "error": "unknown_method"})),
             }
         })

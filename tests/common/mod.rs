@@ -5,6 +5,7 @@
 
 pub mod fakes;
 pub mod notify;
+pub mod slack;
 pub mod smtp;
 
 use std::path::{Path, PathBuf};
