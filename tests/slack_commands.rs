@@ -359,7 +359,7 @@ async fn assign_and_its_errors() {
         (format!("assign {id} <@{NOBODY}>"), "not linked"),
         (format!("assign {id} @ghost"), "ghost"),
         (
-            format!("assign 999999 @alice"),
+            "assign 999999 @alice".to_owned(),
             "There is no incident 999999",
         ),
     ] {

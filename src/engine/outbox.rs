@@ -28,6 +28,9 @@ const BATCH: usize = 256;
 /// The longest the worker sleeps without looking.
 const IDLE: Duration = Duration::from_secs(5);
 
+/// A rate-limited address, or a chat card (`target#incident`), of a channel.
+type AddressKey = (ChannelKind, String);
+
 /// The worker.
 pub struct OutboxWorker {
     app: Arc<App>,
@@ -38,7 +41,7 @@ pub struct OutboxWorker {
     /// Rate-limited addresses and chat cards with a send in flight: what else is due for
     /// them waits until it completes (else a number would get a second message before the
     /// first one starts its rate window, and a card would be posted twice).
-    busy: Arc<Mutex<HashSet<(ChannelKind, String)>>>,
+    busy: Arc<Mutex<HashSet<AddressKey>>>,
     /// Due deliveries held back by a busy address at the last look.
     held: Mutex<HashSet<u64>>,
     /// Rung when a send completes.
@@ -133,7 +136,7 @@ impl OutboxWorker {
         // Rate-limited channels go out per address, chat cards once per incident and
         // target (they show the incident as it is now); everything else one by one.
         let mut groups: BTreeMap<(ChannelKind, String), Vec<Delivery>> = BTreeMap::new();
-        let mut singles: Vec<(Option<(ChannelKind, String)>, Vec<Delivery>)> = Vec::new();
+        let mut singles: Vec<(Option<AddressKey>, Vec<Delivery>)> = Vec::new();
         for d in due {
             match (d.channel, d.incident_id) {
                 (c, _) if c.is_rate_limited() => {
