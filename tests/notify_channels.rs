@@ -328,3 +328,56 @@ async fn the_person_who_acts_is_not_notified_and_rules_filter_by_event() {
     );
     assert_eq!(hook.to("/ops").len(), 2, "acknowledged matches no rule");
 }
+
+#[tokio::test]
+async fn contact_methods_are_the_users_own_or_need_user_write() {
+    let d = TestDaemon::start().await;
+    let (vic, vic_token) = d.user("vic", "Viewer").await;
+    let (eve, _) = d.user("eve", "Engineer").await;
+    // Anyone manages their own.
+    let a = d
+        .post(
+            &format!("/api/v1/users/{vic}/contact-methods"),
+            &vic_token,
+            json!({"kind": "sms", "address": "+15550003333"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    // Not someone else's: 403 naming the permission, before the body is even looked at.
+    for body in [json!({"kind": "sms", "address": "+15550004444"}), json!({})] {
+        let a = d
+            .post(
+                &format!("/api/v1/users/{eve}/contact-methods"),
+                &vic_token,
+                body,
+            )
+            .await;
+        a.assert_problem(403);
+        assert!(a.text.contains("user:write"), "{}", a.text);
+    }
+    // Validation for one's own.
+    let a = d
+        .post(
+            &format!("/api/v1/users/{vic}/contact-methods"),
+            &vic_token,
+            json!({"kind": "sms", "address": "5550004444"}),
+        )
+        .await;
+    a.assert_problem(422);
+    assert!(a.body["errors"]["address"].is_array(), "{}", a.text);
+    let a = d
+        .post(
+            &format!("/api/v1/users/{vic}/contact-methods"),
+            &vic_token,
+            json!({"kind": "email", "address": "vic@example.com", "secret": "x"}),
+        )
+        .await;
+    a.assert_problem(422);
+    assert!(a.body["errors"]["secret"].is_array(), "{}", a.text);
+    assert_eq!(
+        d.get(&format!("/api/v1/users/{eve}/contact-methods"), &d.admin)
+            .await
+            .body,
+        json!([])
+    );
+}
