@@ -129,6 +129,29 @@ fn routes() -> OpenApiRouter<AppState> {
             routing_rules::update,
             routing_rules::delete
         ))
+        .routes(routes!(
+            notifications::list_rules,
+            notifications::create_rule
+        ))
+        .routes(routes!(
+            notifications::get_rule,
+            notifications::update_rule,
+            notifications::delete_rule
+        ))
+        .routes(routes!(
+            notifications::list_templates,
+            notifications::set_template
+        ))
+        .routes(routes!(notifications::reset_template))
+        .routes(routes!(notifications::deliveries))
+        .routes(routes!(
+            notifications::list_contacts,
+            notifications::create_contact
+        ))
+        .routes(routes!(
+            notifications::update_contact,
+            notifications::delete_contact
+        ))
 }
 
 /// The alert webhooks, with their own body limit.
@@ -141,6 +164,7 @@ fn hook_routes(limit: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(hooks::generic))
         .routes(routes!(hooks::generic_bearer))
         .routes(routes!(hooks::enqueue))
+        .routes(routes!(twilio::voice_gather))
         .layer(DefaultBodyLimit::max(limit))
 }
 

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -164,11 +165,19 @@ pub async fn create_contact(
     State(app): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    Body(input): Body<NewContactMethod>,
-) -> Result<(StatusCode, Json<ContactMethod>), AppError> {
+    body: Result<Body<NewContactMethod>, Problem>,
+) -> Result<(StatusCode, Json<ContactMethod>), Response> {
+    // Who may is decided before the body is looked at: 403 before 400/422.
+    let id = parse_id(&id).map_err(IntoResponse::into_response)?;
+    contacts::allowed(&auth.actor, id, true).map_err(IntoResponse::into_response)?;
+    let Body(input) = body.map_err(IntoResponse::into_response)?;
     Ok((
         StatusCode::CREATED,
-        Json(contacts::create(&app, &auth.actor, parse_id(&id)?, input).await?),
+        Json(
+            contacts::create(&app, &auth.actor, id, input)
+                .await
+                .map_err(IntoResponse::into_response)?,
+        ),
     ))
 }
 
@@ -179,10 +188,16 @@ pub async fn update_contact(
     State(app): State<AppState>,
     auth: Auth,
     Path((id, method)): Path<(String, String)>,
-    Body(patch): Body<ContactMethodPatch>,
-) -> Result<Json<ContactMethod>, AppError> {
+    body: Result<Body<ContactMethodPatch>, Problem>,
+) -> Result<Json<ContactMethod>, Response> {
+    let id = parse_id(&id).map_err(IntoResponse::into_response)?;
+    contacts::allowed(&auth.actor, id, true).map_err(IntoResponse::into_response)?;
+    let Body(patch) = body.map_err(IntoResponse::into_response)?;
+    let method = parse_id(&method).map_err(IntoResponse::into_response)?;
     Ok(Json(
-        contacts::update(&app, &auth.actor, parse_id(&id)?, parse_id(&method)?, patch).await?,
+        contacts::update(&app, &auth.actor, id, method, patch)
+            .await
+            .map_err(IntoResponse::into_response)?,
     ))
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use serde_json::json;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::app::App;
@@ -28,6 +28,9 @@ const BATCH: usize = 256;
 /// The longest the worker sleeps without looking.
 const IDLE: Duration = Duration::from_secs(5);
 
+/// A rate-limited address, or a chat card (`target#incident`), of a channel.
+type AddressKey = (ChannelKind, String);
+
 /// The worker.
 pub struct OutboxWorker {
     app: Arc<App>,
@@ -35,6 +38,14 @@ pub struct OutboxWorker {
     policy: RetryPolicy,
     rate_window: chrono::Duration,
     in_flight: Arc<Mutex<HashSet<u64>>>,
+    /// Rate-limited addresses and chat cards with a send in flight: what else is due for
+    /// them waits until it completes (else a number would get a second message before the
+    /// first one starts its rate window, and a card would be posted twice).
+    busy: Arc<Mutex<HashSet<AddressKey>>>,
+    /// Due deliveries held back by a busy address at the last look.
+    held: Mutex<HashSet<u64>>,
+    /// Rung when a send completes.
+    wake: Arc<Notify>,
     permits: Arc<Semaphore>,
 }
 
@@ -54,6 +65,9 @@ impl OutboxWorker {
             channels,
             policy,
             in_flight: Arc::new(Mutex::new(HashSet::new())),
+            busy: Arc::new(Mutex::new(HashSet::new())),
+            held: Mutex::new(HashSet::new()),
+            wake: Arc::new(Notify::new()),
         }
     }
 
@@ -72,6 +86,7 @@ impl OutboxWorker {
             let wait = self.until_next_due().unwrap_or(IDLE);
             tokio::select! {
                 _ = commits.changed() => {}
+                _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {}
             }
@@ -90,14 +105,22 @@ impl OutboxWorker {
         }
     }
 
+    /// How long until a delivery that is neither in flight nor held falls due (those
+    /// stay in the due queue; counting them would make the worker spin until they finish).
     fn until_next_due(&self) -> Option<Duration> {
         let r = self.app.store.read().ok()?;
-        let next = outbox::next_due(&r).ok()??;
+        let next = {
+            let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            outbox::next_due_where(&r, |id| !in_flight.contains(&id) && !held.contains(&id))
+                .ok()??
+        };
         let now = self.app.clock.now();
         Some((next - now).to_std().unwrap_or(Duration::ZERO).min(IDLE))
     }
 
     async fn tick(&self, tasks: &mut JoinSet<()>) -> Result<(), crate::app::AppError> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).clear();
         let now = self.app.clock.now();
         let due: Vec<Delivery> = {
             let r = self.app.store.read()?;
@@ -113,7 +136,7 @@ impl OutboxWorker {
         // Rate-limited channels go out per address, chat cards once per incident and
         // target (they show the incident as it is now); everything else one by one.
         let mut groups: BTreeMap<(ChannelKind, String), Vec<Delivery>> = BTreeMap::new();
-        let mut singles = Vec::new();
+        let mut singles: Vec<(Option<AddressKey>, Vec<Delivery>)> = Vec::new();
         for d in due {
             match (d.channel, d.incident_id) {
                 (c, _) if c.is_rate_limited() => {
@@ -123,13 +146,21 @@ impl OutboxWorker {
                     .entry((c, format!("{}#{incident}", d.target)))
                     .or_default()
                     .push(d),
-                _ => singles.push(vec![d]),
+                _ => singles.push((None, vec![d])),
             }
         }
         let mut postponed = Vec::new();
         {
             let r = self.app.store.read()?;
+            let busy = self.busy.lock().unwrap_or_else(|e| e.into_inner()).clone();
             for ((channel, address), group) in groups {
+                if busy.contains(&(channel, address.clone())) {
+                    self.held
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend(group.iter().map(|d| d.id));
+                    continue;
+                }
                 if channel.is_rate_limited()
                     && let Some(last) = outbox::last_sent(&r, channel, &address)?
                     && now < last + self.rate_window
@@ -138,18 +169,24 @@ impl OutboxWorker {
                     postponed.extend(group.iter().map(|d| (d.id, Outcome::Postponed(until))));
                     continue;
                 }
-                singles.push(group);
+                singles.push((Some((channel, address)), group));
             }
         }
         if !postponed.is_empty() {
             outbox::complete(&self.app, postponed, self.policy, 0.5).await?;
         }
-        for unit in singles {
+        for (key, unit) in singles {
             {
                 let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
                 for d in &unit {
                     in_flight.insert(d.id);
                 }
+            }
+            if let Some(k) = &key {
+                self.busy
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(k.clone());
             }
             let permit = self
                 .permits
@@ -160,6 +197,8 @@ impl OutboxWorker {
             let app = self.app.clone();
             let channels = self.channels.clone();
             let in_flight = self.in_flight.clone();
+            let busy = self.busy.clone();
+            let wake = self.wake.clone();
             let policy = self.policy;
             tasks.spawn(async move {
                 let ids: Vec<u64> = unit.iter().map(|d| d.id).collect();
@@ -168,11 +207,17 @@ impl OutboxWorker {
                 if let Err(e) = outbox::complete(&app, results, policy, jitter).await {
                     tracing::warn!(error = %e, "outbox: could not record an outcome; the delivery will be retried");
                 }
-                let mut set = in_flight.lock().unwrap_or_else(|e| e.into_inner());
-                for id in ids {
-                    set.remove(&id);
+                {
+                    let mut set = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                    for id in ids {
+                        set.remove(&id);
+                    }
+                }
+                if let Some(k) = key {
+                    busy.lock().unwrap_or_else(|e| e.into_inner()).remove(&k);
                 }
                 drop(permit);
+                wake.notify_one();
             });
         }
         Ok(())

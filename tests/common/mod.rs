@@ -3,8 +3,12 @@
 //! create users. Black-box: tests talk HTTP like any client.
 #![allow(dead_code)]
 
+pub mod fakes;
 pub mod ingest;
+pub mod notify;
 pub mod peers;
+pub mod slack;
+pub mod smtp;
 
 #[allow(unused_imports)]
 pub use peers::peer_or_skip;

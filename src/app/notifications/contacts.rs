@@ -46,7 +46,9 @@ pub struct ContactMethodPatch {
     pub enabled: Option<bool>,
 }
 
-fn allowed(actor: &Actor, user_id: u64, write: bool) -> AppResult<()> {
+/// Whether `actor` may read (or, with `write`, change) the contact methods of `user_id`:
+/// their own, or anyone's with `user:read` / `user:write`.
+pub fn allowed(actor: &Actor, user_id: u64, write: bool) -> AppResult<()> {
     if actor.user_id == Some(user_id) {
         return Ok(());
     }

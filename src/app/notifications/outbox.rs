@@ -128,6 +128,14 @@ pub fn due(r: &impl Reader, now: DateTime<Utc>, limit: usize) -> Result<Vec<Deli
 
 /// When the next delivery falls due, if any is waiting.
 pub fn next_due(r: &impl Reader) -> Result<Option<DateTime<Utc>>, StoreError> {
+    next_due_where(r, |_| true)
+}
+
+/// When the next delivery whose id passes `wanted` falls due.
+pub fn next_due_where(
+    r: &impl Reader,
+    wanted: impl Fn(u64) -> bool,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
     let mut at = None;
     r.scan_raw(
         tables::DELIVERIES_DUE,
@@ -135,9 +143,12 @@ pub fn next_due(r: &impl Reader) -> Result<Option<DateTime<Utc>>, StoreError> {
         Bound::Unbounded,
         Order::Asc,
         &mut |k, _| {
-            at = KeyReader::new(k)
-                .i64()
-                .and_then(|ms| Utc.timestamp_millis_opt(ms).single());
+            let mut kr = KeyReader::new(k);
+            let ms = kr.i64();
+            if !kr.u64().is_some_and(&wanted) {
+                return Ok(ControlFlow::Continue(()));
+            }
+            at = ms.and_then(|ms| Utc.timestamp_millis_opt(ms).single());
             Ok(ControlFlow::Break(()))
         },
     )?;

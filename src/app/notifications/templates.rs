@@ -128,7 +128,39 @@ pub fn compile_check(source: &str) -> Result<(), String> {
 }
 
 fn environment() -> minijinja::Environment<'static> {
-    minijinja::Environment::new()
+    let mut env = minijinja::Environment::new();
+    // Jinja's `truncate`, which the shipped SMS template uses; minijinja only has it in
+    // its contrib crate.
+    env.add_filter("truncate", truncate);
+    env
+}
+
+/// Jinja's `truncate(s, length=255, killwords=false, end='...', leeway=5)`: text at most
+/// `leeway` characters too long is kept; longer text is cut (at a word boundary unless
+/// `killwords`) so that with `end` it is `length` characters.
+fn truncate(
+    s: String,
+    length: Option<usize>,
+    killwords: Option<bool>,
+    end: Option<String>,
+    leeway: Option<usize>,
+) -> String {
+    let length = length.unwrap_or(255);
+    let end = end.unwrap_or_else(|| "...".into());
+    if s.chars().count() <= length + leeway.unwrap_or(5) {
+        return s;
+    }
+    let keep: String = s
+        .chars()
+        .take(length.saturating_sub(end.chars().count()))
+        .collect();
+    let cut = if killwords.unwrap_or(false) {
+        keep.as_str()
+    } else {
+        keep.rsplit_once(' ')
+            .map_or(keep.as_str(), |(head, _)| head)
+    };
+    format!("{cut}{end}")
 }
 
 fn validate(input: &SetTemplate) -> AppResult<(String, String)> {
@@ -417,6 +449,47 @@ mod tests {
         for (c, p, s) in DEFAULTS {
             assert_eq!(compile_check(s), Ok(()), "{c} {p}");
         }
+    }
+
+    #[test]
+    fn shipped_templates_render() {
+        let ctx = json!({
+            "event": {"kind": "incident.opened", "headline": "opened", "actor": "admin"},
+            "incident": {"id": 7, "number": "INC-7", "title": "x ".repeat(80), "priority": "P1",
+                "priority_rank": 1, "impact": "high", "urgency": "high", "status": "new",
+                "service": "Default", "url": "http://h/api/v1/incidents/7",
+                "alert_count": 0, "firing_alerts": 0},
+            "problem": null,
+            "site": {"name": "incidentd", "url": "http://h"},
+        });
+        let env = environment();
+        for (c, p, s) in DEFAULTS {
+            let out = env
+                .render_str(s, minijinja::value::Serde(&ctx))
+                .unwrap_or_else(|e| panic!("{c} {p}: {e:#}"));
+            assert!(out.contains("7"), "{c} {p}: {out}");
+        }
+    }
+
+    #[test]
+    fn truncate_is_jinjas() {
+        let t = |s: &str, n| truncate(s.into(), Some(n), None, None, None);
+        assert_eq!(t("short", 10), "short");
+        assert_eq!(
+            t("exactly within the leeway", 20),
+            "exactly within the leeway"
+        );
+        assert_eq!(t("the quick brown fox jumps over", 16), "the quick...");
+        assert_eq!(
+            truncate(
+                "abcdefghijklmnop".into(),
+                Some(8),
+                Some(true),
+                Some("~".into()),
+                Some(0)
+            ),
+            "abcdefg~"
+        );
     }
 
     #[test]
