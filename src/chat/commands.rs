@@ -2,7 +2,7 @@
 //! API, and words the answer. Nothing here is platform-specific.
 
 use crate::app::incidents::query::{IncidentFilter, find};
-use crate::app::incidents::{self, NewComment, NewIncident, TransitionRequest};
+use crate::app::incidents::{self, NewComment, NewIncident};
 use crate::app::page::PageRequest;
 use crate::app::problems::{self, NewProblem, ProblemPatch};
 use crate::app::{App, AppError};
@@ -93,7 +93,9 @@ pub async fn execute(
     }
 }
 
-async fn run(
+/// Runs `command` for `caller`, returning the error instead of wording it (for adapters that
+/// answer success and failure differently, such as buttons).
+pub async fn run(
     app: &App,
     caller: &Caller,
     command: Command,
@@ -108,6 +110,7 @@ async fn run(
             impact,
             urgency,
             service,
+            description,
         } => {
             let service_id = match service {
                 None => None,
@@ -119,7 +122,7 @@ async fn run(
             };
             let input = NewIncident {
                 title,
-                description: None,
+                description,
                 impact,
                 urgency,
                 service_id,
@@ -138,30 +141,16 @@ async fn run(
             })
         }
         Command::Ack { id } => {
-            let v = incidents::transition(
-                app,
-                &actor,
-                id,
-                TransitionRequest {
-                    to: IncidentStatus::Acknowledged,
-                    note: None,
-                },
-            )
-            .await?;
+            let v = incidents::acknowledge(app, &actor, id, None).await?;
             Ok(Reply::private(format!("{} acknowledged.", v.number)))
         }
         Command::Resolve { id, note } => {
-            let v = incidents::transition(
-                app,
-                &actor,
-                id,
-                TransitionRequest {
-                    to: IncidentStatus::Resolved,
-                    note,
-                },
-            )
-            .await?;
+            let v = incidents::resolve(app, &actor, id, note).await?;
             Ok(Reply::private(format!("{} resolved.", v.number)))
+        }
+        Command::Take { id } => {
+            let v = incidents::take(app, &actor, id).await?;
+            Ok(Reply::private(format!("{} is yours.", v.number)))
         }
         Command::Assign { id, user } => {
             let user_id = match &user {

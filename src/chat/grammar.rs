@@ -43,6 +43,8 @@ pub enum Command {
         urgency: Level,
         /// Service name.
         service: Option<String>,
+        /// Details (from a form; the one-line command has none).
+        description: Option<String>,
     },
     /// Acknowledge.
     Ack {
@@ -62,6 +64,11 @@ pub enum Command {
         id: u64,
         /// Whom.
         user: UserRef,
+    },
+    /// Assign to the caller.
+    Take {
+        /// Incident.
+        id: u64,
     },
     /// Show one incident.
     Status {
@@ -139,6 +146,7 @@ pub const INCIDENT_USAGE: &str = "\
 /incident ack [id]
 /incident resolve [id] [note]
 /incident assign <id> <@user>
+/incident take [id]
 /incident status [id]
 /incident list [open|mine|p1..p5]
 /incident comment [id] <text>
@@ -270,6 +278,7 @@ pub fn parse_incident(text: &str, context: Option<u64>) -> Result<Command, Usage
                 impact,
                 urgency,
                 service,
+                description: None,
             })
         }
         "ack" | "acknowledge" => {
@@ -295,6 +304,11 @@ pub fn parse_incident(text: &str, context: Option<u64>) -> Result<Command, Usage
                 return Err(err("assign takes one user", U));
             }
             Ok(Command::Assign { id, user })
+        }
+        "take" | "mine" => {
+            const U: &str = "/incident take [id]";
+            let id = incident_id(&mut args, context, U)?;
+            Ok(Command::Take { id })
         }
         "status" | "show" | "info" => {
             const U: &str = "/incident status [id]";
@@ -416,7 +430,8 @@ mod tests {
                 title: "DB latency".into(),
                 impact: Level::Medium,
                 urgency: Level::Low,
-                service: Some("checkout-api".into())
+                service: Some("checkout-api".into()),
+                description: None,
             }
         );
         assert_eq!(
@@ -425,7 +440,8 @@ mod tests {
                 title: "quoted title here".into(),
                 impact: Level::High,
                 urgency: Level::High,
-                service: None
+                service: None,
+                description: None,
             }
         );
         assert!(bad("new", None).message.contains("title"));
@@ -547,6 +563,8 @@ mod tests {
         );
         assert!(bad("comment 8", None).message.contains("text"));
         assert_eq!(ok("escalate 8"), Command::Escalate { id: 8 });
+        assert_eq!(ok("take INC-8"), Command::Take { id: 8 });
+        assert_eq!(parse_incident("take", Some(3)), Ok(Command::Take { id: 3 }));
         assert_eq!(
             ok("oncall checkout api"),
             Command::Oncall {

@@ -43,6 +43,17 @@ impl CardAction {
         }
     }
 
+    /// The command pressing it runs on incident `id`.
+    pub fn command(self, id: u64) -> crate::chat::grammar::Command {
+        use crate::chat::grammar::Command;
+        match self {
+            CardAction::Acknowledge => Command::Ack { id },
+            CardAction::Resolve => Command::Resolve { id, note: None },
+            CardAction::Escalate => Command::Escalate { id },
+            CardAction::AssignToMe => Command::Take { id },
+        }
+    }
+
     /// The action of an action id.
     pub fn from_id(id: &str) -> Option<CardAction> {
         [

@@ -557,6 +557,62 @@ pub async fn transition(
     Ok(incident.into())
 }
 
+/// Acknowledges an incident: what a REST client, a chat button, a phone key press and a
+/// PagerDuty `acknowledge` all mean by it.
+pub async fn acknowledge(
+    app: &App,
+    actor: &Actor,
+    id: u64,
+    note: Option<String>,
+) -> AppResult<IncidentView> {
+    transition(
+        app,
+        actor,
+        id,
+        TransitionRequest {
+            to: IncidentStatus::Acknowledged,
+            note,
+        },
+    )
+    .await
+}
+
+/// Resolves an incident.
+pub async fn resolve(
+    app: &App,
+    actor: &Actor,
+    id: u64,
+    note: Option<String>,
+) -> AppResult<IncidentView> {
+    transition(
+        app,
+        actor,
+        id,
+        TransitionRequest {
+            to: IncidentStatus::Resolved,
+            note,
+        },
+    )
+    .await
+}
+
+/// Assigns an incident to the acting user ("take it"); an actor that is no user cannot.
+pub async fn take(app: &App, actor: &Actor, id: u64) -> AppResult<IncidentView> {
+    let me = actor
+        .user_id
+        .ok_or_else(|| AppError::Refused("only a user can take an incident".into()))?;
+    assign(
+        app,
+        actor,
+        id,
+        Assignment {
+            assignee_id: Some(Some(me)),
+            group_id: None,
+        },
+    )
+    .await
+}
+
 /// Assigns an incident to a person and/or a team (needs `incident:write`).
 pub async fn assign(
     app: &App,

@@ -1,9 +1,8 @@
 //! What a key press during a notification call does: 1 acknowledges the incident, as the
 //! user whose phone was called.
 
-use crate::app::incidents::{self, TransitionRequest};
+use crate::app::incidents;
 use crate::app::{App, AppError, AppResult};
-use crate::domain::incident::IncidentStatus;
 use crate::domain::notification::{ChannelKind, Delivery};
 use crate::store::access;
 
@@ -28,11 +27,14 @@ pub async fn key_press(app: &App, delivery_id: u64, digits: &str) -> AppResult<S
         Ok(a) => a,
         Err(_) => return Ok("Your user cannot act any more. Goodbye.".into()),
     };
-    let request = TransitionRequest {
-        to: IncidentStatus::Acknowledged,
-        note: Some("acknowledged by phone".into()),
-    };
-    match incidents::transition(app, &actor, incident_id, request).await {
+    match incidents::acknowledge(
+        app,
+        &actor,
+        incident_id,
+        Some("acknowledged by phone".into()),
+    )
+    .await
+    {
         Ok(_) => Ok(format!("Incident {incident_id} acknowledged. Goodbye.")),
         Err(AppError::Conflict(_)) => {
             let status = incidents::load(&app.store.read()?, incident_id)

@@ -27,10 +27,9 @@ use super::grammar::{self, Command};
 use super::views::{CardAction, Reply};
 use crate::api::extract::{RawBody, form_pairs};
 use crate::api::problem::Problem;
-use crate::app::incidents::{self, Assignment, NewIncident, TransitionRequest};
 use crate::app::{App, AppError};
 use crate::config::SlackConfig;
-use crate::domain::incident::{IncidentStatus, parse_incident_ref};
+use crate::domain::incident::parse_incident_ref;
 use crate::domain::notification::ChannelKind;
 use crate::notify::BoxFuture;
 use crate::store::keys::Key;
@@ -221,60 +220,24 @@ async fn commands_endpoint(
     }
 }
 
-/// Runs a card button for `caller` on incident `id`.
+/// Runs a card button for `caller` on incident `id`: the same command the button's words
+/// would run.
 async fn press(
-    app: &App,
+    slack: &Slack,
     caller: &Caller,
     action: CardAction,
     id: u64,
-) -> Result<String, AppError> {
-    let actor = caller
-        .actor
-        .as_ref()
-        .ok_or_else(|| AppError::Refused(commands::unlinked_message(caller)))?;
-    let v = match action {
-        CardAction::Acknowledge => {
-            incidents::transition(
-                app,
-                actor,
-                id,
-                TransitionRequest {
-                    to: IncidentStatus::Acknowledged,
-                    note: None,
-                },
-            )
-            .await?
-        }
-        CardAction::Resolve => {
-            incidents::transition(
-                app,
-                actor,
-                id,
-                TransitionRequest {
-                    to: IncidentStatus::Resolved,
-                    note: None,
-                },
-            )
-            .await?
-        }
-        CardAction::Escalate => incidents::escalate(app, actor, id, None).await?,
-        CardAction::AssignToMe => {
-            let me = actor
-                .user_id
-                .ok_or_else(|| AppError::Refused(commands::unlinked_message(caller)))?;
-            incidents::assign(
-                app,
-                actor,
-                id,
-                Assignment {
-                    assignee_id: Some(Some(me)),
-                    group_id: None,
-                },
-            )
-            .await?
-        }
-    };
-    Ok(format!("{}: {} done.", v.number, action.label()))
+) -> Result<Reply, AppError> {
+    if caller.actor.is_none() {
+        return Err(AppError::Refused(commands::unlinked_message(caller)));
+    }
+    commands::run(
+        &slack.app,
+        caller,
+        action.command(id),
+        &SlackDirectory(slack),
+    )
+    .await
 }
 
 /// `POST /chat/slack/interactions`: buttons and the new-incident modal.
@@ -321,7 +284,7 @@ async fn interactions_endpoint(
                 let s = slack.clone();
                 tokio::spawn(async move {
                     let caller = s.caller(&user).await;
-                    let outcome = press(&s.app, &caller, kind, id).await;
+                    let outcome = press(&s, &caller, kind, id).await;
                     if let Err(e) = &outcome {
                         let text = commands::explain(e);
                         if !response_url.is_empty()
@@ -364,29 +327,17 @@ async fn interactions_endpoint(
             let s = slack.clone();
             let work = tokio::spawn(async move {
                 let caller = s.caller(&user).await;
-                let Some(actor) = caller.actor.clone() else {
+                if caller.actor.is_none() {
                     return Err(commands::unlinked_message(&caller));
-                };
-                let service_id = match service_name {
-                    None => None,
-                    Some(n) => match crate::app::services::find_by_name(
-                        &s.app.store.read().map_err(|e| e.to_string())?,
-                        &n,
-                    ) {
-                        Ok(Some(svc)) => Some(svc.id),
-                        _ => return Err(format!("There is no service named '{n}'")),
-                    },
-                };
-                let input = NewIncident {
+                }
+                let command = Command::New {
                     title,
-                    description,
                     impact,
                     urgency,
-                    service_id,
-                    assignee_id: None,
-                    group_id: None,
+                    service: service_name,
+                    description,
                 };
-                incidents::create(&s.app, &actor, input)
+                commands::run(&s.app, &caller, command, &SlackDirectory(&s))
                     .await
                     .map(|_| ())
                     .map_err(|e| commands::explain(&e))
