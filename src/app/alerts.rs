@@ -122,25 +122,67 @@ fn index_entries(a: &Alert) -> BTreeSet<(u8, u64)> {
     out
 }
 
-fn save_alert(
-    tx: &WriteTransaction,
-    before: Option<&Alert>,
-    after: &Alert,
-) -> Result<(), StoreError> {
-    access::put(tx, after)?;
-    let old = before.map(index_entries).unwrap_or_default();
-    let new = index_entries(after);
-    let key = |(f, v): &(u8, u64)| Key::new().u8(*f).u64(*v).u64(after.id).into_bytes();
-    let gone: Vec<Vec<u8>> = old.difference(&new).map(key).collect();
-    let added: Vec<Vec<u8>> = new.difference(&old).map(key).collect();
-    // One table open for all of an alert's index changes.
-    access::delete_raw_many(tx, tables::ALERT_INDEX, gone.iter().map(Vec::as_slice))?;
-    access::put_raw_many(
-        tx,
-        tables::ALERT_INDEX,
-        added.iter().map(Vec::as_slice),
-        &[],
-    )
+/// The three alert tables, opened once for a whole batch: a hundred alerts would
+/// otherwise open each table hundreds of times (opening costs more than the insert).
+/// Nothing else may open these tables while they are held.
+struct AlertTables<'t> {
+    alerts: redb::Table<'t, &'static [u8], &'static [u8]>,
+    index: redb::Table<'t, &'static [u8], &'static [u8]>,
+    by_fingerprint: redb::Table<'t, &'static [u8], &'static [u8]>,
+}
+
+impl<'t> AlertTables<'t> {
+    fn open(tx: &'t WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            alerts: tx.open_table(tables::ALERTS)?,
+            index: tx.open_table(tables::ALERT_INDEX)?,
+            by_fingerprint: tx.open_table(tables::ALERTS_BY_FINGERPRINT)?,
+        })
+    }
+
+    /// The latest record of a fingerprint.
+    fn by_fingerprint(&self, key: &[u8]) -> Result<Option<Alert>, StoreError> {
+        use redb::ReadableTable;
+        let Some(id) = self
+            .by_fingerprint
+            .get(key)?
+            .and_then(|g| crate::store::keys::id_from_key(g.value()))
+        else {
+            return Ok(None);
+        };
+        let bytes = self
+            .alerts
+            .get(crate::store::keys::id_key(id).as_slice())?
+            .map(|g| g.value().to_vec());
+        bytes
+            .map(|b| access::decode(tables::ALERTS, &b))
+            .transpose()
+    }
+
+    /// Makes `id` the latest record of a fingerprint.
+    fn point(&mut self, key: &[u8], id: u64) -> Result<(), StoreError> {
+        self.by_fingerprint
+            .insert(key, crate::store::keys::id_key(id).as_slice())?;
+        Ok(())
+    }
+
+    /// Writes an alert and moves its index entries from `before`'s to its own.
+    fn save(&mut self, before: Option<&Alert>, after: &Alert) -> Result<(), StoreError> {
+        self.alerts.insert(
+            crate::store::keys::id_key(after.id).as_slice(),
+            access::encode(after)?.as_slice(),
+        )?;
+        let old = before.map(index_entries).unwrap_or_default();
+        let new = index_entries(after);
+        let key = |(f, v): &(u8, u64)| Key::new().u8(*f).u64(*v).u64(after.id).into_bytes();
+        for gone in old.difference(&new) {
+            self.index.remove(key(gone).as_slice())?;
+        }
+        for added in new.difference(&old) {
+            self.index.insert(key(added).as_slice(), [].as_slice())?;
+        }
+        Ok(())
+    }
 }
 
 /// Copies what the latest delivery says onto a stored alert.
@@ -236,13 +278,10 @@ pub(crate) fn ingest_in_tx(
     // Group key -> incident, read once per batch (a hundred alerts of one group).
     let mut groups: HashMap<Vec<u8>, Option<u64>> = HashMap::new();
 
+    let mut alert_tables = AlertTables::open(tx)?;
     for incoming in &batch.alerts {
         let key = fp_key(integration.id, &incoming.fingerprint);
-        let existing: Option<Alert> = match access::get_id(tx, tables::ALERTS_BY_FINGERPRINT, &key)?
-        {
-            Some(id) => access::get::<Alert>(tx, id)?,
-            None => None,
-        };
+        let existing: Option<Alert> = alert_tables.by_fingerprint(&key)?;
         let current_incident = match existing.as_ref().and_then(|a| a.incident_id) {
             Some(id) => cache.get(tx, id)?,
             None => None,
@@ -271,7 +310,7 @@ pub(crate) fn ingest_in_tx(
                         refresh(&mut a, incoming, now);
                         a.state = AlertState::Resolved;
                         a.ends_at = incoming.ends_at.or(a.ends_at).or(Some(now));
-                        save_alert(tx, Some(&before), &a)?;
+                        alert_tables.save(Some(&before), &a)?;
                         if was_firing && let Some(inc) = a.incident_id {
                             touches.entry(inc).or_default().resolved.push(a.id);
                         }
@@ -281,8 +320,8 @@ pub(crate) fn ingest_in_tx(
                         let mut a = new_alert(&mut ids, integration, incoming, now)?;
                         a.state = AlertState::Resolved;
                         a.ends_at = incoming.ends_at.or(Some(now));
-                        save_alert(tx, None, &a)?;
-                        access::put_id(tx, tables::ALERTS_BY_FINGERPRINT, &key, a.id)?;
+                        alert_tables.save(None, &a)?;
+                        alert_tables.point(&key, a.id)?;
                     }
                 }
             }
@@ -297,7 +336,7 @@ pub(crate) fn ingest_in_tx(
                     refresh(&mut a, incoming, now);
                     a.state = AlertState::Firing;
                     a.ends_at = None;
-                    save_alert(tx, Some(before), &a)?;
+                    alert_tables.save(Some(before), &a)?;
                     if refired {
                         let t = touches.entry(inc.id).or_default();
                         t.refired.push(a.id);
@@ -328,7 +367,7 @@ pub(crate) fn ingest_in_tx(
                     refresh(&mut a, incoming, now);
                     a.state = AlertState::Firing;
                     a.ends_at = None;
-                    save_alert(tx, Some(before), &a)?;
+                    alert_tables.save(Some(before), &a)?;
                     touches.entry(inc.id).or_default().refired.push(a.id);
                     summary.reopened.push(inc.id);
                     continue;
@@ -348,8 +387,8 @@ pub(crate) fn ingest_in_tx(
                     a.state = AlertState::Firing;
                     a.ends_at = None;
                     a.silenced_by = Some(silence_id);
-                    save_alert(tx, before.as_ref(), &a)?;
-                    access::put_id(tx, tables::ALERTS_BY_FINGERPRINT, &key, a.id)?;
+                    alert_tables.save(before.as_ref(), &a)?;
+                    alert_tables.point(&key, a.id)?;
                     summary.silenced += 1;
                     continue;
                 }
@@ -417,8 +456,8 @@ pub(crate) fn ingest_in_tx(
                 a.silenced_by = None;
                 a.incident_id = Some(incident_id);
                 a.group_key = Some(gkey);
-                save_alert(tx, before.as_ref(), &a)?;
-                access::put_id(tx, tables::ALERTS_BY_FINGERPRINT, &key, a.id)?;
+                alert_tables.save(before.as_ref(), &a)?;
+                alert_tables.point(&key, a.id)?;
                 let t = touches.entry(incident_id).or_default();
                 t.attached.push(a.id);
                 if !summary.opened.contains(&incident_id) || t.attached.len() > 1 {
@@ -428,6 +467,7 @@ pub(crate) fn ingest_in_tx(
         }
     }
 
+    drop(alert_tables);
     ids.finish(tx)?;
 
     for (incident_id, touch) in touches {
