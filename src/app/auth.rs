@@ -191,7 +191,10 @@ pub async fn logout(app: &App, token: &str) -> AppResult<()> {
     app.store
         .write(move |tx| {
             if let Some(mut family) = access::get::<RefreshFamily>(tx, presented.family)?
-                && sha256_hex(&presented.secret) == family.secret_hash
+                && crate::auth::secret::constant_time_eq(
+                    sha256_hex(&presented.secret).as_bytes(),
+                    family.secret_hash.as_bytes(),
+                )
             {
                 family.revoked = true;
                 access::put(tx, &family)?;
