@@ -19,42 +19,6 @@ const KILL_AFTER: usize = 200;
 /// Fingerprints of each acknowledged request, by (sender, request).
 type Acked = Arc<Mutex<BTreeMap<(usize, usize), Vec<String>>>>;
 
-async fn login(client: &reqwest::Client, base: &str) -> String {
-    let res = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .expect("login");
-    let a = into_answer(res).await;
-    assert_eq!(a.status, 200, "{}", a.text);
-    a.body["access_token"].as_str().expect("token").to_owned()
-}
-
-async fn list_all(client: &reqwest::Client, base: &str, token: &str, path: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut url = format!("{base}{path}?limit=500");
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let res = client
-            .get(url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("list");
-        let a = into_answer(res).await;
-        assert_eq!(a.status, 200, "{}", a.text);
-        out.extend(a.body["items"].as_array().expect("items").iter().cloned());
-        match a.body["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => return out,
-        }
-    }
-}
-
 /// Request `r` of sender `w`: new alerts with explicit fingerprints, in its own group.
 fn request(w: usize, r: usize) -> (Value, Vec<String>) {
     let mut fps = Vec::new();
@@ -91,7 +55,7 @@ async fn acknowledged_alerts_survive_kill_9_exactly_once() {
         .timeout(Duration::from_secs(20))
         .build()
         .expect("client");
-    let token = login(&client, &daemon.base).await;
+    let token = daemon.admin_token(&client).await;
     let res = client
         .post(format!("{}/api/v1/integrations", daemon.base))
         .bearer_auth(&token)
@@ -145,9 +109,13 @@ async fn acknowledged_alerts_survive_kill_9_exactly_once() {
     assert!(acked.len() >= KILL_AFTER);
 
     let daemon = Daemon::spawn(&data, &env).await;
-    let token = login(&client, &daemon.base).await;
-    let alerts = list_all(&client, &daemon.base, &token, "/api/v1/alerts").await;
-    let incidents = list_all(&client, &daemon.base, &token, "/api/v1/incidents").await;
+    let token = daemon.admin_token(&client).await;
+    let alerts = daemon
+        .list_all(&client, &token, "/api/v1/alerts?limit=500")
+        .await;
+    let incidents = daemon
+        .list_all(&client, &token, "/api/v1/incidents?limit=500")
+        .await;
     println!(
         "after restart: {} alerts, {} incidents",
         alerts.len(),

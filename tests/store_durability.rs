@@ -291,43 +291,6 @@ async fn a_store_from_a_newer_version_is_refused() {
     assert_eq!(migrations::current_version(&r).expect("version"), 999);
 }
 
-async fn admin_token(client: &reqwest::Client, base: &str) -> String {
-    let res = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .expect("login");
-    let a = into_answer(res).await;
-    assert_eq!(a.status, 200, "{}", a.text);
-    a.body["access_token"].as_str().expect("token").to_owned()
-}
-
-/// Every service, walking the pages.
-async fn all_services(client: &reqwest::Client, base: &str, token: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut url = format!("{base}/api/v1/services?limit=25");
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let res = client
-            .get(url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("list");
-        let a = into_answer(res).await;
-        assert_eq!(a.status, 200, "{}", a.text);
-        out.extend(a.body["items"].as_array().expect("items").iter().cloned());
-        match a.body["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => return out,
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_kill_9_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -340,7 +303,7 @@ async fn acknowledged_writes_survive_kill_9_exactly_once() {
         .timeout(Duration::from_secs(20))
         .build()
         .expect("client");
-    let token = admin_token(&client, &daemon.base).await;
+    let token = daemon.admin_token(&client).await;
 
     // Eight clients create services one after another until the daemon dies under them,
     // so that writes are in flight at the kill.
@@ -387,8 +350,10 @@ async fn acknowledged_writes_survive_kill_9_exactly_once() {
     assert!(acked.len() >= KILL_AFTER && acked.len() < 800);
 
     let daemon = Daemon::spawn(&data, &env).await;
-    let token = admin_token(&client, &daemon.base).await;
-    let services = all_services(&client, &daemon.base, &token).await;
+    let token = daemon.admin_token(&client).await;
+    let services = daemon
+        .list_all(&client, &token, "/api/v1/services?limit=25")
+        .await;
     let mut by_name: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for s in &services {
         by_name

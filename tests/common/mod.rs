@@ -326,6 +326,51 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Logs the admin in over HTTP and returns the access token.
+    pub async fn admin_token(&self, client: &reqwest::Client) -> String {
+        let res = client
+            .post(format!("{}/api/v1/auth/login", self.base))
+            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .expect("login");
+        let a = into_answer(res).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        a.body["access_token"].as_str().expect("token").to_owned()
+    }
+
+    /// Every item of a list, following the cursors; `path` may carry `?limit=`.
+    pub async fn list_all(&self, client: &reqwest::Client, token: &str, path: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut url = format!("{}{path}", self.base);
+            if let Some(c) = &cursor {
+                url.push_str(if path.contains('?') {
+                    "&cursor="
+                } else {
+                    "?cursor="
+                });
+                url.push_str(c);
+            }
+            let res = client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("list");
+            let a = into_answer(res).await;
+            assert_eq!(a.status, 200, "{}", a.text);
+            out.extend(a.body["items"].as_array().expect("items").iter().cloned());
+            match a.body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return out,
+            }
+        }
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
