@@ -151,6 +151,12 @@ pub struct StoreConfig {
     pub write_queue: usize,
     /// Most writes folded into one transaction.
     pub max_batch: usize,
+    /// Alert ingestion is acknowledged once its redo log record is on disk, and redb
+    /// catches up with a durable commit (a checkpoint) at least this often, in seconds.
+    pub checkpoint_secs: u64,
+    /// ... or whenever this many MiB of redo log have accumulated. Start-up replays what
+    /// is newer than the last checkpoint, so this bounds recovery time.
+    pub checkpoint_mb: u64,
 }
 
 impl Default for StoreConfig {
@@ -159,6 +165,8 @@ impl Default for StoreConfig {
             cache_mb: 256,
             write_queue: 8192,
             max_batch: 2048,
+            checkpoint_secs: 30,
+            checkpoint_mb: 128,
         }
     }
 }
@@ -500,6 +508,18 @@ impl Config {
         if self.store.max_batch == 0 {
             return Err(ConfigError::new("store.max_batch", "must be at least 1"));
         }
+        if self.store.checkpoint_secs == 0 {
+            return Err(ConfigError::new(
+                "store.checkpoint_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.store.checkpoint_mb == 0 {
+            return Err(ConfigError::new(
+                "store.checkpoint_mb",
+                "must be at least 1",
+            ));
+        }
         let n = &self.notify;
         if n.concurrency == 0 || n.concurrency > 1024 {
             return Err(ConfigError::new(
@@ -617,6 +637,8 @@ impl Config {
             cache_bytes: self.store.cache_mb * 1024 * 1024,
             queue_capacity: self.store.write_queue,
             max_batch: self.store.max_batch,
+            checkpoint_interval: std::time::Duration::from_secs(self.store.checkpoint_secs),
+            checkpoint_bytes: self.store.checkpoint_mb * 1024 * 1024,
         }
     }
 }

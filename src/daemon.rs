@@ -35,6 +35,7 @@ pub async fn open_app(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>,
         .await
         .map_err(|e| StartError::App(crate::app::AppError::Internal(e.to_string())))??;
     let app = Arc::new(app);
+    crate::app::ingest_queue::replay_backlog(&app).await?;
     crate::app::settings::apply_chat_settings(&app).await?;
     if let Some(matrix) = app.config.priority.matrix() {
         crate::app::settings::set_priority_matrix(&app, &Actor::system(), matrix).await?;

@@ -1,6 +1,9 @@
 //! Crash safety of ingestion with the real binary: webhooks from concurrent senders,
 //! `kill -9` mid-stream, restart on the same data dir: every alert whose request got a 2xx
-//! is stored, none twice, and every request is stored whole or not at all.
+//! is stored, none twice (nor applied twice), and every request is stored whole or not at
+//! all. Run once with the default checkpoints (everything acknowledged is only in the redo
+//! log when the daemon dies, so the restart replays it) and once with a checkpoint every
+//! MiB of log (the restart must replay exactly what the last checkpoint missed).
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,6 +17,7 @@ use serde_json::{Value, json};
 
 const SENDERS: usize = 6;
 const ALERTS_PER_REQUEST: usize = 5;
+/// Acknowledged requests before the kill (about 1 KiB of redo log each).
 const KILL_AFTER: usize = 200;
 
 /// Fingerprints of each acknowledged request, by (sender, request).
@@ -44,11 +48,44 @@ fn request(w: usize, r: usize) -> (Value, Vec<String>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_alerts_survive_kill_9_exactly_once() {
+async fn acknowledged_alerts_survive_kill_9_exactly_once_from_the_redo_log() {
+    let stderr = kill_9_mid_stream_and_restart("", KILL_AFTER, false).await;
+    assert!(
+        stderr.contains("replayed the redo log"),
+        "the restart replayed nothing: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_alerts_survive_kill_9_exactly_once_across_checkpoints() {
+    // About 3 MiB of redo log: two or three checkpoints before the kill.
+    kill_9_mid_stream_and_restart("[store]\ncheckpoint_mb = 1\n", 3 * KILL_AFTER, true).await;
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+/// Posts from [`SENDERS`] senders, kills the daemon after [`KILL_AFTER`] answers, restarts
+/// it and checks what it holds; returns the restarted daemon's log.
+async fn kill_9_mid_stream_and_restart(
+    config: &str,
+    kill_after: usize,
+    expect_checkpoint: bool,
+) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).expect("mkdir");
-    let env = [("INCIDENTD_ADMIN_PASSWORD", ADMIN_PASSWORD)];
+    let config_path = dir.path().join("incidentd.toml");
+    std::fs::write(&config_path, config).expect("config");
+    let config_path = config_path.to_str().expect("utf-8 path").to_owned();
+    let env = [
+        ("INCIDENTD_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ("INCIDENTD_CONFIG", config_path.as_str()),
+        ("INCIDENTD_LOG", "info"),
+    ];
     let mut daemon = Daemon::spawn(&data, &env).await;
     common::install_crypto();
     let client = reqwest::Client::builder()
@@ -66,6 +103,21 @@ async fn acknowledged_alerts_survive_kill_9_exactly_once() {
     let a = into_answer(res).await;
     assert_eq!(a.status, 201, "{}", a.text);
     let hook_token = a.body["token"].as_str().expect("token").to_owned();
+    let scrape = |name: &'static str| {
+        let (client, url) = (client.clone(), format!("{}/metrics", daemon.base));
+        async move {
+            let text = client
+                .get(url)
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("metrics text");
+            metric(&text, name)
+        }
+    };
+    let durable_before = scrape("incidentd_store_durable_commits").await;
 
     // Senders post new alerts until the daemon dies under them.
     let acked: Acked = Arc::default();
@@ -96,9 +148,18 @@ async fn acknowledged_alerts_survive_kill_9_exactly_once() {
         }));
     }
     let deadline = Instant::now() + Duration::from_secs(60);
-    while acked_count.load(Ordering::SeqCst) < KILL_AFTER {
+    while acked_count.load(Ordering::SeqCst) < kill_after {
         assert!(Instant::now() < deadline, "no progress before the kill");
         tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let durable_commits = scrape("incidentd_store_durable_commits").await - durable_before;
+    let logged = scrape("incidentd_store_logged_operations").await;
+    println!("before the kill: {durable_commits} checkpoints, {logged} logged operations");
+    assert!(logged > 0.0, "ingestion did not go through the redo log");
+    if expect_checkpoint {
+        assert!(durable_commits > 0.0, "no checkpoint before the kill");
+    } else {
+        assert_eq!(durable_commits, 0.0, "a checkpoint before the kill");
     }
     daemon.kill9();
     for t in tasks {
@@ -106,7 +167,7 @@ async fn acknowledged_alerts_survive_kill_9_exactly_once() {
     }
     let acked = acked.lock().expect("lock").clone();
     println!("{} requests acknowledged before kill -9", acked.len());
-    assert!(acked.len() >= KILL_AFTER);
+    assert!(acked.len() >= kill_after);
 
     let daemon = Daemon::spawn(&data, &env).await;
     let token = daemon.admin_token(&client).await;
@@ -135,6 +196,8 @@ async fn acknowledged_alerts_survive_kill_9_exactly_once() {
             by_fp.insert(fp.clone(), a.clone()).is_none(),
             "{fp} stored twice"
         );
+        // Sent once: a replay that applied a request twice would count it twice.
+        assert_eq!(a["receive_count"], 1, "{a}");
     }
     // Every acknowledged alert is there, firing, on its request's incident.
     for ((w, r), fps) in &acked {
@@ -174,4 +237,5 @@ async fn acknowledged_alerts_survive_kill_9_exactly_once() {
         alerts.len() <= (acked.len() + SENDERS) * ALERTS_PER_REQUEST,
         "at most one unanswered request per sender may have been stored"
     );
+    daemon.stderr()
 }

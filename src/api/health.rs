@@ -43,6 +43,8 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
     metrics::gauge!("incidentd_store_commits").set(stats.commits as f64);
     metrics::gauge!("incidentd_store_operations").set(stats.operations as f64);
     metrics::gauge!("incidentd_store_replays").set(stats.replays as f64);
+    metrics::gauge!("incidentd_store_durable_commits").set(stats.durable_commits as f64);
+    metrics::gauge!("incidentd_store_logged_operations").set(stats.logged_operations as f64);
     (
         [(
             header::CONTENT_TYPE,

@@ -66,13 +66,20 @@ pub struct IngestSummary {
     pub truncated: u64,
 }
 
-/// Changes one request makes to one incident, applied once at the end.
+/// Changes the requests of one transaction make to one incident, applied once at the end.
 #[derive(Debug, Default)]
 struct Touch {
     attached: Vec<u64>,
     refired: Vec<u64>,
     resolved: Vec<u64>,
     levels: Vec<Levels>,
+    /// The requests (indexes into the session's summaries) that resolved alerts of it.
+    resolving_requests: BTreeSet<usize>,
+    /// Per the integration of the request that touched it last.
+    auto_resolve: bool,
+    actor: Option<Actor>,
+    /// The latest request time that touched it.
+    now: Option<DateTime<Utc>>,
 }
 
 /// Incidents read during one batch, so that a hundred alerts of one group load their
@@ -100,12 +107,10 @@ impl IncidentCache {
 }
 
 /// Ingests a parsed batch for `integration`. Sheds load with [`AppError::Busy`] (503) when
-/// the write queue is full.
+/// the queue is full. Answers once the batch is durable: in the redo log, which the store
+/// checkpoints into redb later (see [`super::ingest_queue`]).
 pub async fn ingest(app: &App, integration: Integration, batch: Batch) -> AppResult<IngestSummary> {
-    let now = app.clock.now();
-    app.store
-        .try_write(move |tx| ingest_in_tx(tx, now, &integration, &batch))
-        .await
+    super::ingest_queue::submit(app, integration, batch).await
 }
 
 fn fp_key(integration: u64, fingerprint: &str) -> Vec<u8> {
@@ -228,13 +233,31 @@ impl AlertIds {
     }
 }
 
+/// A stored record refreshed by `incoming` (with the record as it was), or a new one.
+fn reuse_or_new(
+    reusable: Option<Alert>,
+    ids: &mut AlertIds,
+    integration: &Integration,
+    incoming: &IncomingAlert,
+    now: DateTime<Utc>,
+) -> (Option<Alert>, Alert) {
+    match reusable {
+        Some(b) => {
+            let mut a = b.clone();
+            refresh(&mut a, incoming, now);
+            (Some(b), a)
+        }
+        None => (None, new_alert(ids, integration, incoming, now)),
+    }
+}
+
 fn new_alert(
     ids: &mut AlertIds,
     integration: &Integration,
     incoming: &IncomingAlert,
     now: DateTime<Utc>,
-) -> Result<Alert, StoreError> {
-    Ok(Alert {
+) -> Alert {
+    Alert {
         id: ids.next(),
         integration_id: integration.id,
         fingerprint: incoming.fingerprint.clone(),
@@ -253,300 +276,393 @@ fn new_alert(
         receive_count: 1,
         group_key: None,
         links: incoming.links.clone(),
-    })
+    }
 }
 
-/// The whole pipeline inside one transaction.
-pub(crate) fn ingest_in_tx(
-    tx: &WriteTransaction,
-    now: DateTime<Utc>,
-    integration: &Integration,
-    batch: &Batch,
-) -> AppResult<IngestSummary> {
-    let actor = Actor::integration(integration.id, &integration.name);
-    let settings = &integration.settings;
-    let silencer = Silencer::new(&super::silences::current(tx, now)?, now);
-    let router = Router::new(super::routing::all(tx)?);
-    let mut summary = IngestSummary {
-        received: batch.alerts.len(),
-        truncated: batch.truncated,
-        ..Default::default()
-    };
-    let mut touches: BTreeMap<u64, Touch> = BTreeMap::new();
-    let mut cache = IncidentCache::default();
-    let mut ids = AlertIds::open(tx)?;
-    // Group key -> incident, read once per batch (a hundred alerts of one group).
-    let mut groups: HashMap<Vec<u8>, Option<u64>> = HashMap::new();
+/// The pipeline for any number of requests inside one transaction: a hundred requests
+/// that hit one incident update it, its timeline and its event stream once.
+struct Session<'t> {
+    tx: &'t WriteTransaction,
+    /// `None` once the per-incident work began (it may read the alert tables).
+    tables: Option<AlertTables<'t>>,
+    silences: Vec<crate::domain::silence::Silence>,
+    /// The silencer compiled for the latest `now` seen.
+    silencer: Option<(DateTime<Utc>, Silencer)>,
+    router: Router,
+    cache: IncidentCache,
+    ids: AlertIds,
+    /// Group key -> incident, read once per transaction.
+    groups: HashMap<Vec<u8>, Option<u64>>,
+    touches: BTreeMap<u64, Touch>,
+    summaries: Vec<IngestSummary>,
+}
 
-    let mut alert_tables = AlertTables::open(tx)?;
-    for incoming in &batch.alerts {
-        let key = fp_key(integration.id, &incoming.fingerprint);
-        let existing: Option<Alert> = alert_tables.by_fingerprint(&key)?;
-        let current_incident = match existing.as_ref().and_then(|a| a.incident_id) {
-            Some(id) => cache.get(tx, id)?,
-            None => None,
-        };
-        match incoming.action {
-            IncomingAction::Acknowledge => {
-                if let Some(i) = current_incident.filter(|i| i.status == IncidentStatus::New) {
-                    incidents::transition_in_tx(
-                        tx,
-                        now,
-                        &actor,
-                        i.id,
-                        IncidentStatus::Acknowledged,
-                        Some("acknowledged at the source"),
-                    )?;
-                    cache.forget(i.id);
-                    summary.acknowledged.push(i.id);
-                }
-            }
-            IncomingAction::Resolve => {
-                summary.resolved += 1;
-                match existing {
-                    Some(before) => {
-                        let mut a = before.clone();
-                        let was_firing = a.state == AlertState::Firing;
-                        refresh(&mut a, incoming, now);
-                        a.state = AlertState::Resolved;
-                        a.ends_at = incoming.ends_at.or(a.ends_at).or(Some(now));
-                        alert_tables.save(Some(&before), &a)?;
-                        if was_firing && let Some(inc) = a.incident_id {
-                            touches.entry(inc).or_default().resolved.push(a.id);
-                        }
-                    }
-                    None => {
-                        // Never seen firing: keep the record, open nothing.
-                        let mut a = new_alert(&mut ids, integration, incoming, now)?;
-                        a.state = AlertState::Resolved;
-                        a.ends_at = incoming.ends_at.or(Some(now));
-                        alert_tables.save(None, &a)?;
-                        alert_tables.point(&key, a.id)?;
-                    }
-                }
-            }
-            IncomingAction::Fire => {
-                let silenced = silencer.silenced_by(&incoming.labels);
-                // 1. Still on an open incident: dedup (or re-fire within it).
-                if let (Some(before), Some(inc)) = (&existing, &current_incident)
-                    && inc.status.is_open()
-                {
-                    let mut a = before.clone();
-                    let refired = a.state == AlertState::Resolved;
-                    refresh(&mut a, incoming, now);
-                    a.state = AlertState::Firing;
-                    a.ends_at = None;
-                    alert_tables.save(Some(before), &a)?;
-                    if refired {
-                        let t = touches.entry(inc.id).or_default();
-                        t.refired.push(a.id);
-                        t.levels
-                            .push(settings.severity_map.levels(incoming.severity.as_deref()));
-                    } else {
-                        summary.deduplicated += 1;
-                    }
-                    continue;
-                }
-                // 2. Its incident resolved recently: reopen it (unless now silenced).
-                if let (Some(before), Some(inc), None) = (&existing, &current_incident, silenced)
-                    && inc.status == IncidentStatus::Resolved
-                    && inc.resolved_at.is_some_and(|r| {
-                        (now - r).num_seconds() <= settings.reopen_window_secs as i64
-                    })
-                {
-                    incidents::transition_in_tx(
-                        tx,
-                        now,
-                        &actor,
-                        inc.id,
-                        IncidentStatus::New,
-                        Some(&format!("alert fired again: {}", incoming.title)),
-                    )?;
-                    cache.forget(inc.id);
-                    let mut a = before.clone();
-                    refresh(&mut a, incoming, now);
-                    a.state = AlertState::Firing;
-                    a.ends_at = None;
-                    alert_tables.save(Some(before), &a)?;
-                    touches.entry(inc.id).or_default().refired.push(a.id);
-                    summary.reopened.push(inc.id);
-                    continue;
-                }
-                // The stored record is reused only if it never joined an incident.
-                let reusable = existing.filter(|a| a.incident_id.is_none());
-                // 3. Silenced: stored, opens nothing.
-                if let Some(silence_id) = silenced {
-                    let (before, mut a) = match reusable {
-                        Some(b) => {
-                            let mut a = b.clone();
-                            refresh(&mut a, incoming, now);
-                            (Some(b), a)
-                        }
-                        None => (None, new_alert(&mut ids, integration, incoming, now)?),
-                    };
-                    a.state = AlertState::Firing;
-                    a.ends_at = None;
-                    a.silenced_by = Some(silence_id);
-                    alert_tables.save(before.as_ref(), &a)?;
-                    alert_tables.point(&key, a.id)?;
-                    summary.silenced += 1;
-                    continue;
-                }
-                // 4. Join the group's open incident, or open one.
-                summary.new += 1;
-                let gkey = group_key(&settings.group_by, incoming);
-                let group_db_key = Key::new().u64(integration.id).str(&gkey).into_bytes();
-                let group_incident = match groups.get(&group_db_key) {
-                    Some(known) => *known,
-                    None => {
-                        let id = access::get_id(tx, tables::ALERT_GROUPS, &group_db_key)?;
-                        groups.insert(group_db_key.clone(), id);
-                        id
-                    }
-                };
-                let joinable = match group_incident {
-                    Some(id) => cache.get(tx, id)?.filter(|i| {
-                        i.status.is_open()
-                            && settings
-                                .group_window_secs
-                                .is_none_or(|w| (now - i.created_at).num_seconds() <= w as i64)
-                    }),
-                    None => None,
-                };
-                let route = router.route(integration.id, &incoming.labels);
-                let mapped = settings.severity_map.levels(incoming.severity.as_deref());
-                let levels = Levels {
-                    impact: route.impact.unwrap_or(mapped.impact),
-                    urgency: route.urgency.unwrap_or(mapped.urgency),
-                };
-                let incident_id = match joinable {
-                    Some(i) => i.id,
-                    None => {
-                        let opening = Opening {
-                            title: incoming.title.clone(),
-                            description: incoming.description.clone(),
-                            impact: levels.impact,
-                            urgency: levels.urgency,
-                            service_id: route.service_id.unwrap_or(integration.service_id),
-                            assignee_id: None,
-                            group_id: None,
-                            integration_id: Some(integration.id),
-                            escalation_policy_id: route
-                                .escalation_policy_id
-                                .or(integration.escalation_policy_id),
-                        };
-                        let opened = incidents::open_in_tx(tx, now, &actor.reference, &opening)?;
-                        access::put_id(tx, tables::ALERT_GROUPS, &group_db_key, opened.id)?;
-                        groups.insert(group_db_key.clone(), Some(opened.id));
-                        cache.put(opened.clone());
-                        summary.opened.push(opened.id);
-                        opened.id
-                    }
-                };
-                let (before, mut a) = match reusable {
-                    Some(b) => {
-                        let mut a = b.clone();
-                        refresh(&mut a, incoming, now);
-                        (Some(b), a)
-                    }
-                    None => (None, new_alert(&mut ids, integration, incoming, now)?),
-                };
-                a.state = AlertState::Firing;
-                a.ends_at = None;
-                a.silenced_by = None;
-                a.incident_id = Some(incident_id);
-                a.group_key = Some(gkey);
-                alert_tables.save(before.as_ref(), &a)?;
-                alert_tables.point(&key, a.id)?;
-                let t = touches.entry(incident_id).or_default();
-                t.attached.push(a.id);
-                if !summary.opened.contains(&incident_id) || t.attached.len() > 1 {
-                    t.levels.push(levels);
-                }
-            }
-        }
+/// The touch of `incident`, noting who touched it last and when.
+fn touch<'a>(
+    touches: &'a mut BTreeMap<u64, Touch>,
+    incident: u64,
+    integration: &Integration,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> &'a mut Touch {
+    let t = touches.entry(incident).or_default();
+    t.auto_resolve = integration.settings.auto_resolve;
+    t.actor = Some(actor.clone());
+    t.now = Some(t.now.map_or(now, |n| n.max(now)));
+    t
+}
+
+impl<'t> Session<'t> {
+    /// Starts a session for requests received at `since` or later.
+    fn open(tx: &'t WriteTransaction, since: DateTime<Utc>) -> AppResult<Self> {
+        Ok(Self {
+            tx,
+            silences: super::silences::current(tx, since)?,
+            silencer: None,
+            router: Router::new(super::routing::all(tx)?),
+            cache: IncidentCache::default(),
+            ids: AlertIds::open(tx)?,
+            groups: HashMap::new(),
+            touches: BTreeMap::new(),
+            summaries: Vec::new(),
+            tables: Some(AlertTables::open(tx)?),
+        })
     }
 
-    drop(alert_tables);
-    ids.finish(tx)?;
+    /// The silences in force at `now`, compiled once per distinct `now`.
+    fn silencer_at(&mut self, now: DateTime<Utc>) -> Option<&Silencer> {
+        if self.silences.is_empty() {
+            return None;
+        }
+        if self.silencer.as_ref().is_none_or(|(at, _)| *at != now) {
+            self.silencer = Some((now, Silencer::new(&self.silences, now)));
+        }
+        self.silencer.as_ref().map(|(_, s)| s)
+    }
 
-    for (incident_id, touch) in touches {
-        cache.forget(incident_id);
-        let Some(before) = cache.get(tx, incident_id)? else {
-            continue;
+    /// Runs one request's alerts through silences, routing, dedup and grouping.
+    fn add(
+        &mut self,
+        now: DateTime<Utc>,
+        integration: &Integration,
+        batch: &Batch,
+    ) -> AppResult<()> {
+        let request = self.summaries.len();
+        let actor = Actor::integration(integration.id, &integration.name);
+        let settings = &integration.settings;
+        let mut summary = IngestSummary {
+            received: batch.alerts.len(),
+            truncated: batch.truncated,
+            ..Default::default()
         };
-        let mut i = before.clone();
-        i.alert_count += touch.attached.len() as u64;
-        i.firing_alerts =
-            (i.firing_alerts + touch.attached.len() as u64 + touch.refired.len() as u64)
-                .saturating_sub(touch.resolved.len() as u64);
-        // A more severe alert joining raises the incident; nothing lowers it.
-        let mut raised = false;
-        for l in &touch.levels {
-            if i.status.is_open() && (l.impact < i.impact || l.urgency < i.urgency) {
-                i.impact = i.impact.min(l.impact);
-                i.urgency = i.urgency.min(l.urgency);
-                raised = true;
+        let silencer = self.silencer_at(now).cloned();
+        let Session {
+            tx,
+            tables,
+            router,
+            cache,
+            ids,
+            groups,
+            touches,
+            ..
+        } = self;
+        let tx: &WriteTransaction = tx;
+        let tables = tables
+            .as_mut()
+            .ok_or_else(|| AppError::Internal("alerts added after the session finished".into()))?;
+        for incoming in &batch.alerts {
+            let key = fp_key(integration.id, &incoming.fingerprint);
+            let existing: Option<Alert> = tables.by_fingerprint(&key)?;
+            let current_incident = match existing.as_ref().and_then(|a| a.incident_id) {
+                Some(id) => cache.get(tx, id)?,
+                None => None,
+            };
+            match incoming.action {
+                IncomingAction::Acknowledge => {
+                    if let Some(i) = current_incident.filter(|i| i.status == IncidentStatus::New) {
+                        incidents::transition_in_tx(
+                            tx,
+                            now,
+                            &actor,
+                            i.id,
+                            IncidentStatus::Acknowledged,
+                            Some("acknowledged at the source"),
+                        )?;
+                        cache.forget(i.id);
+                        summary.acknowledged.push(i.id);
+                    }
+                }
+                IncomingAction::Resolve => {
+                    summary.resolved += 1;
+                    match existing {
+                        Some(before) => {
+                            let mut a = before.clone();
+                            let was_firing = a.state == AlertState::Firing;
+                            refresh(&mut a, incoming, now);
+                            a.state = AlertState::Resolved;
+                            a.ends_at = incoming.ends_at.or(a.ends_at).or(Some(now));
+                            tables.save(Some(&before), &a)?;
+                            if was_firing && let Some(inc) = a.incident_id {
+                                let t = touch(touches, inc, integration, &actor, now);
+                                t.resolved.push(a.id);
+                                t.resolving_requests.insert(request);
+                            }
+                        }
+                        None => {
+                            // Never seen firing: keep the record, open nothing.
+                            let mut a = new_alert(ids, integration, incoming, now);
+                            a.state = AlertState::Resolved;
+                            a.ends_at = incoming.ends_at.or(Some(now));
+                            tables.save(None, &a)?;
+                            tables.point(&key, a.id)?;
+                        }
+                    }
+                }
+                IncomingAction::Fire => {
+                    let silenced = silencer
+                        .as_ref()
+                        .and_then(|s| s.silenced_by(&incoming.labels));
+                    // 1. Still on an open incident: dedup (or re-fire within it).
+                    if let (Some(before), Some(inc)) = (&existing, &current_incident)
+                        && inc.status.is_open()
+                    {
+                        let mut a = before.clone();
+                        let refired = a.state == AlertState::Resolved;
+                        refresh(&mut a, incoming, now);
+                        a.state = AlertState::Firing;
+                        a.ends_at = None;
+                        tables.save(Some(before), &a)?;
+                        if refired {
+                            let t = touch(touches, inc.id, integration, &actor, now);
+                            t.refired.push(a.id);
+                            t.levels
+                                .push(settings.severity_map.levels(incoming.severity.as_deref()));
+                        } else {
+                            summary.deduplicated += 1;
+                        }
+                        continue;
+                    }
+                    // 2. Its incident resolved recently: reopen it (unless now silenced).
+                    if let (Some(before), Some(inc), None) =
+                        (&existing, &current_incident, silenced)
+                        && inc.status == IncidentStatus::Resolved
+                        && inc.resolved_at.is_some_and(|r| {
+                            (now - r).num_seconds() <= settings.reopen_window_secs as i64
+                        })
+                    {
+                        incidents::transition_in_tx(
+                            tx,
+                            now,
+                            &actor,
+                            inc.id,
+                            IncidentStatus::New,
+                            Some(&format!("alert fired again: {}", incoming.title)),
+                        )?;
+                        cache.forget(inc.id);
+                        let mut a = before.clone();
+                        refresh(&mut a, incoming, now);
+                        a.state = AlertState::Firing;
+                        a.ends_at = None;
+                        tables.save(Some(before), &a)?;
+                        touch(touches, inc.id, integration, &actor, now)
+                            .refired
+                            .push(a.id);
+                        summary.reopened.push(inc.id);
+                        continue;
+                    }
+                    // The stored record is reused only if it never joined an incident.
+                    let reusable = existing.filter(|a| a.incident_id.is_none());
+                    // 3. Silenced: stored, opens nothing.
+                    if let Some(silence_id) = silenced {
+                        let (before, mut a) =
+                            reuse_or_new(reusable, ids, integration, incoming, now);
+                        a.state = AlertState::Firing;
+                        a.ends_at = None;
+                        a.silenced_by = Some(silence_id);
+                        tables.save(before.as_ref(), &a)?;
+                        tables.point(&key, a.id)?;
+                        summary.silenced += 1;
+                        continue;
+                    }
+                    // 4. Join the group's open incident, or open one.
+                    summary.new += 1;
+                    let gkey = group_key(&settings.group_by, incoming);
+                    let group_db_key = Key::new().u64(integration.id).str(&gkey).into_bytes();
+                    let group_incident = match groups.get(&group_db_key) {
+                        Some(known) => *known,
+                        None => {
+                            let id = access::get_id(tx, tables::ALERT_GROUPS, &group_db_key)?;
+                            groups.insert(group_db_key.clone(), id);
+                            id
+                        }
+                    };
+                    let joinable = match group_incident {
+                        Some(id) => cache.get(tx, id)?.filter(|i| {
+                            i.status.is_open()
+                                && settings
+                                    .group_window_secs
+                                    .is_none_or(|w| (now - i.created_at).num_seconds() <= w as i64)
+                        }),
+                        None => None,
+                    };
+                    let route = router.route(integration.id, &incoming.labels);
+                    let mapped = settings.severity_map.levels(incoming.severity.as_deref());
+                    let levels = Levels {
+                        impact: route.impact.unwrap_or(mapped.impact),
+                        urgency: route.urgency.unwrap_or(mapped.urgency),
+                    };
+                    let mut opened_by_this = false;
+                    let incident_id = match joinable {
+                        Some(i) => i.id,
+                        None => {
+                            let opening = Opening {
+                                title: incoming.title.clone(),
+                                description: incoming.description.clone(),
+                                impact: levels.impact,
+                                urgency: levels.urgency,
+                                service_id: route.service_id.unwrap_or(integration.service_id),
+                                assignee_id: None,
+                                group_id: None,
+                                integration_id: Some(integration.id),
+                                escalation_policy_id: route
+                                    .escalation_policy_id
+                                    .or(integration.escalation_policy_id),
+                            };
+                            let opened =
+                                incidents::open_in_tx(tx, now, &actor.reference, &opening)?;
+                            access::put_id(tx, tables::ALERT_GROUPS, &group_db_key, opened.id)?;
+                            groups.insert(group_db_key.clone(), Some(opened.id));
+                            cache.put(opened.clone());
+                            summary.opened.push(opened.id);
+                            opened_by_this = true;
+                            opened.id
+                        }
+                    };
+                    let (before, mut a) = reuse_or_new(reusable, ids, integration, incoming, now);
+                    a.state = AlertState::Firing;
+                    a.ends_at = None;
+                    a.silenced_by = None;
+                    a.incident_id = Some(incident_id);
+                    a.group_key = Some(gkey);
+                    tables.save(before.as_ref(), &a)?;
+                    tables.point(&key, a.id)?;
+                    let t = touch(touches, incident_id, integration, &actor, now);
+                    t.attached.push(a.id);
+                    if !opened_by_this {
+                        t.levels.push(levels);
+                    }
+                }
             }
         }
-        if raised {
-            i.priority = super::settings::priority_matrix(tx)?.priority(i.impact, i.urgency);
-        }
-        i.updated_at = now;
-        incidents::save(tx, Some(&before), &i)?;
-        let mut parts = Vec::new();
-        if !touch.attached.is_empty() {
-            parts.push(format!("{} alert(s) attached", touch.attached.len()));
-        }
-        if !touch.refired.is_empty() {
-            parts.push(format!("{} alert(s) firing again", touch.refired.len()));
-        }
-        if !touch.resolved.is_empty() {
-            parts.push(format!("{} alert(s) resolved", touch.resolved.len()));
-        }
-        if raised {
-            parts.push(format!("priority raised to {}", i.priority));
-        }
-        let summary_line = format!(
-            "{}; {} of {} firing",
-            parts.join(", "),
-            i.firing_alerts,
-            i.alert_count
-        );
-        incidents::timeline(
-            tx,
-            incident_id,
-            now,
-            &actor.reference,
-            "alerts",
-            summary_line,
-            json!({"attached": touch.attached, "refired": touch.refired, "resolved": touch.resolved, "firing": i.firing_alerts, "total": i.alert_count}),
-        )?;
-        events::publish(
-            tx,
-            now,
-            EventKind::IncidentAlertsChanged,
-            &actor.reference,
-            Subject::incident(incident_id),
-            json!({"firing": i.firing_alerts, "total": i.alert_count, "attached": touch.attached.len(), "resolved": touch.resolved.len()}),
-        )?;
-        if !touch.resolved.is_empty()
-            && i.firing_alerts == 0
-            && settings.auto_resolve
-            && i.status.is_open()
-        {
-            incidents::transition_in_tx(
+
+        self.summaries.push(summary);
+        Ok(())
+    }
+
+    /// Applies the incident changes once per incident and answers each request.
+    fn finish(mut self) -> AppResult<Vec<IngestSummary>> {
+        let tx = self.tx;
+        drop(self.tables.take());
+        std::mem::replace(&mut self.ids, AlertIds { start: 0, last: 0 }).finish(tx)?;
+        for (incident_id, touch) in std::mem::take(&mut self.touches) {
+            let (Some(actor), Some(now)) = (touch.actor.clone(), touch.now) else {
+                continue;
+            };
+            self.cache.forget(incident_id);
+            let Some(before) = self.cache.get(tx, incident_id)? else {
+                continue;
+            };
+            let mut i = before.clone();
+            i.alert_count += touch.attached.len() as u64;
+            i.firing_alerts =
+                (i.firing_alerts + touch.attached.len() as u64 + touch.refired.len() as u64)
+                    .saturating_sub(touch.resolved.len() as u64);
+            // A more severe alert joining raises the incident; nothing lowers it.
+            let mut raised = false;
+            for l in &touch.levels {
+                if i.status.is_open() && (l.impact < i.impact || l.urgency < i.urgency) {
+                    i.impact = i.impact.min(l.impact);
+                    i.urgency = i.urgency.min(l.urgency);
+                    raised = true;
+                }
+            }
+            if raised {
+                i.priority = super::settings::priority_matrix(tx)?.priority(i.impact, i.urgency);
+            }
+            i.updated_at = now;
+            incidents::save(tx, Some(&before), &i)?;
+            let mut parts = Vec::new();
+            if !touch.attached.is_empty() {
+                parts.push(format!("{} alert(s) attached", touch.attached.len()));
+            }
+            if !touch.refired.is_empty() {
+                parts.push(format!("{} alert(s) firing again", touch.refired.len()));
+            }
+            if !touch.resolved.is_empty() {
+                parts.push(format!("{} alert(s) resolved", touch.resolved.len()));
+            }
+            if raised {
+                parts.push(format!("priority raised to {}", i.priority));
+            }
+            let summary_line = format!(
+                "{}; {} of {} firing",
+                parts.join(", "),
+                i.firing_alerts,
+                i.alert_count
+            );
+            incidents::timeline(
+                tx,
+                incident_id,
+                now,
+                &actor.reference,
+                "alerts",
+                summary_line,
+                json!({"attached": touch.attached, "refired": touch.refired, "resolved": touch.resolved, "firing": i.firing_alerts, "total": i.alert_count}),
+            )?;
+            events::publish(
                 tx,
                 now,
-                &actor,
-                incident_id,
-                IncidentStatus::Resolved,
-                Some("all alerts resolved"),
+                EventKind::IncidentAlertsChanged,
+                &actor.reference,
+                Subject::incident(incident_id),
+                json!({"firing": i.firing_alerts, "total": i.alert_count, "attached": touch.attached.len(), "resolved": touch.resolved.len()}),
             )?;
-            summary.auto_resolved.push(incident_id);
+            if !touch.resolved.is_empty()
+                && i.firing_alerts == 0
+                && touch.auto_resolve
+                && i.status.is_open()
+            {
+                incidents::transition_in_tx(
+                    tx,
+                    now,
+                    &actor,
+                    incident_id,
+                    IncidentStatus::Resolved,
+                    Some("all alerts resolved"),
+                )?;
+                for r in &touch.resolving_requests {
+                    self.summaries[*r].auto_resolved.push(incident_id);
+                }
+            }
         }
+        Ok(self.summaries)
     }
-    Ok(summary)
+}
+
+/// The pipeline for several requests, `(received at, integration, batch)` each, inside one
+/// transaction; one summary per request, in order.
+pub(crate) fn ingest_many_in_tx<'a>(
+    tx: &WriteTransaction,
+    requests: impl Iterator<Item = (DateTime<Utc>, &'a Integration, &'a Batch)> + Clone,
+) -> AppResult<Vec<IngestSummary>> {
+    let Some(since) = requests.clone().map(|(now, _, _)| now).min() else {
+        return Ok(Vec::new());
+    };
+    let mut session = Session::open(tx, since)?;
+    for (now, integration, batch) in requests {
+        session.add(now, integration, batch)?;
+    }
+    session.finish()
 }
 
 /// `GET /api/v1/alerts` filters.

@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod groups;
 pub mod incidents;
+pub mod ingest_queue;
 pub mod integrations;
 pub mod notifications;
 pub mod page;
@@ -52,6 +53,8 @@ pub struct App {
     pub throttle: LoginThrottle,
     /// The base URL once the listener is bound (when not configured).
     bound_url: std::sync::OnceLock<String>,
+    /// Folds concurrent ingestion requests into one store operation.
+    pub ingest_queue: ingest_queue::IngestQueue,
 }
 
 impl std::fmt::Debug for App {
@@ -91,6 +94,7 @@ impl App {
         );
         Ok(App {
             bound_url: std::sync::OnceLock::new(),
+            ingest_queue: ingest_queue::IngestQueue::default(),
             tokens: TokenKeys::new(&secret),
             throttle,
             config: Arc::new(config),

@@ -38,7 +38,7 @@ impl AlertState {
 }
 
 /// What an incoming event asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum IncomingAction {
     /// The alert fires.
     Fire,
@@ -57,8 +57,9 @@ pub struct Link {
     pub href: String,
 }
 
-/// One alert as parsed from a source, before it meets the store.
-#[derive(Debug, Clone, PartialEq)]
+/// One alert as parsed from a source, before it meets the store (and, serialized, in the
+/// store's redo log).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncomingAlert {
     /// Identity within the integration (source fingerprint, dedup key or label hash).
     pub fingerprint: String,
@@ -85,7 +86,7 @@ pub struct IncomingAlert {
 }
 
 /// What one request carried.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
     /// The alerts, in payload order.
     pub alerts: Vec<IncomingAlert>,

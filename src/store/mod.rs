@@ -13,6 +13,7 @@ pub mod error;
 pub mod keys;
 pub mod migrations;
 pub mod records;
+pub(crate) mod redo;
 pub mod tables;
 pub mod writer;
 
@@ -38,6 +39,11 @@ pub struct StoreOptions {
     pub queue_capacity: usize,
     /// Most operations folded into one transaction.
     pub max_batch: usize,
+    /// Longest time between durable commits while logged writes pile up (see
+    /// [`redo`]).
+    pub checkpoint_interval: std::time::Duration,
+    /// Most redo log bytes between durable commits.
+    pub checkpoint_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -46,6 +52,8 @@ impl Default for StoreOptions {
             cache_bytes: 256 * 1024 * 1024,
             queue_capacity: 8192,
             max_batch: 2048,
+            checkpoint_interval: std::time::Duration::from_secs(30),
+            checkpoint_bytes: 128 * 1024 * 1024,
         }
     }
 }
@@ -60,6 +68,9 @@ struct Inner {
     db: Arc<Database>,
     writer: writer::Writer,
     path: PathBuf,
+    /// Logged writes that were acknowledged but never checkpointed, taken by
+    /// [`Store::take_redo_backlog`] for replay at start-up.
+    backlog: std::sync::Mutex<Vec<(u64, Vec<u8>)>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -76,13 +87,42 @@ impl Store {
     pub fn open(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
         let db = open_database(path, options.cache_bytes)?;
         migrations::run(&db)?;
+        let mark = {
+            let r = db.begin_read().map_err(redb::Error::from)?;
+            access::get_id(&r, tables::META, writer::REDO_MARK_KEY)?.unwrap_or(0)
+        };
+        let dir = redo_dir(path);
+        let records = redo::RedoLog::read_all(&dir)?;
+        let last = records.iter().map(|(seq, _)| *seq).fold(mark, u64::max);
+        let backlog: Vec<_> = records.into_iter().filter(|(seq, _)| *seq > mark).collect();
+        let mut log = redo::RedoLog::open(&dir, last + 1)?;
+        if backlog.is_empty() {
+            log.discard_through(last);
+        } else {
+            tracing::info!(
+                records = backlog.len(),
+                "the redo log holds acknowledged writes newer than the last checkpoint; replaying"
+            );
+        }
         let db = Arc::new(db);
-        let writer = writer::Writer::start(db.clone(), options.queue_capacity, options.max_batch)?;
+        let writer = writer::Writer::start(
+            db.clone(),
+            options.queue_capacity,
+            options.max_batch,
+            Some(writer::LogSetup {
+                log,
+                next_seq: last + 1,
+                mark,
+                checkpoint_interval: options.checkpoint_interval,
+                checkpoint_bytes: options.checkpoint_bytes,
+            }),
+        )?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db,
                 writer,
                 path: path.to_owned(),
+                backlog: std::sync::Mutex::new(backlog),
             }),
         })
     }
@@ -109,7 +149,10 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
-        self.inner.writer.submit(op, false).await
+        self.inner
+            .writer
+            .submit(op, writer::Submit::plain(false))
+            .await
     }
 
     /// Like [`Store::write`], but fails at once with [`StoreError::Busy`] when the queue is
@@ -120,7 +163,60 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
-        self.inner.writer.submit(op, true).await
+        self.inner
+            .writer
+            .submit(op, writer::Submit::plain(true))
+            .await
+    }
+
+    /// Like [`Store::try_write`] for an operation that `record` describes completely: it is
+    /// acknowledged once `record` is in the redo log, and redb is fsync'd later (see
+    /// [`redo`]). After a crash, [`Store::take_redo_backlog`] hands the record back for
+    /// replay, so `op` must be a deterministic function of the store and the record.
+    pub async fn try_write_logged<T, E, F>(&self, record: Vec<u8>, op: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
+    {
+        let how = writer::Submit {
+            record: Some(record),
+            ..writer::Submit::plain(true)
+        };
+        self.inner.writer.submit(op, how).await
+    }
+
+    /// The logged writes acknowledged after the last checkpoint, oldest first, as
+    /// `(sequence number, record)`; empty after the first call.
+    pub fn take_redo_backlog(&self) -> Vec<(u64, Vec<u8>)> {
+        std::mem::take(&mut *self.inner.backlog.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Applies records of the backlog durably, in the order given, so that they are never
+    /// replayed again; `(sequence number, operation)` each. Call before serving. Answers
+    /// each operation's result, in order.
+    pub async fn replay<T, E, F>(&self, ops: Vec<(u64, F)>) -> Vec<Result<T, E>>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
+    {
+        let mut pending = Vec::with_capacity(ops.len());
+        for (seq, op) in ops {
+            let how = writer::Submit {
+                replayed: Some(seq),
+                ..writer::Submit::plain(false)
+            };
+            pending.push(self.inner.writer.enqueue(op, how).await);
+        }
+        let mut out = Vec::with_capacity(pending.len());
+        for p in pending {
+            out.push(match p {
+                Ok(answer) => answer.await,
+                Err(e) => Err(e),
+            });
+        }
+        out
     }
 
     /// Counts of commits and operations so far.
@@ -133,7 +229,8 @@ impl Store {
         self.inner.writer.alive()
     }
 
-    /// Ticks after every durable commit; background workers wait on it instead of polling.
+    /// Ticks after every commit (its changes are visible); background workers wait on it
+    /// instead of polling.
     pub fn commits(&self) -> watch::Receiver<u64> {
         self.inner.writer.commits()
     }
@@ -148,6 +245,11 @@ impl Store {
         let snapshot = self.read()?;
         backup::copy_snapshot(&snapshot, out)
     }
+}
+
+/// Where the redo log of the store at `path` lives: `redo/` beside the store file.
+pub fn redo_dir(path: &Path) -> PathBuf {
+    path.parent().unwrap_or(Path::new(".")).join("redo")
 }
 
 /// Opens the redb file, translating "locked by another process" into a clear error.

@@ -1,0 +1,287 @@
+//! The redo log: where an acknowledged alert is durable before redb has it on disk.
+//!
+//! A durable redb commit rewrites and fsyncs every B-tree page its transaction touched.
+//! Alert ingestion touches many (fingerprints are random keys), and at one alert per request
+//! the fsync alone caps throughput at "requests in flight / fsync latency". So ingestion,
+//! and only ingestion, commits to redb without an fsync (visible to readers at once, gone
+//! after a crash) and appends its input to this log; its 2xx waits for the log's
+//! `fdatasync`, one sequential write shared by everything queued meanwhile. A later durable
+//! redb commit (a checkpoint, see [`super::writer`]) makes older records redundant, and at
+//! start-up the records newer than the store's checkpoint mark are replayed in order
+//! through the same ingestion code, which is deterministic given the store and the record.
+//! This is the write-ahead logging every database does, applied to one use case.
+//!
+//! Segments are named by their first sequence number (`{seq:020}.log`); each is a run of
+//! records `[len: u32 LE][crc32: u32 LE][seq: u64 LE][payload: len bytes]`, the checksum over
+//! seq and payload. Reading a segment stops at the first record that is short or fails its
+//! checksum: a write torn by a crash, which was never acknowledged.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::error::StoreError;
+
+/// A segment is closed and a new one begun once it holds this many bytes, so that
+/// checkpointed records can be deleted a file at a time.
+const SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
+/// Record header: length, checksum, sequence number.
+const HEADER: usize = 4 + 4 + 8;
+/// No record is larger (a hook body is capped far below this); a larger length is a torn
+/// or corrupt header.
+const MAX_RECORD: usize = 256 * 1024 * 1024;
+
+/// One logged operation: its sequence number and its payload.
+pub(crate) type LogRecord = (u64, Vec<u8>);
+
+/// The log directory, appended to by one thread.
+pub(crate) struct RedoLog {
+    dir: PathBuf,
+    /// `(first sequence number, path)` of every segment, oldest first; the last one is
+    /// being appended to.
+    segments: Vec<(u64, PathBuf)>,
+    file: File,
+    written: u64,
+    buf: Vec<u8>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Every segment in `dir`, oldest first.
+fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(io_err(dir))?.path();
+        let first = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".log"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(first) = first {
+            out.push((first, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The records of one segment, up to the first torn or corrupt one.
+fn read_segment(path: &Path) -> Result<Vec<LogRecord>, StoreError> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(io_err(path))?;
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while bytes.len() - at >= HEADER {
+        let word = |i: usize| -> [u8; 4] {
+            bytes[at + i..at + i + 4]
+                .try_into()
+                .expect("a four-byte slice of a checked range")
+        };
+        let len = u32::from_le_bytes(word(0)) as usize;
+        let crc = u32::from_le_bytes(word(4));
+        if len > MAX_RECORD || bytes.len() - at - HEADER < len {
+            break;
+        }
+        let body = &bytes[at + 8..at + HEADER + len];
+        if crc32fast::hash(body) != crc {
+            break;
+        }
+        let seq = u64::from_le_bytes(
+            body[..8]
+                .try_into()
+                .expect("an eight-byte slice of a checked range"),
+        );
+        out.push((seq, body[8..].to_vec()));
+        at += HEADER + len;
+    }
+    if at < bytes.len() {
+        tracing::warn!(
+            segment = %path.display(),
+            ignored_bytes = bytes.len() - at,
+            "redo log ends in a torn or corrupt record (a crash mid-write); it was never acknowledged"
+        );
+    }
+    Ok(out)
+}
+
+/// Makes a new directory entry durable.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+impl RedoLog {
+    /// Reads every record in `dir` (none if it does not exist), oldest first.
+    pub(crate) fn read_all(dir: &Path) -> Result<Vec<LogRecord>, StoreError> {
+        let mut out = Vec::new();
+        for (_, path) in list_segments(dir)? {
+            out.extend(read_segment(&path)?);
+        }
+        Ok(out)
+    }
+
+    /// Opens the log for appending, in a new segment whose first record will be
+    /// `next_seq` (a torn tail of an older segment is never appended after).
+    pub(crate) fn open(dir: &Path, next_seq: u64) -> Result<RedoLog, StoreError> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let mut segments = list_segments(dir)?;
+        // A segment of this name can only be one that got no record (the sequence
+        // numbers it would hold were never used): start it afresh.
+        segments.retain(|(first, _)| *first != next_seq);
+        let (file, path) = Self::create_segment(dir, next_seq)?;
+        segments.push((next_seq, path));
+        Ok(RedoLog {
+            dir: dir.to_owned(),
+            segments,
+            file,
+            written: 0,
+            buf: Vec::new(),
+        })
+    }
+
+    fn create_segment(dir: &Path, first: u64) -> Result<(File, PathBuf), StoreError> {
+        let path = dir.join(format!("{first:020}.log"));
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        sync_dir(dir)?;
+        Ok((file, path))
+    }
+
+    /// Appends `records` (in sequence order) and waits until they are on disk.
+    pub(crate) fn append(&mut self, records: &[LogRecord]) -> Result<(), StoreError> {
+        let Some((first, _)) = records.first() else {
+            return Ok(());
+        };
+        if self.written >= SEGMENT_BYTES {
+            let (file, path) = Self::create_segment(&self.dir, *first)?;
+            self.file = file;
+            self.written = 0;
+            self.segments.push((*first, path));
+        }
+        self.buf.clear();
+        for (seq, payload) in records {
+            let start = self.buf.len();
+            self.buf.extend_from_slice(&[0; 8]);
+            self.buf.extend_from_slice(&seq.to_le_bytes());
+            self.buf.extend_from_slice(payload);
+            let crc = crc32fast::hash(&self.buf[start + 8..]);
+            let len = u32::try_from(payload.len()).map_err(|_| {
+                StoreError::Internal(format!("a {} byte redo record", payload.len()))
+            })?;
+            self.buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
+            self.buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+        }
+        let path = &self.segments.last().expect("open() pushes a segment").1;
+        self.file.write_all(&self.buf).map_err(io_err(path))?;
+        self.file.sync_data().map_err(io_err(path))?;
+        self.written += self.buf.len() as u64;
+        Ok(())
+    }
+
+    /// Deletes the segments holding only records up to `mark`, which a durable redb
+    /// commit has made redundant. The segment being appended to stays.
+    pub(crate) fn discard_through(&mut self, mark: u64) {
+        let mut keep_from = 0;
+        for i in 0..self.segments.len().saturating_sub(1) {
+            // Segment i ends right before segment i + 1 begins.
+            if self.segments[i + 1].0 <= mark.saturating_add(1) {
+                keep_from = i + 1;
+            }
+        }
+        for (_, path) in self.segments.drain(..keep_from) {
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(segment = %path.display(), error = %e, "cannot delete a checkpointed redo segment");
+            }
+        }
+    }
+
+    /// How many segment files exist.
+    #[cfg(test)]
+    pub(crate) fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_a_torn_tail_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = RedoLog::open(dir.path(), 1).unwrap();
+        log.append(&[(1, b"one".to_vec()), (2, b"two".to_vec())])
+            .unwrap();
+        log.append(&[(3, vec![7; 1000])]).unwrap();
+        drop(log);
+        let seg = dir.path().join(format!("{:020}.log", 1));
+        // A crash mid-write leaves half a record.
+        let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+        f.write_all(&[9, 0, 0, 0, 1, 2]).unwrap();
+        let all = RedoLog::read_all(dir.path()).unwrap();
+        assert_eq!(
+            all,
+            vec![
+                (1, b"one".to_vec()),
+                (2, b"two".to_vec()),
+                (3, vec![7; 1000])
+            ]
+        );
+    }
+
+    #[test]
+    fn a_flipped_bit_ends_the_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = RedoLog::open(dir.path(), 5).unwrap();
+        log.append(&[(5, b"five".to_vec()), (6, b"six".to_vec())])
+            .unwrap();
+        drop(log);
+        let seg = dir.path().join(format!("{:020}.log", 5));
+        let mut bytes = std::fs::read(&seg).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&seg, bytes).unwrap();
+        assert_eq!(
+            RedoLog::read_all(dir.path()).unwrap(),
+            vec![(5, b"five".to_vec())]
+        );
+    }
+
+    #[test]
+    fn reopening_starts_a_new_segment_and_checkpoints_delete_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = RedoLog::open(dir.path(), 1).unwrap();
+        log.append(&[(1, b"a".to_vec())]).unwrap();
+        drop(log);
+        let mut log = RedoLog::open(dir.path(), 2).unwrap();
+        log.append(&[(2, b"b".to_vec())]).unwrap();
+        assert_eq!(log.segment_count(), 2);
+        assert_eq!(RedoLog::read_all(dir.path()).unwrap().len(), 2);
+        // Record 1 is checkpointed: its segment goes; the current one stays.
+        log.discard_through(1);
+        assert_eq!(log.segment_count(), 1);
+        log.discard_through(2);
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(
+            RedoLog::read_all(dir.path()).unwrap(),
+            vec![(2, b"b".to_vec())]
+        );
+    }
+}
