@@ -425,3 +425,63 @@ async fn refire_reopens_within_the_window_and_opens_anew_after_it() {
         );
     }
 }
+
+/// Webhooks find their integration through an in-memory cache: a change to the integration
+/// takes effect on the very next request (rotated token refused, new settings applied,
+/// deleted integration gone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integration_changes_apply_to_the_next_webhook() {
+    let d = TestDaemon::start().await;
+    let int = d.integration("alertmanager", json!({})).await;
+    let firing = am_webhook(GROUP, vec![am_alert("firing", labels("DiskFull", "a"))]);
+    let resolved = am_webhook(GROUP, vec![am_alert("resolved", labels("DiskFull", "a"))]);
+    // Auto-resolve is on: the incident resolves with its alert.
+    let id = opened_one(&send(&d, &int, &firing).await);
+    let summary = send(&d, &int, &resolved).await;
+    assert_eq!(summary["auto_resolved"], json!([id]), "{summary}");
+
+    // Turned off: the next resolve leaves the incident open.
+    let a = d
+        .patch(
+            &format!("/api/v1/integrations/{}", int.id),
+            &d.admin,
+            json!({"settings": {"auto_resolve": false, "reopen_window_secs": 0}}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let other = |status| {
+        am_webhook(
+            "{}:{alertname=\"Other\"}",
+            vec![am_alert(status, labels("Other", "b"))],
+        )
+    };
+    let opened = opened_one(&send(&d, &int, &other("firing")).await);
+    let summary = send(&d, &int, &other("resolved")).await;
+    assert_eq!(summary["auto_resolved"], json!([]), "{summary}");
+    assert_eq!(d.incident(opened).await["status"], "new");
+
+    // Rotated: the old token is unknown at once, the new one works.
+    let a = d
+        .post(
+            &format!("/api/v1/integrations/{}/rotate-token", int.id),
+            &d.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let new_token = a.body["token"].as_str().expect("token").to_owned();
+    d.hook("alertmanager", &int.token, &firing)
+        .await
+        .assert_problem(404);
+    let a = d.hook("alertmanager", &new_token, &firing).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+
+    // Deleted: gone at once.
+    let a = d
+        .delete(&format!("/api/v1/integrations/{}", int.id), &d.admin)
+        .await;
+    assert!(a.status == 204 || a.status == 200, "{}", a.text);
+    d.hook("alertmanager", &new_token, &firing)
+        .await
+        .assert_problem(404);
+}

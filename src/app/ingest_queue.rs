@@ -30,17 +30,51 @@ const MAX_GROUP: usize = 512;
 /// Everything one ingestion depends on besides the store. Replaying it against the store
 /// as it was gives the same result: ingestion reads nothing else (the clock is in the
 /// record, and the integration as it was when the request came).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct IngestRecord {
     pub now: DateTime<Utc>,
     pub integration: Integration,
     pub batch: Batch,
 }
 
+/// A request's part of a redo record: the integration is stored once per group.
+#[derive(Serialize, Deserialize)]
+struct RequestRecord {
+    now: DateTime<Utc>,
+    batch: Batch,
+}
+
+/// A group's redo record: `requests` are `(index into integrations, request)`.
+#[derive(Deserialize)]
+struct GroupRecord {
+    integrations: Vec<Integration>,
+    requests: Vec<(usize, RequestRecord)>,
+}
+
+impl GroupRecord {
+    fn into_records(self) -> Result<Vec<IngestRecord>, String> {
+        self.requests
+            .into_iter()
+            .map(|(i, r)| {
+                let integration = self
+                    .integrations
+                    .get(i)
+                    .cloned()
+                    .ok_or_else(|| format!("no integration #{i} in the record"))?;
+                Ok(IngestRecord {
+                    now: r.now,
+                    integration,
+                    batch: r.batch,
+                })
+            })
+            .collect()
+    }
+}
+
 /// One waiting request.
 struct Waiting {
     record: IngestRecord,
-    /// `record` as JSON, encoded on the request's own task.
+    /// Its [`RequestRecord`] as JSON, encoded on the request's own task.
     encoded: Vec<u8>,
     reply: oneshot::Sender<AppResult<IngestSummary>>,
 }
@@ -79,8 +113,11 @@ pub(crate) async fn submit(
         integration,
         batch,
     };
-    let encoded = serde_json::to_vec(&record)
-        .map_err(|e| AppError::Internal(format!("cannot encode a redo record: {e}")))?;
+    let encoded = serde_json::to_vec(&RequestRecordRef {
+        now: record.now,
+        batch: &record.batch,
+    })
+    .map_err(|e| AppError::Internal(format!("cannot encode a redo record: {e}")))?;
     let (reply, answer) = oneshot::channel();
     let waiting = Waiting {
         record,
@@ -97,6 +134,13 @@ pub(crate) async fn submit(
     answer
         .await
         .unwrap_or_else(|_| Err(AppError::Internal("ingestion stopped".into())))
+}
+
+/// [`RequestRecord`] by reference, for encoding.
+#[derive(Serialize)]
+struct RequestRecordRef<'a> {
+    now: DateTime<Utc>,
+    batch: &'a Batch,
 }
 
 /// Takes what is waiting whenever a group slot is free.
@@ -124,25 +168,40 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Waiting>) {
     }
 }
 
-/// The redo record of a group: a JSON array of its requests' records.
-fn group_record(group: &[Waiting]) -> Vec<u8> {
-    let len = group.iter().map(|w| w.encoded.len() + 1).sum::<usize>() + 1;
-    let mut out = Vec::with_capacity(len);
-    out.push(b'[');
-    for (i, w) in group.iter().enumerate() {
-        if i > 0 {
+/// The redo record of requests: each distinct integration once, then the requests.
+fn group_record<'a>(requests: impl Iterator<Item = (&'a IngestRecord, &'a [u8])>) -> Vec<u8> {
+    let mut integrations: Vec<&Integration> = Vec::new();
+    let mut out = Vec::new();
+    out.extend_from_slice(b",\"requests\":[");
+    for (n, (record, encoded)) in requests.enumerate() {
+        let index = match integrations.iter().position(|i| **i == record.integration) {
+            Some(i) => i,
+            None => {
+                integrations.push(&record.integration);
+                integrations.len() - 1
+            }
+        };
+        if n > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(&w.encoded);
+        out.push(b'[');
+        out.extend_from_slice(index.to_string().as_bytes());
+        out.push(b',');
+        out.extend_from_slice(encoded);
+        out.push(b']');
     }
-    out.push(b']');
-    out
+    out.extend_from_slice(b"]}");
+    let mut head = b"{\"integrations\":".to_vec();
+    // Integrations are plain data: encoding them cannot fail.
+    head.extend(serde_json::to_vec(&integrations).unwrap_or_else(|_| b"[]".to_vec()));
+    head.extend(out);
+    head
 }
 
 /// Ingests a group as one operation; if that fails, each request alone, so that one bad
 /// request fails only itself.
 async fn commit(store: &Store, group: Vec<Waiting>) {
-    let bytes = group_record(&group);
+    let bytes = group_record(group.iter().map(|w| (&w.record, w.encoded.as_slice())));
     let (records, replies): (Vec<_>, Vec<_>) = group
         .into_iter()
         .map(|w| ((w.record, w.encoded), w.reply))
@@ -173,7 +232,7 @@ async fn commit(store: &Store, group: Vec<Waiting>) {
         Err(_) => {
             for (i, reply) in replies.into_iter().enumerate() {
                 let one = records.clone();
-                let bytes = group_record_of(&records[i].1);
+                let bytes = group_record(std::iter::once((&records[i].0, records[i].1.as_slice())));
                 let alone = store
                     .try_write_logged(bytes, move |tx| {
                         ingest_records(tx, std::iter::once(&one[i].0))
@@ -186,14 +245,6 @@ async fn commit(store: &Store, group: Vec<Waiting>) {
             }
         }
     }
-}
-
-fn group_record_of(encoded: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(encoded.len() + 2);
-    out.push(b'[');
-    out.extend_from_slice(encoded);
-    out.push(b']');
-    out
 }
 
 fn ingest_records<'a>(
@@ -212,7 +263,10 @@ pub async fn replay_backlog(app: &App) -> AppResult<usize> {
     }
     let mut ops = Vec::with_capacity(backlog.len());
     for (seq, bytes) in backlog {
-        match serde_json::from_slice::<Vec<IngestRecord>>(&bytes) {
+        let records = serde_json::from_slice::<GroupRecord>(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(GroupRecord::into_records);
+        match records {
             Ok(records) => ops.push((seq, move |tx: &WriteTransaction| {
                 ingest_records(tx, records.iter())
             })),
@@ -229,4 +283,88 @@ pub async fn replay_backlog(app: &App) -> AppResult<usize> {
     }
     tracing::info!(records = count, "replayed the redo log");
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::alert::{IncomingAction, IncomingAlert};
+    use crate::domain::integration::{IntegrationKind, IntegrationSettings};
+
+    fn integration(id: u64, name: &str) -> Integration {
+        Integration {
+            id,
+            name: name.into(),
+            kind: IntegrationKind::Alertmanager,
+            token_hash: "hash".into(),
+            token_hint: "hint".into(),
+            service_id: 1,
+            escalation_policy_id: None,
+            settings: IntegrationSettings::default(),
+            created_by: crate::domain::actor::Actor::system().reference,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+
+    fn record(i: &Integration, fingerprint: &str, second: i64) -> (IngestRecord, Vec<u8>) {
+        let r = IngestRecord {
+            now: DateTime::<Utc>::from_timestamp(second, 0).expect("time"),
+            integration: i.clone(),
+            batch: Batch {
+                alerts: vec![IncomingAlert {
+                    fingerprint: fingerprint.into(),
+                    action: IncomingAction::Fire,
+                    labels: [("alertname".to_string(), "A".to_string())].into(),
+                    annotations: Default::default(),
+                    title: "A".into(),
+                    description: String::new(),
+                    severity: Some("critical".into()),
+                    starts_at: None,
+                    ends_at: None,
+                    group_key: Some("{}:{}".into()),
+                    links: vec![],
+                }],
+                truncated: 0,
+            },
+        };
+        let encoded = serde_json::to_vec(&RequestRecordRef {
+            now: r.now,
+            batch: &r.batch,
+        })
+        .expect("encode");
+        (r, encoded)
+    }
+
+    #[test]
+    fn a_group_record_gives_back_every_request_with_its_own_integration() {
+        let a = integration(1, "a");
+        let mut a_changed = a.clone();
+        a_changed.settings.auto_resolve = false;
+        let b = integration(2, "b");
+        let requests = vec![
+            record(&a, "f1", 10),
+            record(&b, "f2", 11),
+            record(&a, "f3", 12),
+            // The same integration, changed between two requests: both versions are kept.
+            record(&a_changed, "f4", 13),
+        ];
+        let bytes = group_record(requests.iter().map(|(r, e)| (r, e.as_slice())));
+        let group: GroupRecord = serde_json::from_slice(&bytes).expect("decode");
+        assert_eq!(
+            group.integrations.len(),
+            3,
+            "each distinct integration once"
+        );
+        let back = group.into_records().expect("records");
+        let expected: Vec<IngestRecord> = requests.into_iter().map(|(r, _)| r).collect();
+        assert_eq!(back, expected);
+    }
+
+    #[test]
+    fn a_record_naming_a_missing_integration_is_refused() {
+        let bytes = br#"{"integrations":[],"requests":[[0,{"now":"2026-01-01T00:00:00Z","batch":{"alerts":[],"truncated":0}}]]}"#;
+        let group: GroupRecord = serde_json::from_slice(bytes).expect("decode");
+        assert!(group.into_records().is_err());
+    }
 }

@@ -307,6 +307,7 @@ pub async fn update(
             Ok::<_, AppError>(i)
         })
         .await?;
+    app.integration_tokens.clear();
     Ok(view(app, &i, None))
 }
 
@@ -341,6 +342,7 @@ pub async fn rotate(app: &App, actor: &Actor, id: u64) -> AppResult<IntegrationV
             Ok::<_, AppError>(i)
         })
         .await?;
+    app.integration_tokens.clear();
     Ok(view(app, &i, Some(token)))
 }
 
@@ -364,19 +366,68 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                 format!("deleted integration {}", i.name),
                 audit::deleted(&serde_json::to_value(&i).unwrap_or_default()),
             )?;
-            Ok(())
+            Ok::<_, AppError>(())
         })
-        .await
+        .await?;
+    app.integration_tokens.clear();
+    Ok(())
+}
+
+/// Integrations by token hash, so that a busy webhook does not open a read transaction and
+/// decode its integration for every request. Every change to an integration clears it
+/// (after its commit); a lookup that raced with a change does not fill it.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    inner: std::sync::Mutex<TokenCacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct TokenCacheInner {
+    /// Bumped by every clear.
+    generation: u64,
+    /// Only tokens that exist: the cache holds at most one entry per integration.
+    by_hash: std::collections::HashMap<String, Integration>,
+}
+
+impl TokenCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TokenCacheInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets everything (an integration changed).
+    fn clear(&self) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.by_hash.clear();
+    }
 }
 
 /// The integration a token belongs to, if its kind is `kind`.
 pub fn by_token(app: &App, kind: IntegrationKind, token: &str) -> AppResult<Integration> {
     let unknown = || AppError::not_found("integration", "for this token");
     let hash = sha256_hex(token.trim());
+    let cache = &app.integration_tokens;
+    let generation = {
+        let inner = cache.lock();
+        if let Some(i) = inner.by_hash.get(&hash) {
+            return if i.kind == kind {
+                Ok(i.clone())
+            } else {
+                Err(unknown())
+            };
+        }
+        inner.generation
+    };
     let r = app.store.read()?;
     let id =
         access::get_id(&r, tables::INTEGRATIONS_BY_TOKEN, hash.as_bytes())?.ok_or_else(unknown)?;
     let i = access::get::<Integration>(&r, id)?.ok_or_else(unknown)?;
+    {
+        let mut inner = cache.lock();
+        if inner.generation == generation {
+            inner.by_hash.insert(hash, i.clone());
+        }
+    }
     if i.kind != kind {
         return Err(unknown());
     }

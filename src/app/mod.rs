@@ -55,6 +55,8 @@ pub struct App {
     bound_url: std::sync::OnceLock<String>,
     /// Folds concurrent ingestion requests into one store operation.
     pub ingest_queue: ingest_queue::IngestQueue,
+    /// Integrations by token, for the webhooks.
+    pub integration_tokens: integrations::TokenCache,
 }
 
 impl std::fmt::Debug for App {
@@ -95,6 +97,7 @@ impl App {
         Ok(App {
             bound_url: std::sync::OnceLock::new(),
             ingest_queue: ingest_queue::IngestQueue::default(),
+            integration_tokens: integrations::TokenCache::default(),
             tokens: TokenKeys::new(&secret),
             throttle,
             config: Arc::new(config),
