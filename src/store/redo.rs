@@ -14,10 +14,14 @@
 //! Segments are named by their first sequence number (`{seq:020}.log`); each is a run of
 //! records `[len: u32 LE][crc32: u32 LE][seq: u64 LE][payload: len bytes]`, the checksum over
 //! seq and payload. Reading a segment stops at the first record that is short or fails its
-//! checksum: a write torn by a crash, which was never acknowledged.
+//! checksum: a write torn by a crash, which was never acknowledged. A segment is filled with
+//! zeros a few MiB ahead of its last record, so that appending overwrites allocated blocks
+//! and `fdatasync` has no file size to persist (about 125 us instead of 200-330 us on the
+//! machine this was measured on); reading stops quietly at those zeros.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::error::StoreError;
@@ -25,6 +29,8 @@ use super::error::StoreError;
 /// A segment is closed and a new one begun once it holds this many bytes, so that
 /// checkpointed records can be deleted a file at a time.
 const SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
+/// How far ahead of the last record a segment is filled with zeros.
+const PREALLOCATE_BYTES: u64 = 4 * 1024 * 1024;
 /// Record header: length, checksum, sequence number.
 const HEADER: usize = 4 + 4 + 8;
 /// No record is larger (a hook body is capped far below this); a larger length is a torn
@@ -41,7 +47,10 @@ pub(crate) struct RedoLog {
     /// being appended to.
     segments: Vec<(u64, PathBuf)>,
     file: File,
+    /// Bytes of records in the current segment.
     written: u64,
+    /// Bytes of the current segment allocated (records, then zeros).
+    allocated: u64,
     buf: Vec<u8>,
 }
 
@@ -106,7 +115,7 @@ fn read_segment(path: &Path) -> Result<Vec<LogRecord>, StoreError> {
         out.push((seq, body[8..].to_vec()));
         at += HEADER + len;
     }
-    if at < bytes.len() {
+    if bytes[at..].iter().any(|b| *b != 0) {
         tracing::warn!(
             segment = %path.display(),
             ignored_bytes = bytes.len() - at,
@@ -114,6 +123,19 @@ fn read_segment(path: &Path) -> Result<Vec<LogRecord>, StoreError> {
         );
     }
     Ok(out)
+}
+
+/// Fills `file` with zeros from `from` to `to`.
+fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    const CHUNK: usize = 1024 * 1024;
+    let zeros = vec![0u8; CHUNK];
+    let mut at = from;
+    while at < to {
+        let n = usize::try_from(to - at).map_or(CHUNK, |left| left.min(CHUNK));
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// Makes a new directory entry durable.
@@ -148,6 +170,7 @@ impl RedoLog {
             segments,
             file,
             written: 0,
+            allocated: 0,
             buf: Vec::new(),
         })
     }
@@ -173,6 +196,7 @@ impl RedoLog {
             let (file, path) = Self::create_segment(&self.dir, *first)?;
             self.file = file;
             self.written = 0;
+            self.allocated = 0;
             self.segments.push((*first, path));
         }
         self.buf.clear();
@@ -189,9 +213,17 @@ impl RedoLog {
             self.buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
         }
         let path = &self.segments.last().expect("open() pushes a segment").1;
-        self.file.write_all(&self.buf).map_err(io_err(path))?;
+        let end = self.written + self.buf.len() as u64;
+        if end > self.allocated {
+            let upto = end + PREALLOCATE_BYTES;
+            write_zeros(&self.file, self.allocated, upto).map_err(io_err(path))?;
+            self.allocated = upto;
+        }
+        self.file
+            .write_all_at(&self.buf, self.written)
+            .map_err(io_err(path))?;
         self.file.sync_data().map_err(io_err(path))?;
-        self.written += self.buf.len() as u64;
+        self.written = end;
         Ok(())
     }
 
@@ -232,9 +264,12 @@ mod tests {
         log.append(&[(3, vec![7; 1000])]).unwrap();
         drop(log);
         let seg = dir.path().join(format!("{:020}.log", 1));
-        // A crash mid-write leaves half a record.
-        let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
-        f.write_all(&[9, 0, 0, 0, 1, 2]).unwrap();
+        // The file is preallocated beyond the records.
+        assert!(std::fs::metadata(&seg).unwrap().len() >= PREALLOCATE_BYTES);
+        // A crash mid-write leaves half a record right after the last one.
+        let end = (HEADER + 3) * 2 + HEADER + 1000;
+        let f = OpenOptions::new().write(true).open(&seg).unwrap();
+        f.write_all_at(&[9, 0, 0, 0, 1, 2], end as u64).unwrap();
         let all = RedoLog::read_all(dir.path()).unwrap();
         assert_eq!(
             all,
@@ -255,12 +290,33 @@ mod tests {
         drop(log);
         let seg = dir.path().join(format!("{:020}.log", 5));
         let mut bytes = std::fs::read(&seg).unwrap();
-        let last = bytes.len() - 1;
+        // The last byte of the second record.
+        let last = HEADER + 4 + HEADER + 3 - 1;
         bytes[last] ^= 1;
         std::fs::write(&seg, bytes).unwrap();
         assert_eq!(
             RedoLog::read_all(dir.path()).unwrap(),
             vec![(5, b"five".to_vec())]
+        );
+    }
+
+    #[test]
+    fn records_larger_than_the_preallocation_grow_the_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = RedoLog::open(dir.path(), 1).unwrap();
+        let big = vec![5u8; PREALLOCATE_BYTES as usize + 10];
+        log.append(&[(1, b"small".to_vec())]).unwrap();
+        log.append(&[(2, big.clone()), (3, b"after".to_vec())])
+            .unwrap();
+        log.append(&[(4, b"last".to_vec())]).unwrap();
+        assert_eq!(
+            RedoLog::read_all(dir.path()).unwrap(),
+            vec![
+                (1, b"small".to_vec()),
+                (2, big),
+                (3, b"after".to_vec()),
+                (4, b"last".to_vec())
+            ]
         );
     }
 
