@@ -256,31 +256,59 @@ fn ingest_records<'a>(
     ingest_many_in_tx(tx, records.map(|r| (r.now, &r.integration, &r.batch)))
 }
 
+/// Records replayed per transaction at start-up.
+const REPLAY_CHUNK: usize = 256;
+
 /// Replays the ingestions that were acknowledged but not yet checkpointed when the daemon
-/// last stopped (a crash), in their original order. Runs before the daemon serves.
+/// last stopped (a crash), in their original order, a chunk per durable transaction.
+/// Runs before the daemon serves. A record that does not decode or apply (after one retry)
+/// stops start-up: skipping it would lose acknowledged alerts, and the store is left as the
+/// last checkpoint plus the chunks replayed so far, so a restart resumes there.
 pub async fn replay_backlog(app: &App) -> AppResult<usize> {
     let backlog = app.store.take_redo_backlog();
     if backlog.is_empty() {
         return Ok(0);
     }
-    let mut ops = Vec::with_capacity(backlog.len());
-    for (seq, bytes) in backlog {
-        let records = serde_json::from_slice::<GroupRecord>(&bytes)
-            .map_err(|e| e.to_string())
-            .and_then(GroupRecord::into_records);
-        match records {
-            Ok(records) => ops.push((seq, move |tx: &WriteTransaction| {
-                ingest_records(tx, records.iter())
-            })),
-            Err(e) => {
-                tracing::error!(seq, error = %e, "skipping a redo record that does not decode")
-            }
+    let count = backlog.len();
+    for chunk in backlog.chunks(REPLAY_CHUNK) {
+        let mut groups = Vec::with_capacity(chunk.len());
+        for (seq, bytes) in chunk {
+            let records = serde_json::from_slice::<GroupRecord>(bytes)
+                .map_err(|e| e.to_string())
+                .and_then(GroupRecord::into_records)
+                .map_err(|e| {
+                    AppError::Internal(format!(
+                        "redo log record {seq} does not decode ({e}); the store holds everything up to the record before it"
+                    ))
+                })?;
+            groups.push(records);
         }
-    }
-    let count = ops.len();
-    for (i, result) in app.store.replay(ops).await.into_iter().enumerate() {
-        if let Err(e) = result {
-            tracing::error!(index = i, error = %e, "a replayed ingestion failed; skipped");
+        let last_seq = chunk.last().map_or(0, |(seq, _)| *seq);
+        let groups = Arc::new(groups);
+        let mut attempt = 0;
+        loop {
+            let shared = groups.clone();
+            let replayed = app
+                .store
+                .replay(last_seq, move |tx| {
+                    for records in shared.iter() {
+                        ingest_records(tx, records.iter())?;
+                    }
+                    Ok::<_, AppError>(())
+                })
+                .await;
+            match replayed {
+                Ok(()) => break,
+                Err(e) if attempt == 0 => {
+                    tracing::warn!(error = %e, last_seq, "replaying the redo log failed; retrying once");
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(AppError::Internal(format!(
+                        "replaying the redo log up to record {last_seq} failed: {e}"
+                    )));
+                }
+            }
         }
     }
     tracing::info!(records = count, "replayed the redo log");

@@ -267,47 +267,44 @@ pub async fn update(
     e.into_result()?;
     let now = app.clock.now();
     let who = actor.reference.clone();
-    let i = app
-        .store
-        .write(move |tx| {
-            let before = access::get::<Integration>(tx, id)?
-                .ok_or_else(|| AppError::not_found("integration", id))?;
-            let mut i = before.clone();
-            let mut e = FieldErrors::new();
-            if let Some(s) = patch.service_id {
-                check_service(tx, &mut e, s)?;
-                i.service_id = s;
-            }
-            if let Some(s) = &patch.settings {
-                check_settings(&mut e, i.kind, s);
-                i.settings = s.clone();
-            }
-            e.into_result()?;
-            if let Some(n) = &name {
-                i.name = n.clone();
-            }
-            if let Some(p) = patch.escalation_policy_id {
-                i.escalation_policy_id = p;
-            }
-            i.updated_at = now;
-            access::put(tx, &i)?;
-            let changes = audit::diff(
-                &serde_json::to_value(&before).unwrap_or_default(),
-                &serde_json::to_value(&i).unwrap_or_default(),
-            );
-            super::audit::record(
-                tx,
-                now,
-                &who,
-                "integration.update",
-                ("integration", id),
-                format!("changed integration {}", i.name),
-                changes,
-            )?;
-            Ok::<_, AppError>(i)
-        })
-        .await?;
-    app.integration_tokens.clear();
+    let i = change(app, move |tx| {
+        let before = access::get::<Integration>(tx, id)?
+            .ok_or_else(|| AppError::not_found("integration", id))?;
+        let mut i = before.clone();
+        let mut e = FieldErrors::new();
+        if let Some(s) = patch.service_id {
+            check_service(tx, &mut e, s)?;
+            i.service_id = s;
+        }
+        if let Some(s) = &patch.settings {
+            check_settings(&mut e, i.kind, s);
+            i.settings = s.clone();
+        }
+        e.into_result()?;
+        if let Some(n) = &name {
+            i.name = n.clone();
+        }
+        if let Some(p) = patch.escalation_policy_id {
+            i.escalation_policy_id = p;
+        }
+        i.updated_at = now;
+        access::put(tx, &i)?;
+        let changes = audit::diff(
+            &serde_json::to_value(&before).unwrap_or_default(),
+            &serde_json::to_value(&i).unwrap_or_default(),
+        );
+        super::audit::record(
+            tx,
+            now,
+            &who,
+            "integration.update",
+            ("integration", id),
+            format!("changed integration {}", i.name),
+            changes,
+        )?;
+        Ok::<_, AppError>(i)
+    })
+    .await?;
     Ok(view(app, &i, None))
 }
 
@@ -319,30 +316,27 @@ pub async fn rotate(app: &App, actor: &Actor, id: u64) -> AppResult<IntegrationV
     let hint: String = token.chars().take(4).collect();
     let now = app.clock.now();
     let who = actor.reference.clone();
-    let i = app
-        .store
-        .write(move |tx| {
-            let mut i = access::get::<Integration>(tx, id)?
-                .ok_or_else(|| AppError::not_found("integration", id))?;
-            access::delete_raw(tx, tables::INTEGRATIONS_BY_TOKEN, i.token_hash.as_bytes())?;
-            i.token_hash = hash.clone();
-            i.token_hint = hint.clone();
-            i.updated_at = now;
-            access::put(tx, &i)?;
-            access::put_id(tx, tables::INTEGRATIONS_BY_TOKEN, hash.as_bytes(), id)?;
-            super::audit::record(
-                tx,
-                now,
-                &who,
-                "integration.rotate",
-                ("integration", id),
-                format!("rotated the token of {}", i.name),
-                serde_json::json!({"token": {"from": "[redacted]", "to": "[redacted]"}}),
-            )?;
-            Ok::<_, AppError>(i)
-        })
-        .await?;
-    app.integration_tokens.clear();
+    let i = change(app, move |tx| {
+        let mut i = access::get::<Integration>(tx, id)?
+            .ok_or_else(|| AppError::not_found("integration", id))?;
+        access::delete_raw(tx, tables::INTEGRATIONS_BY_TOKEN, i.token_hash.as_bytes())?;
+        i.token_hash = hash.clone();
+        i.token_hint = hint.clone();
+        i.updated_at = now;
+        access::put(tx, &i)?;
+        access::put_id(tx, tables::INTEGRATIONS_BY_TOKEN, hash.as_bytes(), id)?;
+        super::audit::record(
+            tx,
+            now,
+            &who,
+            "integration.rotate",
+            ("integration", id),
+            format!("rotated the token of {}", i.name),
+            serde_json::json!({"token": {"from": "[redacted]", "to": "[redacted]"}}),
+        )?;
+        Ok::<_, AppError>(i)
+    })
+    .await?;
     Ok(view(app, &i, Some(token)))
 }
 
@@ -351,25 +345,23 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
     require(actor, Permission::IntegrationWrite)?;
     let now = app.clock.now();
     let who = actor.reference.clone();
-    app.store
-        .write(move |tx| {
-            let i = access::get::<Integration>(tx, id)?
-                .ok_or_else(|| AppError::not_found("integration", id))?;
-            access::delete::<Integration>(tx, id)?;
-            access::delete_raw(tx, tables::INTEGRATIONS_BY_TOKEN, i.token_hash.as_bytes())?;
-            super::audit::record(
-                tx,
-                now,
-                &who,
-                "integration.delete",
-                ("integration", id),
-                format!("deleted integration {}", i.name),
-                audit::deleted(&serde_json::to_value(&i).unwrap_or_default()),
-            )?;
-            Ok::<_, AppError>(())
-        })
-        .await?;
-    app.integration_tokens.clear();
+    change(app, move |tx| {
+        let i = access::get::<Integration>(tx, id)?
+            .ok_or_else(|| AppError::not_found("integration", id))?;
+        access::delete::<Integration>(tx, id)?;
+        access::delete_raw(tx, tables::INTEGRATIONS_BY_TOKEN, i.token_hash.as_bytes())?;
+        super::audit::record(
+            tx,
+            now,
+            &who,
+            "integration.delete",
+            ("integration", id),
+            format!("deleted integration {}", i.name),
+            audit::deleted(&serde_json::to_value(&i).unwrap_or_default()),
+        )?;
+        Ok::<_, AppError>(())
+    })
+    .await?;
     Ok(())
 }
 
@@ -400,6 +392,25 @@ impl TokenCache {
         inner.generation += 1;
         inner.by_hash.clear();
     }
+}
+
+/// Runs an integration change, then clears the token cache: in a task of its own, so that
+/// a caller that goes away (a timeout, a disconnect) cannot leave the change committed
+/// and the cache stale.
+async fn change<T, F>(app: &App, op: F) -> AppResult<T>
+where
+    T: Send + 'static,
+    F: FnMut(&redb::WriteTransaction) -> AppResult<T> + Send + 'static,
+{
+    let store = app.store.clone();
+    let tokens = app.integration_tokens.clone();
+    tokio::spawn(async move {
+        let result = store.write(op).await;
+        tokens.clear();
+        result
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("an integration change stopped: {e}")))?
 }
 
 /// The integration a token belongs to, if its kind is `kind`.

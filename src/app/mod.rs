@@ -56,7 +56,7 @@ pub struct App {
     /// Folds concurrent ingestion requests into one store operation.
     pub ingest_queue: ingest_queue::IngestQueue,
     /// Integrations by token, for the webhooks.
-    pub integration_tokens: integrations::TokenCache,
+    pub integration_tokens: Arc<integrations::TokenCache>,
 }
 
 impl std::fmt::Debug for App {
@@ -97,7 +97,7 @@ impl App {
         Ok(App {
             bound_url: std::sync::OnceLock::new(),
             ingest_queue: ingest_queue::IngestQueue::default(),
-            integration_tokens: integrations::TokenCache::default(),
+            integration_tokens: Arc::default(),
             tokens: TokenKeys::new(&secret),
             throttle,
             config: Arc::new(config),

@@ -192,31 +192,20 @@ impl Store {
         std::mem::take(&mut *self.inner.backlog.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Applies records of the backlog durably, in the order given, so that they are never
-    /// replayed again; `(sequence number, operation)` each. Call before serving. Answers
-    /// each operation's result, in order.
-    pub async fn replay<T, E, F>(&self, ops: Vec<(u64, F)>) -> Vec<Result<T, E>>
+    /// Applies records of the backlog durably in one transaction: `op` applies every
+    /// record up to `last_seq` not yet replayed, in order, and the commit marks them
+    /// replayed. Call in order, before serving; if `op` fails nothing of it is kept.
+    pub async fn replay<T, E, F>(&self, last_seq: u64, op: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
-        let mut pending = Vec::with_capacity(ops.len());
-        for (seq, op) in ops {
-            let how = writer::Submit {
-                replayed: Some(seq),
-                ..writer::Submit::plain(false)
-            };
-            pending.push(self.inner.writer.enqueue(op, how).await);
-        }
-        let mut out = Vec::with_capacity(pending.len());
-        for p in pending {
-            out.push(match p {
-                Ok(answer) => answer.await,
-                Err(e) => Err(e),
-            });
-        }
-        out
+        let how = writer::Submit {
+            replayed: Some(last_seq),
+            ..writer::Submit::plain(false)
+        };
+        self.inner.writer.submit(op, how).await
     }
 
     /// Counts of commits and operations so far.

@@ -244,6 +244,13 @@ impl RedoLog {
         }
     }
 
+    /// Makes every later append fail, as a full or failing disk would.
+    #[cfg(test)]
+    pub(crate) fn break_for_test(&mut self) {
+        let path = &self.segments.last().expect("open() pushes a segment").1;
+        self.file = File::open(path).expect("reopen read-only");
+    }
+
     /// How many segment files exist.
     #[cfg(test)]
     pub(crate) fn segment_count(&self) -> usize {

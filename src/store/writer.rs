@@ -31,6 +31,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::error::StoreError;
 use super::redo::{LogRecord, RedoLog};
 
+/// How often a writer with logged commits pending checks that the log still works.
+const HEALTH_CHECK: Duration = Duration::from_millis(250);
+
 /// The META key of the highest redo sequence number a durable commit covers.
 pub(crate) const REDO_MARK_KEY: &[u8] = b"redo/applied";
 
@@ -188,12 +191,15 @@ impl Writer {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>(capacity.max(1));
         let counters = Arc::new(Counters::default());
         let (commit_tx, commit_rx) = watch::channel(0u64);
+        let commit_tx = Arc::new(commit_tx);
         // A private clock for the checkpoint deadline while waiting on the queue.
         let timer = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .map_err(|e| StoreError::Internal(format!("cannot start the writer's timer: {e}")))?;
-        let log = log.map(LogSide::start).transpose()?;
+        let log = log
+            .map(|setup| LogSide::start(setup, commit_tx.clone()))
+            .transpose()?;
         let mut state = WriterLoop {
             db,
             counters: counters.clone(),
@@ -312,6 +318,9 @@ enum LogMsg {
     Append(Vec<LogRecord>, Vec<Box<dyn Job>>),
     /// A durable commit covers every record up to this one.
     Checkpointed(u64),
+    /// A durable commit failed: callers parked after a failed append cannot be answered
+    /// with success.
+    CheckpointFailed(String),
 }
 
 /// The writer's side of the redo log.
@@ -328,20 +337,27 @@ struct LogSide {
     /// Whether commits since the last durable one rely on the log.
     pending: bool,
     last_durable: Instant,
+    /// After a failed checkpoint, when to try again.
+    retry_at: Option<Instant>,
     bytes_since: u64,
     interval: Duration,
     max_bytes: u64,
 }
 
 impl LogSide {
-    fn start(setup: LogSetup) -> Result<LogSide, StoreError> {
+    fn start(setup: LogSetup, commit_tx: Arc<watch::Sender<u64>>) -> Result<LogSide, StoreError> {
         let (to_log, from_writer) = std::sync::mpsc::channel();
         let healthy = Arc::new(AtomicBool::new(true));
-        let thread_healthy = healthy.clone();
-        let log = setup.log;
+        let log_thread = LogThread {
+            log: setup.log,
+            healthy: healthy.clone(),
+            commit_tx,
+            failed: false,
+            parked: Vec::new(),
+        };
         let thread = std::thread::Builder::new()
             .name("incidentd-redo".into())
-            .spawn(move || run_log(log, from_writer, thread_healthy))
+            .spawn(move || log_thread.run(from_writer))
             .map_err(|e| StoreError::Internal(format!("cannot start the redo log thread: {e}")))?;
         Ok(LogSide {
             to_log: Some(to_log),
@@ -352,6 +368,7 @@ impl LogSide {
             persisted: setup.mark,
             pending: false,
             last_durable: Instant::now(),
+            retry_at: None,
             bytes_since: 0,
             interval: setup.checkpoint_interval,
             max_bytes: setup.checkpoint_bytes,
@@ -363,9 +380,20 @@ impl LogSide {
             && (self.last_durable.elapsed() >= self.interval || self.bytes_since >= self.max_bytes)
     }
 
-    /// When the writer must checkpoint if nothing arrives.
+    /// When the writer must checkpoint if nothing arrives: at once when the log failed
+    /// (callers wait for it), but not more often than a failing checkpoint allows.
     fn deadline(&self) -> Option<Instant> {
-        self.pending.then(|| self.last_durable + self.interval)
+        if !self.pending {
+            return None;
+        }
+        // The log thread cannot wake this one when an append fails, so while logged
+        // commits are pending the writer looks again every quarter second.
+        let due = if self.healthy.load(Ordering::Relaxed) {
+            (self.last_durable + self.interval).min(Instant::now() + HEALTH_CHECK)
+        } else {
+            Instant::now()
+        };
+        Some(self.retry_at.map_or(due, |r| r.max(due)))
     }
 
     fn send(&self, msg: LogMsg) {
@@ -393,37 +421,87 @@ impl LogSide {
 
 /// The log thread: appends what the writer committed, one `fdatasync` for everything
 /// queued meanwhile, then answers those callers.
-fn run_log(mut log: RedoLog, rx: std::sync::mpsc::Receiver<LogMsg>, healthy: Arc<AtomicBool>) {
-    while let Ok(first) = rx.recv() {
-        let mut records = Vec::new();
-        let mut jobs = Vec::new();
-        let mut mark = None;
-        let mut take = |msg| match msg {
-            LogMsg::Append(r, j) => {
-                records.extend(r);
-                jobs.extend(j);
+///
+/// After a failed append the file may end in a torn record, and anything appended behind
+/// it would never be read back: the log stops for good (until a restart opens a new
+/// segment) and the writer makes every commit durable. The callers whose records were not
+/// written are parked: their changes are in redb already (not yet fsync'd), so they are
+/// answered with success once a checkpoint covers them, or with an error if it fails.
+struct LogThread {
+    log: RedoLog,
+    healthy: Arc<AtomicBool>,
+    commit_tx: Arc<watch::Sender<u64>>,
+    failed: bool,
+    /// `(sequence number, caller)` waiting for a checkpoint after a failure.
+    parked: Vec<(u64, Box<dyn Job>)>,
+}
+
+impl LogThread {
+    fn run(mut self, rx: std::sync::mpsc::Receiver<LogMsg>) {
+        while let Ok(first) = rx.recv() {
+            let mut records = Vec::new();
+            let mut jobs = Vec::new();
+            let mut mark = None;
+            let mut checkpoint_error = None;
+            let mut take = |msg| match msg {
+                LogMsg::Append(r, j) => {
+                    records.extend(r);
+                    jobs.extend(j);
+                }
+                LogMsg::Checkpointed(m) => mark = Some(m),
+                LogMsg::CheckpointFailed(e) => checkpoint_error = Some(e),
+            };
+            take(first);
+            while let Ok(msg) = rx.try_recv() {
+                take(msg);
             }
-            LogMsg::Checkpointed(m) => mark = Some(m),
-        };
-        take(first);
-        while let Ok(msg) = rx.try_recv() {
-            take(msg);
+            if !records.is_empty() {
+                self.append(records, jobs);
+            }
+            if let Some(e) = checkpoint_error {
+                for (_, job) in self.parked.drain(..) {
+                    job.fail(StoreError::Internal(format!(
+                        "the redo log and the checkpoint both failed: {e}"
+                    )));
+                }
+            }
+            if let Some(m) = mark {
+                self.log.discard_through(m);
+                let (covered, waiting) = std::mem::take(&mut self.parked)
+                    .into_iter()
+                    .partition::<Vec<_>, _>(|(seq, _)| *seq <= m);
+                self.parked = waiting;
+                covered.into_iter().for_each(|(_, job)| job.answer());
+            }
         }
-        if !records.is_empty() {
-            match log.append(&records) {
-                Ok(()) => jobs.into_iter().for_each(|j| j.answer()),
+        // Shutdown: the writer's final checkpoint came first; anything still parked was
+        // not covered by it.
+        for (_, job) in self.parked.drain(..) {
+            job.fail(StoreError::Closed);
+        }
+    }
+
+    fn append(&mut self, records: Vec<LogRecord>, jobs: Vec<Box<dyn Job>>) {
+        if !self.failed {
+            match self.log.append(&records) {
+                Ok(()) => {
+                    jobs.into_iter().for_each(|j| j.answer());
+                    // Only now may background workers act on what these callers wrote.
+                    self.commit_tx.send_modify(|n| *n += 1);
+                    return;
+                }
                 Err(e) => {
-                    healthy.store(false, Ordering::Relaxed);
-                    tracing::error!(error = %e, "redo log append failed; every commit is durable from now on");
-                    for job in jobs {
-                        job.fail(StoreError::Internal(e.to_string()));
-                    }
+                    self.failed = true;
+                    self.healthy.store(false, Ordering::Relaxed);
+                    tracing::error!(
+                        error = %e,
+                        "redo log append failed; the log is off and every commit is durable until a restart"
+                    );
                 }
             }
         }
-        if let Some(m) = mark {
-            log.discard_through(m);
-        }
+        let seqs = records.iter().map(|(seq, _)| *seq);
+        self.parked.extend(seqs.zip(jobs));
     }
 }
 
@@ -431,7 +509,9 @@ fn run_log(mut log: RedoLog, rx: std::sync::mpsc::Receiver<LogMsg>, healthy: Arc
 struct WriterLoop {
     db: Arc<Database>,
     counters: Arc<Counters>,
-    commit_tx: watch::Sender<u64>,
+    /// Ticked after every durable commit here, and by the log thread once logged
+    /// commits are on disk.
+    commit_tx: Arc<watch::Sender<u64>>,
     log: Option<LogSide>,
     max_batch: usize,
 }
@@ -448,7 +528,12 @@ impl WriterLoop {
                     match timer.block_on(wait) {
                         Ok(job) => job,
                         Err(_elapsed) => {
-                            self.checkpoint();
+                            let needed = self.log.as_ref().is_some_and(|l| {
+                                l.checkpoint_due() || !l.healthy.load(Ordering::Relaxed)
+                            });
+                            if needed {
+                                self.checkpoint();
+                            }
                             continue;
                         }
                     }
@@ -464,7 +549,6 @@ impl WriterLoop {
                 }
             }
             self.commit_batch(&mut batch);
-            self.commit_tx.send_modify(|n| *n += 1);
         }
         self.checkpoint();
         if let Some(log) = &mut self.log {
@@ -541,15 +625,19 @@ impl WriterLoop {
         mut tx: WriteTransaction,
         mark: Option<u64>,
     ) -> Result<(), StoreError> {
-        if let Some(mark) = mark
-            && self.log.as_ref().is_some_and(|l| mark != l.persisted)
-        {
-            super::access::put_id(&tx, super::tables::META, REDO_MARK_KEY, mark)?;
-        }
-        tx.set_durability(Durability::Immediate)?;
-        if let Err(e) = tx.commit() {
-            let err = StoreError::Db(e.into());
+        let write_mark = mark.filter(|m| self.log.as_ref().is_some_and(|l| *m != l.persisted));
+        let committed = write_mark
+            .map_or(Ok(()), |m| {
+                super::access::put_id(&tx, super::tables::META, REDO_MARK_KEY, m)
+            })
+            .and_then(|()| Ok(tx.set_durability(Durability::Immediate)?))
+            .and_then(|()| tx.commit().map_err(|e| StoreError::Db(e.into())));
+        if let Err(err) = committed {
             tracing::error!(error = %err, "commit failed");
+            if let Some(log) = &mut self.log {
+                log.retry_at = Some(Instant::now() + Duration::from_secs(1));
+                log.send(LogMsg::CheckpointFailed(err.to_string()));
+            }
             return Err(err);
         }
         self.counters.commits.fetch_add(1, Ordering::Relaxed);
@@ -562,8 +650,10 @@ impl WriterLoop {
             log.pending = false;
             log.bytes_since = 0;
             log.last_durable = Instant::now();
+            log.retry_at = None;
             log.send(LogMsg::Checkpointed(mark));
         }
+        self.commit_tx.send_modify(|n| *n += 1);
         Ok(())
     }
 
@@ -622,5 +712,110 @@ impl WriterLoop {
 fn fail_all(batch: &mut Vec<Box<dyn Job>>, err: &StoreError) {
     for job in batch.drain(..) {
         job.fail(StoreError::Internal(err.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::access::{self, Reader};
+    use crate::store::tables;
+    use redb::ReadableDatabase;
+
+    fn start(dir: &std::path::Path, log: RedoLog) -> (Arc<Database>, Writer) {
+        let db =
+            Arc::new(crate::store::open_database(&dir.join("s.redb"), 1 << 20).expect("database"));
+        {
+            let tx = db.begin_write().expect("tx");
+            tx.open_table(tables::META).expect("meta");
+            tx.commit().expect("commit");
+        }
+        let setup = LogSetup {
+            log,
+            next_seq: 1,
+            mark: 0,
+            checkpoint_interval: Duration::from_secs(3600),
+            checkpoint_bytes: u64::MAX,
+        };
+        let writer = Writer::start(db.clone(), 64, 64, Some(setup)).expect("writer");
+        (db, writer)
+    }
+
+    fn logged(record: &str) -> Submit {
+        Submit {
+            record: Some(record.as_bytes().to_vec()),
+            ..Submit::plain(true)
+        }
+    }
+
+    /// A failing redo log must not lose what its callers wrote, nor answer them before it
+    /// is durable: the writer checkpoints at once and the callers are answered then.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_append_is_answered_after_a_checkpoint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = RedoLog::open(&dir.path().join("redo"), 1).expect("log");
+        log.break_for_test();
+        let (db, writer) = start(dir.path(), log);
+        let put = |key: &'static [u8]| {
+            move |tx: &WriteTransaction| access::put_raw(tx, tables::META, key, b"v")
+        };
+        writer
+            .submit(put(b"k1"), logged("one"))
+            .await
+            .expect("answered once checkpointed");
+        let stats = writer.stats();
+        assert!(stats.durable_commits >= 1, "{stats:?}");
+        // From now on logged writes are plain durable commits.
+        writer
+            .submit(put(b"k2"), logged("two"))
+            .await
+            .expect("durable write");
+        writer.shutdown().await;
+        let r = db.begin_read().expect("read");
+        for key in [&b"k1"[..], b"k2"] {
+            assert_eq!(
+                r.get_raw(tables::META, key).expect("get").as_deref(),
+                Some(&b"v"[..])
+            );
+        }
+        assert_eq!(
+            access::get_id(&r, tables::META, REDO_MARK_KEY).expect("mark"),
+            Some(1),
+            "the checkpoint covers the record the log could not take"
+        );
+    }
+
+    /// Logged writes commit without redb's fsync; a plain write after them is a durable
+    /// commit that marks them covered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_plain_write_checkpoints_the_logged_ones_before_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = RedoLog::open(&dir.path().join("redo"), 1).expect("log");
+        let (db, writer) = start(dir.path(), log);
+        for (i, key) in [&b"a"[..], b"b", b"c"].into_iter().enumerate() {
+            writer
+                .submit(
+                    move |tx: &WriteTransaction| access::put_raw(tx, tables::META, key, b"v"),
+                    logged(&format!("record {i}")),
+                )
+                .await
+                .expect("logged");
+        }
+        assert_eq!(writer.stats().durable_commits, 0);
+        writer
+            .submit(
+                |tx: &WriteTransaction| access::put_raw(tx, tables::META, b"plain", b"v"),
+                Submit::plain(false),
+            )
+            .await
+            .expect("plain");
+        assert_eq!(writer.stats().durable_commits, 1);
+        let r = db.begin_read().expect("read");
+        assert_eq!(
+            access::get_id(&r, tables::META, REDO_MARK_KEY).expect("mark"),
+            Some(3)
+        );
+        drop(r);
+        writer.shutdown().await;
     }
 }
