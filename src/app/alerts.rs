@@ -257,7 +257,7 @@ impl AlertIds {
         self.last
     }
 
-    fn finish(self, tx: &WriteTransaction) -> Result<(), StoreError> {
+    fn finish(&self, tx: &WriteTransaction) -> Result<(), StoreError> {
         if self.last > self.start {
             access::bump_sequence(tx, tables::ALERTS, self.last)?;
         }
@@ -597,7 +597,7 @@ impl<'t> Session<'t> {
         if let Some(mut tables) = self.tables.take() {
             tables.flush()?;
         }
-        std::mem::replace(&mut self.ids, AlertIds { start: 0, last: 0 }).finish(tx)?;
+        self.ids.finish(tx)?;
         for (incident_id, touch) in std::mem::take(&mut self.touches) {
             let (Some(actor), Some(now)) = (touch.actor.clone(), touch.now) else {
                 continue;

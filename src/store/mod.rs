@@ -35,7 +35,7 @@ pub const STORE_FILE: &str = "incidentd.redb";
 pub struct StoreOptions {
     /// redb page cache, in bytes.
     pub cache_bytes: usize,
-    /// Writes that may wait for the writer before `try_write` sheds load.
+    /// Writes that may wait for the writer before `try_write_logged` sheds load.
     pub queue_capacity: usize,
     /// Most operations folded into one transaction.
     pub max_batch: usize,
@@ -155,23 +155,10 @@ impl Store {
             .await
     }
 
-    /// Like [`Store::write`], but fails at once with [`StoreError::Busy`] when the queue is
-    /// full, so that the ingest path can shed load with 503 instead of piling up.
-    pub async fn try_write<T, E, F>(&self, op: F) -> Result<T, E>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
-    {
-        self.inner
-            .writer
-            .submit(op, writer::Submit::plain(true))
-            .await
-    }
-
-    /// Like [`Store::try_write`] for an operation that `record` describes completely: it is
+    /// Like [`Store::write`] for an operation that `record` describes completely: it is
     /// acknowledged once `record` is in the redo log, and redb is fsync'd later (see
-    /// [`redo`]). After a crash, [`Store::take_redo_backlog`] hands the record back for
+    /// [`redo`]). Fails at once with [`StoreError::Busy`] when the queue is full, so that
+    /// the ingest path sheds load with 503 instead of piling up. After a crash, [`Store::take_redo_backlog`] hands the record back for
     /// replay, so `op` must be a deterministic function of the store and the record.
     pub async fn try_write_logged<T, E, F>(&self, record: Vec<u8>, op: F) -> Result<T, E>
     where
