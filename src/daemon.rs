@@ -117,6 +117,7 @@ impl Running {
         for task in self.tasks {
             let _ = tokio::time::timeout(grace, task).await;
         }
+        self.app.ingest_queue.shutdown().await;
         self.app.store.shutdown().await;
         tracing::info!("incidentd stopped");
     }

@@ -152,6 +152,16 @@ async fn kill_9_mid_stream_and_restart(
         assert!(Instant::now() < deadline, "no progress before the kill");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    if expect_checkpoint {
+        // Application trails the acknowledgements: keep posting until one checkpoint is in.
+        while scrape("incidentd_store_durable_commits").await <= durable_before {
+            assert!(
+                Instant::now() < deadline,
+                "no checkpoint before the deadline"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
     let durable_commits = scrape("incidentd_store_durable_commits").await - durable_before;
     let logged = scrape("incidentd_store_logged_operations").await;
     println!("before the kill: {durable_commits} checkpoints, {logged} logged operations");

@@ -485,3 +485,44 @@ async fn integration_changes_apply_to_the_next_webhook() {
         .await
         .assert_problem(404);
 }
+
+/// `?wait=` takes `durable` (the default, 202 once stored) or `applied` (200 with what the
+/// alerts did); anything else is refused with a reason and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wait_parameter_is_validated_and_chooses_the_answer() {
+    let d = TestDaemon::start().await;
+    let int = d.integration("alertmanager", json!({})).await;
+    let body = am_webhook(
+        "{}:{alertname=\"Wait\"}",
+        vec![am_alert(
+            "firing",
+            json!({"alertname": "Wait", "instance": "a"}),
+        )],
+    );
+    let bad = d
+        .post_raw(
+            &format!("/hooks/alertmanager/{}?wait=later", int.token),
+            body.to_string().into_bytes(),
+        )
+        .await;
+    let reasons = assert_invalid_field(&bad, "wait");
+    assert!(reasons[0].contains("durable or applied"), "{reasons:?}");
+    assert_eq!(d.counts().await, (0, 0), "a refused request stores nothing");
+
+    let durable = d
+        .post_raw(
+            &format!("/hooks/alertmanager/{}?wait=durable", int.token),
+            body.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(durable.status, 202, "{}", durable.text);
+    assert_eq!(durable.body["status"], "accepted");
+    assert_eq!(durable.body["alerts"], 1);
+    // Read right after the answer: the API waits until the alert is applied.
+    assert_eq!(d.counts().await, (1, 1));
+
+    let applied = d.hook("alertmanager", &int.token, &body).await;
+    assert_eq!(applied.status, 200, "{}", applied.text);
+    assert_eq!(applied.body["deduplicated"], 1, "{}", applied.text);
+    assert_eq!(d.counts().await, (1, 1));
+}

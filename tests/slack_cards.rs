@@ -64,7 +64,7 @@ async fn alertmanager_incident(env: &SlackEnv) -> u64 {
     .expect("fixture");
     let res = d
         .http
-        .post(d.url(&format!("/hooks/alertmanager/{token}")))
+        .post(d.url(&format!("/hooks/alertmanager/{token}?wait=applied")))
         .header("content-type", "application/json")
         .body(payload)
         .send()

@@ -1,20 +1,21 @@
 //! Inbound alert webhooks: `/hooks/{alertmanager,grafana,generic}[/{token}]` and the
 //! PagerDuty Events API v2 compatible `/v2/enqueue`.
 //!
-//! A 2xx means every alert of the request is durably stored. When the write queue is full
+//! A 2xx means every alert of the request is durably stored (202; with `?wait=applied`,
+//! 200 with what the alerts did, once that is applied too). When the write queue is full
 //! the answer is 503 with `Retry-After`, never 429: Alertmanager retries only 5xx.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{AppState, RawBody};
 use super::problem::Problem;
-use crate::app::alerts::{self, IngestSummary};
+use crate::app::alerts::{self, IngestSummary, Wait};
 use crate::app::{AppError, FieldErrors, integrations};
 use crate::domain::integration::IntegrationKind;
 use crate::ingest::{self, IngestError};
@@ -36,37 +37,85 @@ impl From<IngestError> for AppError {
     }
 }
 
+/// `?wait=` on the alert webhooks.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HookParams {
+    /// `durable` (the default): answer 202 once the alerts are durably stored. `applied`:
+    /// answer 200 with what they did (incidents opened, alerts deduplicated...) once
+    /// that is applied too, which takes longer under load.
+    pub wait: Option<String>,
+}
+
+impl HookParams {
+    fn wait(&self) -> Result<Wait, AppError> {
+        match self.wait.as_deref().map(str::trim) {
+            None | Some("") | Some("durable") => Ok(Wait::Durable),
+            Some("applied") => Ok(Wait::Applied),
+            Some(other) => Err(FieldErrors::single(
+                "wait",
+                format!("must be durable or applied (got '{other}')"),
+            )),
+        }
+    }
+}
+
+/// The answer to a webhook whose alerts are durably stored, before they are applied.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// Always `accepted`.
+    pub status: &'static str,
+    /// Alerts in the payload.
+    pub alerts: usize,
+    /// Alerts the sender said it left out (Alertmanager's `truncatedAlerts`).
+    pub truncated: u64,
+}
+
 async fn receive(
     app: &AppState,
     kind: IntegrationKind,
     token: Option<String>,
+    params: &HookParams,
     body: &[u8],
-) -> Result<Json<IngestSummary>, AppError> {
+) -> Result<Response, AppError> {
+    let wait = params.wait()?;
     let token = token.ok_or_else(|| AppError::not_found("integration", "without a token"))?;
     let integration = integrations::by_token(app, kind, &token)?;
     let batch = ingest::parse(kind, body, &integration.settings)?;
+    let (alerts, truncated) = (batch.alerts.len(), batch.truncated);
     metrics::counter!("incidentd_alerts_received_total", "kind" => kind.as_str())
-        .increment(batch.alerts.len() as u64);
-    Ok(Json(alerts::ingest(app, integration, batch).await?))
+        .increment(alerts as u64);
+    Ok(match alerts::ingest(app, integration, batch, wait).await? {
+        Some(summary) => Json(summary).into_response(),
+        None => (
+            StatusCode::ACCEPTED,
+            Json(Accepted {
+                status: "accepted",
+                alerts,
+                truncated,
+            }),
+        )
+            .into_response(),
+    })
 }
 
 macro_rules! hook {
     ($with_token:ident, $with_header:ident, $kind:expr, $path:literal, $doc:literal) => {
         #[doc = $doc]
-        #[utoipa::path(post, path = concat!($path, "/{token}"), tag = "hooks", params(("token" = String, Path, description = "The integration token")),
+        #[utoipa::path(post, path = concat!($path, "/{token}"), tag = "hooks", params(("token" = String, Path, description = "The integration token"), HookParams),
             request_body(content = Object, description = "The sender's payload"),
-            responses((status = 200, body = IngestSummary), (status = 400, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
-        pub async fn $with_token(State(app): State<AppState>, Path(token): Path<String>, RawBody(body): RawBody) -> Result<Json<IngestSummary>, AppError> {
-            receive(&app, $kind, Some(token), &body).await
+            responses((status = 202, body = Accepted), (status = 200, body = IngestSummary, description = "With `?wait=applied`"), (status = 400, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+        pub async fn $with_token(State(app): State<AppState>, Path(token): Path<String>, Query(params): Query<HookParams>, RawBody(body): RawBody) -> Result<Response, AppError> {
+            receive(&app, $kind, Some(token), &params, &body).await
         }
 
         #[doc = $doc]
         #[doc = " The token comes as `Authorization: Bearer <token>`."]
-        #[utoipa::path(post, path = $path, tag = "hooks", security(("bearer" = [])),
+        #[utoipa::path(post, path = $path, tag = "hooks", security(("bearer" = [])), params(HookParams),
             request_body(content = Object, description = "The sender's payload"),
-            responses((status = 200, body = IngestSummary), (status = 400, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
-        pub async fn $with_header(State(app): State<AppState>, headers: HeaderMap, RawBody(body): RawBody) -> Result<Json<IngestSummary>, AppError> {
-            receive(&app, $kind, bearer(&headers), &body).await
+            responses((status = 202, body = Accepted), (status = 200, body = IngestSummary, description = "With `?wait=applied`"), (status = 400, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+        pub async fn $with_header(State(app): State<AppState>, headers: HeaderMap, Query(params): Query<HookParams>, RawBody(body): RawBody) -> Result<Response, AppError> {
+            receive(&app, $kind, bearer(&headers), &params, &body).await
         }
     };
 }
@@ -164,7 +213,7 @@ pub async fn enqueue(
         Err(e) => return e.into_response(),
     };
     metrics::counter!("incidentd_alerts_received_total", "kind" => "pagerduty").increment(1);
-    match alerts::ingest(&app, integration, event.batch).await {
+    match alerts::ingest(&app, integration, event.batch, Wait::Durable).await {
         Ok(_) => (StatusCode::ACCEPTED, Json(json!({"status": "success", "message": "Event processed", "dedup_key": event.dedup_key}))).into_response(),
         Err(AppError::Busy) => pd_error(StatusCode::SERVICE_UNAVAILABLE, "Busy; retry", vec!["the daemon is shedding load".into()]),
         Err(e) => e.into_response(),

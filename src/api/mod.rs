@@ -27,9 +27,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Request, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -76,9 +76,6 @@ impl utoipa::Modify for BearerScheme {
 /// Every documented route, with its handlers; also the source of the OpenAPI document.
 fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(health::healthz))
-        .routes(routes!(health::readyz))
-        .routes(routes!(health::metrics))
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
@@ -155,6 +152,33 @@ fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// The alert webhooks, with their own body limit.
+/// Liveness, readiness and metrics: answered at once, even while the store catches up.
+fn health_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+}
+
+/// How long a read waits for acknowledged ingestion to be applied before it gives up
+/// with 503.
+const CATCH_UP: Duration = Duration::from_secs(5);
+
+/// Makes a request wait until every alert already acknowledged to a sender is applied, so
+/// that the API never shows less than a webhook was told is stored (ingestion is
+/// acknowledged once durable in the redo log, and applied just after). Immediate unless
+/// the store is behind.
+async fn read_your_writes(
+    State(app): State<AppState>,
+    req: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    match app.store.caught_up(CATCH_UP).await {
+        Ok(()) => next.run(req).await,
+        Err(e) => crate::app::AppError::from(e).into_response(),
+    }
+}
+
 fn hook_routes(limit: usize) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(hooks::alertmanager))
@@ -170,13 +194,18 @@ fn hook_routes(limit: usize) -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of the API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().merge(hook_routes(0)).into_openapi()
+    health_routes()
+        .merge(routes())
+        .merge(hook_routes(0))
+        .into_openapi()
 }
 
 /// The whole HTTP application.
 pub fn router(app: Arc<App>) -> Router {
     metrics::install();
-    let (api, doc) = routes()
+    let barrier = axum::middleware::from_fn_with_state(app.clone(), read_your_writes);
+    let (api, doc) = health_routes()
+        .merge(routes().layer(barrier.clone()))
         .merge(hook_routes(app.config.http.hook_body_limit_bytes))
         .split_for_parts();
     let doc = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
@@ -202,7 +231,11 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .with_state(app.clone());
     if let Some(slack) = crate::chat::slack::router(app) {
-        all = all.merge(slack.layer(DefaultBodyLimit::max(body_limit)));
+        all = all.merge(
+            slack
+                .layer(DefaultBodyLimit::max(body_limit))
+                .layer(barrier),
+        );
     }
     all.fallback(problem::not_found)
     .layer(axum::middleware::from_fn(metrics::track))

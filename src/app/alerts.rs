@@ -25,6 +25,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::events::{self, Subject};
 use super::incidents::{self, Opening};
+pub use super::ingest_queue::Wait;
 use super::page::{Page, PageRequest, Take, walk};
 use super::{App, AppError, AppResult, FieldErrors, require};
 use crate::domain::actor::Actor;
@@ -107,10 +108,15 @@ impl IncidentCache {
 }
 
 /// Ingests a parsed batch for `integration`. Sheds load with [`AppError::Busy`] (503) when
-/// the queue is full. Answers once the batch is durable: in the redo log, which the store
-/// checkpoints into redb later (see [`super::ingest_queue`]).
-pub async fn ingest(app: &App, integration: Integration, batch: Batch) -> AppResult<IngestSummary> {
-    super::ingest_queue::submit(app, integration, batch).await
+/// the queue is full. Answers once the batch is durable (in the redo log, see
+/// [`super::ingest_queue`]), and with what it did if `wait` is [`Wait::Applied`].
+pub async fn ingest(
+    app: &App,
+    integration: Integration,
+    batch: Batch,
+    wait: Wait,
+) -> AppResult<Option<IngestSummary>> {
+    super::ingest_queue::submit(app, integration, batch, wait).await
 }
 
 fn fp_key(integration: u64, fingerprint: &str) -> Vec<u8> {

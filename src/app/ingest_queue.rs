@@ -1,33 +1,48 @@
-//! Folds concurrent ingestion requests into one store operation.
+//! The logging thread of ingestion: folds concurrent requests into one redo record per
+//! log write, acknowledges them, and hands their operation to the store's writer.
 //!
-//! At one alert per request, the per-request part of ingestion (reading and rewriting the
-//! incident, its timeline entry and event, opening tables) costs more than the alert. The
-//! queue lets requests pile up while the store works on the previous group (at most
-//! [`IN_FLIGHT`] groups are in the store at once) and hands each group to the store as one
-//! logged operation: one transaction step, one incident update per incident, one redo
-//! record. A quiet daemon sends every request alone at once; a busy one folds them, which is
-//! group commit one level up.
+//! Every request's alerts must be durable before its 2xx, and at one alert per request
+//! what it costs to make them durable is the request's whole cost. So one thread does
+//! group commit for ingestion: it takes every request that arrived while it wrote the
+//! previous record, appends them as ONE record to the redo log (one `fdatasync`), answers
+//! them, and hands their application to the store's writer; records logged while the
+//! writer is busy fold into ONE store operation (one incident update per incident).
+//! Requests that arrive while it writes wait for the next record, so the busier the
+//! daemon, the bigger the records and operations; a quiet one handles every request alone
+//! at once.
+//!
+//! A request is answered once its record is on disk ([`Wait::Durable`]): from then on a
+//! crash cannot lose it, and readers wait until it is applied
+//! ([`crate::store::Store::caught_up`]). A sender that wants to know what its alerts did
+//! waits for the application too ([`Wait::Applied`]).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use redb::WriteTransaction;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::alerts::{IngestSummary, ingest_many_in_tx};
 use super::{App, AppError, AppResult};
 use crate::domain::alert::Batch;
 use crate::domain::integration::Integration;
 use crate::store::Store;
+use crate::store::redo::RedoAppender;
 
-/// Groups in the store at once: while one is applied, the ones before wait for their redo
-/// record to reach the disk and the next is already queued, so the writer never waits for
-/// the queue. Measured on 2 cores: 2 left the writer idle a tenth of the time at 100
-/// alerts per request; 4 and 6 did equally well.
-const IN_FLIGHT: usize = 4;
-/// Most requests folded into one group.
+/// Most requests folded into one record.
 const MAX_GROUP: usize = 512;
+
+/// What an ingestion request waits for before it is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Its alerts are durably stored (in the redo log).
+    Durable,
+    /// Also applied: incidents opened or updated, with what happened to each alert.
+    Applied,
+}
 
 /// Everything one ingestion depends on besides the store. Replaying it against the store
 /// as it was gives the same result: ingestion reads nothing else (the clock is in the
@@ -78,13 +93,22 @@ struct Waiting {
     record: IngestRecord,
     /// Its [`RequestRecord`] as JSON, encoded on the request's own task.
     encoded: Vec<u8>,
-    reply: oneshot::Sender<AppResult<IngestSummary>>,
+    /// Told once the request is durable (or why it is not).
+    durable: oneshot::Sender<AppResult<()>>,
+    /// Told what the request did once applied, if the sender waits for that.
+    applied: Option<oneshot::Sender<AppResult<IngestSummary>>>,
 }
 
-/// The queue in front of the store's writer for ingestion; started on first use.
+/// The queue in front of the logging thread; the thread starts on first use.
 #[derive(Default)]
 pub struct IngestQueue {
-    sender: OnceLock<mpsc::Sender<Waiting>>,
+    running: Mutex<Option<Running>>,
+}
+
+/// The logging thread and the way to it.
+struct Running {
+    sender: std::sync::mpsc::SyncSender<Waiting>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for IngestQueue {
@@ -94,22 +118,52 @@ impl std::fmt::Debug for IngestQueue {
 }
 
 impl IngestQueue {
-    fn sender(&self, app: &App) -> &mpsc::Sender<Waiting> {
-        self.sender.get_or_init(|| {
-            let (tx, rx) = mpsc::channel(app.config.store.write_queue.max(1));
-            tokio::spawn(run(app.store.clone(), rx));
-            tx
-        })
+    fn sender(&self, app: &App) -> AppResult<std::sync::mpsc::SyncSender<Waiting>> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = running.as_ref() {
+            return Ok(r.sender.clone());
+        }
+        let (sender, rx) = std::sync::mpsc::sync_channel(app.config.store.write_queue.max(1));
+        let logger = Logger::new(
+            app.store.clone(),
+            app.store.take_redo_appender(),
+            tokio::runtime::Handle::current(),
+        );
+        let thread = std::thread::Builder::new()
+            .name("incidentd-ingest".into())
+            .spawn(move || logger.run(rx))
+            .map_err(|e| AppError::Internal(format!("cannot start the ingestion thread: {e}")))?;
+        *running = Some(Running {
+            sender: sender.clone(),
+            thread,
+        });
+        Ok(sender)
+    }
+
+    /// Stops taking requests and waits until every one taken is logged and handed to the
+    /// store (call before the store shuts down).
+    pub async fn shutdown(&self) {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(Running { sender, thread }) = running {
+            drop(sender);
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
     }
 }
 
-/// Ingests `batch` for `integration`: answers once it is durable (in the redo log). Sheds
-/// load with [`AppError::Busy`] (503) when the queue is full.
+/// Ingests `batch` for `integration`: answers once it is durable, and with what it did
+/// if `wait` is [`Wait::Applied`]. Sheds load with [`AppError::Busy`] (503) when the queue
+/// is full.
 pub(crate) async fn submit(
     app: &App,
     integration: Integration,
     batch: Batch,
-) -> AppResult<IngestSummary> {
+    wait: Wait,
+) -> AppResult<Option<IngestSummary>> {
     let record = IngestRecord {
         now: app.clock.now(),
         integration,
@@ -120,22 +174,233 @@ pub(crate) async fn submit(
         batch: &record.batch,
     })
     .map_err(|e| AppError::Internal(format!("cannot encode a redo record: {e}")))?;
-    let (reply, answer) = oneshot::channel();
+    let (durable, is_durable) = oneshot::channel();
+    let (applied, is_applied) = match wait {
+        Wait::Durable => (None, None),
+        Wait::Applied => {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        }
+    };
     let waiting = Waiting {
         record,
         encoded,
-        reply,
+        durable,
+        applied,
     };
+    let stopped = || AppError::Internal("ingestion stopped".into());
     app.ingest_queue
-        .sender(app)
+        .sender(app)?
         .try_send(waiting)
         .map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => AppError::Busy,
-            mpsc::error::TrySendError::Closed(_) => AppError::Internal("ingestion stopped".into()),
+            std::sync::mpsc::TrySendError::Full(_) => AppError::Busy,
+            std::sync::mpsc::TrySendError::Disconnected(_) => stopped(),
         })?;
-    answer
-        .await
-        .unwrap_or_else(|_| Err(AppError::Internal("ingestion stopped".into())))
+    is_durable.await.unwrap_or_else(|_| Err(stopped()))?;
+    match is_applied {
+        None => Ok(None),
+        Some(rx) => rx.await.unwrap_or_else(|_| Err(stopped())).map(Some),
+    }
+}
+
+/// What the senders who wait for the application of a record are told.
+type AppliedReplies = Vec<Option<oneshot::Sender<AppResult<IngestSummary>>>>;
+
+/// The logging thread.
+struct Logger {
+    store: Store,
+    /// `None` if another queue took it (then every write is a durable commit).
+    appender: Option<RedoAppender>,
+    /// Where the waits for applications run.
+    runtime: tokio::runtime::Handle,
+    /// Logged records not yet handed to the store, folded into one operation.
+    pending: Option<Pending>,
+    /// Operations handed to the store and not yet applied.
+    applying: Arc<AtomicUsize>,
+}
+
+/// Logged records waiting to be handed to the store as one operation.
+struct Pending {
+    records: Vec<IngestRecord>,
+    applied: AppliedReplies,
+    /// The last record's sequence number.
+    last_seq: u64,
+    bytes: u64,
+    alerts: usize,
+}
+
+/// Operations handed to the store at once. While the writer applies them, newly logged
+/// records fold into one pending operation: the busier the writer, the fewer and bigger
+/// its operations (one incident update per incident each).
+const APPLYING: usize = 2;
+
+/// Most alerts folded into one pending operation. A full one waits for the writer (and
+/// the log with it, so that requests queue and, past the queue, get 503): acknowledged
+/// alerts never trail their application by more than a few such operations.
+const MAX_PENDING_ALERTS: usize = 2048;
+
+/// How often a thread with a pending operation looks whether the writer has room.
+const PENDING_POLL: Duration = Duration::from_micros(250);
+
+impl Logger {
+    fn new(store: Store, appender: Option<RedoAppender>, runtime: tokio::runtime::Handle) -> Self {
+        Self {
+            store,
+            appender,
+            runtime,
+            pending: None,
+            applying: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Ends when every sender is gone and the queue is empty, with everything handed over.
+    fn run(mut self, rx: std::sync::mpsc::Receiver<Waiting>) {
+        loop {
+            let first = if self.pending.is_some() {
+                match rx.recv_timeout(PENDING_POLL) {
+                    Ok(w) => w,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        self.hand_over(false);
+                        continue;
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(w) => w,
+                    Err(_) => break,
+                }
+            };
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(w) => group.push(w),
+                    Err(_) => break,
+                }
+            }
+            self.log(group);
+        }
+        self.hand_over(true);
+    }
+
+    /// Hands the pending records to the store as one operation if the writer has room
+    /// (or `anyway`).
+    fn hand_over(&mut self, anyway: bool) {
+        if !anyway && self.applying.load(Ordering::Acquire) >= APPLYING {
+            let full = self
+                .pending
+                .as_ref()
+                .is_some_and(|p| p.alerts >= MAX_PENDING_ALERTS);
+            if !full {
+                return;
+            }
+            while self.applying.load(Ordering::Acquire) >= APPLYING {
+                std::thread::sleep(PENDING_POLL);
+            }
+        }
+        let Some(p) = self.pending.take() else { return };
+        let records = Arc::new(p.records);
+        let op = move |tx: &WriteTransaction| ingest_records(tx, records.iter());
+        match self.store.apply_logged(p.last_seq, p.bytes, op) {
+            Ok(outcome) => {
+                self.applying.fetch_add(1, Ordering::AcqRel);
+                let applying = self.applying.clone();
+                self.runtime.spawn(async move {
+                    let result = outcome.await;
+                    applying.fetch_sub(1, Ordering::AcqRel);
+                    answer_applied(result, p.applied);
+                });
+            }
+            // Shutting down: the records are replayed at the next start.
+            Err(e) => answer_applied(Err(e.into()), p.applied),
+        }
+    }
+
+    /// Logs a group as one record and answers each request once it is durable; the
+    /// application follows (see [`Logger::hand_over`]).
+    fn log(&mut self, group: Vec<Waiting>) {
+        let bytes = group_record(group.iter().map(|w| (&w.record, w.encoded.as_slice())));
+        let record_len = bytes.len() as u64;
+        let mut records = Vec::with_capacity(group.len());
+        let mut durable = Vec::with_capacity(group.len());
+        let mut applied: AppliedReplies = Vec::with_capacity(group.len());
+        for w in group {
+            records.push(w.record);
+            durable.push(w.durable);
+            applied.push(w.applied);
+        }
+        let appended = self.appender.as_mut().map(|a| a.append(bytes));
+        if let Some((seq, Ok(()))) = appended {
+            for d in durable {
+                let _ = d.send(Ok(()));
+            }
+            let p = self.pending.get_or_insert_with(|| Pending {
+                records: Vec::new(),
+                applied: Vec::new(),
+                last_seq: seq,
+                bytes: 0,
+                alerts: 0,
+            });
+            p.alerts += records.iter().map(|r| r.batch.alerts.len()).sum::<usize>();
+            p.records.extend(records);
+            p.applied.extend(applied);
+            p.last_seq = seq;
+            p.bytes += record_len;
+            self.hand_over(false);
+            return;
+        }
+        // Not in the log: a durable write, behind what is pending.
+        self.hand_over(true);
+        let records = Arc::new(records);
+        let op = move |tx: &WriteTransaction| ingest_records(tx, records.iter());
+        let seq = appended.map(|(seq, _)| seq);
+        match self.store.write_unlogged(seq, op) {
+            Ok(outcome) => {
+                self.runtime.spawn(async move {
+                    let result = outcome.await;
+                    for d in durable {
+                        let _ = d.send(match &result {
+                            Ok(_) => Ok(()),
+                            Err(e) => Err(shared_error(e)),
+                        });
+                    }
+                    answer_applied(result, applied);
+                });
+            }
+            Err(e) => {
+                let e = AppError::from(e);
+                for d in durable {
+                    let _ = d.send(Err(shared_error(&e)));
+                }
+            }
+        }
+    }
+}
+
+/// The same failure for each request of a group (`Busy` stays `Busy`: 503, not 500).
+fn shared_error(e: &AppError) -> AppError {
+    match e {
+        AppError::Busy => AppError::Busy,
+        other => AppError::Internal(other.to_string()),
+    }
+}
+
+/// Tells the senders who wait for the application what their requests did.
+fn answer_applied(result: AppResult<Vec<IngestSummary>>, applied: AppliedReplies) {
+    match result {
+        Ok(summaries) => {
+            for (reply, summary) in applied.into_iter().zip(summaries) {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(summary));
+                }
+            }
+        }
+        Err(e) => {
+            for reply in applied.into_iter().flatten() {
+                let _ = reply.send(Err(shared_error(&e)));
+            }
+        }
+    }
 }
 
 /// [`RequestRecord`] by reference, for encoding.
@@ -143,31 +408,6 @@ pub(crate) async fn submit(
 struct RequestRecordRef<'a> {
     now: DateTime<Utc>,
     batch: &'a Batch,
-}
-
-/// Takes what is waiting whenever a group slot is free.
-async fn run(store: Store, mut rx: mpsc::Receiver<Waiting>) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let Some(first) = rx.recv().await else {
-            return;
-        };
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(w) => group.push(w),
-                Err(_) => break,
-            }
-        }
-        let store = store.clone();
-        tokio::spawn(async move {
-            commit(&store, group).await;
-            drop(slot);
-        });
-    }
 }
 
 /// The redo record of requests: each distinct integration once, then the requests.
@@ -198,55 +438,6 @@ fn group_record<'a>(requests: impl Iterator<Item = (&'a IngestRecord, &'a [u8])>
     head.extend(serde_json::to_vec(&integrations).unwrap_or_else(|_| b"[]".to_vec()));
     head.extend(out);
     head
-}
-
-/// Ingests a group as one operation; if that fails, each request alone, so that one bad
-/// request fails only itself.
-async fn commit(store: &Store, group: Vec<Waiting>) {
-    let bytes = group_record(group.iter().map(|w| (&w.record, w.encoded.as_slice())));
-    let (records, replies): (Vec<_>, Vec<_>) = group
-        .into_iter()
-        .map(|w| ((w.record, w.encoded), w.reply))
-        .unzip();
-    let records: Arc<Vec<(IngestRecord, Vec<u8>)>> = Arc::new(records);
-    let shared = records.clone();
-    let together = store
-        .try_write_logged(bytes, move |tx| {
-            ingest_records(tx, shared.iter().map(|(r, _)| r))
-        })
-        .await;
-    match together {
-        Ok(summaries) => {
-            for (reply, summary) in replies.into_iter().zip(summaries) {
-                let _ = reply.send(Ok(summary));
-            }
-        }
-        Err(AppError::Busy) => {
-            for reply in replies {
-                let _ = reply.send(Err(AppError::Busy));
-            }
-        }
-        Err(e) if replies.len() == 1 => {
-            if let Some(reply) = replies.into_iter().next() {
-                let _ = reply.send(Err(e));
-            }
-        }
-        Err(_) => {
-            for (i, reply) in replies.into_iter().enumerate() {
-                let one = records.clone();
-                let bytes = group_record(std::iter::once((&records[i].0, records[i].1.as_slice())));
-                let alone = store
-                    .try_write_logged(bytes, move |tx| {
-                        ingest_records(tx, std::iter::once(&one[i].0))
-                    })
-                    .await;
-                let _ = reply.send(alone.and_then(|mut s| {
-                    s.pop()
-                        .ok_or_else(|| AppError::Internal("no summary for a request".into()))
-                }));
-            }
-        }
-    }
 }
 
 fn ingest_records<'a>(

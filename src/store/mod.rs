@@ -13,7 +13,7 @@ pub mod error;
 pub mod keys;
 pub mod migrations;
 pub mod records;
-pub(crate) mod redo;
+pub mod redo;
 pub mod tables;
 pub mod writer;
 
@@ -71,6 +71,8 @@ struct Inner {
     /// Logged writes that were acknowledged but never checkpointed, taken by
     /// [`Store::take_redo_backlog`] for replay at start-up.
     backlog: std::sync::Mutex<Vec<(u64, Vec<u8>)>>,
+    /// The redo log's writing end, until the logging thread takes it.
+    appender: std::sync::Mutex<Option<redo::RedoAppender>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -105,13 +107,16 @@ impl Store {
             );
         }
         let db = Arc::new(db);
+        let log = Arc::new(std::sync::Mutex::new(log));
+        let acked = Arc::new(std::sync::atomic::AtomicU64::new(mark));
+        let appender = redo::RedoAppender::new(log.clone(), last + 1, acked.clone());
         let writer = writer::Writer::start(
             db.clone(),
             options.queue_capacity,
             options.max_batch,
             Some(writer::LogSetup {
                 log,
-                next_seq: last + 1,
+                acked,
                 mark,
                 checkpoint_interval: options.checkpoint_interval,
                 checkpoint_bytes: options.checkpoint_bytes,
@@ -123,6 +128,7 @@ impl Store {
                 writer,
                 path: path.to_owned(),
                 backlog: std::sync::Mutex::new(backlog),
+                appender: std::sync::Mutex::new(Some(appender)),
             }),
         })
     }
@@ -155,22 +161,57 @@ impl Store {
             .await
     }
 
-    /// Like [`Store::write`] for an operation that `record` describes completely: it is
-    /// acknowledged once `record` is in the redo log, and redb is fsync'd later (see
-    /// [`redo`]). Fails at once with [`StoreError::Busy`] when the queue is full, so that
-    /// the ingest path sheds load with 503 instead of piling up. After a crash, [`Store::take_redo_backlog`] hands the record back for
-    /// replay, so `op` must be a deterministic function of the store and the record.
-    pub async fn try_write_logged<T, E, F>(&self, record: Vec<u8>, op: F) -> Result<T, E>
+    /// The redo log's writing end, for the one thread that logs (ingestion); `None` after
+    /// the first call. That thread appends a record that describes an operation
+    /// completely, acknowledges it (start-up replays the record after a crash, so the
+    /// operation must be a deterministic function of the store and the record), and then
+    /// hands the operation over with [`Store::apply_logged`], in log order. See [`redo`].
+    pub fn take_redo_appender(&self) -> Option<redo::RedoAppender> {
+        self.inner
+            .appender
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// From the logging thread (blocks while the queue is full): applies `op`, whose redo
+    /// record of `record_len` bytes is on disk under `seq`, without redb's fsync. Readers
+    /// that must see it wait with [`Store::caught_up`]. `op` may run more than once, and
+    /// is tried again until it succeeds: it was acknowledged.
+    pub fn apply_logged<T, E, F>(
+        &self,
+        seq: u64,
+        record_len: u64,
+        op: F,
+    ) -> Result<impl Future<Output = Result<T, E>> + use<T, E, F>, StoreError>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
-        let how = writer::Submit {
-            record: Some(record),
-            ..writer::Submit::plain(true)
-        };
-        self.inner.writer.submit(op, how).await
+        self.inner.writer.apply_logged(seq, record_len, op)
+    }
+
+    /// From the logging thread (blocks while the queue is full): `op` as a durable write,
+    /// for when the log could not take its record (`seq`, the number the log used up).
+    pub fn write_unlogged<T, E, F>(
+        &self,
+        seq: Option<u64>,
+        op: F,
+    ) -> Result<impl Future<Output = Result<T, E>> + use<T, E, F>, StoreError>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
+    {
+        self.inner.writer.write_unlogged(seq, op)
+    }
+
+    /// Waits until everything acknowledged through the redo log so far is applied, so
+    /// that what a sender was told is stored is also what a reader sees. Immediate when
+    /// nothing is behind; [`StoreError::Busy`] after `timeout`.
+    pub async fn caught_up(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
+        self.inner.writer.caught_up(timeout).await
     }
 
     /// The logged writes acknowledged after the last checkpoint, oldest first, as

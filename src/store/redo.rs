@@ -3,13 +3,15 @@
 //! A durable redb commit rewrites and fsyncs every B-tree page its transaction touched.
 //! Alert ingestion touches many (fingerprints are random keys), and at one alert per request
 //! the fsync alone caps throughput at "requests in flight / fsync latency". So ingestion,
-//! and only ingestion, commits to redb without an fsync (visible to readers at once, gone
-//! after a crash) and appends its input to this log; its 2xx waits for the log's
-//! `fdatasync`, one sequential write shared by everything queued meanwhile. A later durable
-//! redb commit (a checkpoint, see [`super::writer`]) makes older records redundant, and at
-//! start-up the records newer than the store's checkpoint mark are replayed in order
-//! through the same ingestion code, which is deterministic given the store and the record.
-//! This is the write-ahead logging every database does, applied to one use case.
+//! and only ingestion, appends its input to this log first (one `fdatasync`, one sequential
+//! write shared by every request that arrived meanwhile) and answers its 2xx then; redb
+//! gets the changes just after, in a commit without an fsync (visible to readers at once,
+//! gone after a crash), and readers wait for them if they are behind
+//! ([`super::Store::caught_up`]). A later durable redb commit (a checkpoint, see
+//! [`super::writer`]) makes older records redundant, and at start-up the records newer than
+//! the store's checkpoint mark are replayed in order through the same ingestion code, which
+//! is deterministic given the store and the record. This is the write-ahead logging every
+//! database does, applied to one use case.
 //!
 //! Segments are named by their first sequence number (`{seq:020}.log`); each is a run of
 //! records `[len: u32 LE][crc32: u32 LE][seq: u64 LE][payload: len bytes]`, the checksum over
@@ -23,6 +25,8 @@ use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::error::StoreError;
 
@@ -40,7 +44,7 @@ const MAX_RECORD: usize = 256 * 1024 * 1024;
 /// One logged operation: its sequence number and its payload.
 pub(crate) type LogRecord = (u64, Vec<u8>);
 
-/// The log directory, appended to by one thread.
+/// The log directory, appended to by one thread (through [`RedoAppender`]).
 pub(crate) struct RedoLog {
     dir: PathBuf,
     /// `(first sequence number, path)` of every segment, oldest first; the last one is
@@ -52,6 +56,72 @@ pub(crate) struct RedoLog {
     /// Bytes of the current segment allocated (records, then zeros).
     allocated: u64,
     buf: Vec<u8>,
+}
+
+/// The writing end of the log, for the one thread that logs (ingestion): numbers records
+/// in the order they are appended, which is the order their operations must be applied.
+pub struct RedoAppender {
+    log: Arc<Mutex<RedoLog>>,
+    next_seq: u64,
+    /// The highest sequence number on disk, for readers who wait for it to be applied.
+    acked: Arc<AtomicU64>,
+    failed: bool,
+}
+
+impl RedoAppender {
+    pub(crate) fn new(log: Arc<Mutex<RedoLog>>, next_seq: u64, acked: Arc<AtomicU64>) -> Self {
+        Self {
+            log,
+            next_seq,
+            acked,
+            failed: false,
+        }
+    }
+
+    /// Appends `record` and waits until it is on disk; its sequence number either way
+    /// (the number is used up even if the append failed, see
+    /// [`super::writer::Writer::write_unlogged`]).
+    ///
+    /// After a failed append the file may end in a torn record, and anything appended
+    /// behind it would never be read back: the log refuses every later append (until a
+    /// restart opens a new segment) and the caller makes its writes durable in redb.
+    pub fn append(&mut self, record: Vec<u8>) -> (u64, Result<(), StoreError>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if self.failed {
+            return (
+                seq,
+                Err(StoreError::Internal(
+                    "the redo log failed earlier and is off until a restart".into(),
+                )),
+            );
+        }
+        let appended = self
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .append(&[(seq, record)]);
+        match &appended {
+            Ok(()) => self.acked.store(seq, Ordering::Release),
+            Err(e) => {
+                self.failed = true;
+                tracing::error!(
+                    error = %e,
+                    "redo log append failed; the log is off and ingestion commits durably until a restart"
+                );
+            }
+        }
+        (seq, appended)
+    }
+
+    /// Makes every later append fail, as a full or failing disk would.
+    #[cfg(test)]
+    pub(crate) fn break_for_test(&mut self) {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .break_for_test();
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {

@@ -120,10 +120,11 @@ impl TestDaemon {
         into_answer(res).await
     }
 
-    /// POSTs `body` to `/hooks/{kind}/{token}`.
+    /// POSTs `body` to `/hooks/{kind}/{token}?wait=applied`: answered with what the alerts
+    /// did.
     pub async fn hook(&self, kind: &str, token: &str, body: &Value) -> Answer {
         self.post_raw(
-            &format!("/hooks/{kind}/{token}"),
+            &format!("/hooks/{kind}/{token}?wait=applied"),
             body.to_string().into_bytes(),
         )
         .await
