@@ -3,7 +3,8 @@
 //! is stored, none twice (nor applied twice), and every request is stored whole or not at
 //! all. Run once with the default checkpoints (everything acknowledged is only in the redo
 //! log when the daemon dies, so the restart replays it) and once with a checkpoint every
-//! MiB of log (the restart must replay exactly what the last checkpoint missed).
+//! MiB of log (the restart must replay exactly what the last checkpoint missed); and a
+//! graceful stop (SIGTERM) mid-stream, after which there is nothing to replay.
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,7 +50,7 @@ fn request(w: usize, r: usize) -> (Value, Vec<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_alerts_survive_kill_9_exactly_once_from_the_redo_log() {
-    let stderr = kill_9_mid_stream_and_restart("", KILL_AFTER, false).await;
+    let stderr = stop_mid_stream_and_restart("", KILL_AFTER, false, Stop::Kill9).await;
     assert!(
         stderr.contains("replayed the redo log"),
         "the restart replayed nothing: {stderr}"
@@ -59,7 +60,31 @@ async fn acknowledged_alerts_survive_kill_9_exactly_once_from_the_redo_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_alerts_survive_kill_9_exactly_once_across_checkpoints() {
     // About 3 MiB of redo log: two or three checkpoints before the kill.
-    kill_9_mid_stream_and_restart("[store]\ncheckpoint_mb = 1\n", 3 * KILL_AFTER, true).await;
+    stop_mid_stream_and_restart(
+        "[store]\ncheckpoint_mb = 1\n",
+        3 * KILL_AFTER,
+        true,
+        Stop::Kill9,
+    )
+    .await;
+}
+
+/// SIGTERM mid-stream: the daemon answers what it took, hands every logged request to
+/// the store and checkpoints it, so the restart has the same alerts and nothing to replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_mid_stream_keeps_everything_and_leaves_nothing_to_replay() {
+    let stderr = stop_mid_stream_and_restart("", KILL_AFTER, false, Stop::Term).await;
+    assert!(
+        !stderr.contains("replayed the redo log"),
+        "a graceful stop left records to replay: {stderr}"
+    );
+}
+
+/// How the daemon is stopped mid-stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Kill9,
+    Term,
 }
 
 fn metric(text: &str, name: &str) -> f64 {
@@ -68,12 +93,13 @@ fn metric(text: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} in {text}"))
 }
 
-/// Posts from [`SENDERS`] senders, kills the daemon after [`KILL_AFTER`] answers, restarts
+/// Posts from [`SENDERS`] senders, stops the daemon after `kill_after` answers, restarts
 /// it and checks what it holds; returns the restarted daemon's log.
-async fn kill_9_mid_stream_and_restart(
+async fn stop_mid_stream_and_restart(
     config: &str,
     kill_after: usize,
     expect_checkpoint: bool,
+    stop: Stop,
 ) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
@@ -171,12 +197,15 @@ async fn kill_9_mid_stream_and_restart(
     } else {
         assert_eq!(durable_commits, 0.0, "a checkpoint before the kill");
     }
-    daemon.kill9();
+    match stop {
+        Stop::Kill9 => daemon.kill9(),
+        Stop::Term => assert_eq!(daemon.terminate(), Some(0), "SIGTERM exits 0"),
+    }
     for t in tasks {
         t.await.expect("task");
     }
     let acked = acked.lock().expect("lock").clone();
-    println!("{} requests acknowledged before kill -9", acked.len());
+    println!("{} requests acknowledged before {stop:?}", acked.len());
     assert!(acked.len() >= kill_after);
 
     let daemon = Daemon::spawn(&data, &env).await;
