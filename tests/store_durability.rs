@@ -430,7 +430,7 @@ async fn logged_writes_are_checkpointed_by_a_graceful_shutdown() {
                 appended.expect("appended");
                 let written = key(i);
                 logger
-                    .apply_logged(seq, 9, move |tx| {
+                    .apply_logged((seq, seq), 9, move |tx| {
                         access::put_raw(tx, tables::META, &written, b"logged")
                     })
                     .expect("queued")

@@ -16,7 +16,8 @@
 //! ([`crate::store::Store::caught_up`]). A sender that wants to know what its alerts did
 //! waits for the application too ([`Wait::Applied`]).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,6 +35,9 @@ use crate::store::redo::RedoAppender;
 
 /// Most requests folded into one record.
 const MAX_GROUP: usize = 512;
+/// Most bytes of requests folded into one record (a request alone may be bigger, up to
+/// the hook body limit): records stay far below what the log reads back.
+const MAX_GROUP_BYTES: usize = 16 * 1024 * 1024;
 
 /// What an ingestion request waits for before it is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +107,9 @@ struct Waiting {
 #[derive(Default)]
 pub struct IngestQueue {
     running: Mutex<Option<Running>>,
+    /// Set by [`IngestQueue::shutdown`]: no new thread, and the running one stops waiting
+    /// for the writer.
+    closing: Arc<AtomicBool>,
 }
 
 /// The logging thread and the way to it.
@@ -123,11 +130,15 @@ impl IngestQueue {
         if let Some(r) = running.as_ref() {
             return Ok(r.sender.clone());
         }
+        if self.closing.load(Ordering::Acquire) {
+            return Err(AppError::Unavailable("shutting down".into()));
+        }
         let (sender, rx) = std::sync::mpsc::sync_channel(app.config.store.write_queue.max(1));
         let logger = Logger::new(
             app.store.clone(),
             app.store.take_redo_appender(),
             tokio::runtime::Handle::current(),
+            self.closing.clone(),
         );
         let thread = std::thread::Builder::new()
             .name("incidentd-ingest".into())
@@ -143,6 +154,7 @@ impl IngestQueue {
     /// Stops taking requests and waits until every one taken is logged and handed to the
     /// store (call before the store shuts down).
     pub async fn shutdown(&self) {
+        self.closing.store(true, Ordering::Release);
         let running = self
             .running
             .lock()
@@ -188,7 +200,7 @@ pub(crate) async fn submit(
         durable,
         applied,
     };
-    let stopped = || AppError::Internal("ingestion stopped".into());
+    let stopped = || AppError::Unavailable("ingestion stopped".into());
     app.ingest_queue
         .sender(app)?
         .try_send(waiting)
@@ -217,13 +229,17 @@ struct Logger {
     pending: Option<Pending>,
     /// Operations handed to the store and not yet applied.
     applying: Arc<AtomicUsize>,
+    /// Shutting down: hand over without waiting for the writer (it may be stalled).
+    closing: Arc<AtomicBool>,
 }
 
 /// Logged records waiting to be handed to the store as one operation.
 struct Pending {
-    records: Vec<IngestRecord>,
+    /// One `Vec` per log record.
+    records: Vec<Vec<IngestRecord>>,
     applied: AppliedReplies,
-    /// The last record's sequence number.
+    /// The first and last records' sequence numbers.
+    first_seq: u64,
     last_seq: u64,
     bytes: u64,
     alerts: usize,
@@ -243,20 +259,30 @@ const MAX_PENDING_ALERTS: usize = 2048;
 const PENDING_POLL: Duration = Duration::from_micros(250);
 
 impl Logger {
-    fn new(store: Store, appender: Option<RedoAppender>, runtime: tokio::runtime::Handle) -> Self {
+    fn new(
+        store: Store,
+        appender: Option<RedoAppender>,
+        runtime: tokio::runtime::Handle,
+        closing: Arc<AtomicBool>,
+    ) -> Self {
         Self {
             store,
             appender,
             runtime,
             pending: None,
             applying: Arc::new(AtomicUsize::new(0)),
+            closing,
         }
     }
 
     /// Ends when every sender is gone and the queue is empty, with everything handed over.
     fn run(mut self, rx: std::sync::mpsc::Receiver<Waiting>) {
+        // A request that would have made the previous record too big.
+        let mut carried: Option<Waiting> = None;
         loop {
-            let first = if self.pending.is_some() {
+            let first = if let Some(w) = carried.take() {
+                w
+            } else if self.pending.is_some() {
                 match rx.recv_timeout(PENDING_POLL) {
                     Ok(w) => w,
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
@@ -271,14 +297,25 @@ impl Logger {
                     Err(_) => break,
                 }
             };
+            let mut bytes = first.encoded.len();
             let mut group = vec![first];
             while group.len() < MAX_GROUP {
                 match rx.try_recv() {
-                    Ok(w) => group.push(w),
+                    Ok(w) if bytes + w.encoded.len() > MAX_GROUP_BYTES => {
+                        carried = Some(w);
+                        break;
+                    }
+                    Ok(w) => {
+                        bytes += w.encoded.len();
+                        group.push(w);
+                    }
                     Err(_) => break,
                 }
             }
             self.log(group);
+        }
+        if let Some(w) = carried {
+            self.log(vec![w]);
         }
         self.hand_over(true);
     }
@@ -294,14 +331,20 @@ impl Logger {
             if !full {
                 return;
             }
-            while self.applying.load(Ordering::Acquire) >= APPLYING {
+            while self.applying.load(Ordering::Acquire) >= APPLYING
+                && !self.closing.load(Ordering::Acquire)
+            {
                 std::thread::sleep(PENDING_POLL);
             }
         }
         let Some(p) = self.pending.take() else { return };
-        let records = Arc::new(p.records);
-        let op = move |tx: &WriteTransaction| ingest_records(tx, records.iter());
-        match self.store.apply_logged(p.last_seq, p.bytes, op) {
+        let records = p.records;
+        let mut applier = Applier::default();
+        let op = move |tx: &WriteTransaction| applier.apply(tx, &records);
+        match self
+            .store
+            .apply_logged((p.first_seq, p.last_seq), p.bytes, op)
+        {
             Ok(outcome) => {
                 self.applying.fetch_add(1, Ordering::AcqRel);
                 let applying = self.applying.clone();
@@ -337,12 +380,13 @@ impl Logger {
             let p = self.pending.get_or_insert_with(|| Pending {
                 records: Vec::new(),
                 applied: Vec::new(),
+                first_seq: seq,
                 last_seq: seq,
                 bytes: 0,
                 alerts: 0,
             });
             p.alerts += records.iter().map(|r| r.batch.alerts.len()).sum::<usize>();
-            p.records.extend(records);
+            p.records.push(records);
             p.applied.extend(applied);
             p.last_seq = seq;
             p.bytes += record_len;
@@ -351,13 +395,14 @@ impl Logger {
         }
         // Not in the log: a durable write, behind what is pending.
         self.hand_over(true);
-        let records = Arc::new(records);
-        let op = move |tx: &WriteTransaction| ingest_records(tx, records.iter());
+        let records = vec![records];
+        let mut applier = Applier::default();
+        let op = move |tx: &WriteTransaction| applier.apply(tx, &records);
         let seq = appended.map(|(seq, _)| seq);
         match self.store.write_unlogged(seq, op) {
             Ok(outcome) => {
                 self.runtime.spawn(async move {
-                    let result = outcome.await;
+                    let result: AppResult<Outcomes> = outcome.await;
                     for d in durable {
                         let _ = d.send(match &result {
                             Ok(_) => Ok(()),
@@ -377,21 +422,30 @@ impl Logger {
     }
 }
 
-/// The same failure for each request of a group (`Busy` stays `Busy`: 503, not 500).
+/// The same failure for each request of a group (503s stay 503s).
 fn shared_error(e: &AppError) -> AppError {
     match e {
         AppError::Busy => AppError::Busy,
+        AppError::Unavailable(why) => AppError::Unavailable(why.clone()),
         other => AppError::Internal(other.to_string()),
     }
 }
 
+/// What each request of an operation did, or why it was skipped.
+type Outcomes = Vec<Result<IngestSummary, String>>;
+
 /// Tells the senders who wait for the application what their requests did.
-fn answer_applied(result: AppResult<Vec<IngestSummary>>, applied: AppliedReplies) {
+fn answer_applied(result: AppResult<Outcomes>, applied: AppliedReplies) {
     match result {
-        Ok(summaries) => {
-            for (reply, summary) in applied.into_iter().zip(summaries) {
+        Ok(outcomes) => {
+            for (reply, outcome) in applied.into_iter().zip(outcomes) {
                 if let Some(reply) = reply {
-                    let _ = reply.send(Ok(summary));
+                    // The state conflicts with the request (409): no retry will help.
+                    let _ = reply.send(outcome.map_err(|why| {
+                        AppError::Conflict(format!(
+                            "the alerts are stored, but could not be applied: {why}"
+                        ))
+                    }));
                 }
             }
         }
@@ -440,15 +494,89 @@ fn group_record<'a>(requests: impl Iterator<Item = (&'a IngestRecord, &'a [u8])>
     head
 }
 
-fn ingest_records<'a>(
-    tx: &WriteTransaction,
-    records: impl Iterator<Item = &'a IngestRecord> + Clone,
-) -> AppResult<Vec<IngestSummary>> {
-    ingest_many_in_tx(tx, records.map(|r| (r.now, &r.integration, &r.batch)))
+/// Applies log records, each in its own [`super::alerts`] session (live and in a replay
+/// alike, so that a replay after a crash does exactly what the live daemon did), and
+/// gets past requests that cannot be applied.
+///
+/// A request was acknowledged before it was applied, so a request that fails for a reason
+/// other than the store (its integration's service was deleted meanwhile, say) cannot be
+/// answered with the error; and retrying it as it is would stop every record behind it.
+/// So an attempt that fails that way marks its record to be applied one request at a time
+/// on the next attempt, and a request that fails alone to be skipped (logged, and told to
+/// a sender that waits for the application). The store aborts a failed attempt and runs
+/// the operation again, so nothing of a skipped request is kept. Store errors (and
+/// panics) are returned as they are: the attempt is simply tried again.
+#[derive(Debug, Default)]
+struct Applier {
+    /// Records (by index) applied one request at a time.
+    isolate: BTreeSet<usize>,
+    /// Requests (record, request) skipped, with why.
+    skip: BTreeMap<(usize, usize), String>,
+}
+
+/// Whether a failure may go away when tried again (the store) or not (the request).
+fn transient(e: &AppError) -> bool {
+    matches!(
+        e,
+        AppError::Internal(_) | AppError::Busy | AppError::Unavailable(_)
+    )
+}
+
+impl Applier {
+    /// Applies `records` (one `Vec` per log record); one result per request, in order.
+    fn apply(
+        &mut self,
+        tx: &WriteTransaction,
+        records: &[Vec<IngestRecord>],
+    ) -> AppResult<Vec<Result<IngestSummary, String>>> {
+        let mut out = Vec::new();
+        for (g, group) in records.iter().enumerate() {
+            if !self.isolate.contains(&g) {
+                match ingest_many_in_tx(tx, group.iter().map(|r| (r.now, &r.integration, &r.batch)))
+                {
+                    Ok(summaries) => {
+                        out.extend(summaries.into_iter().map(Ok));
+                        continue;
+                    }
+                    Err(e) if transient(&e) => return Err(e),
+                    Err(e) => {
+                        self.isolate.insert(g);
+                        return Err(e);
+                    }
+                }
+            }
+            for (i, r) in group.iter().enumerate() {
+                if let Some(why) = self.skip.get(&(g, i)) {
+                    out.push(Err(why.clone()));
+                    continue;
+                }
+                match ingest_many_in_tx(tx, std::iter::once((r.now, &r.integration, &r.batch))) {
+                    Ok(mut summary) => {
+                        out.push(summary.pop().ok_or_else(|| "no summary".to_owned()))
+                    }
+                    Err(e) if transient(&e) => return Err(e),
+                    Err(e) => {
+                        tracing::error!(
+                            error = %e,
+                            integration = r.integration.id,
+                            alerts = r.batch.alerts.len(),
+                            "an acknowledged webhook cannot be applied and is skipped"
+                        );
+                        metrics::counter!("incidentd_ingest_skipped_requests_total").increment(1);
+                        self.skip.insert((g, i), e.to_string());
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Records replayed per transaction at start-up.
 const REPLAY_CHUNK: usize = 256;
+/// Attempts at one chunk before start-up gives up.
+const REPLAY_ATTEMPTS: usize = 64;
 
 /// Replays the ingestions that were acknowledged but not yet checkpointed when the daemon
 /// last stopped (a crash), in their original order, a chunk per durable transaction.
@@ -475,23 +603,25 @@ pub async fn replay_backlog(app: &App) -> AppResult<usize> {
             groups.push(records);
         }
         let last_seq = chunk.last().map_or(0, |(seq, _)| *seq);
+        // The applier is shared by the attempts: it remembers what to isolate and skip.
+        let applier = Arc::new(Mutex::new(Applier::default()));
         let groups = Arc::new(groups);
         let mut attempt = 0;
         loop {
-            let shared = groups.clone();
+            let (shared, applier) = (groups.clone(), applier.clone());
             let replayed = app
                 .store
                 .replay(last_seq, move |tx| {
-                    for records in shared.iter() {
-                        ingest_records(tx, records.iter())?;
-                    }
-                    Ok::<_, AppError>(())
+                    let mut applier = applier.lock().unwrap_or_else(|e| e.into_inner());
+                    applier.apply(tx, &shared).map(drop)
                 })
                 .await;
             match replayed {
                 Ok(()) => break,
-                Err(e) if attempt == 0 => {
-                    tracing::warn!(error = %e, last_seq, "replaying the redo log failed; retrying once");
+                // Each failing request takes two attempts (isolate, skip); a store error
+                // gets one more.
+                Err(e) if attempt < REPLAY_ATTEMPTS => {
+                    tracing::warn!(error = %e, last_seq, attempt, "replaying the redo log failed; trying again");
                     attempt += 1;
                 }
                 Err(e) => {

@@ -175,12 +175,12 @@ impl Store {
     }
 
     /// From the logging thread (blocks while the queue is full): applies `op`, whose redo
-    /// record of `record_len` bytes is on disk under `seq`, without redb's fsync. Readers
-    /// that must see it wait with [`Store::caught_up`]. `op` may run more than once, and
-    /// is tried again until it succeeds: it was acknowledged.
+    /// records (`record_len` bytes) are on disk under the numbers `first..=last`, without
+    /// redb's fsync. Readers that must see it wait with [`Store::caught_up`]. `op` may run
+    /// more than once, and is tried again until it succeeds: it was acknowledged.
     pub fn apply_logged<T, E, F>(
         &self,
-        seq: u64,
+        (first, last): (u64, u64),
         record_len: u64,
         op: F,
     ) -> Result<impl Future<Output = Result<T, E>> + use<T, E, F>, StoreError>
@@ -189,7 +189,7 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
-        self.inner.writer.apply_logged(seq, record_len, op)
+        self.inner.writer.apply_logged(first, last, record_len, op)
     }
 
     /// From the logging thread (blocks while the queue is full): `op` as a durable write,

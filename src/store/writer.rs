@@ -49,8 +49,9 @@ pub(crate) const REDO_MARK_KEY: &[u8] = b"redo/applied";
 enum Logging {
     /// Needs a durable commit.
     Plain,
-    /// Its record is in the log under this number: a commit without fsync will do.
-    Applied(u64),
+    /// Its records are in the log under the numbers `first..=last`: a commit without
+    /// fsync will do.
+    Applied { first: u64, last: u64 },
     /// Needs a durable commit that marks the record with this number as covered: a
     /// replay at start-up, or a record the log could not take after numbering it.
     Covered(u64),
@@ -337,12 +338,14 @@ impl Writer {
     }
 
     /// From the logging thread (blocking while the queue is full): applies `op`, whose
-    /// redo record of `record_len` bytes is on disk under `seq`, without waiting for an
-    /// fsync. Operations must come in log order. If applying it fails, it and those after
-    /// it are tried again (in order) until it succeeds: it was acknowledged.
+    /// redo records (`record_len` bytes) are on disk under the numbers `first..=last`,
+    /// without waiting for an fsync. Operations must come in log order. If applying it
+    /// fails, it and those after it are tried again (in order) until it succeeds: it was
+    /// acknowledged.
     pub(crate) fn apply_logged<T, E, F>(
         &self,
-        seq: u64,
+        first: u64,
+        last: u64,
         record_len: u64,
         op: F,
     ) -> Result<impl Future<Output = Result<T, E>> + use<T, E, F>, StoreError>
@@ -351,7 +354,7 @@ impl Writer {
         E: From<StoreError> + Send + 'static,
         F: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
-        self.enqueue_blocking(op, Logging::Applied(seq), record_len)
+        self.enqueue_blocking(op, Logging::Applied { first, last }, record_len)
     }
 
     /// From the logging thread (blocking while the queue is full): `op` as a durable
@@ -572,7 +575,8 @@ impl WriterLoop {
 
     /// Adds `job` to the batch, or behind the stalled ones if it must wait for them.
     fn take(&mut self, batch: &mut Vec<Box<dyn Job>>, job: Box<dyn Job>) {
-        if !self.stalled.is_empty() && matches!(job.logging(), Logging::Applied(_)) {
+        // Covered ones too: they must not overtake acknowledged records either.
+        if !self.stalled.is_empty() && job.logging() != Logging::Plain {
             self.stalled.push_back(job);
             self.counters
                 .stalled
@@ -598,7 +602,7 @@ impl WriterLoop {
                 log.checkpoint_due()
                     || batch
                         .iter()
-                        .any(|j| !matches!(j.logging(), Logging::Applied(_)))
+                        .any(|j| !matches!(j.logging(), Logging::Applied { .. }))
             }
         }
     }
@@ -620,7 +624,7 @@ impl WriterLoop {
             let failed = batch.iter_mut().position(|job| !job.run(&tx));
             if let Some(index) = failed {
                 let _ = tx.abort();
-                if matches!(batch[index].logging(), Logging::Applied(_)) {
+                if matches!(batch[index].logging(), Logging::Applied { .. }) {
                     self.stall(batch, index);
                 } else {
                     batch.remove(index).answer();
@@ -631,7 +635,7 @@ impl WriterLoop {
                 continue;
             }
             let seqs = batch.iter().filter_map(|j| match j.logging() {
-                Logging::Applied(seq) | Logging::Covered(seq) => Some(seq),
+                Logging::Applied { last: seq, .. } | Logging::Covered(seq) => Some(seq),
                 Logging::Plain => None,
             });
             let highest = seqs.max();
@@ -656,7 +660,7 @@ impl WriterLoop {
     /// log must keep for replay.
     fn mark_limit(&self) -> u64 {
         match self.stalled.front().map(|j| j.logging()) {
-            Some(Logging::Applied(seq)) => seq - 1,
+            Some(Logging::Applied { first: seq, .. } | Logging::Covered(seq)) => seq - 1,
             _ => u64::MAX,
         }
     }
@@ -667,7 +671,7 @@ impl WriterLoop {
         let mut kept = Vec::with_capacity(batch.len());
         let mut waiting = Vec::new();
         for (i, job) in batch.drain(..).enumerate() {
-            if i >= index && matches!(job.logging(), Logging::Applied(_)) {
+            if i >= index && job.logging() != Logging::Plain {
                 waiting.push(job);
             } else {
                 kept.push(job);
@@ -700,7 +704,7 @@ impl WriterLoop {
     fn fail_batch(&mut self, batch: &mut Vec<Box<dyn Job>>, err: &StoreError) {
         if let Some(index) = batch
             .iter()
-            .position(|j| matches!(j.logging(), Logging::Applied(_)))
+            .position(|j| matches!(j.logging(), Logging::Applied { .. }))
         {
             self.stall(batch, index);
         }
@@ -858,7 +862,7 @@ mod tests {
         let writer = s.writer.clone();
         let outcome = tokio::task::spawn_blocking(move || match appended {
             Ok(()) => writer
-                .apply_logged(seq, 10, op)
+                .apply_logged(seq, seq, 10, op)
                 .map(|f| Box::pin(f) as std::pin::Pin<Box<dyn Future<Output = _> + Send>>),
             Err(_) => writer
                 .write_unlogged(Some(seq), op)
@@ -960,9 +964,11 @@ mod tests {
         appended.expect("logged");
         let writer = s.writer.clone();
         let (first, second) = tokio::task::spawn_blocking(move || {
-            let first = writer.apply_logged(first_seq, 5, flaky).expect("queued");
+            let first = writer
+                .apply_logged(first_seq, first_seq, 5, flaky)
+                .expect("queued");
             let second = writer
-                .apply_logged(second_seq, 6, in_order)
+                .apply_logged(second_seq, second_seq, 6, in_order)
                 .expect("queued");
             (first, second)
         })
