@@ -712,6 +712,71 @@ mod tests {
         assert_eq!(back, expected);
     }
 
+    /// A request that cannot be applied (its integration, as logged, names a service that
+    /// no longer exists) is isolated, then skipped; the rest of its record and the records
+    /// around it are applied, and nothing of the skipped one is kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_that_cannot_be_applied_is_skipped_and_the_rest_applied() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(
+            &dir.path().join("s.redb"),
+            &crate::store::StoreOptions::default(),
+        )
+        .expect("store");
+        let good = integration(1, "good");
+        let mut orphan = integration(2, "orphan");
+        orphan.service_id = 999;
+        let records = vec![
+            vec![record(&good, "g1", 10).0],
+            vec![
+                record(&good, "g2", 11).0,
+                record(&orphan, "o1", 11).0,
+                record(&good, "g3", 11).0,
+            ],
+            vec![record(&good, "g4", 12).0],
+        ];
+        let applier = Arc::new(Mutex::new(Applier::default()));
+        let mut attempts = 0;
+        let outcomes = loop {
+            attempts += 1;
+            assert!(attempts <= 3, "isolate, skip, apply");
+            let (applier, records) = (applier.clone(), records.clone());
+            let tried = store
+                .write(move |tx| {
+                    let mut applier = applier.lock().unwrap_or_else(|e| e.into_inner());
+                    applier.apply(tx, &records)
+                })
+                .await;
+            if let Ok(outcomes) = tried {
+                break outcomes;
+            }
+        };
+        assert_eq!(attempts, 3);
+        assert_eq!(outcomes.len(), 5, "one outcome per request");
+        let skipped: Vec<_> = outcomes.iter().map(Result::is_err).collect();
+        assert_eq!(skipped, [false, false, true, false, false]);
+        assert!(
+            outcomes[2].as_ref().unwrap_err().contains("999"),
+            "{outcomes:?}"
+        );
+        let r = store.read().expect("read");
+        let alerts = crate::store::access::list::<crate::domain::alert::Alert>(
+            &r,
+            None,
+            crate::store::access::Order::Asc,
+            100,
+        )
+        .expect("alerts");
+        let fps: Vec<_> = alerts.iter().map(|a| a.fingerprint.as_str()).collect();
+        assert_eq!(
+            fps,
+            ["g1", "g2", "g3", "g4"],
+            "nothing of the skipped request"
+        );
+        drop(r);
+        store.shutdown().await;
+    }
+
     #[test]
     fn a_record_naming_a_missing_integration_is_refused() {
         let bytes = br#"{"integrations":[],"requests":[[0,{"now":"2026-01-01T00:00:00Z","batch":{"alerts":[],"truncated":0}}]]}"#;

@@ -276,6 +276,28 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                     s.name
                 )));
             }
+            // Alerts routed to it would have no service to open incidents in.
+            let integrations = access::list::<crate::domain::integration::Integration>(
+                tx,
+                None,
+                access::Order::Asc,
+                usize::MAX,
+            )?;
+            if let Some(i) = integrations.iter().find(|i| i.service_id == id) {
+                return Err(AppError::Conflict(format!(
+                    "service '{}' receives the alerts of integration '{}'; move that integration first",
+                    s.name, i.name
+                )));
+            }
+            if let Some(r) = super::routing::all(tx)?
+                .iter()
+                .find(|r| r.service_id == Some(id))
+            {
+                return Err(AppError::Conflict(format!(
+                    "routing rule '{}' sends alerts to service '{}'; change that rule first",
+                    r.name, s.name
+                )));
+            }
             access::delete::<Service>(tx, id)?;
             access::delete_raw(
                 tx,
