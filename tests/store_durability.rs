@@ -16,7 +16,7 @@ use incidentd::domain::clock::SystemClock;
 use incidentd::domain::identity::User;
 use incidentd::store::access::{self, Reader};
 use incidentd::store::keys::id_key;
-use incidentd::store::{Store, StoreError, StoreOptions, migrations, tables};
+use incidentd::store::{FromLog, Store, StoreError, StoreOptions, migrations, tables};
 use serde_json::{Value, json};
 
 fn open(path: &Path) -> Store {
@@ -430,9 +430,14 @@ async fn logged_writes_are_checkpointed_by_a_graceful_shutdown() {
                 appended.expect("appended");
                 let written = key(i);
                 logger
-                    .apply_logged((seq, seq), 9, move |tx| {
-                        access::put_raw(tx, tables::META, &written, b"logged")
-                    })
+                    .hand_over_logged(
+                        FromLog::Applied {
+                            first: seq,
+                            last: seq,
+                            record_len: 9,
+                        },
+                        move |tx| access::put_raw(tx, tables::META, &written, b"logged"),
+                    )
                     .expect("queued")
             })
             .collect::<Vec<_>>()

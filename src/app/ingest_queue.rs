@@ -30,8 +30,8 @@ use super::alerts::{IngestSummary, ingest_many_in_tx};
 use super::{App, AppError, AppResult};
 use crate::domain::alert::Batch;
 use crate::domain::integration::Integration;
-use crate::store::Store;
 use crate::store::redo::RedoAppender;
+use crate::store::{FromLog, Store};
 
 /// Most requests folded into one record.
 const MAX_GROUP: usize = 512;
@@ -341,10 +341,14 @@ impl Logger {
         let records = p.records;
         let mut applier = Applier::default();
         let op = move |tx: &WriteTransaction| applier.apply(tx, &records);
-        match self
-            .store
-            .apply_logged((p.first_seq, p.last_seq), p.bytes, op)
-        {
+        match self.store.hand_over_logged(
+            FromLog::Applied {
+                first: p.first_seq,
+                last: p.last_seq,
+                record_len: p.bytes,
+            },
+            op,
+        ) {
             Ok(outcome) => {
                 self.applying.fetch_add(1, Ordering::AcqRel);
                 let applying = self.applying.clone();
@@ -399,7 +403,7 @@ impl Logger {
         let mut applier = Applier::default();
         let op = move |tx: &WriteTransaction| applier.apply(tx, &records);
         let seq = appended.map(|(seq, _)| seq);
-        match self.store.write_unlogged(seq, op) {
+        match self.store.hand_over_logged(FromLog::Unlogged { seq }, op) {
             Ok(outcome) => {
                 self.runtime.spawn(async move {
                     let result: AppResult<Outcomes> = outcome.await;

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 
 pub use access::{Reader, Record};
 pub use error::StoreError;
-pub use writer::WriterStats;
+pub use writer::{FromLog, WriterStats};
 
 /// The file name of the store inside the data directory.
 pub const STORE_FILE: &str = "incidentd.redb";
@@ -165,7 +165,7 @@ impl Store {
     /// the first call. That thread appends a record that describes an operation
     /// completely, acknowledges it (start-up replays the record after a crash, so the
     /// operation must be a deterministic function of the store and the record), and then
-    /// hands the operation over with [`Store::apply_logged`], in log order. See [`redo`].
+    /// hands the operation over with [`Store::hand_over_logged`], in log order. See [`redo`].
     pub fn take_redo_appender(&self) -> Option<redo::RedoAppender> {
         self.inner
             .appender
@@ -174,14 +174,13 @@ impl Store {
             .take()
     }
 
-    /// From the logging thread (blocks while the queue is full): applies `op`, whose redo
-    /// records (`record_len` bytes) are on disk under the numbers `first..=last`, without
-    /// redb's fsync. Readers that must see it wait with [`Store::caught_up`]. `op` may run
-    /// more than once, and is tried again until it succeeds: it was acknowledged.
-    pub fn apply_logged<T, E, F>(
+    /// From the logging thread (blocks while the queue is full): `op`, logged and to be
+    /// applied without redb's fsync, or a durable write when the log could not take it
+    /// (see [`FromLog`]). Readers that must see it wait with [`Store::caught_up`]. `op`
+    /// may run more than once.
+    pub fn hand_over_logged<T, E, F>(
         &self,
-        (first, last): (u64, u64),
-        record_len: u64,
+        how: FromLog,
         op: F,
     ) -> Result<impl Future<Output = Result<T, E>> + use<T, E, F>, StoreError>
     where
@@ -189,22 +188,7 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
-        self.inner.writer.apply_logged(first, last, record_len, op)
-    }
-
-    /// From the logging thread (blocks while the queue is full): `op` as a durable write,
-    /// for when the log could not take its record (`seq`, the number the log used up).
-    pub fn write_unlogged<T, E, F>(
-        &self,
-        seq: Option<u64>,
-        op: F,
-    ) -> Result<impl Future<Output = Result<T, E>> + use<T, E, F>, StoreError>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
-    {
-        self.inner.writer.write_unlogged(seq, op)
+        self.inner.writer.hand_over_logged(how, op)
     }
 
     /// Waits until everything acknowledged through the redo log so far is applied, so

@@ -80,7 +80,7 @@ impl RedoAppender {
 
     /// Appends `record` and waits until it is on disk; its sequence number either way
     /// (the number is used up even if the append failed, see
-    /// [`super::writer::Writer::write_unlogged`]).
+    /// [`super::FromLog::Unlogged`]).
     ///
     /// After a failed append the file may end in a torn record, and anything appended
     /// behind it would never be read back: the log refuses every later append (until a

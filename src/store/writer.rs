@@ -9,7 +9,7 @@
 //! Ingestion goes through the redo log first, the way a database's write-ahead log works:
 //! its one logging thread appends a record ([`super::redo::RedoAppender`]), acknowledges
 //! its senders (the record is durable, and start-up replays it after a crash), and hands
-//! the operation to this thread in log order ([`Writer::apply_logged`]). Here a batch that
+//! the operation to this thread in log order ([`Writer::hand_over_logged`]). Here a batch that
 //! holds only such operations commits without an fsync; readers see it at once, and
 //! [`Writer::caught_up`] lets them wait for what was acknowledged. A durable commit (any
 //! other operation, or a checkpoint when the log has grown for `checkpoint_interval` or
@@ -168,6 +168,23 @@ where
             .unwrap_or_else(|_| Err(StoreError::Closed.into()))
     };
     (job, answer)
+}
+
+/// How the logging thread hands an operation over ([`Writer::hand_over_logged`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FromLog {
+    /// Its redo records (`record_len` bytes) are on disk under the numbers
+    /// `first..=last`: applied without waiting for an fsync. If applying it fails, it and
+    /// those after it are tried again (in order) until it succeeds: it was acknowledged.
+    Applied {
+        first: u64,
+        last: u64,
+        record_len: u64,
+    },
+    /// The log could not take it: a durable write. With `seq` (a number the log used up
+    /// for it), the commit marks the number covered, so that a record which reached the
+    /// disk after all is not replayed on top.
+    Unlogged { seq: Option<u64> },
 }
 
 /// How a write is submitted.
@@ -337,16 +354,11 @@ impl Writer {
         }
     }
 
-    /// From the logging thread (blocking while the queue is full): applies `op`, whose
-    /// redo records (`record_len` bytes) are on disk under the numbers `first..=last`,
-    /// without waiting for an fsync. Operations must come in log order. If applying it
-    /// fails, it and those after it are tried again (in order) until it succeeds: it was
-    /// acknowledged.
-    pub(crate) fn apply_logged<T, E, F>(
+    /// From the logging thread (blocking while the queue is full): queues `op` as `how`
+    /// says. Logged operations must come in log order.
+    pub(crate) fn hand_over_logged<T, E, F>(
         &self,
-        first: u64,
-        last: u64,
-        record_len: u64,
+        how: FromLog,
         op: F,
     ) -> Result<impl Future<Output = Result<T, E>> + use<T, E, F>, StoreError>
     where
@@ -354,37 +366,14 @@ impl Writer {
         E: From<StoreError> + Send + 'static,
         F: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
-        self.enqueue_blocking(op, Logging::Applied { first, last }, record_len)
-    }
-
-    /// From the logging thread (blocking while the queue is full): `op` as a durable
-    /// write, for when the log cannot take it. With `seq` (a number the log handed out
-    /// for it), the commit marks the number covered, so that a record which reached the
-    /// disk after all is not replayed on top.
-    pub(crate) fn write_unlogged<T, E, F>(
-        &self,
-        seq: Option<u64>,
-        op: F,
-    ) -> Result<impl Future<Output = Result<T, E>> + use<T, E, F>, StoreError>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
-    {
-        self.enqueue_blocking(op, seq.map_or(Logging::Plain, Logging::Covered), 0)
-    }
-
-    fn enqueue_blocking<T, E, F>(
-        &self,
-        op: F,
-        logging: Logging,
-        record_len: u64,
-    ) -> Result<impl Future<Output = Result<T, E>> + use<T, E, F>, StoreError>
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        F: FnMut(&WriteTransaction) -> Result<T, E> + Send + 'static,
-    {
+        let (logging, record_len) = match how {
+            FromLog::Applied {
+                first,
+                last,
+                record_len,
+            } => (Logging::Applied { first, last }, record_len),
+            FromLog::Unlogged { seq } => (seq.map_or(Logging::Plain, Logging::Covered), 0),
+        };
         let Some(sender) = self.sender() else {
             return Err(StoreError::Closed);
         };
@@ -860,17 +849,26 @@ mod tests {
     {
         let (seq, appended) = s.appender.append(record.as_bytes().to_vec());
         let writer = s.writer.clone();
-        let outcome = tokio::task::spawn_blocking(move || match appended {
-            Ok(()) => writer
-                .apply_logged(seq, seq, 10, op)
-                .map(|f| Box::pin(f) as std::pin::Pin<Box<dyn Future<Output = _> + Send>>),
-            Err(_) => writer
-                .write_unlogged(Some(seq), op)
-                .map(|f| Box::pin(f) as std::pin::Pin<Box<dyn Future<Output = _> + Send>>),
-        })
-        .await
-        .expect("join")?;
+        let how = match appended {
+            Ok(()) => FromLog::Applied {
+                first: seq,
+                last: seq,
+                record_len: 10,
+            },
+            Err(_) => FromLog::Unlogged { seq: Some(seq) },
+        };
+        let outcome = tokio::task::spawn_blocking(move || writer.hand_over_logged(how, op))
+            .await
+            .expect("join")?;
         outcome.await
+    }
+
+    fn applied(seq: u64) -> FromLog {
+        FromLog::Applied {
+            first: seq,
+            last: seq,
+            record_len: 5,
+        }
     }
 
     fn mark(db: &Database) -> Option<u64> {
@@ -965,10 +963,10 @@ mod tests {
         let writer = s.writer.clone();
         let (first, second) = tokio::task::spawn_blocking(move || {
             let first = writer
-                .apply_logged(first_seq, first_seq, 5, flaky)
+                .hand_over_logged(applied(first_seq), flaky)
                 .expect("queued");
             let second = writer
-                .apply_logged(second_seq, second_seq, 6, in_order)
+                .hand_over_logged(applied(second_seq), in_order)
                 .expect("queued");
             (first, second)
         })
