@@ -1,11 +1,14 @@
 //! Request metrics: counts and latency histograms by route, exported in Prometheus format.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -38,20 +41,71 @@ pub fn render() -> String {
         .unwrap_or_default()
 }
 
+/// The request metrics of one route and method: handles looked up once, because a
+/// lookup by name and labels allocates and hashes every label (the webhooks take tens of
+/// thousands of requests a second).
+struct RouteMetrics {
+    method: Method,
+    route: Arc<str>,
+    /// `http_requests_total` by status code.
+    requests: HashMap<u16, Counter>,
+    duration: Histogram,
+}
+
+/// Route template -> its metrics by method.
+type Routes = HashMap<Arc<str>, Vec<RouteMetrics>>;
+
+static ROUTES: OnceLock<Mutex<Routes>> = OnceLock::new();
+
+/// Counts a request and records how long it took.
+fn record(route: &str, method: &Method, status: u16, seconds: f64) {
+    let mut routes = ROUTES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if !routes.contains_key(route) {
+        routes.insert(Arc::from(route), Vec::new());
+    }
+    let Some(by_method) = routes.get_mut(route) else {
+        return;
+    };
+    let at = match by_method.iter().position(|m| m.method == *method) {
+        Some(at) => at,
+        None => {
+            let route: Arc<str> = Arc::from(route);
+            by_method.push(RouteMetrics {
+                method: method.clone(),
+                duration: metrics::histogram!("http_request_duration_seconds", "method" => method.as_str().to_owned(), "route" => route.to_string()),
+                route,
+                requests: HashMap::new(),
+            });
+            by_method.len() - 1
+        }
+    };
+    let m = &mut by_method[at];
+    m.duration.record(seconds);
+    let (method, route) = (&m.method, &m.route);
+    m.requests
+        .entry(status)
+        .or_insert_with(|| {
+            metrics::counter!("http_requests_total", "method" => method.as_str().to_owned(), "route" => route.to_string(), "status" => status.to_string())
+        })
+        .increment(1);
+}
+
 /// Middleware: records every request under its route template (`/api/v1/incidents/{id}`),
 /// never the raw path, so that cardinality stays bounded.
 pub async fn track(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let res = next.run(req).await;
-    let status = res.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
-        .record(start.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", |p| p.as_str());
+    record(
+        route,
+        &method,
+        res.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
     res
 }

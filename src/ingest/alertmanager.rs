@@ -74,10 +74,12 @@ pub struct WebhookAlert {
 /// The Alertmanager source.
 pub struct Alertmanager;
 
-/// Maps alerts shared by Alertmanager and Grafana (same envelope).
+/// Maps alerts shared by Alertmanager and Grafana (same envelope). Takes the alert by
+/// value: its labels, annotations and fingerprint move into the result (a webhook is
+/// parsed on the request's hot path; cloning every string of it twice showed up there).
 pub(crate) fn map_alert(
     i: usize,
-    a: &WebhookAlert,
+    a: WebhookAlert,
     group_key: &str,
     common_annotations: &BTreeMap<String, String>,
     extra_links: &[(&str, Option<&str>)],
@@ -98,12 +100,19 @@ pub(crate) fn map_alert(
             "an alert needs at least one label",
         ));
     }
-    let mut annotations = common_annotations.clone();
-    annotations.extend(a.annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let fingerprint = if a.fingerprint.trim().is_empty() {
-        label_fingerprint(&a.labels)
-    } else {
-        a.fingerprint.trim().to_owned()
+    let starts_at = go_time(|| format!("alerts[{i}].startsAt"), a.starts_at.as_deref())?;
+    let ends_at = go_time(|| format!("alerts[{i}].endsAt"), a.ends_at.as_deref())?;
+    // The alert's own annotations win over the group's common ones.
+    let mut annotations = a.annotations;
+    for (k, v) in common_annotations {
+        if !annotations.contains_key(k) {
+            annotations.insert(k.clone(), v.clone());
+        }
+    }
+    let fingerprint = match a.fingerprint.trim() {
+        "" => label_fingerprint(&a.labels),
+        trimmed if trimmed.len() == a.fingerprint.len() => a.fingerprint,
+        trimmed => trimmed.to_owned(),
     };
     let mut all_links = vec![("source", Some(a.generator_url.as_str()))];
     all_links.extend_from_slice(extra_links);
@@ -117,11 +126,11 @@ pub(crate) fn map_alert(
             .cloned()
             .unwrap_or_default(),
         severity: a.labels.get("severity").cloned(),
-        starts_at: go_time(&format!("alerts[{i}].startsAt"), a.starts_at.as_deref())?,
-        ends_at: go_time(&format!("alerts[{i}].endsAt"), a.ends_at.as_deref())?,
+        starts_at,
+        ends_at,
         group_key: Some(group_key.to_owned()),
         links: links(&annotations, &all_links),
-        labels: a.labels.clone(),
+        labels: a.labels,
         annotations,
     })
 }
@@ -146,11 +155,12 @@ impl Source for Alertmanager {
                 format!("must be firing or resolved (got '{}')", hook.status),
             ));
         }
+        let (group_key, common) = (&hook.group_key, &hook.common_annotations);
         let alerts = hook
             .alerts
-            .iter()
+            .into_iter()
             .enumerate()
-            .map(|(i, a)| map_alert(i, a, &hook.group_key, &hook.common_annotations, &[]))
+            .map(|(i, a)| map_alert(i, a, group_key, common, &[]))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Batch {
             alerts,

@@ -88,28 +88,23 @@ impl Source for Grafana {
             ));
         }
         let mut alerts = Vec::with_capacity(hook.alerts.len());
-        for (i, a) in hook.alerts.iter().enumerate() {
+        for (i, a) in hook.alerts.into_iter().enumerate() {
             let extra = [
                 ("dashboard", Some(a.dashboard_url.as_str())),
                 ("panel", Some(a.panel_url.as_str())),
                 ("silence", Some(a.silence_url.as_str())),
             ];
-            let mut alert = map_alert(
-                i,
-                &a.base,
-                &hook.group_key,
-                &hook.common_annotations,
-                &extra,
-            )?;
+            let mut alert =
+                map_alert(i, a.base, &hook.group_key, &hook.common_annotations, &extra)?;
             if !a.rule_uid.is_empty() {
                 alert
                     .annotations
-                    .insert("grafana_rule_uid".into(), a.rule_uid.clone());
+                    .insert("grafana_rule_uid".into(), a.rule_uid);
             }
             if !a.value_string.is_empty() {
                 alert
                     .annotations
-                    .insert("grafana_values".into(), a.value_string.clone());
+                    .insert("grafana_values".into(), a.value_string);
             } else if let Some(values) = &a.values {
                 alert.annotations.insert(
                     "grafana_values".into(),

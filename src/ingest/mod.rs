@@ -107,14 +107,14 @@ pub(crate) fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, IngestErr
 /// Parses an RFC 3339 time; Go's zero time (`0001-01-01T00:00:00Z`) and empty strings are
 /// "not set".
 pub(crate) fn go_time(
-    field: &str,
+    field: impl FnOnce() -> String,
     raw: Option<&str>,
 ) -> Result<Option<DateTime<Utc>>, IngestError> {
     let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
     let t = DateTime::parse_from_rfc3339(raw)
-        .map_err(|_| IngestError::invalid(field, format!("'{raw}' is not an RFC 3339 time")))?
+        .map_err(|_| IngestError::invalid(field(), format!("'{raw}' is not an RFC 3339 time")))?
         .with_timezone(&Utc);
     Ok((t.year() > 1).then_some(t))
 }
