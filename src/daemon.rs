@@ -35,7 +35,10 @@ pub async fn open_app(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>,
         .await
         .map_err(|e| StartError::App(crate::app::AppError::Internal(e.to_string())))??;
     let app = Arc::new(app);
-    crate::app::ingest_queue::replay_backlog(&app).await?;
+    crate::app::ingest_queue::replay_backlog(&app, &|kind, body, settings| {
+        crate::ingest::parse(kind, body, settings).map_err(|e| e.to_string())
+    })
+    .await?;
     crate::app::settings::apply_chat_settings(&app).await?;
     if let Some(matrix) = app.config.priority.matrix() {
         crate::app::settings::set_priority_matrix(&app, &Actor::system(), matrix).await?;

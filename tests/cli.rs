@@ -85,13 +85,7 @@ fn env_refs<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)>
     v.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
-fn client() -> reqwest::Client {
-    common::install_crypto();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client")
-}
+use common::client;
 
 async fn login(base: &str, username: &str, password: &str) -> (u16, Value) {
     let res = client()

@@ -87,10 +87,48 @@ enum Stop {
     Term,
 }
 
+/// The daemon's `/metrics` page.
+async fn metrics_text(client: &reqwest::Client, base: &str) -> String {
+    client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+/// Starts the binary on `data` with an Alertmanager integration: the daemon, an HTTP
+/// client, and the integration's webhook URL.
+async fn start_with_integration(
+    data: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (Daemon, reqwest::Client, String) {
+    let daemon = Daemon::spawn(data, env).await;
+    let client = common::client();
+    let token = daemon.admin_token(&client).await;
+    let res = client
+        .post(format!("{}/api/v1/integrations", daemon.base))
+        .bearer_auth(&token)
+        .json(&json!({"name": "crash", "kind": "alertmanager"}))
+        .send()
+        .await
+        .expect("integration");
+    let a = into_answer(res).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let url = format!(
+        "{}/hooks/alertmanager/{}",
+        daemon.base,
+        a.body["token"].as_str().expect("token")
+    );
+    (daemon, client, url)
 }
 
 /// Posts from [`SENDERS`] senders, stops the daemon after `kill_after` answers, restarts
@@ -112,36 +150,10 @@ async fn stop_mid_stream_and_restart(
         ("INCIDENTD_CONFIG", config_path.as_str()),
         ("INCIDENTD_LOG", "info"),
     ];
-    let mut daemon = Daemon::spawn(&data, &env).await;
-    common::install_crypto();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client");
-    let token = daemon.admin_token(&client).await;
-    let res = client
-        .post(format!("{}/api/v1/integrations", daemon.base))
-        .bearer_auth(&token)
-        .json(&json!({"name": "crash", "kind": "alertmanager"}))
-        .send()
-        .await
-        .expect("integration");
-    let a = into_answer(res).await;
-    assert_eq!(a.status, 201, "{}", a.text);
-    let hook_token = a.body["token"].as_str().expect("token").to_owned();
+    let (mut daemon, client, hook_url) = start_with_integration(&data, &env).await;
     let scrape = |name: &'static str| {
-        let (client, url) = (client.clone(), format!("{}/metrics", daemon.base));
-        async move {
-            let text = client
-                .get(url)
-                .send()
-                .await
-                .expect("metrics")
-                .text()
-                .await
-                .expect("metrics text");
-            metric(&text, name)
-        }
+        let (client, base) = (client.clone(), daemon.base.clone());
+        async move { metric(&metrics_text(&client, &base).await, name) }
     };
     let durable_before = scrape("incidentd_store_durable_commits").await;
 
@@ -150,10 +162,7 @@ async fn stop_mid_stream_and_restart(
     let acked_count = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for w in 0..SENDERS {
-        let (client, url) = (
-            client.clone(),
-            format!("{}/hooks/alertmanager/{hook_token}", daemon.base),
-        );
+        let (client, url) = (client.clone(), hook_url.clone());
         let (acked, acked_count) = (acked.clone(), acked_count.clone());
         tasks.push(tokio::spawn(async move {
             for r in 0..10_000 {
@@ -277,4 +286,89 @@ async fn stop_mid_stream_and_restart(
         "at most one unanswered request per sender may have been stored"
     );
     daemon.stderr()
+}
+
+/// What the live daemon made of a stream of webhooks into one group is exactly what the
+/// restart makes of it from the redo log alone: the same alerts with the same ids, the
+/// same incident, and the same timeline entry for entry. Records logged while an
+/// operation was pending are applied in one session (one timeline entry for many
+/// requests); the log says which, and a replay that grouped them otherwise would write
+/// other timeline entries and ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_does_exactly_what_the_live_daemon_did() {
+    const REQUESTS: usize = 120;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let env = [
+        ("INCIDENTD_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ("INCIDENTD_LOG", "info"),
+    ];
+    let (mut daemon, client, url) = start_with_integration(&data, &env).await;
+    let token = daemon.admin_token(&client).await;
+    // Concurrent senders into one group: their records fold into shared sessions.
+    let mut tasks = Vec::new();
+    for w in 0..SENDERS {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            for r in (w..REQUESTS).step_by(SENDERS) {
+                let mut alert = am_alert(
+                    "firing",
+                    json!({"alertname": "Replay", "instance": format!("host-{r}")}),
+                );
+                alert["fingerprint"] = json!(format!("replay-{r}"));
+                let body = common::ingest::am_webhook("{}:{alertname=\"Replay\"}", vec![alert]);
+                let res = client.post(&url).json(&body).send().await.expect("post");
+                assert_eq!(res.status(), 202);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("sender");
+    }
+
+    /// Everything a replay must reproduce, as the API shows it.
+    async fn state(daemon: &Daemon, client: &reqwest::Client, token: &str) -> Vec<Vec<Value>> {
+        let alerts = daemon
+            .list_all(client, token, "/api/v1/alerts?limit=500")
+            .await;
+        let incidents = daemon
+            .list_all(client, token, "/api/v1/incidents?limit=500")
+            .await;
+        assert_eq!(incidents.len(), 1, "one group, one incident: {incidents:?}");
+        let id = incidents[0]["id"].as_u64().expect("id");
+        let timeline = daemon
+            .list_all(
+                client,
+                token,
+                &format!("/api/v1/incidents/{id}/timeline?limit=500"),
+            )
+            .await;
+        vec![alerts, incidents, timeline]
+    }
+    let live = state(&daemon, &client, &token).await;
+    assert_eq!(live[0].len(), REQUESTS);
+    let metrics = metrics_text(&client, &daemon.base).await;
+    let records = metric(&metrics, "incidentd_ingest_record_requests_count");
+    let sessions = live[2].iter().filter(|e| e["kind"] == "alerts").count();
+    println!("{REQUESTS} requests in {records} records, applied in {sessions} sessions");
+    assert!(
+        (sessions as f64) < records,
+        "records should have folded into shared sessions"
+    );
+
+    daemon.kill9();
+    let daemon = Daemon::spawn(&data, &env).await;
+    assert!(
+        daemon.stderr().contains("replayed the redo log"),
+        "nothing to replay: the test needs the webhooks to be in the log only"
+    );
+    let token = daemon.admin_token(&client).await;
+    let replayed = state(&daemon, &client, &token).await;
+    for (what, (l, r)) in ["alerts", "incidents", "timeline"]
+        .iter()
+        .zip(live.iter().zip(&replayed))
+    {
+        assert_eq!(l, r, "{what} differ after the replay");
+    }
 }

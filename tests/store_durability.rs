@@ -298,11 +298,7 @@ async fn acknowledged_writes_survive_kill_9_exactly_once() {
     std::fs::create_dir_all(&data).expect("mkdir");
     let env = [("INCIDENTD_ADMIN_PASSWORD", ADMIN_PASSWORD)];
     let mut daemon = Daemon::spawn(&data, &env).await;
-    common::install_crypto();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client");
+    let client = common::client();
     let token = daemon.admin_token(&client).await;
 
     // Eight clients create services one after another until the daemon dies under them,

@@ -6,6 +6,7 @@
 //! the answer is 503 with `Retry-After`, never 429: Alertmanager retries only 5xx.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{AppState, RawBody};
 use super::problem::Problem;
-use crate::app::alerts::{self, IngestSummary, Wait};
+use crate::app::alerts::{self, IngestSummary, Source, Wait};
 use crate::app::{AppError, FieldErrors, integrations};
 use crate::domain::integration::IntegrationKind;
 use crate::ingest::{self, IngestError};
@@ -76,27 +77,29 @@ async fn receive(
     kind: IntegrationKind,
     token: Option<String>,
     params: &HookParams,
-    body: &[u8],
+    body: Bytes,
 ) -> Result<Response, AppError> {
     let wait = params.wait()?;
     let token = token.ok_or_else(|| AppError::not_found("integration", "without a token"))?;
     let integration = integrations::by_token(app, kind, &token)?;
-    let batch = ingest::parse(kind, body, &integration.settings)?;
+    let batch = ingest::parse(kind, &body, &integration.settings)?;
     let (alerts, truncated) = (batch.alerts.len(), batch.truncated);
     metrics::counter!("incidentd_alerts_received_total", "kind" => kind.as_str())
         .increment(alerts as u64);
-    Ok(match alerts::ingest(app, integration, batch, wait).await? {
-        Some(summary) => Json(summary).into_response(),
-        None => (
-            StatusCode::ACCEPTED,
-            Json(Accepted {
-                status: "accepted",
-                alerts,
-                truncated,
-            }),
-        )
-            .into_response(),
-    })
+    Ok(
+        match alerts::ingest(app, integration, batch, Source::Body(body), wait).await? {
+            Some(summary) => Json(summary).into_response(),
+            None => (
+                StatusCode::ACCEPTED,
+                Json(Accepted {
+                    status: "accepted",
+                    alerts,
+                    truncated,
+                }),
+            )
+                .into_response(),
+        },
+    )
 }
 
 macro_rules! hook {
@@ -106,7 +109,7 @@ macro_rules! hook {
             request_body(content = Object, description = "The sender's payload"),
             responses((status = 202, body = Accepted), (status = 200, body = IngestSummary, description = "With `?wait=applied`"), (status = 400, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
         pub async fn $with_token(State(app): State<AppState>, Path(token): Path<String>, Query(params): Query<HookParams>, RawBody(body): RawBody) -> Result<Response, AppError> {
-            receive(&app, $kind, Some(token), &params, &body).await
+            receive(&app, $kind, Some(token), &params, body).await
         }
 
         #[doc = $doc]
@@ -115,7 +118,7 @@ macro_rules! hook {
             request_body(content = Object, description = "The sender's payload"),
             responses((status = 202, body = Accepted), (status = 200, body = IngestSummary, description = "With `?wait=applied`"), (status = 400, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
         pub async fn $with_header(State(app): State<AppState>, headers: HeaderMap, Query(params): Query<HookParams>, RawBody(body): RawBody) -> Result<Response, AppError> {
-            receive(&app, $kind, bearer(&headers), &params, &body).await
+            receive(&app, $kind, bearer(&headers), &params, body).await
         }
     };
 }
@@ -213,7 +216,7 @@ pub async fn enqueue(
         Err(e) => return e.into_response(),
     };
     metrics::counter!("incidentd_alerts_received_total", "kind" => "pagerduty").increment(1);
-    match alerts::ingest(&app, integration, event.batch, Wait::Durable).await {
+    match alerts::ingest(&app, integration, event.batch, Source::Parsed, Wait::Durable).await {
         Ok(_) => (StatusCode::ACCEPTED, Json(json!({"status": "success", "message": "Event processed", "dedup_key": event.dedup_key}))).into_response(),
         Err(AppError::Busy) => pd_error(StatusCode::SERVICE_UNAVAILABLE, "Busy; retry", vec!["the daemon is shedding load".into()]),
         Err(e) => e.into_response(),

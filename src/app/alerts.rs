@@ -25,7 +25,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::events::{self, Subject};
 use super::incidents::{self, Opening};
-pub use super::ingest_queue::Wait;
+pub use super::ingest_queue::{Source, Wait};
 use super::page::{Page, PageRequest, Take, walk};
 use super::{App, AppError, AppResult, FieldErrors, require};
 use crate::domain::actor::Actor;
@@ -112,11 +112,12 @@ impl IncidentCache {
 /// [`super::ingest_queue`]), and with what it did if `wait` is [`Wait::Applied`].
 pub async fn ingest(
     app: &App,
-    integration: Integration,
+    integration: std::sync::Arc<Integration>,
     batch: Batch,
+    source: Source,
     wait: Wait,
 ) -> AppResult<Option<IngestSummary>> {
-    super::ingest_queue::submit(app, integration, batch, wait).await
+    super::ingest_queue::submit(app, integration, batch, source, wait).await
 }
 
 fn fp_key(integration: u64, fingerprint: &str) -> Vec<u8> {

@@ -19,14 +19,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use bytes::Bytes;
 use redb::WriteTransaction;
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::alerts::{IngestSummary, ingest_many_in_tx};
+use super::redo_record::{self, BodyParser, IngestRecord, Kept};
 use super::{App, AppError, AppResult};
 use crate::domain::alert::Batch;
 use crate::domain::integration::Integration;
@@ -48,55 +48,11 @@ pub enum Wait {
     Applied,
 }
 
-/// Everything one ingestion depends on besides the store. Replaying it against the store
-/// as it was gives the same result: ingestion reads nothing else (the clock is in the
-/// record, and the integration as it was when the request came).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct IngestRecord {
-    pub now: DateTime<Utc>,
-    pub integration: Integration,
-    pub batch: Batch,
-}
-
-/// A request's part of a redo record: the integration is stored once per group.
-#[derive(Serialize, Deserialize)]
-struct RequestRecord {
-    now: DateTime<Utc>,
-    batch: Batch,
-}
-
-/// A group's redo record: `requests` are `(index into integrations, request)`.
-#[derive(Deserialize)]
-struct GroupRecord {
-    integrations: Vec<Integration>,
-    requests: Vec<(usize, RequestRecord)>,
-}
-
-impl GroupRecord {
-    fn into_records(self) -> Result<Vec<IngestRecord>, String> {
-        self.requests
-            .into_iter()
-            .map(|(i, r)| {
-                let integration = self
-                    .integrations
-                    .get(i)
-                    .cloned()
-                    .ok_or_else(|| format!("no integration #{i} in the record"))?;
-                Ok(IngestRecord {
-                    now: r.now,
-                    integration,
-                    batch: r.batch,
-                })
-            })
-            .collect()
-    }
-}
-
 /// One waiting request.
 struct Waiting {
     record: IngestRecord,
-    /// Its [`RequestRecord`] as JSON, encoded on the request's own task.
-    encoded: Vec<u8>,
+    /// What the redo log keeps of it.
+    kept: Kept,
     /// Told once the request is durable (or why it is not).
     durable: oneshot::Sender<AppResult<()>>,
     /// Told what the request did once applied, if the sender waits for that.
@@ -167,25 +123,38 @@ impl IngestQueue {
     }
 }
 
-/// Ingests `batch` for `integration`: answers once it is durable, and with what it did
-/// if `wait` is [`Wait::Applied`]. Sheds load with [`AppError::Busy`] (503) when the queue
-/// is full.
+/// How the redo log keeps a request, as its sender gave it.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The body as received, which a replay parses again with the integration's settings:
+    /// for the sources whose parse is deterministic.
+    Body(Bytes),
+    /// The parsed alerts themselves (a PagerDuty event may get a generated dedup key).
+    Parsed,
+}
+
+/// Ingests `batch` (parsed from `source`) for `integration`: answers once it is durable,
+/// and with what it did if `wait` is [`Wait::Applied`]. Sheds load with
+/// [`AppError::Busy`] (503) when the queue is full.
 pub(crate) async fn submit(
     app: &App,
-    integration: Integration,
+    integration: Arc<Integration>,
     batch: Batch,
+    source: Source,
     wait: Wait,
 ) -> AppResult<Option<IngestSummary>> {
+    let kept = match source {
+        Source::Body(body) => Kept::Body(body),
+        Source::Parsed => Kept::Batch(
+            serde_json::to_vec(&batch)
+                .map_err(|e| AppError::Internal(format!("cannot encode a redo record: {e}")))?,
+        ),
+    };
     let record = IngestRecord {
         now: app.clock.now(),
         integration,
         batch,
     };
-    let encoded = serde_json::to_vec(&RequestRecordRef {
-        now: record.now,
-        batch: &record.batch,
-    })
-    .map_err(|e| AppError::Internal(format!("cannot encode a redo record: {e}")))?;
     let (durable, is_durable) = oneshot::channel();
     let (applied, is_applied) = match wait {
         Wait::Durable => (None, None),
@@ -196,7 +165,7 @@ pub(crate) async fn submit(
     };
     let waiting = Waiting {
         record,
-        encoded,
+        kept,
         durable,
         applied,
     };
@@ -235,20 +204,45 @@ struct Logger {
 
 /// Logged records waiting to be handed to the store as one operation.
 struct Pending {
-    /// One `Vec` per log record.
-    records: Vec<Vec<IngestRecord>>,
+    /// The requests of its records, applied in one session (the records after the first
+    /// say so in the log: they join the session of the record before them).
+    requests: Vec<IngestRecord>,
     applied: AppliedReplies,
     /// The first and last records' sequence numbers.
     first_seq: u64,
     last_seq: u64,
     bytes: u64,
     alerts: usize,
+    /// When its first record was logged.
+    since: Instant,
 }
 
-/// Operations handed to the store at once. While the writer applies them, newly logged
-/// records fold into one pending operation: the busier the writer, the fewer and bigger
-/// its operations (one incident update per incident each).
-const APPLYING: usize = 2;
+impl Pending {
+    /// Whether it is worth an operation of its own yet. Every operation costs the writer a
+    /// fixed amount besides its requests (a session, an update per incident, a commit:
+    /// about as much as ten requests), so records fold until there are enough of them or
+    /// they have waited long enough; but not when someone waits for them to be applied.
+    fn ripe(&self, store: &Store) -> bool {
+        self.requests.len() >= FOLD_REQUESTS
+            || self.alerts >= FOLD_ALERTS
+            || self.since.elapsed() >= FOLD_WAIT
+            || self.applied.iter().any(Option::is_some)
+            || store.readers_waiting()
+    }
+}
+
+/// Operations handed to the store at once. While the writer applies one, newly logged
+/// records fold into the next: the busier the writer, the fewer and bigger its operations
+/// (one incident update per incident each).
+const APPLYING: usize = 1;
+
+/// Requests that make a pending operation worth handing over (see [`Pending::ripe`]).
+const FOLD_REQUESTS: usize = 128;
+/// Alerts that do.
+const FOLD_ALERTS: usize = 512;
+/// Longest a pending operation folds while nobody waits for it: what a reader that
+/// arrives meanwhile does not wait for (it asks for the records at once).
+const FOLD_WAIT: Duration = Duration::from_millis(10);
 
 /// Most alerts folded into one pending operation. A full one waits for the writer (and
 /// the log with it, so that requests queue and, past the queue, get 503): acknowledged
@@ -297,16 +291,16 @@ impl Logger {
                     Err(_) => break,
                 }
             };
-            let mut bytes = first.encoded.len();
+            let mut bytes = first.kept.len();
             let mut group = vec![first];
             while group.len() < MAX_GROUP {
                 match rx.try_recv() {
-                    Ok(w) if bytes + w.encoded.len() > MAX_GROUP_BYTES => {
+                    Ok(w) if bytes + w.kept.len() > MAX_GROUP_BYTES => {
                         carried = Some(w);
                         break;
                     }
                     Ok(w) => {
-                        bytes += w.encoded.len();
+                        bytes += w.kept.len();
                         group.push(w);
                     }
                     Err(_) => break,
@@ -323,6 +317,9 @@ impl Logger {
     /// Hands the pending records to the store as one operation if the writer has room
     /// (or `anyway`).
     fn hand_over(&mut self, anyway: bool) {
+        if !anyway && !self.pending.as_ref().is_some_and(|p| p.ripe(&self.store)) {
+            return;
+        }
         if !anyway && self.applying.load(Ordering::Acquire) >= APPLYING {
             let full = self
                 .pending
@@ -338,9 +335,9 @@ impl Logger {
             }
         }
         let Some(p) = self.pending.take() else { return };
-        let records = p.records;
+        let sessions = vec![p.requests];
         let mut applier = Applier::default();
-        let op = move |tx: &WriteTransaction| applier.apply(tx, &records);
+        let op = move |tx: &WriteTransaction| applier.apply(tx, &sessions);
         match self.store.hand_over_logged(
             FromLog::Applied {
                 first: p.first_seq,
@@ -366,7 +363,11 @@ impl Logger {
     /// Logs a group as one record and answers each request once it is durable; the
     /// application follows (see [`Logger::hand_over`]).
     fn log(&mut self, group: Vec<Waiting>) {
-        let bytes = group_record(group.iter().map(|w| (&w.record, w.encoded.as_slice())));
+        // Decided here, written in the record, and done below: records logged while an
+        // operation is pending join its session, in the live daemon and in a replay.
+        let joins = self.pending.is_some();
+        metrics::histogram!("incidentd_ingest_record_requests").record(group.len() as f64);
+        let bytes = redo_record::encode(joins, group.iter().map(|w| (&w.record, &w.kept)));
         let record_len = bytes.len() as u64;
         let mut records = Vec::with_capacity(group.len());
         let mut durable = Vec::with_capacity(group.len());
@@ -382,15 +383,16 @@ impl Logger {
                 let _ = d.send(Ok(()));
             }
             let p = self.pending.get_or_insert_with(|| Pending {
-                records: Vec::new(),
+                requests: Vec::new(),
                 applied: Vec::new(),
                 first_seq: seq,
                 last_seq: seq,
                 bytes: 0,
                 alerts: 0,
+                since: Instant::now(),
             });
             p.alerts += records.iter().map(|r| r.batch.alerts.len()).sum::<usize>();
-            p.records.push(records);
+            p.requests.extend(records);
             p.applied.extend(applied);
             p.last_seq = seq;
             p.bytes += record_len;
@@ -461,60 +463,24 @@ fn answer_applied(result: AppResult<Outcomes>, applied: AppliedReplies) {
     }
 }
 
-/// [`RequestRecord`] by reference, for encoding.
-#[derive(Serialize)]
-struct RequestRecordRef<'a> {
-    now: DateTime<Utc>,
-    batch: &'a Batch,
-}
-
-/// The redo record of requests: each distinct integration once, then the requests.
-fn group_record<'a>(requests: impl Iterator<Item = (&'a IngestRecord, &'a [u8])>) -> Vec<u8> {
-    let mut integrations: Vec<&Integration> = Vec::new();
-    let mut out = Vec::new();
-    out.extend_from_slice(b",\"requests\":[");
-    for (n, (record, encoded)) in requests.enumerate() {
-        let index = match integrations.iter().position(|i| **i == record.integration) {
-            Some(i) => i,
-            None => {
-                integrations.push(&record.integration);
-                integrations.len() - 1
-            }
-        };
-        if n > 0 {
-            out.push(b',');
-        }
-        out.push(b'[');
-        out.extend_from_slice(index.to_string().as_bytes());
-        out.push(b',');
-        out.extend_from_slice(encoded);
-        out.push(b']');
-    }
-    out.extend_from_slice(b"]}");
-    let mut head = b"{\"integrations\":".to_vec();
-    // Integrations are plain data: encoding them cannot fail.
-    head.extend(serde_json::to_vec(&integrations).unwrap_or_else(|_| b"[]".to_vec()));
-    head.extend(out);
-    head
-}
-
-/// Applies log records, each in its own [`super::alerts`] session (live and in a replay
-/// alike, so that a replay after a crash does exactly what the live daemon did), and
-/// gets past requests that cannot be applied.
+/// Applies sessions of logged requests, each session in one [`super::alerts`] session
+/// (live and in a replay alike: the log says which records share a session, so that a
+/// replay after a crash does exactly what the live daemon did), and gets past requests
+/// that cannot be applied.
 ///
 /// A request was acknowledged before it was applied, so a request that fails for a reason
 /// other than the store (its integration's service was deleted meanwhile, say) cannot be
 /// answered with the error; and retrying it as it is would stop every record behind it.
-/// So an attempt that fails that way marks its record to be applied one request at a time
+/// So an attempt that fails that way marks its session to be applied one request at a time
 /// on the next attempt, and a request that fails alone to be skipped (logged, and told to
 /// a sender that waits for the application). The store aborts a failed attempt and runs
 /// the operation again, so nothing of a skipped request is kept. Store errors (and
 /// panics) are returned as they are: the attempt is simply tried again.
 #[derive(Debug, Default)]
 struct Applier {
-    /// Records (by index) applied one request at a time.
+    /// Sessions (by index) applied one request at a time.
     isolate: BTreeSet<usize>,
-    /// Requests (record, request) skipped, with why.
+    /// Requests (session, request) skipped, with why.
     skip: BTreeMap<(usize, usize), String>,
 }
 
@@ -527,17 +493,20 @@ fn transient(e: &AppError) -> bool {
 }
 
 impl Applier {
-    /// Applies `records` (one `Vec` per log record); one result per request, in order.
+    /// Applies `sessions` (the requests of each, in log order); one result per request,
+    /// in order.
     fn apply(
         &mut self,
         tx: &WriteTransaction,
-        records: &[Vec<IngestRecord>],
+        sessions: &[Vec<IngestRecord>],
     ) -> AppResult<Vec<Result<IngestSummary, String>>> {
         let mut out = Vec::new();
-        for (g, group) in records.iter().enumerate() {
+        for (g, group) in sessions.iter().enumerate() {
             if !self.isolate.contains(&g) {
-                match ingest_many_in_tx(tx, group.iter().map(|r| (r.now, &r.integration, &r.batch)))
-                {
+                match ingest_many_in_tx(
+                    tx,
+                    group.iter().map(|r| (r.now, &*r.integration, &r.batch)),
+                ) {
                     Ok(summaries) => {
                         out.extend(summaries.into_iter().map(Ok));
                         continue;
@@ -554,7 +523,7 @@ impl Applier {
                     out.push(Err(why.clone()));
                     continue;
                 }
-                match ingest_many_in_tx(tx, std::iter::once((r.now, &r.integration, &r.batch))) {
+                match ingest_many_in_tx(tx, std::iter::once((r.now, &*r.integration, &r.batch))) {
                     Ok(mut summary) => {
                         out.push(summary.pop().ok_or_else(|| "no summary".to_owned()))
                     }
@@ -577,42 +546,67 @@ impl Applier {
     }
 }
 
-/// Records replayed per transaction at start-up.
+/// Requests replayed per transaction at start-up (whole sessions: a little more).
 const REPLAY_CHUNK: usize = 256;
 /// Attempts at one chunk before start-up gives up.
 const REPLAY_ATTEMPTS: usize = 64;
 
+/// The sessions of a backlog, in log order, each with the number of its last record.
+fn sessions(
+    backlog: &[(u64, Vec<u8>)],
+    parse: &BodyParser,
+) -> AppResult<Vec<(u64, Vec<IngestRecord>)>> {
+    let mut out: Vec<(u64, Vec<IngestRecord>)> = Vec::new();
+    for (seq, bytes) in backlog {
+        let record = redo_record::decode(bytes, parse).map_err(|e| {
+            AppError::Internal(format!(
+                "redo log record {seq} does not decode ({e}); the store holds everything up to the record before it"
+            ))
+        })?;
+        match out.last_mut() {
+            // A first record that joins a session begun before the checkpoint cannot
+            // happen (checkpoints fall between operations); alone it is its own session.
+            Some((last, session)) if record.joins => {
+                *last = *seq;
+                session.extend(record.requests);
+            }
+            _ => out.push((*seq, record.requests)),
+        }
+    }
+    Ok(out)
+}
+
 /// Replays the ingestions that were acknowledged but not yet checkpointed when the daemon
-/// last stopped (a crash), in their original order, a chunk per durable transaction.
+/// last stopped (a crash), in their original order and sessions, a chunk per durable
+/// transaction. `parse` reads the request bodies the log keeps (`crate::ingest::parse`).
 /// Runs before the daemon serves. A record that does not decode or apply (after one retry)
 /// stops start-up: skipping it would lose acknowledged alerts, and the store is left as the
 /// last checkpoint plus the chunks replayed so far, so a restart resumes there.
-pub async fn replay_backlog(app: &App) -> AppResult<usize> {
+pub async fn replay_backlog(app: &App, parse: &BodyParser) -> AppResult<usize> {
     let backlog = app.store.take_redo_backlog();
     if backlog.is_empty() {
         return Ok(0);
     }
     let count = backlog.len();
-    for chunk in backlog.chunks(REPLAY_CHUNK) {
-        let mut groups = Vec::with_capacity(chunk.len());
-        for (seq, bytes) in chunk {
-            let records = serde_json::from_slice::<GroupRecord>(bytes)
-                .map_err(|e| e.to_string())
-                .and_then(GroupRecord::into_records)
-                .map_err(|e| {
-                    AppError::Internal(format!(
-                        "redo log record {seq} does not decode ({e}); the store holds everything up to the record before it"
-                    ))
-                })?;
-            groups.push(records);
+    let mut sessions = sessions(&backlog, parse)?.into_iter().peekable();
+    drop(backlog);
+    while sessions.peek().is_some() {
+        let mut chunk = Vec::new();
+        let mut last_seq = 0;
+        let mut requests = 0;
+        while requests < REPLAY_CHUNK
+            && let Some((seq, session)) = sessions.next()
+        {
+            last_seq = seq;
+            requests += session.len().max(1);
+            chunk.push(session);
         }
-        let last_seq = chunk.last().map_or(0, |(seq, _)| *seq);
         // The applier is shared by the attempts: it remembers what to isolate and skip.
         let applier = Arc::new(Mutex::new(Applier::default()));
-        let groups = Arc::new(groups);
+        let chunk = Arc::new(chunk);
         let mut attempt = 0;
         loop {
-            let (shared, applier) = (groups.clone(), applier.clone());
+            let (shared, applier) = (chunk.clone(), applier.clone());
             let replayed = app
                 .store
                 .replay(last_seq, move |tx| {
@@ -645,25 +639,12 @@ mod tests {
     use super::*;
     use crate::domain::alert::{IncomingAction, IncomingAlert};
     use crate::domain::integration::{IntegrationKind, IntegrationSettings};
+    use chrono::{DateTime, Utc};
 
-    fn integration(id: u64, name: &str) -> Integration {
-        Integration {
-            id,
-            name: name.into(),
-            kind: IntegrationKind::Alertmanager,
-            token_hash: "hash".into(),
-            token_hint: "hint".into(),
-            service_id: 1,
-            escalation_policy_id: None,
-            settings: IntegrationSettings::default(),
-            created_by: crate::domain::actor::Actor::system().reference,
-            created_at: DateTime::<Utc>::UNIX_EPOCH,
-            updated_at: DateTime::<Utc>::UNIX_EPOCH,
-        }
-    }
+    use crate::app::redo_record::test_integration as integration;
 
-    fn record(i: &Integration, fingerprint: &str, second: i64) -> (IngestRecord, Vec<u8>) {
-        let r = IngestRecord {
+    fn record(i: &Arc<Integration>, fingerprint: &str, second: i64) -> IngestRecord {
+        IngestRecord {
             now: DateTime::<Utc>::from_timestamp(second, 0).expect("time"),
             integration: i.clone(),
             batch: Batch {
@@ -682,38 +663,55 @@ mod tests {
                 }],
                 truncated: 0,
             },
-        };
-        let encoded = serde_json::to_vec(&RequestRecordRef {
-            now: r.now,
-            batch: &r.batch,
-        })
-        .expect("encode");
-        (r, encoded)
+        }
     }
 
+    /// A backlog falls into the sessions its records name: a record that joins goes with
+    /// the one before it, and a first record that joins (its session began before the
+    /// checkpoint, which cannot happen) stands alone.
     #[test]
-    fn a_group_record_gives_back_every_request_with_its_own_integration() {
-        let a = integration(1, "a");
-        let mut a_changed = a.clone();
-        a_changed.settings.auto_resolve = false;
-        let b = integration(2, "b");
-        let requests = vec![
-            record(&a, "f1", 10),
-            record(&b, "f2", 11),
-            record(&a, "f3", 12),
-            // The same integration, changed between two requests: both versions are kept.
-            record(&a_changed, "f4", 13),
+    fn a_backlog_is_replayed_in_the_sessions_the_log_names() {
+        let i = integration(1, "a");
+        let parse = |_: IntegrationKind, body: &[u8], _: &IntegrationSettings| {
+            let fp = std::str::from_utf8(body).map_err(|e| e.to_string())?;
+            Ok(record(&integration(1, "a"), fp, 0).batch)
+        };
+        let rec = |joins: bool, fps: &[&str]| {
+            let requests: Vec<(IngestRecord, Kept)> = fps
+                .iter()
+                .map(|fp| {
+                    (
+                        record(&i, fp, 0),
+                        Kept::Body(Bytes::copy_from_slice(fp.as_bytes())),
+                    )
+                })
+                .collect();
+            redo_record::encode(joins, requests.iter().map(|(r, k)| (r, k)))
+        };
+        let backlog = vec![
+            (7, rec(true, &["a"])),
+            (8, rec(false, &["b", "c"])),
+            (9, rec(true, &["d"])),
+            (10, rec(true, &["e"])),
+            (11, rec(false, &["f"])),
         ];
-        let bytes = group_record(requests.iter().map(|(r, e)| (r, e.as_slice())));
-        let group: GroupRecord = serde_json::from_slice(&bytes).expect("decode");
-        assert_eq!(
-            group.integrations.len(),
-            3,
-            "each distinct integration once"
-        );
-        let back = group.into_records().expect("records");
-        let expected: Vec<IngestRecord> = requests.into_iter().map(|(r, _)| r).collect();
-        assert_eq!(back, expected);
+        let got: Vec<(u64, Vec<String>)> = sessions(&backlog, &parse)
+            .expect("sessions")
+            .into_iter()
+            .map(|(seq, requests)| {
+                let fps = requests
+                    .iter()
+                    .map(|r| r.batch.alerts[0].fingerprint.clone())
+                    .collect();
+                (seq, fps)
+            })
+            .collect();
+        let want: Vec<(u64, Vec<String>)> = vec![
+            (7, vec!["a".into()]),
+            (10, vec!["b".into(), "c".into(), "d".into(), "e".into()]),
+            (11, vec!["f".into()]),
+        ];
+        assert_eq!(got, want);
     }
 
     /// A request that cannot be applied (its integration, as logged, names a service that
@@ -728,16 +726,17 @@ mod tests {
         )
         .expect("store");
         let good = integration(1, "good");
-        let mut orphan = integration(2, "orphan");
+        let mut orphan = (*integration(2, "orphan")).clone();
         orphan.service_id = 999;
+        let orphan = Arc::new(orphan);
         let records = vec![
-            vec![record(&good, "g1", 10).0],
+            vec![record(&good, "g1", 10)],
             vec![
-                record(&good, "g2", 11).0,
-                record(&orphan, "o1", 11).0,
-                record(&good, "g3", 11).0,
+                record(&good, "g2", 11),
+                record(&orphan, "o1", 11),
+                record(&good, "g3", 11),
             ],
-            vec![record(&good, "g4", 12).0],
+            vec![record(&good, "g4", 12)],
         ];
         let applier = Arc::new(Mutex::new(Applier::default()));
         let mut attempts = 0;
@@ -780,11 +779,116 @@ mod tests {
         drop(r);
         store.shutdown().await;
     }
+}
 
-    #[test]
-    fn a_record_naming_a_missing_integration_is_refused() {
-        let bytes = br#"{"integrations":[],"requests":[[0,{"now":"2026-01-01T00:00:00Z","batch":{"alerts":[],"truncated":0}}]]}"#;
-        let group: GroupRecord = serde_json::from_slice(bytes).expect("decode");
-        assert!(group.into_records().is_err());
+/// Writer cost per request by session size, without HTTP or the load generator:
+/// `cargo test --release --lib apply_cost -- --ignored --nocapture`.
+#[cfg(test)]
+mod apply_cost {
+    use super::*;
+    use crate::domain::integration::IntegrationKind;
+    use chrono::Utc;
+
+    fn thread_cpu_us(name: &str) -> u64 {
+        let mut total = 0;
+        for t in std::fs::read_dir("/proc/self/task")
+            .expect("tasks")
+            .flatten()
+        {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if comm.trim() != name {
+                continue;
+            }
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+            let f: Vec<&str> = after.split(' ').collect();
+            total += f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
+        }
+        total * 10_000
+    }
+
+    fn body(i: usize) -> String {
+        format!(
+            r#"{{"receiver":"incidentd","status":"firing","alerts":[{{"status":"firing","labels":{{"alertname":"Bench0","severity":"critical","instance":"host-{i}-0:9100","job":"bench"}},"annotations":{{"summary":"bench alert {i}/0","description":"synthetic load from alertmanager-bench.sh"}},"startsAt":"2025-11-24T09:12:31.482Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://127.0.0.1:9090/graph","fingerprint":"{i:016x}"}}],"groupLabels":{{"alertname":"Bench0"}},"commonLabels":{{"alertname":"Bench0","job":"bench","severity":"critical"}},"commonAnnotations":{{"description":"synthetic load from alertmanager-bench.sh"}},"externalURL":"http://127.0.0.1:9093","version":"4","groupKey":"{{}}:{{alertname=\"Bench0\"}}","truncatedAlerts":0}}"#
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn apply_cost() {
+        let sizes: Vec<usize> = std::env::var("APPLY_SIZES")
+            .ok()
+            .map_or(vec![1, 4, 16, 64, 256], |v| {
+                v.split(',').filter_map(|x| x.parse().ok()).collect()
+            });
+        for size in sizes {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = Store::open(
+                &dir.path().join("s.redb"),
+                &crate::store::StoreOptions::default(),
+            )
+            .expect("store");
+            let integration = crate::app::redo_record::test_integration(1, "bench");
+            let total = 20_000usize;
+            let mut appender = store.take_redo_appender().expect("appender");
+            let now = Utc::now();
+            let before = thread_cpu_us("incidentd-write");
+            let started = std::time::Instant::now();
+            let handle = tokio::runtime::Handle::current();
+            let store2 = store.clone();
+            let integration2 = integration.clone();
+            tokio::task::spawn_blocking(move || {
+                let (store, integration) = (store2, integration2);
+                let mut waits = Vec::new();
+                for chunk in 0..total / size {
+                    let requests: Vec<IngestRecord> = (0..size)
+                        .map(|j| {
+                            let b = body(chunk * size + j);
+                            IngestRecord {
+                                now,
+                                integration: integration.clone(),
+                                batch: crate::ingest::parse(
+                                    IntegrationKind::Alertmanager,
+                                    b.as_bytes(),
+                                    &integration.settings,
+                                )
+                                .expect("parse"),
+                            }
+                        })
+                        .collect();
+                    let (seq, appended) = appender.append(b"x".to_vec());
+                    appended.expect("append");
+                    let sessions = vec![requests];
+                    let mut applier = Applier::default();
+                    let op = move |tx: &WriteTransaction| applier.apply(tx, &sessions);
+                    let wait = store
+                        .hand_over_logged(
+                            FromLog::Applied {
+                                first: seq,
+                                last: seq,
+                                record_len: 1,
+                            },
+                            op,
+                        )
+                        .expect("hand over");
+                    waits.push(wait);
+                    if waits.len() >= 2 {
+                        handle.block_on(waits.remove(0)).expect("applied");
+                    }
+                }
+                for w in waits {
+                    handle.block_on(w).expect("applied");
+                }
+            })
+            .await
+            .expect("bench thread");
+            let cpu = thread_cpu_us("incidentd-write") - before;
+            println!(
+                "session of {size:>3}: writer {:>5.1} us/request, wall {:>5.1} us/request",
+                cpu as f64 / total as f64,
+                started.elapsed().as_micros() as f64 / total as f64
+            );
+            store.shutdown().await;
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! Alert integrations: create (the token is shown once), rotate, change, delete, and find by
 //! token for the webhooks.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -378,7 +380,7 @@ struct TokenCacheInner {
     /// Bumped by every clear.
     generation: u64,
     /// Only tokens that exist: the cache holds at most one entry per integration.
-    by_hash: std::collections::HashMap<String, Integration>,
+    by_hash: std::collections::HashMap<String, Arc<Integration>>,
 }
 
 impl TokenCache {
@@ -414,7 +416,7 @@ where
 }
 
 /// The integration a token belongs to, if its kind is `kind`.
-pub fn by_token(app: &App, kind: IntegrationKind, token: &str) -> AppResult<Integration> {
+pub fn by_token(app: &App, kind: IntegrationKind, token: &str) -> AppResult<Arc<Integration>> {
     let unknown = || AppError::not_found("integration", "for this token");
     let hash = sha256_hex(token.trim());
     let cache = &app.integration_tokens;
@@ -432,7 +434,7 @@ pub fn by_token(app: &App, kind: IntegrationKind, token: &str) -> AppResult<Inte
     let r = app.store.read()?;
     let id =
         access::get_id(&r, tables::INTEGRATIONS_BY_TOKEN, hash.as_bytes())?.ok_or_else(unknown)?;
-    let i = access::get::<Integration>(&r, id)?.ok_or_else(unknown)?;
+    let i = Arc::new(access::get::<Integration>(&r, id)?.ok_or_else(unknown)?);
     {
         let mut inner = cache.lock();
         if inner.generation == generation {

@@ -19,6 +19,7 @@ pub mod integrations;
 pub mod notifications;
 pub mod page;
 pub mod problems;
+pub(crate) mod redo_record;
 pub mod roles;
 pub mod routing;
 pub mod services;

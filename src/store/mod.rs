@@ -198,6 +198,11 @@ impl Store {
         self.inner.writer.caught_up(timeout).await
     }
 
+    /// Whether a reader waits in [`Store::caught_up`] right now.
+    pub fn readers_waiting(&self) -> bool {
+        self.inner.writer.readers_waiting()
+    }
+
     /// The logged writes acknowledged after the last checkpoint, oldest first, as
     /// `(sequence number, record)`; empty after the first call.
     pub fn take_redo_backlog(&self) -> Vec<(u64, Vec<u8>)> {

@@ -289,10 +289,13 @@ impl RedoLog {
             write_zeros(&self.file, self.allocated, upto).map_err(io_err(path))?;
             self.allocated = upto;
         }
+        let started = std::time::Instant::now();
         self.file
             .write_all_at(&self.buf, self.written)
             .map_err(io_err(path))?;
         self.file.sync_data().map_err(io_err(path))?;
+        metrics::histogram!("incidentd_redo_append_seconds")
+            .record(started.elapsed().as_secs_f64());
         self.written = end;
         Ok(())
     }

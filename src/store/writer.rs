@@ -28,7 +28,7 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -253,6 +253,9 @@ pub(crate) struct Writer {
     sender: std::sync::RwLock<Option<mpsc::Sender<Box<dyn Job>>>>,
     /// What the redo log acknowledged (with a log).
     acked: Option<Arc<AtomicU64>>,
+    /// Readers waiting in [`Writer::caught_up`]: the logging thread hands its pending
+    /// records over at once for them instead of letting them fold a while longer.
+    readers_waiting: AtomicUsize,
     counters: Arc<Counters>,
     commits: watch::Receiver<u64>,
     applied: watch::Receiver<u64>,
@@ -299,6 +302,7 @@ impl Writer {
         Ok(Writer {
             sender: std::sync::RwLock::new(Some(tx)),
             acked,
+            readers_waiting: AtomicUsize::new(0),
             counters,
             commits: commit_rx,
             applied: applied_rx,
@@ -393,11 +397,19 @@ impl Writer {
             return Ok(());
         }
         let mut applied = self.applied.clone();
-        match tokio::time::timeout(timeout, applied.wait_for(|a| *a >= target)).await {
+        self.readers_waiting.fetch_add(1, Ordering::AcqRel);
+        let waited = tokio::time::timeout(timeout, applied.wait_for(|a| *a >= target)).await;
+        self.readers_waiting.fetch_sub(1, Ordering::AcqRel);
+        match waited {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err(StoreError::Closed),
             Err(_) => Err(StoreError::Busy),
         }
+    }
+
+    /// Whether a reader waits for acknowledged records to be applied.
+    pub(crate) fn readers_waiting(&self) -> bool {
+        self.readers_waiting.load(Ordering::Acquire) > 0
     }
 
     pub(crate) fn stats(&self) -> WriterStats {

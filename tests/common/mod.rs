@@ -34,6 +34,16 @@ pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// An HTTP client for tests that drive a real binary.
+#[allow(dead_code)]
+pub fn client() -> reqwest::Client {
+    install_crypto();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
 /// A configuration for a test daemon in `dir`, on a random port.
 pub fn test_config(dir: &Path) -> Config {
     let mut c = Config {
