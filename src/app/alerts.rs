@@ -38,7 +38,7 @@ use crate::domain::integration::Integration;
 use crate::domain::permission::Permission;
 use crate::domain::silence::{Router, Silencer};
 use crate::store::StoreError;
-use crate::store::access::{self, Order};
+use crate::store::access::{self, Order, Record};
 use crate::store::keys::{Key, KeyReader};
 use crate::store::tables::{self, alert_field as field};
 
@@ -179,9 +179,7 @@ impl<'t> AlertTables<'t> {
             .alerts
             .get(crate::store::keys::id_key(id).as_slice())?
             .map(|g| g.value().to_vec());
-        bytes
-            .map(|b| access::decode(tables::ALERTS, &b))
-            .transpose()
+        bytes.map(|b| Alert::from_bytes(&b)).transpose()
     }
 
     /// Makes `id` the latest record of a fingerprint.
@@ -193,7 +191,7 @@ impl<'t> AlertTables<'t> {
     fn save(&mut self, before: Option<&Alert>, after: &Alert) -> Result<(), StoreError> {
         self.alerts.insert(
             crate::store::keys::id_key(after.id).as_slice(),
-            access::encode(after)?.as_slice(),
+            after.to_bytes()?.as_slice(),
         )?;
         let old = before.map(index_entries).unwrap_or_default();
         let new = index_entries(after);

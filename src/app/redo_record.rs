@@ -23,6 +23,8 @@
 //!                          form: u8 (0 body, 1 batch JSON), len: u32, bytes
 //! ```
 //!
+//! (the integer, byte and time encodings of [`crate::store::codec`]).
+//!
 //! Records written before this layout are one JSON object (`{"integrations":..,
 //! "requests":..}`, the batches re-encoded) and are still read, each its own session.
 
@@ -34,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::alert::Batch;
 use crate::domain::integration::{Integration, IntegrationKind, IntegrationSettings};
+use crate::store::codec::{In, Out};
 
 /// The first bytes of a record in this layout.
 const MAGIC: &[u8; 4] = b"IDR2";
@@ -115,32 +118,23 @@ pub(crate) fn encode<'a>(
         .map(|(r, _)| index_of(&r.integration))
         .collect();
     let body_bytes: usize = requests.clone().map(|(_, k)| k.len() + 25).sum();
-    let mut out = Vec::with_capacity(16 + body_bytes + integrations.len() * 512);
-    out.extend_from_slice(MAGIC);
-    out.push(if joins { JOINS } else { 0 });
-    put_u32(&mut out, integrations.len());
+    let mut out = Out::with_capacity(16 + body_bytes + integrations.len() * 512);
+    out.raw(MAGIC);
+    out.u8(if joins { JOINS } else { 0 });
+    out.len(integrations.len());
     for i in &integrations {
         // Integrations are plain data: encoding one cannot fail.
-        let json = serde_json::to_vec(&***i).unwrap_or_default();
-        put_u32(&mut out, json.len());
-        out.extend_from_slice(&json);
+        out.bytes(&serde_json::to_vec(&***i).unwrap_or_default());
     }
-    put_u32(&mut out, indexes.len());
+    out.len(indexes.len());
     for ((record, kept), index) in requests.zip(indexes) {
-        out.extend_from_slice(&index.to_le_bytes());
-        out.extend_from_slice(&record.now.timestamp().to_le_bytes());
-        out.extend_from_slice(&record.now.timestamp_subsec_nanos().to_le_bytes());
+        out.u32(index);
+        out.time(&record.now);
         let (form, bytes) = kept.form_and_bytes();
-        out.push(form);
-        put_u32(&mut out, bytes.len());
-        out.extend_from_slice(bytes);
+        out.u8(form);
+        out.bytes(bytes);
     }
-    out
-}
-
-fn put_u32(out: &mut Vec<u8>, n: usize) {
-    let n = u32::try_from(n).expect("a record part below 4 GiB (records are capped far below)");
-    out.extend_from_slice(&n.to_le_bytes());
+    out.0
 }
 
 /// Reads a record back, parsing kept bodies with `parse`.
@@ -148,28 +142,25 @@ pub(crate) fn decode(bytes: &[u8], parse: &BodyParser) -> Result<Decoded, String
     let Some(rest) = bytes.strip_prefix(MAGIC.as_slice()) else {
         return decode_json(bytes);
     };
-    let mut r = Reader(rest);
+    let mut r = In(rest);
     let flags = r.u8()?;
-    let n = r.u32()? as usize;
-    let mut integrations = Vec::with_capacity(n.min(1024));
+    let n = r.count(4)?;
+    let mut integrations = Vec::with_capacity(n);
     for _ in 0..n {
         let json = r.bytes()?;
         let i: Integration = serde_json::from_slice(json)
             .map_err(|e| format!("an integration does not decode: {e}"))?;
         integrations.push(Arc::new(i));
     }
-    let n = r.u32()? as usize;
-    let mut requests = Vec::with_capacity(n.min(4096));
+    let n = r.count(21)?;
+    let mut requests = Vec::with_capacity(n);
     for _ in 0..n {
         let index = r.u32()? as usize;
         let integration = integrations
             .get(index)
             .cloned()
             .ok_or_else(|| format!("no integration #{index} in the record"))?;
-        let secs = r.i64()?;
-        let nanos = r.u32()?;
-        let now = DateTime::<Utc>::from_timestamp(secs, nanos)
-            .ok_or_else(|| format!("time {secs}.{nanos} is out of range"))?;
+        let now = r.time()?;
         let form = r.u8()?;
         let kept = r.bytes()?;
         let batch = match form {
@@ -185,52 +176,11 @@ pub(crate) fn decode(bytes: &[u8], parse: &BodyParser) -> Result<Decoded, String
             batch,
         });
     }
-    if !r.0.is_empty() {
-        return Err(format!("{} bytes after the last request", r.0.len()));
-    }
+    r.end()?;
     Ok(Decoded {
         joins: flags & JOINS != 0,
         requests,
     })
-}
-
-/// A cursor over a record's bytes.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if self.0.len() < n {
-            return Err(format!(
-                "the record ends early ({} bytes left, {n} needed)",
-                self.0.len()
-            ));
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
-        let bytes = self.take(N)?;
-        Ok(bytes.try_into().expect("take returned N bytes"))
-    }
-
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.array::<1>()?[0])
-    }
-
-    fn u32(&mut self) -> Result<u32, String> {
-        self.array().map(u32::from_le_bytes)
-    }
-
-    fn i64(&mut self) -> Result<i64, String> {
-        self.array().map(i64::from_le_bytes)
-    }
-
-    fn bytes(&mut self) -> Result<&'a [u8], String> {
-        let len = self.u32()? as usize;
-        self.take(len)
-    }
 }
 
 /// A request in a record of the JSON layout.

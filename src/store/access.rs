@@ -19,6 +19,17 @@ pub trait Record: Serialize + DeserializeOwned {
     const TABLE: Table;
     /// Its id.
     fn id(&self) -> u64;
+
+    /// Its stored form: JSON, unless the record has a layout of its own
+    /// ([`super::codec`]).
+    fn to_bytes(&self) -> Result<Vec<u8>, StoreError> {
+        encode(self)
+    }
+
+    /// From its stored form.
+    fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
+        decode(Self::TABLE, bytes)
+    }
 }
 
 /// A visitor over raw entries: return `Break` to stop.
@@ -244,12 +255,14 @@ pub fn put_json<T: Serialize>(
 
 /// The record with `id`.
 pub fn get<T: Record>(r: &impl Reader, id: u64) -> Result<Option<T>, StoreError> {
-    get_json(r, T::TABLE, &id_key(id))
+    r.get_raw(T::TABLE, &id_key(id))?
+        .map(|b| T::from_bytes(&b))
+        .transpose()
 }
 
 /// Writes a record under its id.
 pub fn put<T: Record>(tx: &WriteTransaction, record: &T) -> Result<(), StoreError> {
-    put_json(tx, T::TABLE, &id_key(record.id()), record)
+    put_raw(tx, T::TABLE, &id_key(record.id()), &record.to_bytes()?)
 }
 
 /// Deletes the record with `id`; whether it existed.
@@ -272,7 +285,7 @@ pub fn list<T: Record>(
         (_, None) => (Bound::Unbounded, Bound::Unbounded),
     };
     r.scan_raw(T::TABLE, start, end, order, &mut |_, v| {
-        out.push(decode(T::TABLE, v)?);
+        out.push(T::from_bytes(v)?);
         Ok(if out.len() >= limit {
             ControlFlow::Break(())
         } else {

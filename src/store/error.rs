@@ -16,6 +16,14 @@ pub enum StoreError {
         /// Why.
         source: serde_json::Error,
     },
+    /// A stored value in a binary layout did not decode: a bug or corruption.
+    #[error("stored record in table '{table}' is damaged: {reason}")]
+    Corrupt {
+        /// The table.
+        table: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The write queue is full; the caller should shed load (HTTP 503).
     #[error("the store is busy; retry later")]
     Busy,

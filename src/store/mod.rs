@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod backup;
+pub mod codec;
 pub mod error;
 pub mod keys;
 pub mod migrations;

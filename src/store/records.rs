@@ -1,6 +1,7 @@
 //! Which table each domain record lives in.
 
 use super::access::Record;
+use super::error::StoreError;
 use super::tables::{self, Table};
 use crate::domain::audit::AuditEntry;
 use crate::domain::event::DomainEvent;
@@ -8,6 +9,7 @@ use crate::domain::identity::{Group, Role, User};
 use crate::domain::incident::Incident;
 use crate::domain::problem::Problem;
 use crate::domain::service::Service;
+use redb::TableHandle;
 
 macro_rules! record {
     ($t:ty, $table:expr, $id:ident) => {
@@ -38,7 +40,26 @@ record!(
     tables::INTEGRATIONS,
     id
 );
-record!(crate::domain::alert::Alert, tables::ALERTS, id);
+
+/// Alerts have a binary layout of their own: they are written at storm rates.
+impl Record for crate::domain::alert::Alert {
+    const TABLE: Table = tables::ALERTS;
+
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn to_bytes(&self) -> Result<Vec<u8>, StoreError> {
+        Ok(super::codec::encode_alert(self))
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
+        super::codec::decode_alert(bytes).map_err(|reason| StoreError::Corrupt {
+            table: tables::ALERTS.name().to_owned(),
+            reason,
+        })
+    }
+}
 record!(crate::domain::silence::Silence, tables::SILENCES, id);
 record!(
     crate::domain::silence::RoutingRule,
