@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -77,6 +78,14 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Running> {
     app.set_bound_addr(addr);
     let (shutdown, signal) = watch::channel(false);
     let router = crate::api::router(app.clone());
+    // Answers go out at once: an answer written while the peer has not yet acknowledged
+    // the previous one would otherwise wait for that ACK (Nagle), up to a delayed-ACK
+    // timeout, on every keep-alive connection that sends requests back to back.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let mut server_signal = signal.clone();
     let server = tokio::spawn(async move {
         axum::serve(
