@@ -5,11 +5,13 @@
 //! what it costs to make them durable is the request's whole cost. So one thread does
 //! group commit for ingestion: it takes every request that arrived while it wrote the
 //! previous record, appends them as ONE record to the redo log (one `fdatasync`), answers
-//! them, and hands their application to the store's writer; records logged while the
-//! writer is busy fold into ONE store operation (one incident update per incident).
-//! Requests that arrive while it writes wait for the next record, so the busier the
-//! daemon, the bigger the records and operations; a quiet one handles every request alone
-//! at once.
+//! them, and hands their application to the store's writer. Records fold into ONE store
+//! operation (one incident update per incident) until it is worth handing over: enough
+//! requests or alerts, 10 ms old, or somebody waiting to read them ([`Pending::ripe`]);
+//! while the writer is busy they keep folding. Requests that arrive while it writes wait
+//! for the next record, so the busier the daemon, the bigger the records and operations.
+//! A quiet daemon logs and answers every request alone at once, and applies it within
+//! 10 ms, at once if a reader or a `?wait=applied` sender is waiting.
 //!
 //! A request is answered once its record is on disk ([`Wait::Durable`]): from then on a
 //! crash cannot lose it, and readers wait until it is applied

@@ -9,10 +9,11 @@
 //! `dedup_key` gets a generated one) keeps its parsed batch, as JSON, instead.
 //!
 //! A record also says whether it is applied in one session with the record before it. The
-//! logging thread decides that as it writes the record (records logged while the writer is
-//! busy fold into one session, see [`super::ingest_queue`]), and a replay must group them
-//! the same way: what a session writes depends on what it holds (one timeline entry per
-//! incident and session, say), and a replay must do what the live daemon did.
+//! logging thread decides that as it writes the record (records logged before the pending
+//! operation is handed to the writer fold into one session, see [`super::ingest_queue`]),
+//! and a replay must group them the same way: what a session writes depends on what it
+//! holds (one timeline entry per incident and session, say), and a replay must do what
+//! the live daemon did.
 //!
 //! Layout, integers little-endian:
 //!

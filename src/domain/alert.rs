@@ -57,8 +57,9 @@ pub struct Link {
     pub href: String,
 }
 
-/// One alert as parsed from a source, before it meets the store (and, serialized, in the
-/// store's redo log).
+/// One alert as parsed from a source, before it meets the store. Serialized, it is in the
+/// redo log only where a body cannot simply be parsed again (PagerDuty events given a
+/// generated dedup key, records written by older versions).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncomingAlert {
     /// Identity within the integration (source fingerprint, dedup key or label hash).

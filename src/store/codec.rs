@@ -328,6 +328,12 @@ fn decode_alert_v1(bytes: &[u8]) -> Result<Alert, String> {
     })
 }
 
+/// An alert with every optional part set, for tests of stored alerts.
+#[cfg(test)]
+pub(crate) fn sample_alert() -> Alert {
+    tests::full()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,7 +342,7 @@ mod tests {
         DateTime::<Utc>::from_timestamp(secs, nanos).expect("time")
     }
 
-    fn full() -> Alert {
+    pub(super) fn full() -> Alert {
         Alert {
             id: 42,
             integration_id: 7,

@@ -35,12 +35,20 @@ pub struct Migration {
 }
 
 /// Every migration, in order. A test checks this list against the `migrations/` folder.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    source: include_str!("../../migrations/0001_initial.toml"),
-    apply: apply_initial,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        source: include_str!("../../migrations/0001_initial.toml"),
+        apply: apply_initial,
+    },
+    Migration {
+        version: 2,
+        name: "binary_alerts",
+        source: include_str!("../../migrations/0002_binary_alerts.toml"),
+        apply: apply_binary_alerts,
+    },
+];
 
 /// The newest schema version this binary knows.
 pub fn latest_version() -> u64 {
@@ -217,6 +225,48 @@ fn apply_initial(tx: &WriteTransaction, source: &'static str) -> Result<(), Stor
     Ok(())
 }
 
+/// Rewrites every alert stored as JSON in the binary layout, a slice of the table at a
+/// time (a scan may not write to the table it walks).
+fn apply_binary_alerts(tx: &WriteTransaction, _source: &'static str) -> Result<(), StoreError> {
+    use super::access::Record;
+    use crate::domain::alert::Alert;
+    const SLICE: usize = 4096;
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let mut rewrites: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut last: Option<Vec<u8>> = None;
+        let mut seen = 0;
+        let start = after
+            .as_deref()
+            .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        tx.scan_raw(
+            tables::ALERTS,
+            start,
+            std::ops::Bound::Unbounded,
+            access::Order::Asc,
+            &mut |k, v| {
+                if v.first() == Some(&b'{') {
+                    rewrites.push((k.to_vec(), Alert::from_bytes(v)?.to_bytes()?));
+                }
+                last = Some(k.to_vec());
+                seen += 1;
+                Ok(if seen >= SLICE {
+                    std::ops::ControlFlow::Break(())
+                } else {
+                    std::ops::ControlFlow::Continue(())
+                })
+            },
+        )?;
+        for (k, v) in &rewrites {
+            access::put_raw(tx, tables::ALERTS, k, v)?;
+        }
+        match last {
+            Some(k) if seen >= SLICE => after = Some(k),
+            _ => return Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +306,42 @@ mod tests {
         );
         for role in &data.roles {
             crate::domain::permission::validate_names(&role.permissions).expect("valid names");
+        }
+    }
+
+    #[test]
+    fn alerts_stored_as_json_are_rewritten_in_the_binary_layout() {
+        use crate::domain::alert::Alert;
+        use crate::store::access::Record;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Database::create(dir.path().join("s.redb")).expect("db");
+        run(&db).expect("migrate");
+        // A store as version 1 left it: alerts as JSON, more than one slice of them.
+        let alerts: Vec<Alert> = (1..=5000)
+            .map(|id| Alert {
+                id,
+                fingerprint: format!("fp{id}"),
+                ..crate::store::codec::sample_alert()
+            })
+            .collect();
+        let tx = db.begin_write().expect("tx");
+        for a in &alerts {
+            access::put_json(&tx, tables::ALERTS, &id_key(a.id), a).expect("put");
+        }
+        tx.commit().expect("commit");
+        force_version(&db, 1).expect("version 1");
+
+        assert_eq!(run(&db).expect("migrate"), 2);
+
+        let r = db.begin_read().expect("read");
+        assert_eq!(current_version(&r).expect("version"), 2);
+        for a in &alerts {
+            let raw = r
+                .get_raw(tables::ALERTS, &id_key(a.id))
+                .expect("get")
+                .expect("present");
+            assert_ne!(raw[0], b'{', "alert {} is still JSON", a.id);
+            assert_eq!(&Alert::from_bytes(&raw).expect("decode"), a);
         }
     }
 }

@@ -2,9 +2,11 @@
 //! migrations and backups.
 //!
 //! Every table maps bytes to bytes. Keys are built with [`keys::Key`] so that byte order is
-//! the order we list in (big-endian ids, escaped strings); values are JSON, which is
+//! the order we list in (big-endian ids, escaped strings). Values are JSON, which is
 //! self-describing: a record written before a field existed still reads, the field taking
-//! its `#[serde(default)]`. Reads run on MVCC snapshots and never wait for writes; all writes
+//! its `#[serde(default)]`. Alerts are the exception, written at storm rates in the binary
+//! layout of [`codec`]: a new alert field needs a new layout version there (the old one
+//! still decoded), not just a serde default. Reads run on MVCC snapshots and never wait for writes; all writes
 //! go through the single [`writer`] thread.
 
 pub mod access;
