@@ -200,6 +200,8 @@ struct Logger {
     pending: Option<Pending>,
     /// Operations handed to the store and not yet applied.
     applying: Arc<AtomicUsize>,
+    /// Durable writes handed to the store while the log is off, not yet committed.
+    unlogged: Arc<AtomicUsize>,
     /// Shutting down: hand over without waiting for the writer (it may be stalled).
     closing: Arc<AtomicBool>,
 }
@@ -224,6 +226,15 @@ impl Pending {
     /// fixed amount besides its requests (a session, an update per incident, a commit:
     /// about as much as ten requests), so records fold until there are enough of them or
     /// they have waited long enough; but not when someone waits for them to be applied.
+    /// Holds as much as may trail the log: the log waits for the writer until it is
+    /// handed over. Requests count besides alerts (an empty batch still costs a session
+    /// entry and its bytes).
+    fn full(&self) -> bool {
+        self.alerts >= MAX_PENDING_ALERTS
+            || self.requests.len() >= MAX_PENDING_ALERTS
+            || self.bytes >= MAX_PENDING_BYTES
+    }
+
     fn ripe(&self, store: &Store) -> bool {
         self.requests.len() >= FOLD_REQUESTS
             || self.alerts >= FOLD_ALERTS
@@ -251,6 +262,13 @@ const FOLD_WAIT: Duration = Duration::from_millis(10);
 /// alerts never trail their application by more than a few such operations.
 const MAX_PENDING_ALERTS: usize = 2048;
 
+/// Most record bytes folded into one pending operation (see [`MAX_PENDING_ALERTS`]).
+const MAX_PENDING_BYTES: u64 = 2 * MAX_GROUP_BYTES as u64;
+
+/// Most durable writes in flight once the log is off (a failed disk): the logging thread
+/// waits for the writer beyond that, so requests queue and get 503 rather than pile up.
+const MAX_UNLOGGED: usize = 8;
+
 /// How often a thread with a pending operation looks whether the writer has room.
 const PENDING_POLL: Duration = Duration::from_micros(250);
 
@@ -267,6 +285,7 @@ impl Logger {
             runtime,
             pending: None,
             applying: Arc::new(AtomicUsize::new(0)),
+            unlogged: Arc::new(AtomicUsize::new(0)),
             closing,
         }
     }
@@ -323,11 +342,7 @@ impl Logger {
             return;
         }
         if !anyway && self.applying.load(Ordering::Acquire) >= APPLYING {
-            let full = self
-                .pending
-                .as_ref()
-                .is_some_and(|p| p.alerts >= MAX_PENDING_ALERTS);
-            if !full {
+            if !self.pending.as_ref().is_some_and(Pending::full) {
                 return;
             }
             while self.applying.load(Ordering::Acquire) >= APPLYING
@@ -403,14 +418,22 @@ impl Logger {
         }
         // Not in the log: a durable write, behind what is pending.
         self.hand_over(true);
+        while self.unlogged.load(Ordering::Acquire) >= MAX_UNLOGGED
+            && !self.closing.load(Ordering::Acquire)
+        {
+            std::thread::sleep(PENDING_POLL);
+        }
         let records = vec![records];
         let mut applier = Applier::default();
         let op = move |tx: &WriteTransaction| applier.apply(tx, &records);
         let seq = appended.map(|(seq, _)| seq);
         match self.store.hand_over_logged(FromLog::Unlogged { seq }, op) {
             Ok(outcome) => {
+                self.unlogged.fetch_add(1, Ordering::AcqRel);
+                let unlogged = self.unlogged.clone();
                 self.runtime.spawn(async move {
                     let result: AppResult<Outcomes> = outcome.await;
+                    unlogged.fetch_sub(1, Ordering::AcqRel);
                     for d in durable {
                         let _ = d.send(match &result {
                             Ok(_) => Ok(()),
@@ -666,6 +689,34 @@ mod tests {
                 truncated: 0,
             },
         }
+    }
+
+    /// Requests without alerts (Alertmanager's `"alerts": []`) still fill a pending
+    /// operation, so that a stalled writer backs them up into 503s too.
+    #[test]
+    fn a_pending_operation_is_full_by_alerts_requests_or_bytes() {
+        let i = integration(1, "a");
+        let pending = |requests: Vec<IngestRecord>, bytes: u64| Pending {
+            alerts: requests.iter().map(|r| r.batch.alerts.len()).sum(),
+            requests,
+            applied: Vec::new(),
+            first_seq: 1,
+            last_seq: 1,
+            bytes,
+            since: Instant::now(),
+        };
+        let empty = || {
+            let mut r = record(&i, "x", 1);
+            r.batch.alerts.clear();
+            r
+        };
+        assert!(!pending((0..10).map(|_| empty()).collect(), 100).full());
+        assert!(pending((0..MAX_PENDING_ALERTS).map(|_| empty()).collect(), 100).full());
+        assert!(pending(vec![empty()], MAX_PENDING_BYTES).full());
+        let many = (0..MAX_PENDING_ALERTS)
+            .map(|n| record(&i, &format!("f{n}"), 1))
+            .collect();
+        assert!(pending(many, 100).full());
     }
 
     /// A backlog falls into the sessions its records name: a record that joins goes with

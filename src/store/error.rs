@@ -45,6 +45,19 @@ pub enum StoreError {
         /// The highest this binary knows.
         supported: u64,
     },
+    /// The redo log lacks records it must have: a segment in the middle is damaged, and
+    /// the acknowledged writes in it cannot be replayed.
+    #[error(
+        "the redo log in {dir} lacks acknowledged records {missing_from}..{missing_to} (a damaged segment); incidentd will not start without them: restore the segment or a backup, or move {dir} aside to start without those writes"
+    )]
+    RedoGap {
+        /// The log directory.
+        dir: PathBuf,
+        /// The first missing sequence number.
+        missing_from: u64,
+        /// The last missing one.
+        missing_to: u64,
+    },
     /// A file operation around the store failed.
     #[error("{path}: {source}")]
     Io {

@@ -100,6 +100,13 @@ impl Store {
         let records = redo::RedoLog::read_all(&dir)?;
         let last = records.iter().map(|(seq, _)| *seq).fold(mark, u64::max);
         let backlog: Vec<_> = records.into_iter().filter(|(seq, _)| *seq > mark).collect();
+        if let Some((missing_from, missing_to)) = redo::first_gap(mark, &backlog) {
+            return Err(StoreError::RedoGap {
+                dir,
+                missing_from,
+                missing_to,
+            });
+        }
         let mut log = redo::RedoLog::open(&dir, last + 1)?;
         if backlog.is_empty() {
             log.discard_through(last);
@@ -264,10 +271,7 @@ pub fn redo_dir(path: &Path) -> PathBuf {
 /// Opens the redb file, translating "locked by another process" into a clear error.
 pub(crate) fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| StoreError::Io {
-            path: parent.to_owned(),
-            source: e,
-        })?;
+        redo::create_dir_durably(parent)?;
     }
     Database::builder()
         .set_cache_size(cache_bytes)
@@ -276,4 +280,61 @@ pub(crate) fn open_database(path: &Path, cache_bytes: usize) -> Result<Database,
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.to_owned()),
             other => StoreError::Db(other.into()),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Leaves a redo log as two runs of the daemon do: records 1-3 in one segment, 4-5
+    /// in the next.
+    fn two_segments(path: &Path) -> PathBuf {
+        let dir = redo_dir(path);
+        let mut log = redo::RedoLog::open(&dir, 1).expect("open log");
+        for seq in 1..=3u8 {
+            log.append(&[(u64::from(seq), vec![seq; 64])])
+                .expect("append");
+        }
+        drop(log);
+        let mut log = redo::RedoLog::open(&dir, 4).expect("reopen log");
+        for seq in 4..=5u8 {
+            log.append(&[(u64::from(seq), vec![seq; 64])])
+                .expect("append");
+        }
+        dir.join(format!("{:020}.log", 1))
+    }
+
+    #[tokio::test]
+    async fn an_intact_redo_log_is_handed_over_for_replay() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(STORE_FILE);
+        two_segments(&path);
+        let store = Store::open(&path, &StoreOptions::default()).expect("open");
+        let seqs: Vec<u64> = store.take_redo_backlog().iter().map(|r| r.0).collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 5]);
+        store.shutdown().await;
+    }
+
+    #[test]
+    fn a_redo_log_missing_acknowledged_records_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(STORE_FILE);
+        let first = two_segments(&path);
+        // Damage record 2 (its payload, after the 16-byte header of record 1 + 64 bytes
+        // and its own header): records 2 and 3 no longer read, 4 and 5 still do.
+        let mut bytes = std::fs::read(&first).expect("read segment");
+        bytes[16 + 64 + 16 + 3] ^= 0xff;
+        std::fs::write(&first, &bytes).expect("damage segment");
+        match Store::open(&path, &StoreOptions::default()) {
+            Err(StoreError::RedoGap {
+                missing_from,
+                missing_to,
+                ..
+            }) => assert_eq!((missing_from, missing_to), (2, 3)),
+            Err(other) => panic!("wrong error: {other}"),
+            Ok(_) => panic!("a log missing acknowledged records must be refused"),
+        }
+        // Refusing deleted nothing.
+        assert!(first.exists());
+    }
 }

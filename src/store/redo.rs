@@ -215,6 +215,52 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(io_err(dir))
 }
 
+/// Creates `dir` (and its parents) so that it survives a power loss: the entry of each
+/// directory created is made durable in its parent.
+pub(crate) fn create_dir_durably(dir: &Path) -> Result<(), StoreError> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing.push(d.to_owned());
+        at = d.parent();
+    }
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    for d in missing.iter().rev() {
+        let parent = d
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// The first run of sequence numbers missing from `backlog` (the records after `mark`,
+/// oldest first), if any.
+///
+/// A crash can only tear the last record of a segment, never an acknowledged one, and the
+/// next start numbers its segment from just after the last whole record; so the records
+/// after the checkpoint mark run on without a gap, unless a segment was damaged later.
+pub(crate) fn first_gap(mark: u64, backlog: &[LogRecord]) -> Option<(u64, u64)> {
+    let mut expected = mark.saturating_add(1);
+    for (seq, _) in backlog {
+        if *seq != expected {
+            return Some((expected, seq.saturating_sub(1).max(expected)));
+        }
+        expected = seq.saturating_add(1);
+    }
+    None
+}
+
+/// Deletes segments detached by [`RedoLog::detach_through`], outside the log's lock.
+pub(crate) fn delete_segments(paths: Vec<PathBuf>) {
+    for path in paths {
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!(segment = %path.display(), error = %e, "cannot delete a checkpointed redo segment");
+        }
+    }
+}
+
 impl RedoLog {
     /// Reads every record in `dir` (none if it does not exist), oldest first.
     pub(crate) fn read_all(dir: &Path) -> Result<Vec<LogRecord>, StoreError> {
@@ -228,7 +274,7 @@ impl RedoLog {
     /// Opens the log for appending, in a new segment whose first record will be
     /// `next_seq` (a torn tail of an older segment is never appended after).
     pub(crate) fn open(dir: &Path, next_seq: u64) -> Result<RedoLog, StoreError> {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        create_dir_durably(dir)?;
         let mut segments = list_segments(dir)?;
         // A segment of this name can only be one that got no record (the sequence
         // numbers it would hold were never used): start it afresh.
@@ -303,6 +349,12 @@ impl RedoLog {
     /// Deletes the segments holding only records up to `mark`, which a durable redb
     /// commit has made redundant. The segment being appended to stays.
     pub(crate) fn discard_through(&mut self, mark: u64) {
+        delete_segments(self.detach_through(mark));
+    }
+
+    /// Forgets the segments holding only records up to `mark` and returns their paths,
+    /// for [`delete_segments`] to delete without holding up appends.
+    pub(crate) fn detach_through(&mut self, mark: u64) -> Vec<PathBuf> {
         let mut keep_from = 0;
         for i in 0..self.segments.len().saturating_sub(1) {
             // Segment i ends right before segment i + 1 begins.
@@ -310,11 +362,10 @@ impl RedoLog {
                 keep_from = i + 1;
             }
         }
-        for (_, path) in self.segments.drain(..keep_from) {
-            if let Err(e) = std::fs::remove_file(&path) {
-                tracing::warn!(segment = %path.display(), error = %e, "cannot delete a checkpointed redo segment");
-            }
-        }
+        self.segments
+            .drain(..keep_from)
+            .map(|(_, path)| path)
+            .collect()
     }
 
     /// Makes every later append fail, as a full or failing disk would.
@@ -334,6 +385,25 @@ impl RedoLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gaps_after_the_mark_are_found() {
+        let recs = |seqs: &[u64]| -> Vec<LogRecord> { seqs.iter().map(|s| (*s, vec![])).collect() };
+        assert_eq!(first_gap(0, &[]), None);
+        assert_eq!(first_gap(7, &recs(&[8, 9, 10])), None);
+        assert_eq!(first_gap(7, &recs(&[9, 10])), Some((8, 8)));
+        assert_eq!(first_gap(0, &recs(&[1, 2, 5, 6])), Some((3, 4)));
+        assert_eq!(first_gap(0, &recs(&[1, 2, 2])), Some((3, 3)));
+    }
+
+    #[test]
+    fn a_new_directory_is_created_with_its_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a/b/redo");
+        create_dir_durably(&deep).unwrap();
+        assert!(deep.is_dir());
+        create_dir_durably(&deep).unwrap();
+    }
 
     #[test]
     fn records_round_trip_and_a_torn_tail_is_ignored() {

@@ -500,10 +500,12 @@ impl LogSide {
 
     /// Deletes the log segments a durable commit made redundant.
     fn discard_through(&self, mark: u64) {
-        self.log
+        let detached = self
+            .log
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .discard_through(mark);
+            .detach_through(mark);
+        super::redo::delete_segments(detached);
     }
 }
 
