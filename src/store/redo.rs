@@ -336,10 +336,22 @@ impl RedoLog {
             self.allocated = upto;
         }
         let started = std::time::Instant::now();
-        self.file
+        let appended = self
+            .file
             .write_all_at(&self.buf, self.written)
-            .map_err(io_err(path))?;
-        self.file.sync_data().map_err(io_err(path))?;
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = appended {
+            // The bytes may have reached the disk all the same (an fsync error says
+            // nothing about which pages made it). This record is not acknowledged: its
+            // requests become durable redb commits or get an error, so a replay must not
+            // find it. Zero it out, as far as the failing disk lets us.
+            let erased =
+                write_zeros(&self.file, self.written, end).and_then(|()| self.file.sync_data());
+            if let Err(again) = erased {
+                tracing::error!(segment = %path.display(), error = %again, "cannot erase a failed redo record; a restart may replay it");
+            }
+            return Err(io_err(path)(e));
+        }
         metrics::histogram!("incidentd_redo_append_seconds")
             .record(started.elapsed().as_secs_f64());
         self.written = end;
