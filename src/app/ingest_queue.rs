@@ -691,6 +691,63 @@ mod tests {
         }
     }
 
+    /// Without the redo log (it failed, or another queue took it) every request becomes a
+    /// durable redb commit. Only so many may be in flight, and each frees its place once
+    /// committed: many more than that, one after another and at once, all get through.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_the_log_requests_commit_durably_and_keep_flowing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = crate::config::Config {
+            data_dir: dir.path().to_owned(),
+            ..Default::default()
+        };
+        let app =
+            Arc::new(App::open(config, Arc::new(crate::domain::clock::SystemClock)).expect("app"));
+        drop(app.store.take_redo_appender());
+        let i = integration(1, "a");
+        let in_turn = 3 * MAX_UNLOGGED;
+        for n in 0..in_turn {
+            let wait = if n % 2 == 0 {
+                Wait::Durable
+            } else {
+                Wait::Applied
+            };
+            let answer = tokio::time::timeout(
+                Duration::from_secs(10),
+                submit(
+                    &app,
+                    i.clone(),
+                    record(&i, &format!("s{n}"), 1).batch,
+                    Source::Parsed,
+                    wait,
+                ),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("request {n} was not answered"))
+            .expect("stored");
+            assert_eq!(answer.is_some(), wait == Wait::Applied);
+        }
+        let mut at_once = tokio::task::JoinSet::new();
+        for n in 0..4 * MAX_UNLOGGED {
+            let (app, i) = (app.clone(), i.clone());
+            at_once.spawn(async move {
+                let batch = record(&i, &format!("c{n}"), 1).batch;
+                submit(&app, i, batch, Source::Parsed, Wait::Durable).await
+            });
+        }
+        let answers = tokio::time::timeout(Duration::from_secs(20), at_once.join_all())
+            .await
+            .expect("every concurrent request answered");
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        let r = app.store.read().expect("read");
+        let stored =
+            crate::store::access::Reader::len(&r, crate::store::tables::ALERTS).expect("count");
+        assert_eq!(stored as usize, in_turn + 4 * MAX_UNLOGGED);
+        drop(r);
+        app.ingest_queue.shutdown().await;
+        app.store.shutdown().await;
+    }
+
     /// Requests without alerts (Alertmanager's `"alerts": []`) still fill a pending
     /// operation, so that a stalled writer backs them up into 503s too.
     #[test]
