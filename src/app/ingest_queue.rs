@@ -335,6 +335,15 @@ impl Logger {
         self.hand_over(true);
     }
 
+    /// Waits until fewer than `limit` operations counted by `in_flight` are in the store
+    /// (or shutdown begins: the writer may be stalled). Meanwhile requests queue in front
+    /// of this thread, and past the queue get 503.
+    fn wait_below(&self, in_flight: &AtomicUsize, limit: usize) {
+        while in_flight.load(Ordering::Acquire) >= limit && !self.closing.load(Ordering::Acquire) {
+            std::thread::sleep(PENDING_POLL);
+        }
+    }
+
     /// Hands the pending records to the store as one operation if the writer has room
     /// (or `anyway`).
     fn hand_over(&mut self, anyway: bool) {
@@ -345,11 +354,7 @@ impl Logger {
             if !self.pending.as_ref().is_some_and(Pending::full) {
                 return;
             }
-            while self.applying.load(Ordering::Acquire) >= APPLYING
-                && !self.closing.load(Ordering::Acquire)
-            {
-                std::thread::sleep(PENDING_POLL);
-            }
+            self.wait_below(&self.applying, APPLYING);
         }
         let Some(p) = self.pending.take() else { return };
         let sessions = vec![p.requests];
@@ -418,11 +423,7 @@ impl Logger {
         }
         // Not in the log: a durable write, behind what is pending.
         self.hand_over(true);
-        while self.unlogged.load(Ordering::Acquire) >= MAX_UNLOGGED
-            && !self.closing.load(Ordering::Acquire)
-        {
-            std::thread::sleep(PENDING_POLL);
-        }
+        self.wait_below(&self.unlogged, MAX_UNLOGGED);
         let records = vec![records];
         let mut applier = Applier::default();
         let op = move |tx: &WriteTransaction| applier.apply(tx, &records);

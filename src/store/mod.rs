@@ -6,8 +6,8 @@
 //! self-describing: a record written before a field existed still reads, the field taking
 //! its `#[serde(default)]`. Alerts are the exception, written at storm rates in the binary
 //! layout of [`codec`]: a new alert field needs a new layout version there (the old one
-//! still decoded), not just a serde default. Reads run on MVCC snapshots and never wait for writes; all writes
-//! go through the single [`writer`] thread.
+//! still decoded), not just a serde default. Reads run on MVCC snapshots and never wait
+//! for writes; all writes go through the single [`writer`] thread.
 
 pub mod access;
 pub mod backup;

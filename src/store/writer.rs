@@ -397,10 +397,8 @@ impl Writer {
             return Ok(());
         }
         let mut applied = self.applied.clone();
-        self.readers_waiting.fetch_add(1, Ordering::AcqRel);
-        let waited = tokio::time::timeout(timeout, applied.wait_for(|a| *a >= target)).await;
-        self.readers_waiting.fetch_sub(1, Ordering::AcqRel);
-        match waited {
+        let _waiting = ReaderWaiting::new(&self.readers_waiting);
+        match tokio::time::timeout(timeout, applied.wait_for(|a| *a >= target)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err(StoreError::Closed),
             Err(_) => Err(StoreError::Busy),
@@ -506,6 +504,23 @@ impl LogSide {
             .unwrap_or_else(|e| e.into_inner())
             .detach_through(mark);
         super::redo::delete_segments(detached);
+    }
+}
+
+/// Counts a reader in [`Writer::caught_up`] for as long as it waits, also when its
+/// request is dropped mid-wait (a client that hangs up).
+struct ReaderWaiting<'a>(&'a AtomicUsize);
+
+impl<'a> ReaderWaiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        ReaderWaiting(count)
+    }
+}
+
+impl Drop for ReaderWaiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -947,6 +962,35 @@ mod tests {
             .expect("plain");
         assert_eq!(s.writer.stats().durable_commits, 1);
         assert_eq!(mark(&s.db), Some(3));
+        s.writer.shutdown().await;
+    }
+
+    /// A reader waiting for acknowledged records is counted (the logging thread hands its
+    /// records over at once for it) only while it waits: a request dropped mid-wait, as
+    /// when its client hangs up, leaves no count behind.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reader_is_counted_only_while_it_waits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = start(dir.path());
+        let (_, appended) = s.appender.append(b"not handed over".to_vec());
+        appended.expect("logged");
+        assert!(!s.writer.readers_waiting());
+        let writer = s.writer.clone();
+        let waiting = tokio::spawn(async move { writer.caught_up(Duration::from_secs(30)).await });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !s.writer.readers_waiting() {
+            assert!(
+                Instant::now() < deadline,
+                "the reader is counted while it waits"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        waiting.abort();
+        assert!(waiting.await.is_err_and(|e| e.is_cancelled()));
+        assert!(
+            !s.writer.readers_waiting(),
+            "a dropped reader is no longer counted"
+        );
         s.writer.shutdown().await;
     }
 
