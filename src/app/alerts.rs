@@ -175,11 +175,10 @@ impl<'t> AlertTables<'t> {
         let Some(id) = id else {
             return Ok(None);
         };
-        let bytes = self
-            .alerts
+        self.alerts
             .get(crate::store::keys::id_key(id).as_slice())?
-            .map(|g| g.value().to_vec());
-        bytes.map(|b| Alert::from_bytes(&b)).transpose()
+            .map(|g| Alert::from_bytes(g.value()))
+            .transpose()
     }
 
     /// Makes `id` the latest record of a fingerprint.
