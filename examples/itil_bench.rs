@@ -112,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
                         service_id: Some(service),
                         assignee_id: None,
                         group_id: None,
+                        escalation_policy_id: None,
                     },
                 )
                 .await

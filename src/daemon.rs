@@ -106,6 +106,9 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Running> {
         tokio::spawn(
             crate::engine::outbox::OutboxWorker::new(app.clone(), channels).run(signal.clone()),
         ),
+        tokio::spawn(
+            crate::engine::escalation::EscalationWorker::new(app.clone()).run(signal.clone()),
+        ),
     ];
     tracing::info!(%addr, data_dir = %app.config.data_dir.display(), "incidentd listening");
     Ok(Running {

@@ -554,6 +554,33 @@ async fn oncall_help_and_unknown_commands() {
     let t = env.private(ALICE, "/incident", "oncall nosuch").await;
     assert!(t.contains("no service") && t.contains("nosuch"), "{t}");
 
+    // With an escalation policy, level 1 of the policy answers, not the owning team.
+    let p = d
+        .post(
+            "/api/v1/escalation-policies",
+            &d.admin,
+            json!({"name": "Checkout on-call", "steps": [
+                {"delay_minutes": 5, "targets": [{"type": "group", "id": g.id()}]}
+            ]}),
+        )
+        .await;
+    assert_eq!(p.status, 201, "{}", p.text);
+    let a = d
+        .patch(
+            &format!("/api/v1/services/{}", s.id()),
+            &d.admin,
+            json!({"escalation_policy_id": p.id()}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let t = env
+        .private(NOBODY, "/incident", "oncall checkout-api")
+        .await;
+    assert!(
+        t.contains("checkout-api: alice (level 1 of 'Checkout on-call')"),
+        "{t}"
+    );
+
     for text in ["help", ""] {
         let t = env.private(NOBODY, "/incident", text).await;
         for sub in [

@@ -10,9 +10,11 @@ use super::problem::Problem;
 use crate::app::AppError;
 use crate::app::incidents::query::{IncidentFilter, IncidentParams};
 use crate::app::incidents::{
-    self, Assignment, IncidentPatch, IncidentView, NewComment, NewIncident, TransitionRequest,
+    self, Assignment, EscalationRequest, IncidentPatch, IncidentView, NewComment, NewIncident,
+    TransitionRequest,
 };
 use crate::app::page::{Page, PageRequest};
+use crate::domain::escalation::EscalationRun;
 use crate::domain::timeline::{Comment, TimelineEntry};
 
 /// Lists incidents, newest first, filtered.
@@ -84,6 +86,37 @@ pub async fn transition(
     Ok(Json(
         incidents::transition(&app, &auth.actor, parse_id(&id)?, req).await?,
     ))
+}
+
+/// Asks for more help: records the escalation, and pages the next level of the incident's
+/// escalation policy now (the last level again when there is none further).
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/escalate", tag = "incidents", security(("bearer" = [])), params(("id" = u64, Path)), request_body = EscalationRequest,
+    responses((status = 200, body = IncidentView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn escalate(
+    State(app): State<AppState>,
+    auth: Auth<perm::IncidentWrite>,
+    Path(id): Path<String>,
+    Body(req): Body<EscalationRequest>,
+) -> Result<Json<IncidentView>, AppError> {
+    Ok(Json(
+        incidents::escalate(&app, &auth.actor, parse_id(&id)?, req.note).await?,
+    ))
+}
+
+/// Where the incident's escalation stands: the level paged next and when, or why it
+/// stopped. 404 when the incident never had an escalation policy.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/escalation", tag = "incidents", security(("bearer" = [])), params(("id" = u64, Path)),
+    responses((status = 200, body = EscalationRun), (status = 404, body = Problem)))]
+pub async fn escalation(
+    State(app): State<AppState>,
+    auth: Auth<perm::IncidentRead>,
+    Path(id): Path<String>,
+) -> Result<Json<EscalationRun>, AppError> {
+    Ok(Json(crate::app::escalation::runs::of_incident(
+        &app,
+        &auth.actor,
+        parse_id(&id)?,
+    )?))
 }
 
 /// Assigns an incident to a person and/or a team.

@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod dashboard;
+pub mod escalation_policies;
 pub mod extract;
 pub mod groups;
 pub mod health;
@@ -17,6 +18,7 @@ pub mod problem;
 pub mod problems;
 pub mod roles;
 pub mod routing_rules;
+pub mod schedules;
 pub mod services;
 pub mod settings;
 pub mod silences;
@@ -98,6 +100,26 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(incidents::get, incidents::update))
         .routes(routes!(incidents::transition))
         .routes(routes!(incidents::assign))
+        .routes(routes!(incidents::escalate))
+        .routes(routes!(incidents::escalation))
+        .routes(routes!(
+            escalation_policies::list,
+            escalation_policies::create
+        ))
+        .routes(routes!(
+            escalation_policies::get,
+            escalation_policies::update,
+            escalation_policies::delete
+        ))
+        .routes(routes!(schedules::list, schedules::create))
+        .routes(routes!(
+            schedules::get,
+            schedules::update,
+            schedules::delete
+        ))
+        .routes(routes!(schedules::overrides, schedules::add_override))
+        .routes(routes!(schedules::delete_override))
+        .routes(routes!(schedules::oncall))
         .routes(routes!(incidents::comments, incidents::add_comment))
         .routes(routes!(incidents::timeline))
         .routes(routes!(problems::list, problems::create))

@@ -46,12 +46,6 @@ pub async fn create(app: &App, actor: &Actor, input: NewGroup) -> AppResult<Grou
     let who = actor.reference.clone();
     app.store
         .write(move |tx| {
-            if access::get_id(tx, tables::GROUPS_BY_NAME, name.to_lowercase().as_bytes())?.is_some()
-            {
-                return Err(AppError::Conflict(format!(
-                    "a group named '{name}' already exists"
-                )));
-            }
             let id = access::next_id(tx, tables::GROUPS)?;
             let group = Group {
                 id,
@@ -61,12 +55,7 @@ pub async fn create(app: &App, actor: &Actor, input: NewGroup) -> AppResult<Grou
                 updated_at: now,
             };
             access::put(tx, &group)?;
-            access::put_id(
-                tx,
-                tables::GROUPS_BY_NAME,
-                name.to_lowercase().as_bytes(),
-                id,
-            )?;
+            super::names::GROUPS.claim(tx, &name, id)?;
             super::audit::record(
                 tx,
                 now,
@@ -110,27 +99,8 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: GroupPatch) -> App
             let before =
                 access::get::<Group>(tx, id)?.ok_or_else(|| AppError::not_found("group", id))?;
             let mut group = before.clone();
-            if let Some(name) = &name
-                && name.to_lowercase() != group.name.to_lowercase()
-            {
-                if access::get_id(tx, tables::GROUPS_BY_NAME, name.to_lowercase().as_bytes())?
-                    .is_some()
-                {
-                    return Err(AppError::Conflict(format!(
-                        "a group named '{name}' already exists"
-                    )));
-                }
-                access::delete_raw(
-                    tx,
-                    tables::GROUPS_BY_NAME,
-                    group.name.to_lowercase().as_bytes(),
-                )?;
-                access::put_id(
-                    tx,
-                    tables::GROUPS_BY_NAME,
-                    name.to_lowercase().as_bytes(),
-                    id,
-                )?;
+            if let Some(name) = &name {
+                super::names::GROUPS.rename(tx, &group.name, name, id)?;
             }
             if let Some(name) = &name {
                 group.name = name.clone();
@@ -187,11 +157,7 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                 )?;
             }
             access::delete::<Group>(tx, id)?;
-            access::delete_raw(
-                tx,
-                tables::GROUPS_BY_NAME,
-                group.name.to_lowercase().as_bytes(),
-            )?;
+            super::names::GROUPS.release(tx, &group.name)?;
             super::audit::record(
                 tx,
                 now,

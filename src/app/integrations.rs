@@ -202,6 +202,12 @@ pub async fn create(app: &App, actor: &Actor, input: NewIntegration) -> AppResul
         .write(move |tx| {
             let mut e = FieldErrors::new();
             check_service(tx, &mut e, service_id)?;
+            super::escalation::policies::check_ref(
+                tx,
+                &mut e,
+                "escalation_policy_id",
+                input.escalation_policy_id,
+            )?;
             e.into_result()?;
             if access::get_id(tx, tables::INTEGRATIONS_BY_TOKEN, hash.as_bytes())?.is_some() {
                 return Err(AppError::Conflict("that token is already in use".into()));
@@ -282,12 +288,13 @@ pub async fn update(
             check_settings(&mut e, i.kind, s);
             i.settings = s.clone();
         }
+        if let Some(p) = patch.escalation_policy_id {
+            super::escalation::policies::check_ref(tx, &mut e, "escalation_policy_id", p)?;
+            i.escalation_policy_id = p;
+        }
         e.into_result()?;
         if let Some(n) = &name {
             i.name = n.clone();
-        }
-        if let Some(p) = patch.escalation_policy_id {
-            i.escalation_policy_id = p;
         }
         i.updated_at = now;
         access::put(tx, &i)?;

@@ -208,3 +208,18 @@ pub fn walk<T: crate::store::Record>(
     }
     Ok(Page::from_overfetch(out, page.limit, T::id))
 }
+
+/// One page of records of a kind kept under their ids, in id order (the list endpoints of
+/// the catalogue resources).
+pub(crate) fn records<T: crate::store::access::Record>(
+    r: &impl crate::store::access::Reader,
+    page: PageRequest,
+) -> AppResult<Page<T>> {
+    let items = crate::store::access::list::<T>(
+        r,
+        page.after,
+        crate::store::access::Order::Asc,
+        page.limit + 1,
+    )?;
+    Ok(Page::from_overfetch(items, page.limit, T::id))
+}

@@ -80,12 +80,6 @@ pub async fn create(app: &App, actor: &Actor, input: NewRole) -> AppResult<Role>
     let who = actor.reference.clone();
     app.store
         .write(move |tx| {
-            if access::get_id(tx, tables::ROLES_BY_NAME, name.to_lowercase().as_bytes())?.is_some()
-            {
-                return Err(AppError::Conflict(format!(
-                    "a role named '{name}' already exists"
-                )));
-            }
             let id = access::next_id(tx, tables::ROLES)?;
             let role = Role {
                 id,
@@ -97,12 +91,7 @@ pub async fn create(app: &App, actor: &Actor, input: NewRole) -> AppResult<Role>
                 updated_at: now,
             };
             access::put(tx, &role)?;
-            access::put_id(
-                tx,
-                tables::ROLES_BY_NAME,
-                name.to_lowercase().as_bytes(),
-                id,
-            )?;
+            super::names::ROLES.claim(tx, &name, id)?;
             super::audit::record(
                 tx,
                 now,
@@ -164,24 +153,7 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: RolePatch) -> AppR
                         role.name
                     )));
                 }
-                if access::get_id(tx, tables::ROLES_BY_NAME, name.to_lowercase().as_bytes())?
-                    .is_some_and(|other| other != id)
-                {
-                    return Err(AppError::Conflict(format!(
-                        "a role named '{name}' already exists"
-                    )));
-                }
-                access::delete_raw(
-                    tx,
-                    tables::ROLES_BY_NAME,
-                    role.name.to_lowercase().as_bytes(),
-                )?;
-                access::put_id(
-                    tx,
-                    tables::ROLES_BY_NAME,
-                    name.to_lowercase().as_bytes(),
-                    id,
-                )?;
+                super::names::ROLES.rename(tx, &role.name, name, id)?;
                 role.name = name.clone();
             }
             if let Some(d) = &patch.description {
@@ -234,11 +206,7 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                 )));
             }
             access::delete::<Role>(tx, id)?;
-            access::delete_raw(
-                tx,
-                tables::ROLES_BY_NAME,
-                role.name.to_lowercase().as_bytes(),
-            )?;
+            super::names::ROLES.release(tx, &role.name)?;
             super::audit::record(
                 tx,
                 now,

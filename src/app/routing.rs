@@ -90,6 +90,12 @@ fn check(r: &impl Reader, e: &mut FieldErrors, rule: &RoutingRule) -> Result<(),
     {
         e.add("service_id", format!("no service with id {s}"));
     }
+    crate::app::escalation::policies::check_ref(
+        r,
+        e,
+        "escalation_policy_id",
+        rule.escalation_policy_id,
+    )?;
     for id in &rule.integration_ids {
         if access::get::<crate::domain::integration::Integration>(r, *id)?.is_none() {
             e.add("integration_ids", format!("no integration with id {id}"));

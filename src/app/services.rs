@@ -12,7 +12,7 @@ use crate::domain::audit;
 use crate::domain::identity::Group;
 use crate::domain::permission::Permission;
 use crate::domain::service::{self, DEFAULT_SERVICE_ID, Service};
-use crate::store::access::{self, Order, Reader};
+use crate::store::access::{self, Reader};
 use crate::store::keys::Key;
 use crate::store::tables;
 
@@ -70,7 +70,9 @@ fn check_refs(
     e: &mut FieldErrors,
     owner: Option<u64>,
     tier: Option<u8>,
+    escalation_policy_id: Option<u64>,
 ) -> Result<(), crate::store::StoreError> {
+    super::escalation::policies::check_ref(r, e, "escalation_policy_id", escalation_policy_id)?;
     if let Some(g) = owner
         && access::get::<Group>(r, g)?.is_none()
     {
@@ -87,11 +89,7 @@ pub fn find_by_name(
     r: &impl Reader,
     name: &str,
 ) -> Result<Option<Service>, crate::store::StoreError> {
-    match access::get_id(
-        r,
-        tables::SERVICES_BY_NAME,
-        name.trim().to_lowercase().as_bytes(),
-    )? {
+    match super::names::SERVICES.find(r, name)? {
         Some(id) => access::get(r, id),
         None => Ok(None),
     }
@@ -109,15 +107,14 @@ pub async fn create(app: &App, actor: &Actor, input: NewService) -> AppResult<Se
     app.store
         .write(move |tx| {
             let mut e = FieldErrors::new();
-            check_refs(tx, &mut e, input.owner_group_id, input.tier)?;
+            check_refs(
+                tx,
+                &mut e,
+                input.owner_group_id,
+                input.tier,
+                input.escalation_policy_id,
+            )?;
             e.into_result()?;
-            if access::get_id(tx, tables::SERVICES_BY_NAME, name.to_lowercase().as_bytes())?
-                .is_some()
-            {
-                return Err(AppError::Conflict(format!(
-                    "a service named '{name}' already exists"
-                )));
-            }
             let id = access::next_id(tx, tables::SERVICES)?;
             let service = Service {
                 id,
@@ -131,12 +128,7 @@ pub async fn create(app: &App, actor: &Actor, input: NewService) -> AppResult<Se
                 updated_at: now,
             };
             access::put(tx, &service)?;
-            access::put_id(
-                tx,
-                tables::SERVICES_BY_NAME,
-                name.to_lowercase().as_bytes(),
-                id,
-            )?;
+            super::names::SERVICES.claim(tx, &name, id)?;
             super::audit::record(
                 tx,
                 now,
@@ -160,9 +152,7 @@ pub fn get(app: &App, actor: &Actor, id: u64) -> AppResult<Service> {
 /// Services in id order (needs `service:read`).
 pub fn list(app: &App, actor: &Actor, page: PageRequest) -> AppResult<Page<Service>> {
     require(actor, Permission::ServiceRead)?;
-    let items =
-        access::list::<Service>(&app.store.read()?, page.after, Order::Asc, page.limit + 1)?;
-    Ok(Page::from_overfetch(items, page.limit, |s| s.id))
+    super::page::records(&app.store.read()?, page)
 }
 
 /// Changes a service (needs `service:write`).
@@ -201,29 +191,10 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: ServicePatch) -> A
                 s.description = d.trim().to_owned();
             }
             let mut e = FieldErrors::new();
-            check_refs(tx, &mut e, s.owner_group_id, s.tier)?;
+            check_refs(tx, &mut e, s.owner_group_id, s.tier, s.escalation_policy_id)?;
             e.into_result()?;
-            if let Some(name) = &name
-                && name.to_lowercase() != s.name.to_lowercase()
-            {
-                if access::get_id(tx, tables::SERVICES_BY_NAME, name.to_lowercase().as_bytes())?
-                    .is_some()
-                {
-                    return Err(AppError::Conflict(format!(
-                        "a service named '{name}' already exists"
-                    )));
-                }
-                access::delete_raw(
-                    tx,
-                    tables::SERVICES_BY_NAME,
-                    s.name.to_lowercase().as_bytes(),
-                )?;
-                access::put_id(
-                    tx,
-                    tables::SERVICES_BY_NAME,
-                    name.to_lowercase().as_bytes(),
-                    id,
-                )?;
+            if let Some(name) = &name {
+                super::names::SERVICES.rename(tx, &s.name, name, id)?;
             }
             if let Some(name) = &name {
                 s.name = name.clone();
@@ -299,11 +270,7 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                 )));
             }
             access::delete::<Service>(tx, id)?;
-            access::delete_raw(
-                tx,
-                tables::SERVICES_BY_NAME,
-                s.name.to_lowercase().as_bytes(),
-            )?;
+            super::names::SERVICES.release(tx, &s.name)?;
             super::audit::record(
                 tx,
                 now,

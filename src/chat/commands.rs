@@ -128,6 +128,7 @@ pub async fn run(
                 service_id,
                 assignee_id: None,
                 group_id: None,
+                escalation_policy_id: None,
             };
             let v = incidents::create(app, &actor, input).await?;
             let card = incident_card(&app.store.read()?, &base, &v.incident)?;
@@ -283,8 +284,8 @@ pub async fn run(
     }
 }
 
-/// Who answers for a service: its owning team's members. (On-call schedules refine this
-/// when they are configured.)
+/// Who answers for a service: level 1 of its escalation policy, else its owning team's
+/// members.
 fn oncall(app: &App, actor: &Actor, service: Option<&str>) -> Result<Reply, AppError> {
     crate::app::require(actor, crate::domain::permission::Permission::ServiceRead)?;
     let r = app.store.read()?;
@@ -297,6 +298,19 @@ fn oncall(app: &App, actor: &Actor, service: Option<&str>) -> Result<Reply, AppE
     };
     let mut lines = Vec::new();
     for s in services {
+        let first = match s.escalation_policy_id {
+            Some(p) => crate::app::escalation::runs::first_level(&r, p, app.clock.now())?,
+            None => None,
+        };
+        if let Some((policy, names)) = first {
+            let who = if names.is_empty() {
+                "nobody active".to_owned()
+            } else {
+                names.join(", ")
+            };
+            lines.push(format!("• {}: {who} (level 1 of '{policy}')", s.name));
+            continue;
+        }
         let line = match s
             .owner_group_id
             .and_then(|g| access::get::<Group>(&r, g).ok().flatten())
@@ -322,7 +336,7 @@ fn oncall(app: &App, actor: &Actor, service: Option<&str>) -> Result<Reply, AppE
         lines.push(line);
     }
     Ok(Reply::private(format!(
-        "Who answers for what (no on-call schedules are configured, so this is each service's owning team):\n{}",
+        "Who answers for what (level 1 of each service's escalation policy, else its owning team):\n{}",
         lines.join("\n")
     )))
 }

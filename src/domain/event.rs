@@ -47,6 +47,7 @@ event_kinds! {
     IncidentCommented => "incident.commented",
     IncidentEscalated => "incident.escalated",
     IncidentAlertsChanged => "incident.alerts_changed",
+    IncidentPaged => "incident.paged",
     ProblemOpened => "problem.opened",
     ProblemUpdated => "problem.updated",
     ProblemStatusChanged => "problem.status_changed",

@@ -12,6 +12,7 @@
 pub mod access;
 pub mod backup;
 pub mod codec;
+pub mod due;
 pub mod error;
 pub mod keys;
 pub mod migrations;

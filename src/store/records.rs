@@ -81,3 +81,14 @@ record!(
     tables::DELIVERIES,
     id
 );
+record!(
+    crate::domain::escalation::EscalationPolicy,
+    tables::ESCALATION_POLICIES,
+    id
+);
+record!(
+    crate::domain::escalation::EscalationRun,
+    tables::ESCALATION_RUNS,
+    incident_id
+);
+record!(crate::domain::schedule::Schedule, tables::SCHEDULES, id);

@@ -121,6 +121,22 @@ tables! {
     /// (token, problem id) -> (): full-text index over problems (title, description, root
     /// cause, workaround); the known-error search filters it.
     PROBLEM_TEXT = "problem_text";
+
+    /// id -> EscalationPolicy.
+    ESCALATION_POLICIES = "escalation_policies";
+    /// lowercase name -> id.
+    ESCALATION_POLICIES_BY_NAME = "escalation_policies_by_name";
+    /// incident id -> EscalationRun: where each incident's escalation stands.
+    ESCALATION_RUNS = "escalation_runs";
+    /// (due, milliseconds since the epoch, incident id) -> (): the active runs in the
+    /// order the escalation worker must page them.
+    ESCALATIONS_DUE = "escalations_due";
+    /// id -> Schedule.
+    SCHEDULES = "schedules";
+    /// lowercase name -> id.
+    SCHEDULES_BY_NAME = "schedules_by_name";
+    /// (schedule id, override id) -> ScheduleOverride.
+    SCHEDULE_OVERRIDES = "schedule_overrides";
 }
 
 /// Field codes, the first component of [`INCIDENT_INDEX`] keys.

@@ -74,6 +74,9 @@ pub struct NewIncident {
     /// The responsible team.
     #[serde(default)]
     pub group_id: Option<u64>,
+    /// Who is paged; default: the service's escalation policy.
+    #[serde(default)]
+    pub escalation_policy_id: Option<u64>,
 }
 
 /// Changes to an incident; `null` clears assignee or group. Status changes go through
@@ -107,6 +110,15 @@ pub struct IncidentPatch {
 pub struct TransitionRequest {
     /// The target status.
     pub to: IncidentStatus,
+    /// Why; goes on the timeline.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A request for more help: pages the next level of the incident's escalation policy.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationRequest {
     /// Why; goes on the timeline.
     #[serde(default)]
     pub note: Option<String>,
@@ -216,7 +228,8 @@ pub(crate) fn save(
     after: &Incident,
 ) -> Result<(), crate::store::StoreError> {
     access::put(tx, after)?;
-    index::apply(tx, before, Some(after))
+    index::apply(tx, before, Some(after))?;
+    crate::app::escalation::runs::sync(tx, before, after)
 }
 
 /// Loads an incident for a change, or 404.
@@ -333,13 +346,23 @@ pub async fn create(app: &App, actor: &Actor, input: NewIncident) -> AppResult<I
         assignee_id: input.assignee_id,
         group_id: input.group_id,
         integration_id: None,
-        escalation_policy_id: None,
+        escalation_policy_id: input.escalation_policy_id,
     };
     let now = app.clock.now();
     let who = actor.reference.clone();
     let incident = app
         .store
-        .write(move |tx| open_in_tx(tx, now, &who, &opening))
+        .write(move |tx| {
+            let mut e = FieldErrors::new();
+            crate::app::escalation::policies::check_ref(
+                tx,
+                &mut e,
+                "escalation_policy_id",
+                opening.escalation_policy_id,
+            )?;
+            e.into_result()?;
+            open_in_tx(tx, now, &who, &opening)
+        })
         .await?;
     Ok(incident.into())
 }
@@ -801,6 +824,7 @@ pub async fn escalate(
                 Subject::incident(id),
                 json!({"note": note}),
             )?;
+            crate::app::escalation::runs::escalate_in_tx(tx, now, &who, &i)?;
             Ok(i)
         })
         .await?;

@@ -2,8 +2,6 @@
 //! delivery (sent, retried with backoff, dead, folded into a summary, postponed by a rate
 //! limit). The delivery log is the same records.
 
-use std::ops::{Bound, ControlFlow};
-
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use redb::WriteTransaction;
 use serde::Deserialize;
@@ -17,8 +15,9 @@ use crate::domain::notification::{
 };
 use crate::domain::permission::Permission;
 use crate::store::StoreError;
-use crate::store::access::{self, Order, Reader};
-use crate::store::keys::{Key, KeyReader};
+use crate::store::access::{self, Reader};
+use crate::store::due as queue;
+use crate::store::keys::Key;
 use crate::store::tables::{self, delivery_field as field};
 
 /// What an attempt came to.
@@ -42,10 +41,7 @@ pub enum Outcome {
 }
 
 fn due_key(d: &Delivery) -> Vec<u8> {
-    Key::new()
-        .i64(d.next_attempt_at.timestamp_millis())
-        .u64(d.id)
-        .into_bytes()
+    queue::key(d.next_attempt_at, d.id)
 }
 
 fn entries(d: &Delivery) -> Vec<(u8, u64)> {
@@ -94,29 +90,7 @@ pub(crate) fn save(
 
 /// Deliveries due at `now`, oldest first, at most `limit`.
 pub fn due(r: &impl Reader, now: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-    let end = Key::new()
-        .i64(now.timestamp_millis())
-        .u64(u64::MAX)
-        .into_bytes();
-    let mut ids = Vec::new();
-    r.scan_raw(
-        tables::DELIVERIES_DUE,
-        Bound::Unbounded,
-        Bound::Included(end.as_slice()),
-        Order::Asc,
-        &mut |k, _| {
-            let mut kr = KeyReader::new(k);
-            kr.i64();
-            if let Some(id) = kr.u64() {
-                ids.push(id);
-            }
-            Ok(if ids.len() >= limit {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            })
-        },
-    )?;
+    let ids = queue::ids_due(r, tables::DELIVERIES_DUE, now, limit)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some(d) = access::get::<Delivery>(r, id)? {
@@ -136,23 +110,7 @@ pub fn next_due_where(
     r: &impl Reader,
     wanted: impl Fn(u64) -> bool,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let mut at = None;
-    r.scan_raw(
-        tables::DELIVERIES_DUE,
-        Bound::Unbounded,
-        Bound::Unbounded,
-        Order::Asc,
-        &mut |k, _| {
-            let mut kr = KeyReader::new(k);
-            let ms = kr.i64();
-            if !kr.u64().is_some_and(&wanted) {
-                return Ok(ControlFlow::Continue(()));
-            }
-            at = ms.and_then(|ms| Utc.timestamp_millis_opt(ms).single());
-            Ok(ControlFlow::Break(()))
-        },
-    )?;
-    Ok(at)
+    queue::next_due_where(r, tables::DELIVERIES_DUE, wanted)
 }
 
 fn rate_key(channel: ChannelKind, address: &str) -> Vec<u8> {

@@ -119,6 +119,30 @@ fn plan_cards(
     Ok(())
 }
 
+/// Enqueues a page of `user_ids` about `event` (an escalation level): one delivery per
+/// enabled contact method, not to the person who caused the event. Returns how many.
+pub(crate) fn page_users(
+    tx: &WriteTransaction,
+    event: &DomainEvent,
+    user_ids: &[u64],
+) -> Result<usize, StoreError> {
+    let actor_user =
+        matches!(event.actor.kind, ActorKind::User | ActorKind::Chat).then_some(event.actor.id);
+    let mut recipients = Vec::new();
+    for id in user_ids.iter().filter(|id| Some(**id) != actor_user) {
+        user_recipients(tx, *id, &mut recipients)?;
+    }
+    let mut seen = BTreeSet::new();
+    let mut sent = 0;
+    for rcpt in recipients {
+        if seen.insert((rcpt.channel, rcpt.address.clone())) {
+            enqueue(tx, event, None, rcpt)?;
+            sent += 1;
+        }
+    }
+    Ok(sent)
+}
+
 /// Enqueues the deliveries every matching rule asks for, and chat cards. The person who
 /// caused the event is not told about it.
 pub(crate) fn plan(tx: &WriteTransaction, event: &DomainEvent) -> Result<(), StoreError> {

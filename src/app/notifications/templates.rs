@@ -373,6 +373,15 @@ fn headline(event: &DomainEvent, incident: Option<&Incident>, assignee: Option<&
         EventKind::IncidentCommented => format!("comment from {actor}"),
         EventKind::IncidentUpdated => format!("updated by {actor}"),
         EventKind::IncidentEscalated => "escalated".into(),
+        EventKind::IncidentPaged => format!(
+            "paging level {} of '{}'",
+            event.data.get("level").and_then(Value::as_u64).unwrap_or(1),
+            event
+                .data
+                .get("policy")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        ),
         EventKind::IncidentAlertsChanged => format!(
             "{} of {} alerts firing",
             incident.map_or(0, |i| i.firing_alerts),

@@ -1,0 +1,172 @@
+//! `/api/v1/schedules`: on-call rotations, their overrides, and who is on call when.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::ListParams;
+use super::extract::{AppState, Auth, Body, parse_id, perm};
+use super::problem::Problem;
+use crate::app::page::{Page, PageRequest};
+use crate::app::schedules::{self, NewOverride, NewSchedule, OnCallAnswer, SchedulePatch};
+use crate::app::{AppError, FieldErrors};
+use crate::domain::schedule::{Schedule, ScheduleOverride};
+
+/// `?at=` of the on-call question.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AtParams {
+    /// The instant (RFC 3339); default now.
+    pub at: Option<String>,
+}
+
+/// `?since=` of the override list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SinceParams {
+    /// Only overrides not yet over at this instant (RFC 3339).
+    pub since: Option<String>,
+}
+
+fn instant(field: &'static str, s: Option<&str>) -> Result<Option<DateTime<Utc>>, AppError> {
+    s.map(|s| {
+        DateTime::parse_from_rfc3339(s.trim())
+            .map(|d| d.with_timezone(&Utc))
+            .map_err(|_| {
+                FieldErrors::single(
+                    field,
+                    "must be an RFC 3339 time such as 2026-01-01T00:00:00Z",
+                )
+            })
+    })
+    .transpose()
+}
+
+/// Lists schedules.
+#[utoipa::path(get, path = "/api/v1/schedules", tag = "schedules", security(("bearer" = [])), params(ListParams),
+    responses((status = 200, body = inline(Page<Schedule>)), (status = 403, body = Problem)))]
+pub async fn list(
+    State(app): State<AppState>,
+    auth: Auth<perm::ScheduleRead>,
+    Query(q): Query<ListParams>,
+) -> Result<Json<Page<Schedule>>, AppError> {
+    let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref())?;
+    Ok(Json(schedules::list(&app, &auth.actor, page)?))
+}
+
+/// Creates a schedule.
+#[utoipa::path(post, path = "/api/v1/schedules", tag = "schedules", security(("bearer" = [])), request_body = NewSchedule,
+    responses((status = 201, body = Schedule), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create(
+    State(app): State<AppState>,
+    auth: Auth<perm::ScheduleWrite>,
+    Body(input): Body<NewSchedule>,
+) -> Result<(StatusCode, Json<Schedule>), AppError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(schedules::create(&app, &auth.actor, input).await?),
+    ))
+}
+
+/// One schedule.
+#[utoipa::path(get, path = "/api/v1/schedules/{id}", tag = "schedules", security(("bearer" = [])), params(("id" = u64, Path)),
+    responses((status = 200, body = Schedule), (status = 404, body = Problem)))]
+pub async fn get(
+    State(app): State<AppState>,
+    auth: Auth<perm::ScheduleRead>,
+    Path(id): Path<String>,
+) -> Result<Json<Schedule>, AppError> {
+    Ok(Json(schedules::get(&app, &auth.actor, parse_id(&id)?)?))
+}
+
+/// Changes a schedule.
+#[utoipa::path(patch, path = "/api/v1/schedules/{id}", tag = "schedules", security(("bearer" = [])), params(("id" = u64, Path)), request_body = SchedulePatch,
+    responses((status = 200, body = Schedule), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn update(
+    State(app): State<AppState>,
+    auth: Auth<perm::ScheduleWrite>,
+    Path(id): Path<String>,
+    Body(patch): Body<SchedulePatch>,
+) -> Result<Json<Schedule>, AppError> {
+    Ok(Json(
+        schedules::update(&app, &auth.actor, parse_id(&id)?, patch).await?,
+    ))
+}
+
+/// Deletes a schedule that no escalation policy pages.
+#[utoipa::path(delete, path = "/api/v1/schedules/{id}", tag = "schedules", security(("bearer" = [])), params(("id" = u64, Path)),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn delete(
+    State(app): State<AppState>,
+    auth: Auth<perm::ScheduleWrite>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    schedules::delete(&app, &auth.actor, parse_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The overrides of a schedule, oldest first.
+#[utoipa::path(get, path = "/api/v1/schedules/{id}/overrides", tag = "schedules", security(("bearer" = [])), params(("id" = u64, Path), SinceParams),
+    responses((status = 200, body = Vec<ScheduleOverride>), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn overrides(
+    State(app): State<AppState>,
+    auth: Auth<perm::ScheduleRead>,
+    Path(id): Path<String>,
+    Query(q): Query<SinceParams>,
+) -> Result<Json<Vec<ScheduleOverride>>, AppError> {
+    let since = instant("since", q.since.as_deref())?;
+    Ok(Json(schedules::list_overrides(
+        &app,
+        &auth.actor,
+        parse_id(&id)?,
+        since,
+    )?))
+}
+
+/// Puts somebody on call instead of the rotation for a while.
+#[utoipa::path(post, path = "/api/v1/schedules/{id}/overrides", tag = "schedules", security(("bearer" = [])), params(("id" = u64, Path)), request_body = NewOverride,
+    responses((status = 201, body = ScheduleOverride), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn add_override(
+    State(app): State<AppState>,
+    auth: Auth<perm::ScheduleWrite>,
+    Path(id): Path<String>,
+    Body(input): Body<NewOverride>,
+) -> Result<(StatusCode, Json<ScheduleOverride>), AppError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(schedules::add_override(&app, &auth.actor, parse_id(&id)?, input).await?),
+    ))
+}
+
+/// Removes an override.
+#[utoipa::path(delete, path = "/api/v1/schedules/{id}/overrides/{override_id}", tag = "schedules", security(("bearer" = [])), params(("id" = u64, Path), ("override_id" = u64, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn delete_override(
+    State(app): State<AppState>,
+    auth: Auth<perm::ScheduleWrite>,
+    Path((id, override_id)): Path<(String, String)>,
+) -> Result<StatusCode, AppError> {
+    schedules::delete_override(&app, &auth.actor, parse_id(&id)?, parse_id(&override_id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Who is on call at `?at=` (default now), and why.
+#[utoipa::path(get, path = "/api/v1/schedules/{id}/oncall", tag = "schedules", security(("bearer" = [])), params(("id" = u64, Path), AtParams),
+    responses((status = 200, body = OnCallAnswer), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn oncall(
+    State(app): State<AppState>,
+    auth: Auth<perm::ScheduleRead>,
+    Path(id): Path<String>,
+    Query(q): Query<AtParams>,
+) -> Result<Json<OnCallAnswer>, AppError> {
+    let at = instant("at", q.at.as_deref())?;
+    Ok(Json(schedules::on_call(
+        &app,
+        &auth.actor,
+        parse_id(&id)?,
+        at,
+    )?))
+}

@@ -1,0 +1,285 @@
+//! Escalation policies: create, read, change, delete. The paging itself is in
+//! [`super::runs`].
+
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::app::names;
+use crate::app::page::{Page, PageRequest};
+use crate::app::{App, AppError, AppResult, FieldErrors, require, required_text};
+use crate::domain::actor::Actor;
+use crate::domain::audit;
+use crate::domain::escalation::{self, EscalationPolicy, EscalationStep, EscalationTarget};
+use crate::domain::identity::{Group, User};
+use crate::domain::permission::Permission;
+use crate::store::access::{self, Order, Reader};
+use crate::store::{StoreError, tables};
+
+/// Longest policy name.
+const MAX_NAME: usize = 100;
+/// Longest description.
+const MAX_DESCRIPTION: usize = 2000;
+
+/// A new escalation policy.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPolicy {
+    /// Unique name (case-insensitive).
+    pub name: String,
+    /// What it is for.
+    #[serde(default)]
+    pub description: String,
+    /// The levels, paged in order; each waits `delay_minutes` for an acknowledgement.
+    pub steps: Vec<EscalationStep>,
+    /// Extra rounds through all levels (0..=9, default 0).
+    #[serde(default)]
+    pub repeat: u32,
+}
+
+/// Changes to a policy. Incidents escalating under it follow the new levels from their
+/// next page on.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New levels.
+    pub steps: Option<Vec<EscalationStep>>,
+    /// New repeat count.
+    pub repeat: Option<u32>,
+}
+
+/// Adds a 422 reason to `field` if `id` names no escalation policy; for the services,
+/// integrations and routing rules that point at one.
+pub fn check_ref(
+    r: &impl Reader,
+    e: &mut FieldErrors,
+    field: &str,
+    id: Option<u64>,
+) -> Result<(), StoreError> {
+    if let Some(id) = id
+        && access::get::<EscalationPolicy>(r, id)?.is_none()
+    {
+        e.add(field, format!("no escalation policy with id {id}"));
+    }
+    Ok(())
+}
+
+/// The shape of the levels, and that every user and group they page exists.
+fn check_policy(
+    r: &impl Reader,
+    e: &mut FieldErrors,
+    steps: &[EscalationStep],
+    repeat: u32,
+) -> Result<(), StoreError> {
+    for (field, reason) in escalation::check_steps(steps, repeat) {
+        e.add(field, reason);
+    }
+    for (i, s) in steps.iter().enumerate() {
+        for (j, t) in s.targets.iter().enumerate() {
+            let field = format!("steps[{i}].targets[{j}]");
+            match *t {
+                EscalationTarget::User { id } => match access::get::<User>(r, id)? {
+                    None => {
+                        e.add(field, format!("no user with id {id}"));
+                    }
+                    Some(u) if !u.active => {
+                        e.add(field, format!("user {} is deactivated", u.username));
+                    }
+                    Some(_) => {}
+                },
+                EscalationTarget::Group { id } => {
+                    if access::get::<Group>(r, id)?.is_none() {
+                        e.add(field, format!("no group with id {id}"));
+                    }
+                }
+                EscalationTarget::Schedule { id } => {
+                    if access::get::<crate::domain::schedule::Schedule>(r, id)?.is_none() {
+                        e.add(field, format!("no schedule with id {id}"));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates a policy (needs `escalation:write`).
+pub async fn create(app: &App, actor: &Actor, input: NewPolicy) -> AppResult<EscalationPolicy> {
+    require(actor, Permission::EscalationWrite)?;
+    let mut e = FieldErrors::new();
+    let name = required_text(&mut e, "name", &input.name, MAX_NAME);
+    if input.description.chars().count() > MAX_DESCRIPTION {
+        e.add(
+            "description",
+            format!("at most {MAX_DESCRIPTION} characters"),
+        );
+    }
+    e.into_result()?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    app.store
+        .write(move |tx| {
+            let mut e = FieldErrors::new();
+            check_policy(tx, &mut e, &input.steps, input.repeat)?;
+            e.into_result()?;
+            let id = access::next_id(tx, tables::ESCALATION_POLICIES)?;
+            names::ESCALATION_POLICIES.claim(tx, &name, id)?;
+            let policy = EscalationPolicy {
+                id,
+                name: name.clone(),
+                description: input.description.trim().to_owned(),
+                steps: input.steps.clone(),
+                repeat: input.repeat,
+                created_at: now,
+                updated_at: now,
+            };
+            access::put(tx, &policy)?;
+            crate::app::audit::record(
+                tx,
+                now,
+                &who,
+                "escalation_policy.create",
+                ("escalation_policy", id),
+                format!("created escalation policy {name}"),
+                audit::created(&serde_json::to_value(&policy).unwrap_or_default()),
+            )?;
+            Ok(policy)
+        })
+        .await
+}
+
+/// One policy (needs `escalation:read`).
+pub fn get(app: &App, actor: &Actor, id: u64) -> AppResult<EscalationPolicy> {
+    require(actor, Permission::EscalationRead)?;
+    access::get(&app.store.read()?, id)?.ok_or_else(|| AppError::not_found("escalation policy", id))
+}
+
+/// Policies in id order (needs `escalation:read`).
+pub fn list(app: &App, actor: &Actor, page: PageRequest) -> AppResult<Page<EscalationPolicy>> {
+    require(actor, Permission::EscalationRead)?;
+    crate::app::page::records(&app.store.read()?, page)
+}
+
+/// Changes a policy (needs `escalation:write`).
+pub async fn update(
+    app: &App,
+    actor: &Actor,
+    id: u64,
+    patch: PolicyPatch,
+) -> AppResult<EscalationPolicy> {
+    require(actor, Permission::EscalationWrite)?;
+    let mut e = FieldErrors::new();
+    let name = patch
+        .name
+        .as_deref()
+        .map(|n| required_text(&mut e, "name", n, MAX_NAME));
+    if patch
+        .description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION)
+    {
+        e.add(
+            "description",
+            format!("at most {MAX_DESCRIPTION} characters"),
+        );
+    }
+    e.into_result()?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    app.store
+        .write(move |tx| {
+            let before = access::get::<EscalationPolicy>(tx, id)?
+                .ok_or_else(|| AppError::not_found("escalation policy", id))?;
+            let mut p = before.clone();
+            if let Some(steps) = &patch.steps {
+                p.steps = steps.clone();
+            }
+            if let Some(repeat) = patch.repeat {
+                p.repeat = repeat;
+            }
+            if let Some(d) = &patch.description {
+                p.description = d.trim().to_owned();
+            }
+            let mut e = FieldErrors::new();
+            check_policy(tx, &mut e, &p.steps, p.repeat)?;
+            e.into_result()?;
+            if let Some(name) = &name {
+                names::ESCALATION_POLICIES.rename(tx, &p.name, name, id)?;
+                p.name = name.clone();
+            }
+            p.updated_at = now;
+            access::put(tx, &p)?;
+            crate::app::audit::record(
+                tx,
+                now,
+                &who,
+                "escalation_policy.update",
+                ("escalation_policy", id),
+                format!("changed escalation policy {}", p.name),
+                audit::diff(
+                    &serde_json::to_value(&before).unwrap_or_default(),
+                    &serde_json::to_value(&p).unwrap_or_default(),
+                ),
+            )?;
+            Ok(p)
+        })
+        .await
+}
+
+/// What still sends incidents to policy `id`, as a reason to refuse deleting it.
+fn still_used(r: &impl Reader, id: u64) -> Result<Option<String>, StoreError> {
+    let services =
+        access::list::<crate::domain::service::Service>(r, None, Order::Asc, usize::MAX)?;
+    if let Some(s) = services.iter().find(|s| s.escalation_policy_id == Some(id)) {
+        return Ok(Some(format!("service '{}'", s.name)));
+    }
+    let integrations =
+        access::list::<crate::domain::integration::Integration>(r, None, Order::Asc, usize::MAX)?;
+    if let Some(i) = integrations
+        .iter()
+        .find(|i| i.escalation_policy_id == Some(id))
+    {
+        return Ok(Some(format!("integration '{}'", i.name)));
+    }
+    let rules =
+        access::list::<crate::domain::silence::RoutingRule>(r, None, Order::Asc, usize::MAX)?;
+    if let Some(rule) = rules.iter().find(|x| x.escalation_policy_id == Some(id)) {
+        return Ok(Some(format!("routing rule '{}'", rule.name)));
+    }
+    Ok(None)
+}
+
+/// Deletes a policy (needs `escalation:write`) that no service, integration or routing
+/// rule uses. Incidents still escalating under it stop at their next page, with a note.
+pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
+    require(actor, Permission::EscalationWrite)?;
+    let now = app.clock.now();
+    let who = actor.reference.clone();
+    app.store
+        .write(move |tx| {
+            let p = access::get::<EscalationPolicy>(tx, id)?
+                .ok_or_else(|| AppError::not_found("escalation policy", id))?;
+            if let Some(user) = still_used(tx, id)? {
+                return Err(AppError::Conflict(format!(
+                    "{user} uses escalation policy '{}'; change it first",
+                    p.name
+                )));
+            }
+            access::delete::<EscalationPolicy>(tx, id)?;
+            names::ESCALATION_POLICIES.release(tx, &p.name)?;
+            crate::app::audit::record(
+                tx,
+                now,
+                &who,
+                "escalation_policy.delete",
+                ("escalation_policy", id),
+                format!("deleted escalation policy {}", p.name),
+                audit::deleted(&serde_json::to_value(&p).unwrap_or_default()),
+            )?;
+            Ok(())
+        })
+        .await
+}

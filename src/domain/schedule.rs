@@ -1,0 +1,645 @@
+//! On-call schedules: who is on call at a given instant.
+//!
+//! A schedule has a time zone and layers. A layer rotates through its users, handing off
+//! every `length` hours, days or weeks from its `start` (a wall-clock time in the
+//! schedule's zone), optionally only inside weekly windows ("Mon-Fri 09:00-17:00").
+//! Where several layers have somebody, the one listed last wins (PagerDuty's "higher
+//! layers take priority"); an override (somebody covering for a while) beats every layer.
+//!
+//! Day and week rotations hand off at the same wall-clock time every day, across daylight
+//! saving changes, as people expect ("handoff at 09:00"): a day shift is 23 or 25 hours
+//! long around a change. Hour rotations are exact durations. A handoff at a wall-clock time
+//! that does not exist that day (skipped by the spring change) happens at the first
+//! instant after the gap; one that happens twice (autumn) happens the first time.
+//!
+//! Everything here is pure and takes the instant to ask about, so that it can be tested
+//! exhaustively on DST boundaries.
+
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, NaiveDateTime, NaiveTime, TimeZone, Utc, Weekday,
+};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Most layers in a schedule.
+pub const MAX_LAYERS: usize = 10;
+/// Most users in one layer's rotation.
+pub const MAX_USERS: usize = 100;
+/// Most restriction windows on a layer.
+pub const MAX_RESTRICTIONS: usize = 14;
+
+/// The unit of a rotation's shift length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RotationUnit {
+    /// Exact hours.
+    Hours,
+    /// Calendar days: same wall-clock handoff time every day.
+    Days,
+    /// Calendar weeks.
+    Weeks,
+}
+
+/// A window of the week in which a layer is on call, in the schedule's zone. `end` at or
+/// before `start` means the window runs past midnight into the next day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Restriction {
+    /// Days the window starts on, `["mon", "tue", ...]`.
+    #[schema(value_type = Vec<String>)]
+    pub days: Vec<Weekday>,
+    /// Start, wall-clock `HH:MM[:SS]`.
+    #[schema(value_type = String)]
+    pub start: NaiveTime,
+    /// End, wall-clock `HH:MM[:SS]`.
+    #[schema(value_type = String)]
+    pub end: NaiveTime,
+}
+
+/// One rotation of a schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    /// Name ("primary", "business hours").
+    pub name: String,
+    /// The users in rotation order.
+    pub users: Vec<u64>,
+    /// Unit of a shift.
+    pub rotation: RotationUnit,
+    /// Shift length in units (1..=365).
+    pub length: u32,
+    /// The first handoff: wall-clock time in the schedule's zone, `2026-12-07T09:00:00`.
+    #[schema(value_type = String)]
+    pub start: NaiveDateTime,
+    /// Windows the layer is limited to; none means always.
+    #[serde(default)]
+    pub restrictions: Vec<Restriction>,
+}
+
+/// An on-call schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Schedule {
+    /// Id.
+    pub id: u64,
+    /// Unique name.
+    pub name: String,
+    /// What it covers.
+    #[serde(default)]
+    pub description: String,
+    /// IANA time zone of the layers' wall-clock times, `Europe/Berlin`.
+    pub time_zone: String,
+    /// The layers; later ones win where several have somebody.
+    pub layers: Vec<Layer>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Somebody covering a schedule for a while; beats every layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleOverride {
+    /// Id.
+    pub id: u64,
+    /// The schedule.
+    pub schedule_id: u64,
+    /// Who is on call instead.
+    pub user_id: u64,
+    /// From (inclusive).
+    pub start: DateTime<Utc>,
+    /// Until (exclusive).
+    pub end: DateTime<Utc>,
+    /// Who set it up.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where an on-call answer comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OnCallSource {
+    /// An override.
+    Override {
+        /// Its id.
+        id: u64,
+    },
+    /// A layer's rotation.
+    Layer {
+        /// Its position in the schedule (0-based).
+        index: usize,
+        /// Its name.
+        name: String,
+    },
+}
+
+/// Who is on call at an instant, and the shift that puts them there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OnCall {
+    /// The user.
+    pub user_id: u64,
+    /// Why.
+    pub source: OnCallSource,
+    /// Start of the override or rotation shift.
+    pub start: DateTime<Utc>,
+    /// End of the override or rotation shift (a restriction window may end it earlier).
+    pub end: DateTime<Utc>,
+}
+
+/// The instant a wall-clock time in `tz` names: the first one if it happens twice, the
+/// first instant after the gap if the spring change skipped it.
+pub fn localize(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+    let mut probe = local;
+    // Gaps are at most a few hours long; walk forward in minutes until time exists again.
+    for _ in 0..=(24 * 60) {
+        match tz.from_local_datetime(&probe) {
+            LocalResult::Single(t) => return t.with_timezone(&Utc),
+            LocalResult::Ambiguous(first, _) => return first.with_timezone(&Utc),
+            LocalResult::None => probe += Duration::minutes(1),
+        }
+    }
+    // Unreachable for real zones; fall back to reading the wall time as UTC.
+    Utc.from_utc_datetime(&local)
+}
+
+impl Restriction {
+    /// Whether wall-clock `local` falls inside this window.
+    pub fn covers(&self, local: NaiveDateTime) -> bool {
+        let time = local.time();
+        let day = local.weekday();
+        if self.start < self.end {
+            self.days.contains(&day) && self.start <= time && time < self.end
+        } else {
+            // Runs past midnight: the evening part on a listed day, the morning part on
+            // the day after one.
+            (self.days.contains(&day) && time >= self.start)
+                || (self.days.contains(&day.pred()) && time < self.end)
+        }
+    }
+}
+
+impl Layer {
+    /// The instant of handoff `i` (0 is `start`).
+    pub fn handoff(&self, tz: Tz, i: i64) -> DateTime<Utc> {
+        let n = i * i64::from(self.length.max(1));
+        match self.rotation {
+            RotationUnit::Hours => localize(tz, self.start) + Duration::hours(n),
+            RotationUnit::Days => localize(tz, self.start + Duration::days(n)),
+            RotationUnit::Weeks => localize(tz, self.start + Duration::weeks(n)),
+        }
+    }
+
+    /// The rotation shift around `at`: its index, start and end; `None` before the first
+    /// handoff.
+    pub fn shift_at(
+        &self,
+        tz: Tz,
+        at: DateTime<Utc>,
+    ) -> Option<(i64, DateTime<Utc>, DateTime<Utc>)> {
+        if at < self.handoff(tz, 0) {
+            return None;
+        }
+        let unit_secs: i64 = match self.rotation {
+            RotationUnit::Hours => 3600,
+            RotationUnit::Days => 86_400,
+            RotationUnit::Weeks => 7 * 86_400,
+        };
+        let shift_secs = unit_secs * i64::from(self.length.max(1));
+        // Estimate on wall-clock time (exact for hours up to the zone offset), then settle.
+        let elapsed = match self.rotation {
+            RotationUnit::Hours => (at - localize(tz, self.start)).num_seconds(),
+            _ => (at.with_timezone(&tz).naive_local() - self.start).num_seconds(),
+        };
+        let mut i = elapsed.div_euclid(shift_secs).max(0);
+        while i > 0 && self.handoff(tz, i) > at {
+            i -= 1;
+        }
+        while self.handoff(tz, i + 1) <= at {
+            i += 1;
+        }
+        Some((i, self.handoff(tz, i), self.handoff(tz, i + 1)))
+    }
+
+    /// Who this layer has on call at `at`, with the shift; `None` before it starts, outside
+    /// its windows, or with nobody in it.
+    pub fn on_call(
+        &self,
+        tz: Tz,
+        at: DateTime<Utc>,
+    ) -> Option<(u64, DateTime<Utc>, DateTime<Utc>)> {
+        if self.users.is_empty() {
+            return None;
+        }
+        if !self.restrictions.is_empty() {
+            let local = at.with_timezone(&tz).naive_local();
+            if !self.restrictions.iter().any(|r| r.covers(local)) {
+                return None;
+            }
+        }
+        let (i, start, end) = self.shift_at(tz, at)?;
+        let n = self.users.len() as i64;
+        let user = self.users[i.rem_euclid(n) as usize];
+        Some((user, start, end))
+    }
+}
+
+impl Schedule {
+    /// The schedule's zone, if its name is a known one.
+    pub fn tz(&self) -> Option<Tz> {
+        self.time_zone.parse().ok()
+    }
+
+    /// Who is on call at `at`: the newest override covering it, else the last layer that
+    /// has somebody then.
+    pub fn on_call(&self, overrides: &[ScheduleOverride], at: DateTime<Utc>) -> Option<OnCall> {
+        if let Some(o) = overrides
+            .iter()
+            .filter(|o| o.schedule_id == self.id && o.start <= at && at < o.end)
+            .max_by_key(|o| o.id)
+        {
+            return Some(OnCall {
+                user_id: o.user_id,
+                source: OnCallSource::Override { id: o.id },
+                start: o.start,
+                end: o.end,
+            });
+        }
+        let tz = self.tz()?;
+        self.layers
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(index, layer)| {
+                layer.on_call(tz, at).map(|(user_id, start, end)| OnCall {
+                    user_id,
+                    source: OnCallSource::Layer {
+                        index,
+                        name: layer.name.clone(),
+                    },
+                    start,
+                    end,
+                })
+            })
+    }
+}
+
+/// Why a schedule's zone and layers are not acceptable: `(field, reason)` pairs. Users are
+/// checked against the store by the caller.
+pub fn check(time_zone: &str, layers: &[Layer]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if time_zone.parse::<Tz>().is_err() {
+        out.push((
+            "time_zone".into(),
+            format!("'{time_zone}' is not an IANA time zone (e.g. Europe/Berlin)"),
+        ));
+    }
+    if layers.is_empty() {
+        out.push(("layers".into(), "at least one layer is needed".into()));
+    }
+    if layers.len() > MAX_LAYERS {
+        out.push(("layers".into(), format!("at most {MAX_LAYERS} layers")));
+    }
+    for (i, l) in layers.iter().enumerate() {
+        if l.name.trim().is_empty() || l.name.chars().count() > 100 {
+            out.push((format!("layers[{i}].name"), "1 to 100 characters".into()));
+        }
+        if l.users.is_empty() || l.users.len() > MAX_USERS {
+            out.push((
+                format!("layers[{i}].users"),
+                format!("1 to {MAX_USERS} users"),
+            ));
+        }
+        if !(1..=365).contains(&l.length) {
+            out.push((
+                format!("layers[{i}].length"),
+                "must be between 1 and 365".into(),
+            ));
+        }
+        if l.restrictions.len() > MAX_RESTRICTIONS {
+            out.push((
+                format!("layers[{i}].restrictions"),
+                format!("at most {MAX_RESTRICTIONS} windows"),
+            ));
+        }
+        for (j, r) in l.restrictions.iter().enumerate() {
+            if r.days.is_empty() {
+                out.push((
+                    format!("layers[{i}].restrictions[{j}].days"),
+                    "at least one day is needed".into(),
+                ));
+            }
+            if r.start == r.end {
+                out.push((
+                    format!("layers[{i}].restrictions[{j}].end"),
+                    "must differ from start".into(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn local(y: i32, m: u32, d: u32, h: u32, min: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(y, m, d)
+            .and_then(|d| d.and_hms_opt(h, min, 0))
+            .expect("valid date")
+    }
+
+    fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+        Utc.from_utc_datetime(&local(y, m, d, h, min))
+    }
+
+    const BERLIN: Tz = chrono_tz::Europe::Berlin;
+    const NEW_YORK: Tz = chrono_tz::America::New_York;
+
+    fn layer(users: &[u64], rotation: RotationUnit, length: u32, start: NaiveDateTime) -> Layer {
+        Layer {
+            name: "primary".into(),
+            users: users.to_vec(),
+            rotation,
+            length,
+            start,
+            restrictions: vec![],
+        }
+    }
+
+    fn schedule(tz: &str, layers: Vec<Layer>) -> Schedule {
+        Schedule {
+            id: 1,
+            name: "ops".into(),
+            description: String::new(),
+            time_zone: tz.into(),
+            layers,
+            created_at: utc(2026, 1, 1, 0, 0),
+            updated_at: utc(2026, 1, 1, 0, 0),
+        }
+    }
+
+    fn window(days: &[Weekday], start: (u32, u32), end: (u32, u32)) -> Restriction {
+        Restriction {
+            days: days.to_vec(),
+            start: NaiveTime::from_hms_opt(start.0, start.1, 0).expect("time"),
+            end: NaiveTime::from_hms_opt(end.0, end.1, 0).expect("time"),
+        }
+    }
+
+    #[test]
+    fn a_weekly_rotation_hands_off_in_turn_and_wraps() {
+        // Monday 2026-01-05 09:00 Berlin (08:00 UTC in winter).
+        let l = layer(&[1, 2, 3], RotationUnit::Weeks, 1, local(2026, 1, 5, 9, 0));
+        let at = |d, h| l.on_call(BERLIN, utc(2026, 1, d, h, 0)).map(|x| x.0);
+        assert_eq!(at(5, 7), None, "before the first handoff");
+        assert_eq!(at(5, 8), Some(1));
+        assert_eq!(
+            at(12, 7),
+            Some(1),
+            "07:00 UTC is 08:00 Berlin, still week 1"
+        );
+        assert_eq!(at(12, 8), Some(2));
+        assert_eq!(at(19, 8), Some(3));
+        assert_eq!(at(26, 8), Some(1), "wraps around");
+        let (_, start, end) = l.on_call(BERLIN, utc(2026, 1, 13, 0, 0)).expect("shift");
+        assert_eq!(
+            (start, end),
+            (utc(2026, 1, 12, 8, 0), utc(2026, 1, 19, 8, 0))
+        );
+    }
+
+    #[test]
+    fn daily_handoffs_keep_the_wall_clock_time_across_dst() {
+        // Berlin springs forward on 2026-03-29 (02:00 -> 03:00) and falls back on
+        // 2026-10-25 (03:00 -> 02:00). Handoff at 09:00 local every day.
+        let l = layer(&[1, 2], RotationUnit::Days, 1, local(2026, 3, 27, 9, 0));
+        // 09:00 CET is 08:00 UTC; 09:00 CEST is 07:00 UTC.
+        assert_eq!(l.handoff(BERLIN, 0), utc(2026, 3, 27, 8, 0));
+        assert_eq!(l.handoff(BERLIN, 1), utc(2026, 3, 28, 8, 0));
+        assert_eq!(l.handoff(BERLIN, 2), utc(2026, 3, 29, 7, 0));
+        let (i, start, end) = l.shift_at(BERLIN, utc(2026, 3, 29, 0, 0)).expect("shift");
+        assert_eq!(i, 1);
+        assert_eq!(end - start, Duration::hours(23), "the short day");
+        assert_eq!(
+            l.on_call(BERLIN, utc(2026, 3, 29, 6, 59)).map(|x| x.0),
+            Some(2)
+        );
+        assert_eq!(
+            l.on_call(BERLIN, utc(2026, 3, 29, 7, 0)).map(|x| x.0),
+            Some(1)
+        );
+        // Autumn: the long day.
+        let (_, start, end) = l.shift_at(BERLIN, utc(2026, 10, 25, 12, 0)).expect("shift");
+        assert_eq!(start, utc(2026, 10, 25, 8, 0));
+        let (_, before_start, before_end) =
+            l.shift_at(BERLIN, utc(2026, 10, 25, 0, 0)).expect("shift");
+        assert_eq!(before_start, utc(2026, 10, 24, 7, 0));
+        assert_eq!(before_end - before_start, Duration::hours(25));
+        assert_eq!(end - start, Duration::hours(24));
+    }
+
+    #[test]
+    fn hour_rotations_are_exact_durations_across_dst() {
+        // 12-hour shifts from 08:00 New York on the day before the spring change
+        // (2026-03-08 02:00 -> 03:00).
+        let l = layer(&[1, 2], RotationUnit::Hours, 12, local(2026, 3, 7, 8, 0));
+        assert_eq!(l.handoff(NEW_YORK, 0), utc(2026, 3, 7, 13, 0));
+        for i in 0..6 {
+            assert_eq!(
+                l.handoff(NEW_YORK, i + 1) - l.handoff(NEW_YORK, i),
+                Duration::hours(12)
+            );
+        }
+        // After the change the handoffs fall at 09:00 and 21:00 local.
+        let third = l.handoff(NEW_YORK, 3).with_timezone(&NEW_YORK);
+        assert_eq!(third.naive_local(), local(2026, 3, 8, 21, 0));
+        assert_eq!(
+            l.on_call(NEW_YORK, utc(2026, 3, 9, 1, 0)).map(|x| x.0),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn a_handoff_inside_the_spring_gap_happens_right_after_it() {
+        // 02:30 does not exist in Berlin on 2026-03-29: that day's handoff is at 03:00 CEST.
+        let l = layer(&[1, 2], RotationUnit::Days, 1, local(2026, 3, 28, 2, 30));
+        assert_eq!(l.handoff(BERLIN, 1), utc(2026, 3, 29, 1, 0));
+        assert_eq!(l.handoff(BERLIN, 2), utc(2026, 3, 30, 0, 30));
+        // And twice-happening 02:30 in autumn takes the first (CEST) one.
+        let l = layer(&[1, 2], RotationUnit::Days, 1, local(2026, 10, 24, 2, 30));
+        assert_eq!(l.handoff(BERLIN, 1), utc(2026, 10, 25, 0, 30));
+        assert_eq!(
+            localize(BERLIN, local(2026, 10, 25, 2, 30)),
+            utc(2026, 10, 25, 0, 30)
+        );
+    }
+
+    #[test]
+    fn multi_unit_shifts_and_far_future_instants() {
+        let l = layer(&[1, 2, 3], RotationUnit::Days, 3, local(2026, 1, 1, 0, 0));
+        let who = |at| l.on_call(chrono_tz::UTC, at).map(|x| x.0);
+        assert_eq!(who(utc(2026, 1, 3, 23, 59)), Some(1));
+        assert_eq!(who(utc(2026, 1, 4, 0, 0)), Some(2));
+        assert_eq!(who(utc(2026, 1, 7, 0, 0)), Some(3));
+        assert_eq!(who(utc(2026, 1, 10, 0, 0)), Some(1));
+        // 1000 shifts later: 3000 days, shift index 1000 -> user index 1000 % 3 = 1.
+        assert_eq!(who(utc(2026, 1, 1, 0, 0) + Duration::days(3000)), Some(2));
+    }
+
+    #[test]
+    fn restrictions_limit_a_layer_to_its_windows_even_past_midnight() {
+        let mut business = layer(&[7], RotationUnit::Weeks, 1, local(2026, 1, 5, 0, 0));
+        business.restrictions = vec![window(
+            &[
+                Weekday::Mon,
+                Weekday::Tue,
+                Weekday::Wed,
+                Weekday::Thu,
+                Weekday::Fri,
+            ],
+            (9, 0),
+            (17, 0),
+        )];
+        let who = |l: &Layer, at| l.on_call(chrono_tz::UTC, at).map(|x| x.0);
+        assert_eq!(
+            who(&business, utc(2026, 1, 5, 9, 0)),
+            Some(7),
+            "Monday 09:00"
+        );
+        assert_eq!(
+            who(&business, utc(2026, 1, 5, 17, 0)),
+            None,
+            "end is exclusive"
+        );
+        assert_eq!(who(&business, utc(2026, 1, 10, 12, 0)), None, "Saturday");
+        let mut night = business.clone();
+        night.restrictions = vec![window(&[Weekday::Fri], (22, 0), (6, 0))];
+        assert_eq!(who(&night, utc(2026, 1, 9, 23, 0)), Some(7), "Friday night");
+        assert_eq!(
+            who(&night, utc(2026, 1, 10, 5, 59)),
+            Some(7),
+            "Saturday morning"
+        );
+        assert_eq!(who(&night, utc(2026, 1, 10, 6, 0)), None);
+        assert_eq!(who(&night, utc(2026, 1, 8, 23, 0)), None, "Thursday night");
+        // Windows are wall-clock times in the schedule's zone.
+        let mut berlin = business.clone();
+        berlin.restrictions = vec![window(&[Weekday::Mon], (9, 0), (10, 0))];
+        assert_eq!(
+            berlin.on_call(BERLIN, utc(2026, 1, 12, 8, 30)).map(|x| x.0),
+            Some(7)
+        );
+        assert_eq!(
+            berlin.on_call(BERLIN, utc(2026, 1, 12, 9, 30)).map(|x| x.0),
+            None
+        );
+    }
+
+    #[test]
+    fn later_layers_win_and_overrides_beat_every_layer() {
+        let base = layer(&[1, 2], RotationUnit::Weeks, 1, local(2026, 1, 5, 9, 0));
+        let mut day = layer(&[3], RotationUnit::Weeks, 1, local(2026, 1, 5, 0, 0));
+        day.name = "business hours".into();
+        day.restrictions = vec![window(&[Weekday::Mon, Weekday::Tue], (9, 0), (17, 0))];
+        let mut s = schedule("UTC", vec![base, day]);
+        let monday_noon = utc(2026, 1, 5, 12, 0);
+        let monday_night = utc(2026, 1, 5, 20, 0);
+        let on = s.on_call(&[], monday_noon).expect("on call");
+        assert_eq!(on.user_id, 3);
+        assert_eq!(
+            on.source,
+            OnCallSource::Layer {
+                index: 1,
+                name: "business hours".into()
+            }
+        );
+        assert_eq!(s.on_call(&[], monday_night).map(|o| o.user_id), Some(1));
+        let cover = |id, user_id, start, end| ScheduleOverride {
+            id,
+            schedule_id: 1,
+            user_id,
+            start,
+            end,
+            created_by: "admin".into(),
+            created_at: start,
+        };
+        let overrides = vec![
+            cover(1, 9, utc(2026, 1, 5, 0, 0), utc(2026, 1, 6, 0, 0)),
+            cover(2, 8, utc(2026, 1, 5, 19, 0), utc(2026, 1, 5, 21, 0)),
+        ];
+        assert_eq!(
+            s.on_call(&overrides, monday_noon).map(|o| o.user_id),
+            Some(9)
+        );
+        let night = s.on_call(&overrides, monday_night).expect("override");
+        assert_eq!(
+            (night.user_id, night.source),
+            (8, OnCallSource::Override { id: 2 })
+        );
+        assert_eq!(
+            s.on_call(&overrides, utc(2026, 1, 6, 0, 0))
+                .map(|o| o.user_id),
+            Some(1),
+            "override end is exclusive"
+        );
+        // Another schedule's overrides do not apply; before every layer, nobody.
+        let mut other = overrides.clone();
+        other[0].schedule_id = 2;
+        assert_eq!(
+            s.on_call(&other[..1], monday_night).map(|o| o.user_id),
+            Some(1)
+        );
+        assert_eq!(s.on_call(&[], utc(2026, 1, 1, 0, 0)), None);
+        s.time_zone = "Mars/Olympus".into();
+        assert_eq!(
+            s.on_call(&[], monday_noon),
+            None,
+            "an unknown zone has nobody"
+        );
+    }
+
+    #[test]
+    fn the_checks_name_each_bad_field() {
+        let fields = |tz: &str, layers: Vec<Layer>| -> Vec<String> {
+            check(tz, &layers).into_iter().map(|(f, _)| f).collect()
+        };
+        let ok = layer(&[1], RotationUnit::Days, 1, local(2026, 1, 1, 9, 0));
+        assert!(fields("Europe/Berlin", vec![ok.clone()]).is_empty());
+        assert_eq!(fields("Berlin", vec![ok.clone()]), vec!["time_zone"]);
+        assert_eq!(fields("UTC", vec![]), vec!["layers"]);
+        let mut bad = ok.clone();
+        bad.users.clear();
+        bad.length = 0;
+        bad.name = " ".into();
+        bad.restrictions = vec![window(&[], (9, 0), (9, 0))];
+        assert_eq!(
+            fields("UTC", vec![ok.clone(), bad]),
+            vec![
+                "layers[1].name",
+                "layers[1].users",
+                "layers[1].length",
+                "layers[1].restrictions[0].days",
+                "layers[1].restrictions[0].end"
+            ]
+        );
+        assert_eq!(fields("UTC", vec![ok; MAX_LAYERS + 1]), vec!["layers"]);
+    }
+
+    #[test]
+    fn layers_and_windows_read_from_json() {
+        let l: Layer = serde_json::from_str(
+            r#"{"name":"p","users":[1,2],"rotation":"weeks","length":1,"start":"2026-12-07T09:00:00",
+                "restrictions":[{"days":["mon","Fri"],"start":"09:00","end":"17:30"}]}"#,
+        )
+        .expect("layer");
+        assert_eq!(l.restrictions[0].days, vec![Weekday::Mon, Weekday::Fri]);
+        assert_eq!(
+            l.restrictions[0].end,
+            NaiveTime::from_hms_opt(17, 30, 0).expect("t")
+        );
+        assert_eq!(l.start, local(2026, 12, 7, 9, 0));
+    }
+}

@@ -1,0 +1,98 @@
+//! The escalation worker: pages the levels of escalation policies as they fall due.
+//!
+//! All its state is the store's `escalations_due` rows (`app::escalation::runs`), so it
+//! can stop at any moment: a level due while the daemon was down is paged once, right
+//! after the restart. It wakes on every commit (an incident just opened pages level 1 at
+//! once) and otherwise when the next level falls due, checking at least every second so
+//! that a clock moved by a test or by NTP is noticed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::app::escalation::runs;
+
+/// Most incidents paged in one transaction.
+const BATCH: usize = 64;
+/// The longest the worker sleeps without looking.
+const IDLE: Duration = Duration::from_secs(1);
+
+/// The worker.
+pub struct EscalationWorker {
+    app: Arc<App>,
+}
+
+impl EscalationWorker {
+    /// A worker for `app`.
+    pub fn new(app: Arc<App>) -> Self {
+        Self { app }
+    }
+
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut commits = self.app.store.commits();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let wait = match self.tick().await {
+                Ok(true) => Duration::ZERO,
+                Ok(false) => self.until_next_due(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "escalation: could not page due levels");
+                    IDLE
+                }
+            };
+            if wait.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                _ = commits.changed() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// How long until the next level falls due, at most [`IDLE`].
+    fn until_next_due(&self) -> Duration {
+        let next = self
+            .app
+            .store
+            .read()
+            .ok()
+            .and_then(|r| runs::next_due(&r).ok().flatten());
+        match next {
+            Some(at) => (at - self.app.clock.now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(IDLE),
+            None => IDLE,
+        }
+    }
+
+    /// Pages what is due now; `true` if a full batch was due (look again at once).
+    async fn tick(&self) -> Result<bool, crate::app::AppError> {
+        let now = self.app.clock.now();
+        let due = runs::due(&self.app.store.read()?, now, BATCH)?;
+        if due.is_empty() {
+            return Ok(false);
+        }
+        let full = due.len() == BATCH;
+        let paged = self
+            .app
+            .store
+            .write(move |tx| {
+                let mut paged = 0usize;
+                for id in &due {
+                    paged += usize::from(runs::page_if_due(tx, now, *id)?);
+                }
+                Ok::<_, crate::app::AppError>(paged)
+            })
+            .await?;
+        tracing::debug!(paged, "escalation: paged due levels");
+        Ok(full)
+    }
+}

@@ -1,0 +1,459 @@
+//! Escalation policies, black-box: the real daemon with a clock the test moves, users
+//! reached through webhook contact methods on a loopback fake. Level 1 is paged when an
+//! incident opens, the next level after each level's delay unless somebody acknowledges,
+//! the timer survives a restart, a manual escalation pages the next level at once, and
+//! bad policies are refused with the field and the reason.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use common::TestDaemon;
+use common::fakes::{Fake, webhook_fake};
+use common::notify::*;
+use incidentd::domain::clock::ManualClock;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Users `names` with a webhook contact method each at `/{name}` on `hook`; their ids.
+async fn pageable_users(d: &TestDaemon, hook: &Fake, names: &[&str]) -> Vec<u64> {
+    let mut ids = Vec::new();
+    for name in names {
+        let (id, _) = d.user(name, "Engineer").await;
+        contact(d, id, "webhook", &hook.url(&format!("/{name}"))).await;
+        ids.push(id);
+    }
+    ids
+}
+
+async fn create_policy(d: &TestDaemon, body: Value) -> u64 {
+    let a = d.post("/api/v1/escalation-policies", &d.admin, body).await;
+    assert_eq!(a.status, 201, "create policy: {}", a.text);
+    a.id()
+}
+
+fn user(id: u64) -> Value {
+    json!({"type": "user", "id": id})
+}
+
+/// How many pages reached `/{name}` on the fake.
+fn pages_to(hook: &Fake, name: &str) -> usize {
+    hook.to(&format!("/{name}")).len()
+}
+
+/// Waits until `/{name}` has had `n` pages.
+async fn paged(hook: &Fake, name: &str, n: usize) {
+    eventually(&format!("{name} paged {n} time(s)"), WAIT, async || {
+        (pages_to(hook, name) >= n).then_some(())
+    })
+    .await;
+}
+
+/// Gives the worker time to act on what it should not act on, then checks the counts.
+async fn still(hook: &Fake, expected: &[(&str, usize)]) {
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for (name, n) in expected {
+        assert_eq!(pages_to(hook, name), *n, "pages to {name}");
+    }
+}
+
+async fn escalation(d: &TestDaemon, incident: u64) -> Value {
+    let a = d
+        .get(
+            &format!("/api/v1/incidents/{incident}/escalation"),
+            &d.admin,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.body
+}
+
+async fn transition(d: &TestDaemon, incident: u64, to: &str) {
+    let a = d
+        .post(
+            &format!("/api/v1/incidents/{incident}/transition"),
+            &d.admin,
+            json!({"to": to}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "to {to}: {}", a.text);
+}
+
+fn timeline_kinds(entries: &[Value], kind: &str) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .map(|e| e["summary"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn levels_are_paged_in_turn_and_the_timer_survives_a_restart() {
+    let hook = webhook_fake().await;
+    let clock = ManualClock::new(Utc::now());
+    let mut d = TestDaemon::start_with(|_| {}, Arc::new(clock.clone())).await;
+    let ids = pageable_users(&d, &hook, &["alice", "bob", "carol"]).await;
+    let group = d
+        .post("/api/v1/groups", &d.admin, json!({"name": "dba"}))
+        .await;
+    assert_eq!(group.status, 201, "{}", group.text);
+    let add = d
+        .put(
+            &format!("/api/v1/groups/{}/members/{}", group.id(), ids[2]),
+            &d.admin,
+            json!({}),
+        )
+        .await;
+    assert!(add.status.is_success(), "{}", add.text);
+    let policy = create_policy(
+        &d,
+        json!({"name": "Payments on-call", "steps": [
+            {"delay_minutes": 5, "targets": [user(ids[0])]},
+            {"delay_minutes": 10, "targets": [user(ids[1])]},
+            {"delay_minutes": 10, "targets": [{"type": "group", "id": group.id()}]},
+        ]}),
+    )
+    .await;
+    let service = d
+        .post(
+            "/api/v1/services",
+            &d.admin,
+            json!({"name": "payments", "escalation_policy_id": policy}),
+        )
+        .await;
+    assert_eq!(service.status, 201, "{}", service.text);
+    let a = d
+        .post(
+            "/api/v1/incidents",
+            &d.admin,
+            json!({"title": "Card payments failing", "impact": "high", "urgency": "high", "service_id": service.id()}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = a.id();
+    let opened = a.body["created_at"]
+        .as_str()
+        .expect("created_at")
+        .to_owned();
+
+    // Level 1 at once.
+    paged(&hook, "alice", 1).await;
+    let run = escalation(&d, id).await;
+    assert_eq!(run["state"], "active", "{run}");
+    assert_eq!(run["policy_id"], policy);
+    assert_eq!(run["next"], json!({"step": 1, "round": 0}));
+    let due = chrono::DateTime::parse_from_rfc3339(run["due_at"].as_str().expect("due_at"))
+        .expect("time");
+    let opened = chrono::DateTime::parse_from_rfc3339(&opened).expect("time");
+    assert_eq!(due - opened, chrono::Duration::minutes(5), "{run}");
+    let page = &hook.to("/alice")[0].json();
+    assert_eq!(page["event"]["kind"], "incident.paged", "{page}");
+
+    // Not before level 1's delay is over; then level 2.
+    clock.advance(chrono::Duration::minutes(4));
+    still(&hook, &[("alice", 1), ("bob", 0)]).await;
+    clock.advance(chrono::Duration::minutes(1));
+    paged(&hook, "bob", 1).await;
+
+    // Down for a while: level 3 falls due meanwhile and is paged after the restart, once.
+    let dir = d.dir.take().expect("dir");
+    d.stop().await;
+    drop(d);
+    clock.advance(chrono::Duration::minutes(15));
+    let d = TestDaemon::start_in(dir.path(), |_| {}, Arc::new(clock.clone())).await;
+    paged(&hook, "carol", 1).await;
+    still(&hook, &[("alice", 1), ("bob", 1), ("carol", 1)]).await;
+    let run = escalation(&d, id).await;
+    assert_eq!(run["state"], "exhausted", "{run}");
+    assert_eq!(run["pages"], 3, "{run}");
+    assert!(run["due_at"].is_null(), "{run}");
+
+    let pages = timeline_kinds(&timeline(&d, id).await, "paged");
+    assert_eq!(pages.len(), 3, "{pages:#?}");
+    assert!(
+        pages[0].starts_with("paged level 1 of 'Payments on-call': alice"),
+        "{pages:#?}"
+    );
+    assert!(
+        pages[2].contains("carol") && pages[2].contains("last level"),
+        "{pages:#?}"
+    );
+    let log = deliveries(&d, &format!("incident_id={id}&channel=webhook")).await;
+    assert_eq!(log.len(), 3, "{log:#?}");
+    assert!(
+        log.iter().all(|x| x["event"] == "incident.paged"),
+        "{log:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledging_stops_escalating_and_escalating_by_hand_pages_the_next_level() {
+    let hook = webhook_fake().await;
+    let clock = ManualClock::new(Utc::now());
+    let d = TestDaemon::start_with(|_| {}, Arc::new(clock.clone())).await;
+    let ids = pageable_users(&d, &hook, &["alice", "bob"]).await;
+    let policy = create_policy(
+        &d,
+        json!({"name": "web", "repeat": 1, "steps": [
+            {"delay_minutes": 5, "targets": [user(ids[0])]},
+            {"delay_minutes": 5, "targets": [user(ids[1])]},
+        ]}),
+    )
+    .await;
+    let a = d
+        .post(
+            "/api/v1/incidents",
+            &d.admin,
+            json!({"title": "Checkout slow", "impact": "medium", "urgency": "high", "escalation_policy_id": policy}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = a.id();
+    paged(&hook, "alice", 1).await;
+
+    // Acknowledged: nothing more by itself, however long it stays open.
+    transition(&d, id, "acknowledged").await;
+    clock.advance(chrono::Duration::minutes(60));
+    still(&hook, &[("alice", 1), ("bob", 0)]).await;
+    let run = escalation(&d, id).await;
+    assert_eq!(run["state"], "stopped", "{run}");
+
+    // Asking for help pages the next level now, and starts no timer.
+    let e = d
+        .post(
+            &format!("/api/v1/incidents/{id}/escalate"),
+            &d.admin,
+            json!({"note": "need the database team"}),
+        )
+        .await;
+    assert_eq!(e.status, 200, "{}", e.text);
+    paged(&hook, "bob", 1).await;
+    clock.advance(chrono::Duration::minutes(60));
+    still(&hook, &[("alice", 1), ("bob", 1)]).await;
+    let run = escalation(&d, id).await;
+    assert_eq!(run["state"], "stopped", "{run}");
+    assert_eq!(run["next"], json!({"step": 0, "round": 1}), "{run}");
+
+    // Resolved, then reopened: escalation starts over at level 1.
+    transition(&d, id, "resolved").await;
+    transition(&d, id, "new").await;
+    paged(&hook, "alice", 2).await;
+    let run = escalation(&d, id).await;
+    assert_eq!(run["state"], "active", "{run}");
+    assert_eq!(run["pages"], 1, "a fresh run: {run}");
+
+    // While it runs, escalating by hand pages level 2 at once and restarts its delay.
+    let e = d
+        .post(
+            &format!("/api/v1/incidents/{id}/escalate"),
+            &d.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(e.status, 200, "{}", e.text);
+    paged(&hook, "bob", 2).await;
+    let run = escalation(&d, id).await;
+    assert_eq!(run["next"], json!({"step": 0, "round": 1}), "{run}");
+    // Level 2's delay, then the repeat round pages alice again.
+    clock.advance(chrono::Duration::minutes(5));
+    paged(&hook, "alice", 3).await;
+    still(&hook, &[("alice", 3), ("bob", 2)]).await;
+
+    // A closed incident cannot be escalated.
+    transition(&d, id, "resolved").await;
+    transition(&d, id, "closed").await;
+    let e = d
+        .post(
+            &format!("/api/v1/incidents/{id}/escalate"),
+            &d.admin,
+            json!({}),
+        )
+        .await;
+    e.assert_problem(409);
+    assert_eq!(escalation(&d, id).await["state"], "stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_page_through_the_integrations_policy_until_they_resolve() {
+    let hook = webhook_fake().await;
+    let clock = ManualClock::new(Utc::now());
+    let d = TestDaemon::start_with(|_| {}, Arc::new(clock.clone())).await;
+    let ids = pageable_users(&d, &hook, &["alice", "bob"]).await;
+    let policy = create_policy(
+        &d,
+        json!({"name": "infra", "steps": [
+            {"delay_minutes": 5, "targets": [user(ids[0])]},
+            {"delay_minutes": 5, "targets": [user(ids[1])]},
+        ]}),
+    )
+    .await;
+    let int = d
+        .post(
+            "/api/v1/integrations",
+            &d.admin,
+            json!({"name": "prom", "kind": "alertmanager", "escalation_policy_id": policy}),
+        )
+        .await;
+    assert_eq!(int.status, 201, "{}", int.text);
+    let token = int.body["token"].as_str().expect("token").to_owned();
+    let webhook = |status: &str| {
+        json!({"version": "4", "status": status, "receiver": "incidentd", "groupKey": "{}:{alertname=\"DiskFull\"}",
+               "truncatedAlerts": 0, "groupLabels": {"alertname": "DiskFull"}, "commonLabels": {}, "commonAnnotations": {},
+               "externalURL": "http://am", "alerts": [{"status": status, "labels": {"alertname": "DiskFull", "instance": "db1"},
+               "annotations": {"summary": "disk full"}, "startsAt": "2026-12-01T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+               "generatorURL": "http://prom", "fingerprint": "d1"}]})
+    };
+    let a = d.hook("alertmanager", &token, &webhook("firing")).await;
+    assert!(a.status.is_success(), "{}", a.text);
+    paged(&hook, "alice", 1).await;
+    let list = d.get("/api/v1/incidents", &d.admin).await;
+    let id = list.body["items"][0]["id"].as_u64().expect("incident");
+
+    // The alert resolves before level 2 is due: the incident resolves and nobody else is
+    // woken up.
+    let a = d.hook("alertmanager", &token, &webhook("resolved")).await;
+    assert!(a.status.is_success(), "{}", a.text);
+    assert_eq!(incident(&d, id).await["status"], "resolved");
+    clock.advance(chrono::Duration::minutes(30));
+    still(&hook, &[("alice", 1), ("bob", 0)]).await;
+    assert_eq!(escalation(&d, id).await["state"], "stopped");
+}
+
+#[tokio::test]
+async fn policies_are_checked_and_one_in_use_is_not_deleted() {
+    let d = TestDaemon::start().await;
+    let (alice, _) = d.user("alice", "Engineer").await;
+    let (_, viewer) = d.user("vic", "Viewer").await;
+
+    let bad = |body: Value, field: &'static str| (body, field);
+    for (body, field) in [
+        bad(json!({"name": "x", "steps": []}), "steps"),
+        bad(
+            json!({"name": "x", "steps": [{"delay_minutes": 0, "targets": [user(alice)]}]}),
+            "steps[0].delay_minutes",
+        ),
+        bad(
+            json!({"name": "x", "steps": [{"delay_minutes": 5, "targets": [user(999)]}]}),
+            "steps[0].targets[0]",
+        ),
+        bad(
+            json!({"name": "x", "steps": [{"delay_minutes": 5, "targets": [{"type": "group", "id": 999}]}]}),
+            "steps[0].targets[0]",
+        ),
+        bad(
+            json!({"name": "x", "repeat": 10, "steps": [{"delay_minutes": 5, "targets": [user(alice)]}]}),
+            "repeat",
+        ),
+        bad(
+            json!({"name": " ", "steps": [{"delay_minutes": 5, "targets": [user(alice)]}]}),
+            "name",
+        ),
+    ] {
+        let a = d.post("/api/v1/escalation-policies", &d.admin, body).await;
+        a.assert_problem(422);
+        assert!(a.text.contains(field), "{field}: {}", a.text);
+    }
+    let a = d
+        .post(
+            "/api/v1/escalation-policies",
+            &d.admin,
+            json!({"name": "x", "steps": [{"delay_minutes": 5, "targets": [{"type": "team", "id": 1}]}]}),
+        )
+        .await;
+    assert!(matches!(a.status.as_u16(), 400 | 422), "{}", a.text);
+    let listed = d.get("/api/v1/escalation-policies", &d.admin).await;
+    assert_eq!(listed.body["items"], json!([]), "nothing stored");
+
+    let body = json!({"name": "Ops", "steps": [{"delay_minutes": 5, "targets": [user(alice)]}]});
+    let a = d
+        .post("/api/v1/escalation-policies", &viewer, body.clone())
+        .await;
+    a.assert_problem(403);
+    let id = create_policy(&d, body.clone()).await;
+    let mut dup = body.clone();
+    dup["name"] = json!("ops");
+    d.post("/api/v1/escalation-policies", &d.admin, dup)
+        .await
+        .assert_problem(409);
+    assert_eq!(
+        d.get(&format!("/api/v1/escalation-policies/{id}"), &viewer)
+            .await
+            .body["name"],
+        "Ops"
+    );
+
+    // Pointing at a policy that does not exist is refused; pointing at this one works.
+    for path in ["/api/v1/services", "/api/v1/integrations"] {
+        let mut b = json!({"name": "svc-x", "escalation_policy_id": 999});
+        if path.ends_with("integrations") {
+            b["kind"] = json!("alertmanager");
+        }
+        let a = d.post(path, &d.admin, b).await;
+        a.assert_problem(422);
+        assert!(a.text.contains("escalation_policy_id"), "{}", a.text);
+    }
+    let svc = d
+        .post(
+            "/api/v1/services",
+            &d.admin,
+            json!({"name": "web", "escalation_policy_id": id}),
+        )
+        .await;
+    assert_eq!(svc.status, 201, "{}", svc.text);
+
+    // Changing the levels is checked the same way.
+    let a = d
+        .patch(
+            &format!("/api/v1/escalation-policies/{id}"),
+            &d.admin,
+            json!({"steps": [{"delay_minutes": 5, "targets": []}]}),
+        )
+        .await;
+    a.assert_problem(422);
+    let a = d
+        .patch(
+            &format!("/api/v1/escalation-policies/{id}"),
+            &d.admin,
+            json!({"name": "Ops day", "repeat": 2}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["repeat"], 2);
+
+    // In use by a service: 409 naming it; free once the service lets go.
+    let a = d
+        .delete(&format!("/api/v1/escalation-policies/{id}"), &d.admin)
+        .await;
+    a.assert_problem(409);
+    assert!(a.text.contains("service 'web'"), "{}", a.text);
+    let a = d
+        .patch(
+            &format!("/api/v1/services/{}", svc.id()),
+            &d.admin,
+            json!({"escalation_policy_id": null}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let a = d
+        .delete(&format!("/api/v1/escalation-policies/{id}"), &d.admin)
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
+    d.get(&format!("/api/v1/escalation-policies/{id}"), &d.admin)
+        .await
+        .assert_problem(404);
+    let audit = d
+        .get("/api/v1/audit?limit=200", &d.admin)
+        .await
+        .body
+        .to_string();
+    for action in [
+        "escalation_policy.create",
+        "escalation_policy.update",
+        "escalation_policy.delete",
+    ] {
+        assert!(audit.contains(action), "{action}");
+    }
+}
