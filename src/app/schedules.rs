@@ -139,7 +139,20 @@ pub fn on_call_at(
     let Some(s) = access::get::<Schedule>(r, id)? else {
         return Ok(None);
     };
-    Ok(s.on_call(&overrides_of(r, id, Some(at))?, at))
+    let overrides = overrides_of(r, id, Some(at))?;
+    // Only users who can be reached may be on call: a deactivated one is covered by the
+    // layers below.
+    let mut active = std::collections::BTreeMap::new();
+    let ids = overrides
+        .iter()
+        .map(|o| o.user_id)
+        .chain(s.layers.iter().flat_map(|l| l.users.iter().copied()));
+    for u in ids {
+        if let std::collections::btree_map::Entry::Vacant(e) = active.entry(u) {
+            e.insert(access::get::<User>(r, u)?.is_some_and(|u| u.active));
+        }
+    }
+    Ok(s.on_call(&overrides, at, |u| active.get(&u).copied().unwrap_or(false)))
 }
 
 /// Creates a schedule (needs `schedule:write`).

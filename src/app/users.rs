@@ -244,6 +244,40 @@ fn sync_memberships(
     Ok(())
 }
 
+/// A person or a team named as a target (escalation levels, approval levels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersonRef {
+    /// One user.
+    User(u64),
+    /// Every member of a group.
+    Group(u64),
+}
+
+/// The active users `refs` name (groups expanded to their members), each once, in the
+/// order named: who can actually be reached or asked.
+pub fn active_people(
+    r: &impl Reader,
+    refs: impl IntoIterator<Item = PersonRef>,
+) -> Result<Vec<User>, crate::store::StoreError> {
+    let mut ids = Vec::new();
+    for p in refs {
+        match p {
+            PersonRef::User(id) => ids.push(id),
+            PersonRef::Group(id) => ids.extend(member_ids(r, id)?),
+        }
+    }
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for id in ids {
+        if seen.insert(id)
+            && let Some(u) = access::get::<User>(r, id)?.filter(|u| u.active)
+        {
+            out.push(u);
+        }
+    }
+    Ok(out)
+}
+
 /// The ids of the members of a group.
 pub fn member_ids(r: &impl Reader, group_id: u64) -> Result<Vec<u64>, crate::store::StoreError> {
     let mut out = Vec::new();

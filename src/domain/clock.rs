@@ -41,7 +41,7 @@ impl ManualClock {
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
         let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
-        *now += by;
+        *now = (*now + by).trunc_subsecs(3);
     }
 
     /// Puts the clock at `at`.

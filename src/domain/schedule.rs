@@ -26,6 +26,10 @@ use utoipa::ToSchema;
 pub const MAX_LAYERS: usize = 10;
 /// Most users in one layer's rotation.
 pub const MAX_USERS: usize = 100;
+/// Earliest year a layer may start in.
+pub const FIRST_YEAR: i32 = 1970;
+/// Latest year a layer may start in (the rotation math stays far from chrono's limits).
+pub const LAST_YEAR: i32 = 9999;
 /// Most restriction windows on a layer.
 pub const MAX_RESTRICTIONS: usize = 14;
 
@@ -156,7 +160,10 @@ pub fn localize(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
         match tz.from_local_datetime(&probe) {
             LocalResult::Single(t) => return t.with_timezone(&Utc),
             LocalResult::Ambiguous(first, _) => return first.with_timezone(&Utc),
-            LocalResult::None => probe += Duration::minutes(1),
+            LocalResult::None => match probe.checked_add_signed(Duration::minutes(1)) {
+                Some(next) => probe = next,
+                None => break,
+            },
         }
     }
     // Unreachable for real zones; fall back to reading the wall time as UTC.
@@ -251,11 +258,19 @@ impl Schedule {
     }
 
     /// Who is on call at `at`: the newest override covering it, else the last layer that
-    /// has somebody then.
-    pub fn on_call(&self, overrides: &[ScheduleOverride], at: DateTime<Utc>) -> Option<OnCall> {
+    /// has somebody then. Users `available` refuses (deactivated) are skipped, so that a
+    /// lower layer or the rotation covers for them.
+    pub fn on_call(
+        &self,
+        overrides: &[ScheduleOverride],
+        at: DateTime<Utc>,
+        available: impl Fn(u64) -> bool,
+    ) -> Option<OnCall> {
         if let Some(o) = overrides
             .iter()
-            .filter(|o| o.schedule_id == self.id && o.start <= at && at < o.end)
+            .filter(|o| {
+                o.schedule_id == self.id && o.start <= at && at < o.end && available(o.user_id)
+            })
             .max_by_key(|o| o.id)
         {
             return Some(OnCall {
@@ -271,7 +286,8 @@ impl Schedule {
             .enumerate()
             .rev()
             .find_map(|(index, layer)| {
-                layer.on_call(tz, at).map(|(user_id, start, end)| OnCall {
+                let (user_id, start, end) = layer.on_call(tz, at)?;
+                available(user_id).then(|| OnCall {
                     user_id,
                     source: OnCallSource::Layer {
                         index,
@@ -308,6 +324,12 @@ pub fn check(time_zone: &str, layers: &[Layer]) -> Vec<(String, String)> {
             out.push((
                 format!("layers[{i}].users"),
                 format!("1 to {MAX_USERS} users"),
+            ));
+        }
+        if !(FIRST_YEAR..=LAST_YEAR).contains(&l.start.year()) {
+            out.push((
+                format!("layers[{i}].start"),
+                format!("must be between the years {FIRST_YEAR} and {LAST_YEAR}"),
             ));
         }
         if !(1..=365).contains(&l.length) {
@@ -379,6 +401,38 @@ mod tests {
             created_at: utc(2026, 1, 1, 0, 0),
             updated_at: utc(2026, 1, 1, 0, 0),
         }
+    }
+
+    impl Schedule {
+        fn on_call_all(&self, o: &[ScheduleOverride], at: DateTime<Utc>) -> Option<OnCall> {
+            self.on_call(o, at, |_| true)
+        }
+    }
+
+    #[test]
+    fn unavailable_users_are_covered_by_lower_layers() {
+        let base = layer(&[1], RotationUnit::Weeks, 1, local(2026, 1, 5, 0, 0));
+        let top = layer(&[2], RotationUnit::Weeks, 1, local(2026, 1, 5, 0, 0));
+        let s = schedule("UTC", vec![base, top]);
+        let at = utc(2026, 1, 6, 0, 0);
+        assert_eq!(s.on_call(&[], at, |_| true).map(|o| o.user_id), Some(2));
+        assert_eq!(s.on_call(&[], at, |u| u != 2).map(|o| o.user_id), Some(1));
+        assert_eq!(s.on_call(&[], at, |_| false), None);
+    }
+
+    #[test]
+    fn far_away_starts_are_refused_and_never_panic() {
+        let mut l = layer(&[1], RotationUnit::Days, 1, local(2026, 1, 1, 0, 0));
+        l.start = NaiveDate::MAX
+            .and_hms_opt(23, 59, 0)
+            .expect("chrono's last day");
+        let fields: Vec<String> = check("America/New_York", std::slice::from_ref(&l))
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        assert_eq!(fields, vec!["layers[0].start"]);
+        // Even unchecked, localizing the end of time does not panic.
+        let _ = localize(NEW_YORK, l.start);
     }
 
     fn window(days: &[Weekday], start: (u32, u32), end: (u32, u32)) -> Restriction {
@@ -547,7 +601,7 @@ mod tests {
         let mut s = schedule("UTC", vec![base, day]);
         let monday_noon = utc(2026, 1, 5, 12, 0);
         let monday_night = utc(2026, 1, 5, 20, 0);
-        let on = s.on_call(&[], monday_noon).expect("on call");
+        let on = s.on_call_all(&[], monday_noon).expect("on call");
         assert_eq!(on.user_id, 3);
         assert_eq!(
             on.source,
@@ -556,7 +610,7 @@ mod tests {
                 name: "business hours".into()
             }
         );
-        assert_eq!(s.on_call(&[], monday_night).map(|o| o.user_id), Some(1));
+        assert_eq!(s.on_call_all(&[], monday_night).map(|o| o.user_id), Some(1));
         let cover = |id, user_id, start, end| ScheduleOverride {
             id,
             schedule_id: 1,
@@ -571,16 +625,16 @@ mod tests {
             cover(2, 8, utc(2026, 1, 5, 19, 0), utc(2026, 1, 5, 21, 0)),
         ];
         assert_eq!(
-            s.on_call(&overrides, monday_noon).map(|o| o.user_id),
+            s.on_call_all(&overrides, monday_noon).map(|o| o.user_id),
             Some(9)
         );
-        let night = s.on_call(&overrides, monday_night).expect("override");
+        let night = s.on_call_all(&overrides, monday_night).expect("override");
         assert_eq!(
             (night.user_id, night.source),
             (8, OnCallSource::Override { id: 2 })
         );
         assert_eq!(
-            s.on_call(&overrides, utc(2026, 1, 6, 0, 0))
+            s.on_call_all(&overrides, utc(2026, 1, 6, 0, 0))
                 .map(|o| o.user_id),
             Some(1),
             "override end is exclusive"
@@ -589,13 +643,13 @@ mod tests {
         let mut other = overrides.clone();
         other[0].schedule_id = 2;
         assert_eq!(
-            s.on_call(&other[..1], monday_night).map(|o| o.user_id),
+            s.on_call_all(&other[..1], monday_night).map(|o| o.user_id),
             Some(1)
         );
-        assert_eq!(s.on_call(&[], utc(2026, 1, 1, 0, 0)), None);
+        assert_eq!(s.on_call_all(&[], utc(2026, 1, 1, 0, 0)), None);
         s.time_zone = "Mars/Olympus".into();
         assert_eq!(
-            s.on_call(&[], monday_noon),
+            s.on_call_all(&[], monday_noon),
             None,
             "an unknown zone has nobody"
         );

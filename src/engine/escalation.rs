@@ -73,26 +73,46 @@ impl EscalationWorker {
         }
     }
 
-    /// Pages what is due now; `true` if a full batch was due (look again at once).
+    /// Pages what is due now, each incident in its own transaction (one that fails is
+    /// stopped with a note and does not hold up the others); `true` if a full batch was
+    /// due (look again at once).
     async fn tick(&self) -> Result<bool, crate::app::AppError> {
         let now = self.app.clock.now();
         let due = runs::due(&self.app.store.read()?, now, BATCH)?;
-        if due.is_empty() {
-            return Ok(false);
-        }
         let full = due.len() == BATCH;
-        let paged = self
-            .app
-            .store
-            .write(move |tx| {
-                let mut paged = 0usize;
-                for id in &due {
-                    paged += usize::from(runs::page_if_due(tx, now, *id)?);
+        // Submitted together, the pages share one commit; a failing one is replayed out of
+        // the batch by the writer, so it fails alone.
+        let mut pages = tokio::task::JoinSet::new();
+        for (queued_at, id) in due {
+            let app = self.app.clone();
+            pages.spawn(async move {
+                let paged = app
+                    .store
+                    .write(move |tx| runs::page_if_due(tx, now, queued_at, id))
+                    .await;
+                if let Err(e) = paged {
+                    tracing::warn!(incident = id, error = %e, "escalation: paging failed; stopping this escalation");
+                    let why = e.to_string();
+                    let stopped = app
+                        .store
+                        .write(move |tx| runs::stop_after_error(tx, now, queued_at, id, &why))
+                        .await;
+                    if let Err(e) = stopped {
+                        // Not even the stop could be written: drop the queue entry so that
+                        // it cannot hold up the incidents behind it.
+                        tracing::error!(incident = id, error = %e, "escalation: dropping an escalation that cannot be paged or stopped");
+                        let dropped = app
+                            .store
+                            .write(move |tx| runs::drop_queue_entry(tx, queued_at, id))
+                            .await;
+                        if let Err(e) = dropped {
+                            tracing::error!(incident = id, error = %e, "escalation: could not drop the queue entry");
+                        }
+                    }
                 }
-                Ok::<_, crate::app::AppError>(paged)
-            })
-            .await?;
-        tracing::debug!(paged, "escalation: paged due levels");
+            });
+        }
+        while pages.join_next().await.is_some() {}
         Ok(full)
     }
 }

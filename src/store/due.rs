@@ -24,6 +24,19 @@ pub fn ids_due(
     now: DateTime<Utc>,
     limit: usize,
 ) -> Result<Vec<u64>, StoreError> {
+    Ok(entries_due(r, table, now, limit)?
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect())
+}
+
+/// The `(due at, id)` entries due at `now` or earlier, earliest first, at most `limit`.
+pub fn entries_due(
+    r: &impl Reader,
+    table: Table,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<(DateTime<Utc>, u64)>, StoreError> {
     let end = Key::new()
         .i64(now.timestamp_millis())
         .u64(u64::MAX)
@@ -36,9 +49,9 @@ pub fn ids_due(
         Order::Asc,
         &mut |k, _| {
             let mut kr = KeyReader::new(k);
-            kr.i64();
-            if let Some(id) = kr.u64() {
-                ids.push(id);
+            let at = kr.i64().and_then(DateTime::<Utc>::from_timestamp_millis);
+            if let (Some(at), Some(id)) = (at, kr.u64()) {
+                ids.push((at, id));
             }
             Ok(if ids.len() >= limit {
                 ControlFlow::Break(())

@@ -48,6 +48,12 @@ pub const MIGRATIONS: &[Migration] = &[
         source: include_str!("../../migrations/0002_binary_alerts.toml"),
         apply: apply_binary_alerts,
     },
+    Migration {
+        version: 3,
+        name: "escalation_refs",
+        source: include_str!("../../migrations/0003_escalation_refs.toml"),
+        apply: apply_escalation_refs,
+    },
 ];
 
 /// The newest schema version this binary knows.
@@ -267,6 +273,43 @@ fn apply_binary_alerts(tx: &WriteTransaction, _source: &'static str) -> Result<(
     }
 }
 
+/// Clears `escalation_policy_id` wherever it names no escalation policy.
+fn apply_escalation_refs(tx: &WriteTransaction, _source: &'static str) -> Result<(), StoreError> {
+    use crate::domain::escalation::EscalationPolicy;
+    let dangling = |id: Option<u64>| -> Result<bool, StoreError> {
+        Ok(match id {
+            Some(id) => access::get::<EscalationPolicy>(tx, id)?.is_none(),
+            None => false,
+        })
+    };
+    // A slice at a time: a store may hold millions of incidents.
+    const SLICE: usize = 4096;
+    macro_rules! clear {
+        ($t:ty) => {
+            let mut after = None;
+            loop {
+                let slice = access::list::<$t>(tx, after, access::Order::Asc, SLICE)?;
+                for r in &slice {
+                    if dangling(r.escalation_policy_id)? {
+                        let mut r = r.clone();
+                        r.escalation_policy_id = None;
+                        access::put(tx, &r)?;
+                    }
+                }
+                match slice.last() {
+                    Some(last) if slice.len() == SLICE => after = Some(last.id),
+                    _ => break,
+                }
+            }
+        };
+    }
+    clear!(crate::domain::service::Service);
+    clear!(crate::domain::integration::Integration);
+    clear!(crate::domain::silence::RoutingRule);
+    clear!(crate::domain::incident::Incident);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,10 +374,10 @@ mod tests {
         tx.commit().expect("commit");
         force_version(&db, 1).expect("version 1");
 
-        assert_eq!(run(&db).expect("migrate"), 2);
+        assert_eq!(run(&db).expect("migrate"), latest_version());
 
         let r = db.begin_read().expect("read");
-        assert_eq!(current_version(&r).expect("version"), 2);
+        assert_eq!(current_version(&r).expect("version"), latest_version());
         for a in &alerts {
             let raw = r
                 .get_raw(tables::ALERTS, &id_key(a.id))
@@ -343,5 +386,60 @@ mod tests {
             assert_ne!(raw[0], b'{', "alert {} is still JSON", a.id);
             assert_eq!(&Alert::from_bytes(&raw).expect("decode"), a);
         }
+    }
+
+    #[test]
+    fn escalation_references_to_no_policy_are_cleared() {
+        use crate::domain::escalation::EscalationPolicy;
+        use crate::domain::service::Service;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Database::create(dir.path().join("s.redb")).expect("db");
+        run(&db).expect("migrate");
+        let now = chrono::Utc::now();
+        let service = |id, policy| Service {
+            id,
+            name: format!("s{id}"),
+            description: String::new(),
+            owner_group_id: None,
+            escalation_policy_id: policy,
+            tier: None,
+            chat_channel: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let tx = db.begin_write().expect("tx");
+        access::put(&tx, &service(10, Some(1))).expect("stale");
+        access::put(&tx, &service(11, Some(5))).expect("valid");
+        access::put(
+            &tx,
+            &EscalationPolicy {
+                id: 5,
+                name: "ops".into(),
+                description: String::new(),
+                steps: vec![],
+                repeat: 0,
+                created_at: now,
+                updated_at: now,
+            },
+        )
+        .expect("policy");
+        tx.commit().expect("commit");
+        force_version(&db, 2).expect("version 2");
+
+        run(&db).expect("migrate");
+
+        let r = db.begin_read().expect("read");
+        assert_eq!(current_version(&r).expect("version"), 3);
+        let got = |id| {
+            access::get::<Service>(&r, id)
+                .expect("get")
+                .expect("present")
+        };
+        assert_eq!(
+            got(10).escalation_policy_id,
+            None,
+            "stale reference cleared"
+        );
+        assert_eq!(got(11).escalation_policy_id, Some(5), "a real policy stays");
     }
 }

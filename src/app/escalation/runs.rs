@@ -82,9 +82,13 @@ pub(crate) fn sync(
     }
 }
 
-/// The incidents whose next level is due at `now`, earliest first, at most `limit`.
-pub fn due(r: &impl Reader, now: DateTime<Utc>, limit: usize) -> Result<Vec<u64>, StoreError> {
-    queue::ids_due(r, tables::ESCALATIONS_DUE, now, limit)
+/// The queue entries `(due at, incident)` due at `now`, earliest first, at most `limit`.
+pub fn due(
+    r: &impl Reader,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<(DateTime<Utc>, u64)>, StoreError> {
+    queue::entries_due(r, tables::ESCALATIONS_DUE, now, limit)
 }
 
 /// When the next level of any incident falls due.
@@ -98,28 +102,20 @@ fn users_of(
     targets: &[EscalationTarget],
     now: DateTime<Utc>,
 ) -> Result<Vec<User>, StoreError> {
-    let mut ids = Vec::new();
+    use crate::app::users::PersonRef;
+    let mut refs = Vec::new();
     for t in targets {
         match *t {
-            EscalationTarget::User { id } => ids.push(id),
-            EscalationTarget::Group { id } => ids.extend(crate::app::users::member_ids(r, id)?),
+            EscalationTarget::User { id } => refs.push(PersonRef::User(id)),
+            EscalationTarget::Group { id } => refs.push(PersonRef::Group(id)),
             EscalationTarget::Schedule { id } => {
                 if let Some(on_call) = crate::app::schedules::on_call_at(r, id, now)? {
-                    ids.push(on_call.user_id);
+                    refs.push(PersonRef::User(on_call.user_id));
                 }
             }
         }
     }
-    let mut seen = std::collections::BTreeSet::new();
-    let mut out = Vec::new();
-    for id in ids {
-        if seen.insert(id)
-            && let Some(u) = access::get::<User>(r, id)?.filter(|u| u.active)
-        {
-            out.push(u);
-        }
-    }
-    Ok(out)
+    crate::app::users::active_people(r, refs)
 }
 
 /// Pages `at`'s level of `policy` for `incident`: `incident.paged` (which notification
@@ -191,6 +187,42 @@ fn page(
     Ok(summary)
 }
 
+/// Stops a run after paging it failed (so one broken incident cannot hold up the others),
+/// with the reason on the incident's timeline.
+pub(crate) fn stop_after_error(
+    tx: &WriteTransaction,
+    now: DateTime<Utc>,
+    queued_at: DateTime<Utc>,
+    incident_id: u64,
+    error: &str,
+) -> AppResult<()> {
+    if let Some(run) = access::get::<EscalationRun>(tx, incident_id)?
+        && run.due_at == Some(queued_at)
+    {
+        stop_with_note(
+            tx,
+            now,
+            &run,
+            format!("escalation stopped: paging failed ({error})"),
+        )?;
+    }
+    Ok(())
+}
+
+/// Removes one queue entry (when even stopping its run failed).
+pub(crate) fn drop_queue_entry(
+    tx: &WriteTransaction,
+    queued_at: DateTime<Utc>,
+    incident_id: u64,
+) -> AppResult<()> {
+    access::delete_raw(
+        tx,
+        tables::ESCALATIONS_DUE,
+        &queue::key(queued_at, incident_id),
+    )?;
+    Ok(())
+}
+
 /// Stops a run that can no longer page, with a note on the incident's timeline.
 fn stop_with_note(
     tx: &WriteTransaction,
@@ -213,15 +245,23 @@ fn stop_with_note(
     Ok(())
 }
 
-/// Pages the incident's next level if it is due at `now` (the escalation worker; a run
-/// that is no longer due, because it was acknowledged or escalated by hand meanwhile, is
-/// left alone). Returns whether a level was paged.
+/// Pages the incident's next level for the queue entry `(queued_at, incident_id)` if it is
+/// due at `now` (the escalation worker). An entry that no longer matches its run (the run
+/// moved on or is gone) is removed, so the queue can never hold the worker on a stale row.
+/// Returns whether a level was paged.
 pub(crate) fn page_if_due(
     tx: &WriteTransaction,
     now: DateTime<Utc>,
+    queued_at: DateTime<Utc>,
     incident_id: u64,
 ) -> AppResult<bool> {
-    let Some(before) = access::get::<EscalationRun>(tx, incident_id)? else {
+    let run = access::get::<EscalationRun>(tx, incident_id)?;
+    let Some(before) = run.filter(|r| r.due_at == Some(queued_at)) else {
+        access::delete_raw(
+            tx,
+            tables::ESCALATIONS_DUE,
+            &queue::key(queued_at, incident_id),
+        )?;
         return Ok(false);
     };
     if !before.is_due(now) {
@@ -248,12 +288,18 @@ pub(crate) fn page_if_due(
         return Ok(false);
     };
     let mut run = before.clone();
-    let Some(at) = run.to_page(&policy) else {
+    // On its own the run only pages a level that is still there; a policy that lost the
+    // planned level (and has no repeat left) ends the escalation instead.
+    let Some(at) = policy.resolve(run.next) else {
         stop_with_note(
             tx,
             now,
             &before,
-            format!("escalation stopped: policy '{}' has no levels", policy.name),
+            format!(
+                "escalation ended: policy '{}' has no level {} any more",
+                policy.name,
+                run.next.step + 1
+            ),
         )?;
         return Ok(false);
     };
