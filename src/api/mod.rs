@@ -2,6 +2,7 @@
 //! file per resource, and the OpenAPI document generated from the handlers.
 
 pub mod alerts;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod dashboard;
@@ -120,6 +121,19 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(schedules::overrides, schedules::add_override))
         .routes(routes!(schedules::delete_override))
         .routes(routes!(schedules::oncall))
+        .routes(routes!(
+            approvals::list_workflows,
+            approvals::create_workflow
+        ))
+        .routes(routes!(
+            approvals::get_workflow,
+            approvals::update_workflow,
+            approvals::delete_workflow
+        ))
+        .routes(routes!(approvals::list, approvals::create))
+        .routes(routes!(approvals::get))
+        .routes(routes!(approvals::decision))
+        .routes(routes!(approvals::cancel))
         .routes(routes!(incidents::comments, incidents::add_comment))
         .routes(routes!(incidents::timeline))
         .routes(routes!(problems::list, problems::create))

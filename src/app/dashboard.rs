@@ -95,6 +95,8 @@ pub struct Overview {
     pub problems_by_status: BTreeMap<String, i64>,
     /// Entries in the known-error database.
     pub known_errors: i64,
+    /// Approval requests waiting for a decision.
+    pub pending_approvals: i64,
     /// Per-service counts.
     pub services: Vec<ServiceCounts>,
 }
@@ -348,6 +350,7 @@ pub fn overview(app: &App, actor: &Actor, params: &OverviewParams) -> AppResult<
         open_problems: access::counter(&r, "prb/open")?,
         problems_by_status,
         known_errors: access::counter(&r, "prb/known_errors")?,
+        pending_approvals: access::counter(&r, super::approvals::PENDING_COUNTER)?,
         services,
         window,
     })

@@ -6,6 +6,7 @@
 //! domain events in one durable transaction.
 
 pub mod alerts;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod chat;

@@ -26,6 +26,9 @@ pub const ROLES: NameIndex = NameIndex::new(tables::ROLES_BY_NAME, "a role");
 /// Escalation policies.
 pub const ESCALATION_POLICIES: NameIndex =
     NameIndex::new(tables::ESCALATION_POLICIES_BY_NAME, "an escalation policy");
+/// Approval workflows.
+pub const APPROVAL_WORKFLOWS: NameIndex =
+    NameIndex::new(tables::APPROVAL_WORKFLOWS_BY_NAME, "an approval workflow");
 /// On-call schedules.
 pub const SCHEDULES: NameIndex = NameIndex::new(tables::SCHEDULES_BY_NAME, "a schedule");
 

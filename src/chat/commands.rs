@@ -1,12 +1,14 @@
 //! Runs a parsed chat command for a caller through the same `app::` use cases as the REST
 //! API, and words the answer. Nothing here is platform-specific.
 
+use crate::app::approvals::{self, DecisionRequest};
 use crate::app::incidents::query::{IncidentFilter, find};
 use crate::app::incidents::{self, NewComment, NewIncident};
 use crate::app::page::PageRequest;
 use crate::app::problems::{self, NewProblem, ProblemPatch};
 use crate::app::{App, AppError};
 use crate::domain::actor::Actor;
+use crate::domain::approval::{ApprovalStatus, Verdict};
 use crate::domain::identity::Group;
 use crate::domain::incident::IncidentStatus;
 use crate::domain::service::Service;
@@ -14,7 +16,7 @@ use crate::domain::transition::Lifecycle;
 use crate::notify::BoxFuture;
 use crate::store::access::{self, Order};
 
-use super::grammar::{Command, INCIDENT_USAGE, ListFilter, PROBLEM_USAGE, UserRef};
+use super::grammar::{APPROVE_USAGE, Command, INCIDENT_USAGE, ListFilter, PROBLEM_USAGE, UserRef};
 use super::views::{Reply, incident_card};
 
 /// Who is asking.
@@ -77,6 +79,32 @@ pub fn explain(e: &AppError) -> String {
     }
 }
 
+/// `/approve` and `/approve reject`: the same rules as `POST /api/v1/approvals/{id}/decision`.
+async fn decide(
+    app: &App,
+    actor: &Actor,
+    id: u64,
+    decision: Verdict,
+    comment: Option<String>,
+) -> Result<Reply, AppError> {
+    let a = approvals::decide(app, actor, id, DecisionRequest { decision, comment }).await?;
+    let text = match a.status {
+        ApprovalStatus::Approved => format!("{} is approved: {}", a.number(), a.title),
+        ApprovalStatus::Rejected => format!("{} is rejected: {}", a.number(), a.title),
+        _ => format!(
+            "Recorded. {} now waits at level {} of {} ('{}'), {} approval(s) so far.",
+            a.number(),
+            a.level + 1,
+            a.levels.len(),
+            a.current_level()
+                .map(|l| l.name.as_str())
+                .unwrap_or_default(),
+            a.approvals_at_level()
+        ),
+    };
+    Ok(Reply::private(text))
+}
+
 /// Runs `command` for `caller`.
 pub async fn execute(
     app: &App,
@@ -104,7 +132,40 @@ pub async fn run(
     let actor = caller.reader();
     let base = app.public_url();
     match command {
-        Command::Help => Ok(Reply::private(format!("{INCIDENT_USAGE}\n{PROBLEM_USAGE}"))),
+        Command::Help => Ok(Reply::private(format!(
+            "{INCIDENT_USAGE}\n{PROBLEM_USAGE}\n{APPROVE_USAGE}"
+        ))),
+        Command::ApproveHelp => Ok(Reply::private(APPROVE_USAGE.to_owned())),
+        Command::Approve { id, comment } => {
+            decide(app, &actor, id, Verdict::Approve, comment).await
+        }
+        Command::Reject { id, reason } => decide(app, &actor, id, Verdict::Reject, reason).await,
+        Command::ApprovalsWaiting => {
+            let Some(user_id) = actor.user_id else {
+                return Ok(Reply::private(unlinked_message(caller)));
+            };
+            let waiting = approvals::waiting_for(app, &actor, user_id, 20)?;
+            if waiting.is_empty() {
+                return Ok(Reply::private("Nothing is waiting for your approval."));
+            }
+            let lines: Vec<String> = waiting
+                .iter()
+                .map(|a| {
+                    format!(
+                        "• {}: {} (level {} of {}, asked by {})",
+                        a.number(),
+                        a.title,
+                        a.level + 1,
+                        a.levels.len(),
+                        a.requested_by.name
+                    )
+                })
+                .collect();
+            Ok(Reply::private(format!(
+                "Waiting for your decision:\n{}",
+                lines.join("\n")
+            )))
+        }
         Command::New {
             title,
             impact,

@@ -118,6 +118,24 @@ pub enum Command {
         /// The root cause.
         text: String,
     },
+    /// Approve at the request's current level.
+    Approve {
+        /// Approval request.
+        id: u64,
+        /// Why.
+        comment: Option<String>,
+    },
+    /// Reject.
+    Reject {
+        /// Approval request.
+        id: u64,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// The requests waiting for the caller's decision.
+    ApprovalsWaiting,
+    /// Show the `/approve` usage.
+    ApproveHelp,
 }
 
 impl Command {
@@ -125,7 +143,12 @@ impl Command {
     pub fn mutates(&self) -> bool {
         !matches!(
             self,
-            Command::Status { .. } | Command::List { .. } | Command::Oncall { .. } | Command::Help
+            Command::Status { .. }
+                | Command::List { .. }
+                | Command::Oncall { .. }
+                | Command::Help
+                | Command::ApprovalsWaiting
+                | Command::ApproveHelp
         )
     }
 }
@@ -160,6 +183,13 @@ pub const PROBLEM_USAGE: &str = "\
 /problem new <title>
 /problem link <PRB-id> <INC-id>
 /problem rca <PRB-id> <root cause>";
+
+/// The usage of `/approve`.
+pub const APPROVE_USAGE: &str = "\
+/approve <APR-id> [comment]
+/approve reject <APR-id> [reason]
+/approve list
+Ids: 12, APR-12 or #12.";
 
 fn err(message: impl Into<String>, usage: &'static str) -> UsageError {
     UsageError {
@@ -409,10 +439,88 @@ pub fn parse_problem(text: &str) -> Result<Command, UsageError> {
     }
 }
 
+/// Parses the text after `/approve`.
+pub fn parse_approve(text: &str) -> Result<Command, UsageError> {
+    let mut args = tokens(text);
+    let Some(first) = args.first().map(|a| a.to_lowercase()) else {
+        return Ok(Command::ApproveHelp);
+    };
+    let rest = |args: &[String]| (!args.is_empty()).then(|| args.join(" "));
+    let id_of = |a: &str| {
+        crate::domain::approval::parse_approval_ref(a).ok_or_else(|| {
+            err(
+                format!("'{a}' is not an approval id (use 12 or APR-12)"),
+                APPROVE_USAGE,
+            )
+        })
+    };
+    match first.as_str() {
+        "help" | "?" => Ok(Command::ApproveHelp),
+        "list" | "mine" | "pending" => Ok(Command::ApprovalsWaiting),
+        "reject" | "deny" => {
+            args.remove(0);
+            let Some(a) = args.first().cloned() else {
+                return Err(err("which request? give its id (APR-12)", APPROVE_USAGE));
+            };
+            let id = id_of(&a)?;
+            Ok(Command::Reject {
+                id,
+                reason: rest(&args[1..]),
+            })
+        }
+        _ => {
+            let a = args.remove(0);
+            let id = id_of(&a)?;
+            Ok(Command::Approve {
+                id,
+                comment: rest(&args),
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::priority::Priority;
+
+    #[test]
+    fn approve_commands() {
+        assert_eq!(parse_approve(""), Ok(Command::ApproveHelp));
+        assert_eq!(parse_approve("list"), Ok(Command::ApprovalsWaiting));
+        assert_eq!(
+            parse_approve("APR-12 looks safe"),
+            Ok(Command::Approve {
+                id: 12,
+                comment: Some("looks safe".into())
+            })
+        );
+        assert_eq!(
+            parse_approve("#3"),
+            Ok(Command::Approve {
+                id: 3,
+                comment: None
+            })
+        );
+        assert_eq!(
+            parse_approve("reject apr-4 \"not during the freeze\""),
+            Ok(Command::Reject {
+                id: 4,
+                reason: Some("not during the freeze".into())
+            })
+        );
+        assert!(parse_approve("reject").is_err());
+        let e = parse_approve("INC-4").expect_err("not an approval");
+        assert!(e.message.contains("not an approval id"), "{e}");
+        assert!(!Command::ApprovalsWaiting.mutates());
+        assert!(
+            Command::Reject {
+                id: 1,
+                reason: None
+            }
+            .mutates()
+        );
+    }
 
     fn ok(text: &str) -> Command {
         parse_incident(text, None).unwrap_or_else(|e| panic!("{text}: {e}"))

@@ -54,6 +54,10 @@ event_kinds! {
     ProblemKnownError => "problem.known_error",
     ProblemLinked => "problem.linked",
     ProblemUnlinked => "problem.unlinked",
+    ApprovalRequested => "approval.requested",
+    ApprovalApproved => "approval.approved",
+    ApprovalRejected => "approval.rejected",
+    ApprovalCancelled => "approval.cancelled",
 }
 
 /// An event name this version does not know.

@@ -6,6 +6,7 @@
 
 pub mod actor;
 pub mod alert;
+pub mod approval;
 pub mod audit;
 pub mod clock;
 pub mod escalation;

@@ -92,3 +92,13 @@ record!(
     incident_id
 );
 record!(crate::domain::schedule::Schedule, tables::SCHEDULES, id);
+record!(
+    crate::domain::approval::ApprovalWorkflow,
+    tables::APPROVAL_WORKFLOWS,
+    id
+);
+record!(
+    crate::domain::approval::ApprovalRequest,
+    tables::APPROVALS,
+    id
+);

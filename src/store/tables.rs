@@ -137,6 +137,15 @@ tables! {
     SCHEDULES_BY_NAME = "schedules_by_name";
     /// (schedule id, override id) -> ScheduleOverride.
     SCHEDULE_OVERRIDES = "schedule_overrides";
+
+    /// id -> ApprovalWorkflow.
+    APPROVAL_WORKFLOWS = "approval_workflows";
+    /// lowercase name -> id.
+    APPROVAL_WORKFLOWS_BY_NAME = "approval_workflows_by_name";
+    /// id -> ApprovalRequest.
+    APPROVALS = "approvals";
+    /// (status code, request id) -> ().
+    APPROVAL_INDEX = "approval_index";
 }
 
 /// Field codes, the first component of [`INCIDENT_INDEX`] keys.

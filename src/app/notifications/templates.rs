@@ -393,6 +393,15 @@ fn headline(event: &DomainEvent, incident: Option<&Incident>, assignee: Option<&
         EventKind::ProblemKnownError => "is now a known error".into(),
         EventKind::ProblemLinked => format!("linked by {actor}"),
         EventKind::ProblemUnlinked => format!("unlinked by {actor}"),
+        EventKind::ApprovalRequested
+        | EventKind::ApprovalApproved
+        | EventKind::ApprovalRejected
+        | EventKind::ApprovalCancelled => event
+            .data
+            .get("summary")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
     }
 }
 

@@ -173,6 +173,7 @@ async fn commands_endpoint(
     let parsed = match command.as_str() {
         "/incident" => grammar::parse_incident(&text, None),
         "/problem" => grammar::parse_problem(&text),
+        "/approve" => grammar::parse_approve(&text),
         other => return axum::Json(json!({"response_type": "ephemeral", "text": format!("incidentd does not know the command {other}")})).into_response(),
     };
     if command == "/incident" && text.trim().eq_ignore_ascii_case("new") && !trigger_id.is_empty() {

@@ -1,0 +1,554 @@
+//! Multi-level approvals: a request (to close a P1, to roll back, to apply a problem's fix)
+//! passes through the levels of a workflow in order; each level needs a number of
+//! approvals from its approvers, one rejection anywhere ends it.
+//!
+//! A request keeps a copy of the workflow's levels as they were when it was made, so
+//! editing a workflow never changes what a pending request needs. The rules (four eyes:
+//! nobody approves their own request; one decision per person per level; only the
+//! current level's approvers decide) live here, pure, so that the REST call and the chat
+//! command apply exactly the same ones.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::actor::ActorRef;
+
+/// Most levels in a workflow.
+pub const MAX_LEVELS: usize = 10;
+/// Most approver entries on a level.
+pub const MAX_APPROVERS: usize = 50;
+
+/// Who may decide at a level.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Approver {
+    /// One user.
+    User {
+        /// User id.
+        id: u64,
+    },
+    /// Any member of a group.
+    Group {
+        /// Group id.
+        id: u64,
+    },
+}
+
+/// One level of a workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalLevel {
+    /// Name ("team lead", "change board").
+    pub name: String,
+    /// Who may decide.
+    pub approvers: Vec<Approver>,
+    /// Approvals needed to pass the level (default 1).
+    #[serde(default = "one")]
+    pub required: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A configurable multi-level approval workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalWorkflow {
+    /// Id.
+    pub id: u64,
+    /// Unique name.
+    pub name: String,
+    /// What it is for.
+    #[serde(default)]
+    pub description: String,
+    /// The levels, passed in order.
+    pub levels: Vec<ApprovalLevel>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Where a request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    /// Waiting for decisions at `level`.
+    Pending,
+    /// Every level passed.
+    Approved,
+    /// Somebody rejected it.
+    Rejected,
+    /// Withdrawn by the requester.
+    Cancelled,
+}
+
+impl ApprovalStatus {
+    /// Stable one-byte code for index keys.
+    pub const fn code(self) -> u8 {
+        match self {
+            ApprovalStatus::Pending => 1,
+            ApprovalStatus::Approved => 2,
+            ApprovalStatus::Rejected => 3,
+            ApprovalStatus::Cancelled => 4,
+        }
+    }
+
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ApprovalStatus::Pending => "pending",
+            ApprovalStatus::Approved => "approved",
+            ApprovalStatus::Rejected => "rejected",
+            ApprovalStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Approve or reject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Yes.
+    Approve,
+    /// No.
+    Reject,
+}
+
+/// One person's decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Decision {
+    /// The level it was made at (0-based).
+    pub level: u32,
+    /// Who.
+    pub user_id: u64,
+    /// Their username then.
+    pub username: String,
+    /// Approve or reject.
+    pub decision: Verdict,
+    /// Why.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A request for approval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalRequest {
+    /// Id (`APR-<id>`).
+    pub id: u64,
+    /// The workflow it follows.
+    pub workflow_id: u64,
+    /// Its name then.
+    pub workflow_name: String,
+    /// What is to be approved.
+    pub title: String,
+    /// Details.
+    #[serde(default)]
+    pub description: String,
+    /// The incident it is about.
+    #[serde(default)]
+    pub incident_id: Option<u64>,
+    /// The problem it is about.
+    #[serde(default)]
+    pub problem_id: Option<u64>,
+    /// Who asked.
+    pub requested_by: ActorRef,
+    /// The user who asked (nobody may approve their own request).
+    #[serde(default)]
+    pub requester_id: Option<u64>,
+    /// Pending, approved, rejected or cancelled.
+    pub status: ApprovalStatus,
+    /// The level waiting for decisions (0-based); the last one once decided.
+    pub level: u32,
+    /// The workflow's levels when the request was made.
+    pub levels: Vec<ApprovalLevel>,
+    /// Every decision, in order.
+    pub decisions: Vec<Decision>,
+    /// Asked at.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Approved, rejected or cancelled at.
+    #[serde(default)]
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+/// Why a decision is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecisionError {
+    /// The request is no longer pending.
+    #[error("APR-{0} is already {1}")]
+    NotPending(u64, &'static str),
+    /// Four eyes.
+    #[error("you may not decide on your own request")]
+    OwnRequest,
+    /// Not among the current level's approvers.
+    #[error("you are not an approver of level {level} ('{name}') of APR-{id}")]
+    NotAnApprover {
+        /// Request id.
+        id: u64,
+        /// 1-based level.
+        level: u32,
+        /// Level name.
+        name: String,
+    },
+    /// Already decided at this level.
+    #[error("you have already decided on level {0} of APR-{1}")]
+    AlreadyDecided(u32, u64),
+    /// The request has no level to decide at.
+    #[error("APR-{0} has no level left to decide at")]
+    NoLevel(u64),
+}
+
+/// What a decision did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Counted; the level needs more approvals.
+    Counted {
+        /// Approvals so far at the level.
+        approvals: u32,
+        /// Needed.
+        required: u32,
+    },
+    /// The level passed; the next one (0-based) now decides.
+    NextLevel(u32),
+    /// The last level passed.
+    Approved,
+    /// Rejected.
+    Rejected,
+}
+
+impl ApprovalRequest {
+    /// The number shown to people.
+    pub fn number(&self) -> String {
+        format!("APR-{}", self.id)
+    }
+
+    /// The level waiting for decisions.
+    pub fn current_level(&self) -> Option<&ApprovalLevel> {
+        self.levels.get(self.level as usize)
+    }
+
+    /// Approvals given so far at the current level.
+    pub fn approvals_at_level(&self) -> u32 {
+        self.decisions
+            .iter()
+            .filter(|d| d.level == self.level && d.decision == Verdict::Approve)
+            .count() as u32
+    }
+
+    /// Records `user`'s decision at `at`. `eligible` says whether the user is among the
+    /// current level's approvers (the caller resolves groups).
+    pub fn decide(
+        &mut self,
+        user_id: u64,
+        username: &str,
+        eligible: bool,
+        verdict: Verdict,
+        comment: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Result<Outcome, DecisionError> {
+        if self.status != ApprovalStatus::Pending {
+            return Err(DecisionError::NotPending(self.id, self.status.as_str()));
+        }
+        if self.requester_id == Some(user_id) {
+            return Err(DecisionError::OwnRequest);
+        }
+        let level = self.level;
+        let Some(current) = self.current_level().cloned() else {
+            // Workflows without levels are refused, so this cannot happen; never approve
+            // without a decision by an approver.
+            return Err(DecisionError::NoLevel(self.id));
+        };
+        if !eligible {
+            return Err(DecisionError::NotAnApprover {
+                id: self.id,
+                level: level + 1,
+                name: current.name,
+            });
+        }
+        if self
+            .decisions
+            .iter()
+            .any(|d| d.level == level && d.user_id == user_id)
+        {
+            return Err(DecisionError::AlreadyDecided(level + 1, self.id));
+        }
+        self.decisions.push(Decision {
+            level,
+            user_id,
+            username: username.to_owned(),
+            decision: verdict,
+            comment,
+            at,
+        });
+        self.updated_at = at;
+        if verdict == Verdict::Reject {
+            self.status = ApprovalStatus::Rejected;
+            self.decided_at = Some(at);
+            return Ok(Outcome::Rejected);
+        }
+        let approvals = self.approvals_at_level();
+        let required = current.required.max(1);
+        if approvals < required {
+            return Ok(Outcome::Counted {
+                approvals,
+                required,
+            });
+        }
+        if (level as usize) + 1 < self.levels.len() {
+            self.level += 1;
+            Ok(Outcome::NextLevel(self.level))
+        } else {
+            self.status = ApprovalStatus::Approved;
+            self.decided_at = Some(at);
+            Ok(Outcome::Approved)
+        }
+    }
+
+    /// Withdraws a pending request.
+    pub fn cancel(&mut self, at: DateTime<Utc>) -> Result<(), DecisionError> {
+        if self.status != ApprovalStatus::Pending {
+            return Err(DecisionError::NotPending(self.id, self.status.as_str()));
+        }
+        self.status = ApprovalStatus::Cancelled;
+        self.decided_at = Some(at);
+        self.updated_at = at;
+        Ok(())
+    }
+}
+
+/// Reads an approval id: `12`, `APR-12` or `#12`.
+pub fn parse_approval_ref(s: &str) -> Option<u64> {
+    super::incident::parse_prefixed_id(s, "APR-")
+}
+
+/// Why a workflow's levels are not acceptable: `(field, reason)` pairs.
+pub fn check_levels(levels: &[ApprovalLevel]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if levels.is_empty() {
+        out.push(("levels".into(), "at least one level is needed".into()));
+    }
+    if levels.len() > MAX_LEVELS {
+        out.push(("levels".into(), format!("at most {MAX_LEVELS} levels")));
+    }
+    for (i, l) in levels.iter().enumerate() {
+        if l.name.trim().is_empty() || l.name.chars().count() > 100 {
+            out.push((format!("levels[{i}].name"), "1 to 100 characters".into()));
+        }
+        if l.approvers.is_empty() || l.approvers.len() > MAX_APPROVERS {
+            out.push((
+                format!("levels[{i}].approvers"),
+                format!("1 to {MAX_APPROVERS} approvers"),
+            ));
+        }
+        let users = l
+            .approvers
+            .iter()
+            .filter(|a| matches!(a, Approver::User { .. }))
+            .count();
+        let has_group = l
+            .approvers
+            .iter()
+            .any(|a| matches!(a, Approver::Group { .. }));
+        if l.required == 0 || l.required as usize > MAX_APPROVERS {
+            out.push((
+                format!("levels[{i}].required"),
+                format!("must be between 1 and {MAX_APPROVERS}"),
+            ));
+        } else if !has_group && l.required as usize > users {
+            out.push((
+                format!("levels[{i}].required"),
+                format!(
+                    "needs {} approvals but names only {users} approver(s)",
+                    l.required
+                ),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (j, a) in l.approvers.iter().enumerate() {
+            if !seen.insert(*a) {
+                out.push((format!("levels[{i}].approvers[{j}]"), "listed twice".into()));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::actor::ActorKind;
+    use chrono::TimeZone;
+
+    fn t(min: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0)
+            .single()
+            .expect("t")
+            + chrono::Duration::minutes(min)
+    }
+
+    fn level(name: &str, users: &[u64], required: u32) -> ApprovalLevel {
+        ApprovalLevel {
+            name: name.into(),
+            approvers: users.iter().map(|id| Approver::User { id: *id }).collect(),
+            required,
+        }
+    }
+
+    fn request(levels: Vec<ApprovalLevel>) -> ApprovalRequest {
+        ApprovalRequest {
+            id: 7,
+            workflow_id: 1,
+            workflow_name: "change".into(),
+            title: "Roll back payments to v41".into(),
+            description: String::new(),
+            incident_id: Some(3),
+            problem_id: None,
+            requested_by: ActorRef {
+                kind: ActorKind::User,
+                id: 1,
+                name: "rita".into(),
+            },
+            requester_id: Some(1),
+            status: ApprovalStatus::Pending,
+            level: 0,
+            levels,
+            decisions: vec![],
+            created_at: t(0),
+            updated_at: t(0),
+            decided_at: None,
+        }
+    }
+
+    fn approve(r: &mut ApprovalRequest, user: u64) -> Result<Outcome, DecisionError> {
+        r.decide(user, "u", true, Verdict::Approve, None, t(user as i64))
+    }
+
+    #[test]
+    fn levels_pass_in_order_until_approved() {
+        let mut r = request(vec![
+            level("lead", &[2, 3], 1),
+            level("board", &[4, 5, 6], 2),
+        ]);
+        assert_eq!(approve(&mut r, 2), Ok(Outcome::NextLevel(1)));
+        assert_eq!(
+            approve(&mut r, 4),
+            Ok(Outcome::Counted {
+                approvals: 1,
+                required: 2
+            })
+        );
+        assert_eq!(r.status, ApprovalStatus::Pending);
+        assert_eq!(approve(&mut r, 6), Ok(Outcome::Approved));
+        assert_eq!(r.status, ApprovalStatus::Approved);
+        assert_eq!(r.decided_at, Some(t(6)));
+        assert_eq!(r.decisions.len(), 3);
+        assert_eq!(
+            approve(&mut r, 5),
+            Err(DecisionError::NotPending(7, "approved"))
+        );
+    }
+
+    #[test]
+    fn one_rejection_ends_it_at_any_level() {
+        let mut r = request(vec![level("lead", &[2], 1), level("board", &[4, 5], 2)]);
+        approve(&mut r, 2).expect("level 1");
+        approve(&mut r, 4).expect("one of two");
+        let out = r.decide(
+            5,
+            "eve",
+            true,
+            Verdict::Reject,
+            Some("not now".into()),
+            t(9),
+        );
+        assert_eq!(out, Ok(Outcome::Rejected));
+        assert_eq!(r.status, ApprovalStatus::Rejected);
+        assert_eq!(r.decisions[2].comment.as_deref(), Some("not now"));
+        assert!(r.cancel(t(10)).is_err());
+    }
+
+    #[test]
+    fn four_eyes_eligibility_and_one_decision_per_level() {
+        let mut r = request(vec![
+            level("lead", &[1, 2, 3], 2),
+            level("board", &[2, 4], 1),
+        ]);
+        assert_eq!(approve(&mut r, 1), Err(DecisionError::OwnRequest));
+        assert_eq!(
+            r.decide(9, "mallory", false, Verdict::Approve, None, t(1)),
+            Err(DecisionError::NotAnApprover {
+                id: 7,
+                level: 1,
+                name: "lead".into()
+            })
+        );
+        approve(&mut r, 2).expect("first");
+        assert_eq!(approve(&mut r, 2), Err(DecisionError::AlreadyDecided(1, 7)));
+        assert_eq!(approve(&mut r, 3), Ok(Outcome::NextLevel(1)));
+        // The same person may decide again at a later level.
+        assert_eq!(approve(&mut r, 2), Ok(Outcome::Approved));
+        // Refused decisions were not recorded.
+        assert_eq!(r.decisions.len(), 3);
+    }
+
+    #[test]
+    fn cancelling_is_for_pending_requests_only() {
+        let mut r = request(vec![level("lead", &[2], 1)]);
+        r.cancel(t(1)).expect("pending");
+        assert_eq!(r.status, ApprovalStatus::Cancelled);
+        assert_eq!(
+            approve(&mut r, 2),
+            Err(DecisionError::NotPending(7, "cancelled"))
+        );
+        assert_eq!(
+            r.cancel(t(2)),
+            Err(DecisionError::NotPending(7, "cancelled"))
+        );
+    }
+
+    #[test]
+    fn level_checks_name_each_bad_field() {
+        let fields = |levels: Vec<ApprovalLevel>| -> Vec<String> {
+            check_levels(&levels).into_iter().map(|(f, _)| f).collect()
+        };
+        assert!(fields(vec![level("lead", &[1], 1)]).is_empty());
+        assert_eq!(fields(vec![]), vec!["levels"]);
+        assert_eq!(
+            fields(vec![level(" ", &[], 0)]),
+            vec![
+                "levels[0].name",
+                "levels[0].approvers",
+                "levels[0].required"
+            ]
+        );
+        assert_eq!(
+            fields(vec![level("x", &[1, 2], 3)]),
+            vec!["levels[0].required"]
+        );
+        let mut group = level("x", &[1], 3);
+        group.approvers.push(Approver::Group { id: 5 });
+        assert!(
+            fields(vec![group]).is_empty(),
+            "a group may hold enough people"
+        );
+        assert_eq!(
+            fields(vec![level("x", &[1, 1], 1)]),
+            vec!["levels[0].approvers[1]"]
+        );
+        assert_eq!(
+            fields(vec![level("x", &[1], 1); MAX_LEVELS + 1]),
+            vec!["levels"]
+        );
+        let parsed: ApprovalLevel =
+            serde_json::from_str(r#"{"name":"lead","approvers":[{"type":"group","id":2}]}"#)
+                .expect("level");
+        assert_eq!(parsed.required, 1, "one approval by default");
+    }
+}

@@ -1,0 +1,373 @@
+//! Multi-level approvals, black-box: a workflow of two levels (one lead, then two of a
+//! change board), the four-eyes and eligibility rules with their status codes, the
+//! approvers and the requester reached through their contact methods, the dashboard's
+//! pending count, the linked incident's timeline, rejection, withdrawal, the checks, and
+//! the same decision from Slack's `/approve`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestDaemon;
+use common::fakes::{Fake, webhook_fake};
+use common::notify::*;
+use common::slack::{ALICE, MONA, SlackEnv, VERA};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn person(d: &TestDaemon, hook: &Fake, name: &str, role: &str) -> (u64, String) {
+    let (id, token) = d.user(name, role).await;
+    contact(d, id, "webhook", &hook.url(&format!("/{name}"))).await;
+    (id, token)
+}
+
+async fn told(hook: &Fake, name: &str, n: usize) {
+    eventually(&format!("{name} told {n} time(s)"), WAIT, async || {
+        (hook.to(&format!("/{name}")).len() >= n).then_some(())
+    })
+    .await;
+}
+
+async fn pending(d: &TestDaemon) -> i64 {
+    let a = d.get("/api/v1/dashboard/overview", &d.admin).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.body["pending_approvals"]
+        .as_i64()
+        .expect("pending_approvals")
+}
+
+async fn decide(d: &TestDaemon, token: &str, id: u64, decision: &str) -> common::Answer {
+    d.post(
+        &format!("/api/v1/approvals/{id}/decision"),
+        token,
+        json!({"decision": decision, "comment": format!("{decision} in test")}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_request_passes_every_level_in_order_under_the_four_eyes_rule() {
+    let hook = webhook_fake().await;
+    let d = TestDaemon::start().await;
+    let (mia, mia_token) = person(&d, &hook, "mia", "Manager").await;
+    let (lead, lead_token) = person(&d, &hook, "lead", "Manager").await;
+    let (_, cab1_token) = person(&d, &hook, "cab1", "Manager").await;
+    let (_, cab2_token) = person(&d, &hook, "cab2", "Manager").await;
+    let (_, max_token) = person(&d, &hook, "max", "Manager").await;
+    let (_, eng_token) = person(&d, &hook, "eng", "Engineer").await;
+    let board = d
+        .post("/api/v1/groups", &d.admin, json!({"name": "change-board"}))
+        .await;
+    assert_eq!(board.status, 201, "{}", board.text);
+    for name in ["cab1", "cab2"] {
+        let users = d.get("/api/v1/users?limit=100", &d.admin).await;
+        let id = users.body["items"]
+            .as_array()
+            .expect("users")
+            .iter()
+            .find(|u| u["username"] == name)
+            .and_then(|u| u["id"].as_u64())
+            .expect("user");
+        let a = d
+            .put(
+                &format!("/api/v1/groups/{}/members/{id}", board.id()),
+                &d.admin,
+                json!({}),
+            )
+            .await;
+        assert!(a.status.is_success(), "{}", a.text);
+    }
+    let wf = d
+        .post(
+            "/api/v1/approval-workflows",
+            &d.admin,
+            json!({"name": "Production change", "levels": [
+                {"name": "team lead", "approvers": [{"type": "user", "id": lead}, {"type": "user", "id": mia}]},
+                {"name": "change board", "approvers": [{"type": "group", "id": board.id()}], "required": 2},
+            ]}),
+        )
+        .await;
+    assert_eq!(wf.status, 201, "{}", wf.text);
+    let incident = open_incident(&d, &d.admin, "Payments degraded").await;
+
+    let a = d
+        .post(
+            "/api/v1/approvals",
+            &mia_token,
+            json!({"workflow_id": wf.id(), "title": "Roll back payments to v41", "incident_id": incident}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = a.id();
+    assert_eq!(a.body["status"], "pending");
+    assert_eq!(a.body["level"], 0);
+    assert_eq!(pending(&d).await, 1);
+    told(&hook, "lead", 1).await;
+    assert!(
+        hook.to("/mia").is_empty(),
+        "the requester is not asked to approve"
+    );
+
+    // Four eyes, eligibility, permission.
+    let own = decide(&d, &mia_token, id, "approve").await;
+    own.assert_problem(403);
+    assert!(own.text.contains("your own request"), "{}", own.text);
+    let stranger = decide(&d, &max_token, id, "approve").await;
+    stranger.assert_problem(403);
+    assert!(
+        stranger.text.contains("not an approver of level 1"),
+        "{}",
+        stranger.text
+    );
+    decide(&d, &eng_token, id, "approve")
+        .await
+        .assert_problem(403);
+    decide(&d, &cab1_token, id, "approve")
+        .await
+        .assert_problem(403);
+
+    // Level 1 passes; the board is asked.
+    let a = decide(&d, &lead_token, id, "approve").await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["level"], 1, "{}", a.text);
+    told(&hook, "cab1", 1).await;
+    told(&hook, "cab2", 1).await;
+
+    // Two of the board are needed; nobody decides twice.
+    let a = decide(&d, &cab1_token, id, "approve").await;
+    assert_eq!(
+        (a.status.as_u16(), &a.body["status"]),
+        (200, &json!("pending")),
+        "{}",
+        a.text
+    );
+    decide(&d, &cab1_token, id, "approve")
+        .await
+        .assert_problem(409);
+    let a = decide(&d, &cab2_token, id, "approve").await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["status"], "approved", "{}", a.text);
+    assert_eq!(a.body["decisions"].as_array().map(Vec::len), Some(3));
+    assert!(a.body["decided_at"].is_string());
+    told(&hook, "mia", 1).await;
+    let note = &hook.to("/mia")[0].json();
+    assert_eq!(note["event"]["kind"], "approval.approved", "{note}");
+    decide(&d, &lead_token, id, "reject")
+        .await
+        .assert_problem(409);
+    assert_eq!(pending(&d).await, 0);
+
+    // On the record: the incident's timeline, the list by status, the audit log.
+    let entries = timeline(&d, incident).await;
+    let approvals: Vec<&Value> = entries.iter().filter(|e| e["kind"] == "approval").collect();
+    assert_eq!(
+        approvals.len(),
+        4,
+        "requested, level passed, one of two, approved: {approvals:#?}"
+    );
+    assert!(
+        approvals[3]["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("approved"),
+        "{approvals:#?}"
+    );
+    let listed = d.get("/api/v1/approvals?status=approved", &eng_token).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert_eq!(listed.body["items"][0]["id"], id);
+    let none = d.get("/api/v1/approvals?status=pending", &eng_token).await;
+    assert_eq!(none.body["items"], json!([]));
+    d.get("/api/v1/approvals?status=maybe", &eng_token)
+        .await
+        .assert_problem(422);
+    let shown = d
+        .get(&format!("/api/v1/approvals/APR-{id}"), &eng_token)
+        .await;
+    assert_eq!(shown.status, 200, "{}", shown.text);
+    let audit = d.get("/api/v1/audit?limit=200", &d.admin).await.text;
+    assert!(audit.contains("approval.request") && audit.contains("approval.decide"));
+}
+
+#[tokio::test]
+async fn rejection_withdrawal_and_bad_input() {
+    let d = TestDaemon::start().await;
+    let (lead, lead_token) = d.user("lead", "Manager").await;
+    let (_, eng_token) = d.user("eng", "Engineer").await;
+    let (_, other_token) = d.user("other", "Engineer").await;
+
+    // The checks name the field; nothing is stored.
+    for (body, field) in [
+        (json!({"name": "x", "levels": []}), "levels"),
+        (
+            json!({"name": "x", "levels": [{"name": "l", "approvers": [{"type": "user", "id": lead}], "required": 2}]}),
+            "levels[0].required",
+        ),
+        (
+            json!({"name": "x", "levels": [{"name": "l", "approvers": [{"type": "user", "id": 999}]}]}),
+            "levels[0].approvers[0]",
+        ),
+    ] {
+        let a = d.post("/api/v1/approval-workflows", &d.admin, body).await;
+        a.assert_problem(422);
+        assert!(a.text.contains(field), "{field}: {}", a.text);
+    }
+    let wf = d
+        .post(
+            "/api/v1/approval-workflows",
+            &d.admin,
+            json!({"name": "Hotfix", "levels": [{"name": "lead", "approvers": [{"type": "user", "id": lead}]}]}),
+        )
+        .await;
+    assert_eq!(wf.status, 201, "{}", wf.text);
+    d.post(
+        "/api/v1/approval-workflows",
+        &d.admin,
+        json!({"name": "hotfix", "levels": [{"name": "lead", "approvers": [{"type": "user", "id": lead}]}]}),
+    )
+    .await
+    .assert_problem(409);
+    for (body, field) in [
+        (json!({"workflow_id": 999, "title": "x"}), "workflow_id"),
+        (
+            json!({"workflow_id": wf.id(), "title": "x", "incident_id": 999}),
+            "incident_id",
+        ),
+        (json!({"workflow_id": wf.id(), "title": " "}), "title"),
+    ] {
+        let a = d.post("/api/v1/approvals", &eng_token, body).await;
+        a.assert_problem(422);
+        assert!(a.text.contains(field), "{field}: {}", a.text);
+    }
+    // A request nobody but the requester could approve would wait forever: refused.
+    let own = d
+        .post(
+            "/api/v1/approvals",
+            &lead_token,
+            json!({"workflow_id": wf.id(), "title": "x"}),
+        )
+        .await;
+    own.assert_problem(422);
+    assert!(
+        own.text.contains("workflow_id") && own.text.contains("level 1"),
+        "{}",
+        own.text
+    );
+    assert_eq!(pending(&d).await, 0);
+
+    // Rejected at the first level, with the reason.
+    let a = d
+        .post(
+            "/api/v1/approvals",
+            &eng_token,
+            json!({"workflow_id": wf.id(), "title": "Skip the canary"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let r = decide(&d, &lead_token, a.id(), "reject").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "rejected");
+    assert_eq!(r.body["decisions"][0]["comment"], "reject in test");
+
+    // Withdrawn by the requester only; then final.
+    let a = d
+        .post(
+            "/api/v1/approvals",
+            &eng_token,
+            json!({"workflow_id": wf.id(), "title": "Restart the cluster"}),
+        )
+        .await;
+    assert_eq!(pending(&d).await, 1);
+    d.post(
+        &format!("/api/v1/approvals/{}/cancel", a.id()),
+        &other_token,
+        json!({}),
+    )
+    .await
+    .assert_problem(403);
+    let c = d
+        .post(
+            &format!("/api/v1/approvals/{}/cancel", a.id()),
+            &eng_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(c.status, 200, "{}", c.text);
+    assert_eq!(c.body["status"], "cancelled");
+    assert_eq!(pending(&d).await, 0);
+    decide(&d, &lead_token, a.id(), "approve")
+        .await
+        .assert_problem(409);
+    d.post(
+        &format!("/api/v1/approvals/{}/cancel", a.id()),
+        &eng_token,
+        json!({}),
+    )
+    .await
+    .assert_problem(409);
+    d.get("/api/v1/approvals/APR-999", &eng_token)
+        .await
+        .assert_problem(404);
+
+    // An approver may close a request its requester can no longer withdraw.
+    let a = d
+        .post(
+            "/api/v1/approvals",
+            &eng_token,
+            json!({"workflow_id": wf.id(), "title": "Drain node 7"}),
+        )
+        .await;
+    let c = d
+        .post(
+            &format!("/api/v1/approvals/#{}/cancel", a.id()).replace('#', "%23"),
+            &lead_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(c.status, 200, "{}", c.text);
+    assert_eq!(c.body["status"], "cancelled");
+    assert_eq!(pending(&d).await, 0);
+}
+
+#[tokio::test]
+async fn slack_approve_lists_and_decides_with_the_same_rules() {
+    let env = SlackEnv::start().await;
+    let d = &env.d;
+    let wf = d
+        .post(
+            "/api/v1/approval-workflows",
+            &d.admin,
+            json!({"name": "Change", "levels": [{"name": "manager", "approvers": [{"type": "user", "id": env.mona.0}]}]}),
+        )
+        .await;
+    assert_eq!(wf.status, 201, "{}", wf.text);
+    let a = d
+        .post(
+            "/api/v1/approvals",
+            &env.alice.1,
+            json!({"workflow_id": wf.id(), "title": "Failover to eu-west"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = a.id();
+
+    let t = env.private(MONA, "/approve", "list").await;
+    assert!(t.contains(&format!("APR-{id}: Failover to eu-west")), "{t}");
+    let t = env.private(ALICE, "/approve", "list").await;
+    assert!(t.contains("Nothing is waiting"), "{t}");
+    let t = env.private(VERA, "/approve", &format!("APR-{id}")).await;
+    assert!(t.contains("approval:decide"), "{t}");
+    let t = env.private(ALICE, "/approve", "APR-x").await;
+    assert!(t.contains("not an approval id"), "{t}");
+    let t = env
+        .private(MONA, "/approve", &format!("APR-{id} go ahead"))
+        .await;
+    assert_eq!(t, format!("APR-{id} is approved: Failover to eu-west"));
+    let t = env
+        .private(MONA, "/approve", &format!("reject APR-{id}"))
+        .await;
+    assert!(t.contains("already approved"), "{t}");
+    let shown = d.get(&format!("/api/v1/approvals/{id}"), &d.admin).await;
+    assert_eq!(shown.body["decisions"][0]["comment"], "go ahead");
+    assert_eq!(shown.body["decisions"][0]["username"], "mona");
+}
