@@ -36,6 +36,9 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// Slack chat-ops. Absent (and no `INCIDENTD_SLACK_*` environment): Slack is off.
     pub slack: Option<SlackConfig>,
+    /// Discord interactions. Absent (and no `INCIDENTD_DISCORD_PUBLIC_KEY`): Discord is off.
+    #[serde(default)]
+    pub discord: Option<DiscordConfig>,
 }
 
 impl Default for Config {
@@ -51,6 +54,7 @@ impl Default for Config {
             priority: PriorityConfig::default(),
             notify: NotifyConfig::default(),
             slack: None,
+            discord: None,
         }
     }
 }
@@ -284,6 +288,16 @@ fn slack_base() -> String {
     "https://slack.com/api/".into()
 }
 
+/// Discord application settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordConfig {
+    /// The application's public key, hex (`INCIDENTD_DISCORD_PUBLIC_KEY`): verifies that
+    /// interactions come from Discord.
+    #[serde(default)]
+    pub public_key: String,
+}
+
 /// A configuration problem: the key and the reason, printed as one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("config error: {key}: {reason}")]
@@ -414,6 +428,9 @@ impl Config {
             if let Some(v) = slack_token {
                 s.bot_token = v;
             }
+        }
+        if let Some(v) = env("INCIDENTD_DISCORD_PUBLIC_KEY") {
+            self.discord = Some(DiscordConfig { public_key: v });
         }
         if let Some(v) = env("INCIDENTD_LOG") {
             self.log.filter = v;
@@ -610,6 +627,11 @@ impl Config {
                     "must be an http:// or https:// URL",
                 ));
             }
+        }
+        if let Some(d) = &self.discord
+            && let Err(reason) = crate::chat::discord::verify::public_key(&d.public_key)
+        {
+            return Err(ConfigError::new("discord.public_key", reason));
         }
         if self.store.cache_mb == 0 {
             return Err(ConfigError::new("store.cache_mb", "must be at least 1"));

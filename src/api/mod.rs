@@ -266,6 +266,13 @@ pub fn router(app: Arc<App>) -> Router {
             }),
         )
         .with_state(app.clone());
+    if let Some(discord) = crate::chat::discord::router(app.clone()) {
+        all = all.merge(
+            discord
+                .layer(DefaultBodyLimit::max(body_limit))
+                .layer(barrier.clone()),
+        );
+    }
     if let Some(slack) = crate::chat::slack::router(app) {
         all = all.merge(
             slack

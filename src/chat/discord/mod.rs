@@ -1,0 +1,293 @@
+//! The Discord adapter: `POST /chat/discord/interactions` verifies Discord's Ed25519
+//! signature, answers PINGs, turns slash commands (`/incident`, `/problem`, `/approve`
+//! with a subcommand and options) and button presses (`inc:<action>:<INC-id>`) into the
+//! chat-neutral [`Command`]s that Slack also runs, and renders the answer as an
+//! interaction response (ephemeral unless it shows a new incident).
+//!
+//! A Discord user acts as the incidentd user with a `discord` contact method whose
+//! address is their Discord user id; anyone else may only read.
+
+pub mod verify;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use ed25519_dalek::VerifyingKey;
+use serde_json::{Value, json};
+
+use super::commands::{self, Caller, Directory};
+use super::grammar::{self, Command};
+use super::views::{CardAction, Reply};
+use crate::api::extract::RawBody;
+use crate::api::problem::Problem;
+use crate::app::App;
+use crate::domain::incident::parse_incident_ref;
+use crate::domain::notification::ChannelKind;
+use crate::notify::BoxFuture;
+
+/// Discord gives an interaction 3 seconds; past this the caller is told it is still running.
+const INLINE_BUDGET: Duration = Duration::from_millis(2500);
+/// Message flag: only the caller sees it.
+const EPHEMERAL: u64 = 1 << 6;
+
+/// The Discord adapter's state.
+pub struct Discord {
+    app: Arc<App>,
+    key: VerifyingKey,
+}
+
+/// The route, when Discord is configured (the key was checked with the config).
+pub fn router(app: Arc<App>) -> Option<Router> {
+    let key = verify::public_key(&app.config.discord.as_ref()?.public_key).ok()?;
+    let state = Arc::new(Discord { app, key });
+    Some(
+        Router::new()
+            .route("/chat/discord/interactions", post(interactions_endpoint))
+            .with_state(state),
+    )
+}
+
+/// Resolves Discord users through `discord` contact methods.
+struct DiscordDirectory<'a>(&'a Discord);
+
+impl Directory for DiscordDirectory<'_> {
+    fn user_id<'a>(&'a self, chat_user: &'a str) -> BoxFuture<'a, Option<u64>> {
+        Box::pin(async move { self.0.platform_user(chat_user).map(|u| u.id) })
+    }
+}
+
+impl Discord {
+    fn platform_user(&self, discord_user: &str) -> Option<crate::domain::identity::User> {
+        let r = self.app.store.read().ok()?;
+        crate::app::chat::linked_user(&r, ChannelKind::Discord, discord_user)
+            .ok()
+            .flatten()
+    }
+
+    fn caller(&self, discord_user: &str) -> Caller {
+        let actor = self.platform_user(discord_user).and_then(|u| {
+            let r = self.app.store.read().ok()?;
+            crate::app::chat::actor(&r, &u).ok()
+        });
+        Caller {
+            actor,
+            chat_user: discord_user.to_owned(),
+            platform: "Discord",
+        }
+    }
+}
+
+/// An interaction response carrying `reply` (type 4).
+fn message(reply: &Reply) -> Value {
+    let mut content = reply.text.clone();
+    if let Some(card) = &reply.card {
+        content.push_str(&format!("\n**{}**\n{}", card.headline(), card.url));
+    }
+    let flags = if reply.public { 0 } else { EPHEMERAL };
+    json!({"type": 4, "data": {"content": content, "flags": flags, "allowed_mentions": {"parse": []}}})
+}
+
+fn private(text: impl Into<String>) -> Value {
+    message(&Reply::private(text))
+}
+
+/// The text a slash command's subcommand and options stand for, in the shared grammar:
+/// `/incident ack id:INC-7` reads as `ack INC-7`; `impact`, `urgency` and `service` become
+/// `key=value`; values with spaces are quoted.
+pub fn command_text(data: &Value) -> String {
+    let mut words = Vec::new();
+    let push_options = |options: &[Value], words: &mut Vec<String>| {
+        for o in options {
+            let name = o.get("name").and_then(Value::as_str).unwrap_or_default();
+            let value = match o.get("value") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                Some(Value::Bool(b)) => b.to_string(),
+                _ => continue,
+            };
+            let value = if value.chars().any(char::is_whitespace) {
+                format!("\"{}\"", value.replace('"', "'"))
+            } else {
+                value
+            };
+            match name {
+                "impact" | "urgency" | "service" => words.push(format!("{name}={value}")),
+                _ => words.push(value),
+            }
+        }
+    };
+    let options = data
+        .get("options")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    match options.first() {
+        // A subcommand (type 1) carries its own options.
+        Some(sub) if sub.get("type").and_then(Value::as_u64) == Some(1) => {
+            words.push(
+                sub.get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+            let inner = sub
+                .get("options")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            push_options(&inner, &mut words);
+        }
+        _ => push_options(&options, &mut words),
+    }
+    words.join(" ")
+}
+
+/// The command a button's `custom_id` (`inc:ack:INC-1042`) stands for.
+pub fn button_command(custom_id: &str) -> Option<Command> {
+    let mut parts = custom_id.splitn(3, ':');
+    if parts.next()? != "inc" {
+        return None;
+    }
+    let action = match parts.next()? {
+        "ack" => CardAction::Acknowledge,
+        "resolve" => CardAction::Resolve,
+        "escalate" => CardAction::Escalate,
+        "take" | "assign_me" => CardAction::AssignToMe,
+        _ => return None,
+    };
+    let id = parse_incident_ref(parts.next()?)?;
+    Some(action.command(id))
+}
+
+/// Runs `command` for `caller` within Discord's time budget.
+async fn answer(discord: &Arc<Discord>, caller: Caller, command: Command) -> Value {
+    let d = discord.clone();
+    let task = tokio::spawn(async move {
+        commands::execute(&d.app, &caller, command, &DiscordDirectory(&d)).await
+    });
+    match tokio::time::timeout(INLINE_BUDGET, task).await {
+        Ok(Ok(reply)) => message(&reply),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "a Discord command failed");
+            private("Something went wrong inside incidentd; the error is in its log.")
+        }
+        Err(_) => {
+            private("Still working on it; the incident's card and timeline will show the result.")
+        }
+    }
+}
+
+/// `POST /chat/discord/interactions`.
+async fn interactions_endpoint(
+    State(discord): State<Arc<Discord>>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Response {
+    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Err(e) = verify::verify(
+        &discord.key,
+        h("x-signature-timestamp"),
+        h("x-signature-ed25519"),
+        &body,
+        discord.app.clock.now().timestamp(),
+    ) {
+        return Problem::new(
+            StatusCode::UNAUTHORIZED,
+            format!("Discord request refused: {e}"),
+        )
+        .into_response();
+    }
+    let Ok(interaction) = serde_json::from_slice::<Value>(&body) else {
+        return Problem::new(StatusCode::BAD_REQUEST, "the body is not JSON").into_response();
+    };
+    let user = interaction
+        .pointer("/member/user/id")
+        .or_else(|| interaction.pointer("/user/id"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let reply = match interaction.get("type").and_then(Value::as_u64) {
+        Some(1) => json!({"type": 1}),
+        Some(2) => {
+            let data = interaction.get("data").cloned().unwrap_or(Value::Null);
+            let text = command_text(&data);
+            let parsed = match data.get("name").and_then(Value::as_str) {
+                Some("incident") => grammar::parse_incident(&text, None),
+                Some("problem") => grammar::parse_problem(&text),
+                Some("approve") => grammar::parse_approve(&text),
+                other => {
+                    return axum::Json(private(format!(
+                        "incidentd does not know the command /{}",
+                        other.unwrap_or("?")
+                    )))
+                    .into_response();
+                }
+            };
+            match parsed {
+                Ok(command) => answer(&discord, discord.caller(&user), command).await,
+                Err(e) => private(format!("{}\nUsage:\n```{}```", e.message, e.usage)),
+            }
+        }
+        Some(3) => {
+            let custom = interaction
+                .pointer("/data/custom_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            match button_command(custom) {
+                Some(command) => answer(&discord, discord.caller(&user), command).await,
+                None => private(format!("incidentd does not know the button '{custom}'")),
+            }
+        }
+        _ => {
+            return Problem::new(StatusCode::BAD_REQUEST, "unsupported interaction type")
+                .into_response();
+        }
+    };
+    axum::Json(reply).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subcommands_and_options_read_as_the_shared_grammar() {
+        let data = json!({"name": "incident", "type": 1, "options": [{"name": "ack", "type": 1,
+            "options": [{"name": "id", "type": 3, "value": "INC-1042"}]}]});
+        assert_eq!(command_text(&data), "ack INC-1042");
+        let data = json!({"name": "incident", "options": [{"name": "new", "type": 1, "options": [
+            {"name": "title", "type": 3, "value": "Checkout \"down\" in EU"},
+            {"name": "impact", "type": 3, "value": "medium"},
+            {"name": "service", "type": 3, "value": "checkout"}]}]});
+        let text = command_text(&data);
+        assert_eq!(
+            text,
+            "new \"Checkout 'down' in EU\" impact=medium service=checkout"
+        );
+        assert!(matches!(
+            grammar::parse_incident(&text, None),
+            Ok(Command::New { ref title, service: Some(ref s), .. }) if title == "Checkout 'down' in EU" && s == "checkout"
+        ));
+        let data =
+            json!({"name": "approve", "options": [{"name": "id", "type": 3, "value": "APR-3"}]});
+        assert_eq!(command_text(&data), "APR-3");
+        assert_eq!(command_text(&json!({"name": "incident"})), "");
+    }
+
+    #[test]
+    fn buttons_name_an_action_and_an_incident() {
+        assert_eq!(
+            button_command("inc:ack:INC-1042"),
+            Some(Command::Ack { id: 1042 })
+        );
+        assert_eq!(button_command("inc:take:7"), Some(Command::Take { id: 7 }));
+        assert_eq!(button_command("inc:explode:7"), None);
+        assert_eq!(button_command("prb:ack:7"), None);
+        assert_eq!(button_command("inc:ack:x"), None);
+    }
+}
