@@ -284,7 +284,7 @@ pub async fn create_workflow(
                 "approval_workflow.create",
                 ("approval_workflow", id),
                 format!("created approval workflow {name}"),
-                audit::created(&serde_json::to_value(&w).unwrap_or_default()),
+                audit::created_record(&w),
             )?;
             Ok(w)
         })
@@ -353,10 +353,7 @@ pub async fn update_workflow(
                 "approval_workflow.update",
                 ("approval_workflow", id),
                 format!("changed approval workflow {}", w.name),
-                audit::diff(
-                    &serde_json::to_value(&before).unwrap_or_default(),
-                    &serde_json::to_value(&w).unwrap_or_default(),
-                ),
+                audit::diff_records(&before, &w),
             )?;
             Ok(w)
         })
@@ -381,7 +378,7 @@ pub async fn delete_workflow(app: &App, actor: &Actor, id: u64) -> AppResult<()>
                 "approval_workflow.delete",
                 ("approval_workflow", id),
                 format!("deleted approval workflow {}", w.name),
-                audit::deleted(&serde_json::to_value(&w).unwrap_or_default()),
+                audit::deleted_record(&w),
             )?;
             Ok(())
         })
@@ -471,7 +468,7 @@ pub async fn request(app: &App, actor: &Actor, input: NewApproval) -> AppResult<
                 "approval.request",
                 ("approval", id),
                 summary,
-                audit::created(&serde_json::to_value(&r).unwrap_or_default()),
+                audit::created_record(&r),
             )?;
             Ok(r)
         })

@@ -63,7 +63,7 @@ pub async fn create(app: &App, actor: &Actor, input: NewGroup) -> AppResult<Grou
                 "group.create",
                 ("group", id),
                 format!("created group {name}"),
-                audit::created(&serde_json::to_value(&group).unwrap_or_default()),
+                audit::created_record(&group),
             )?;
             Ok(group)
         })
@@ -110,10 +110,7 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: GroupPatch) -> App
             }
             group.updated_at = now;
             access::put(tx, &group)?;
-            let changes = audit::diff(
-                &serde_json::to_value(&before).unwrap_or_default(),
-                &serde_json::to_value(&group).unwrap_or_default(),
-            );
+            let changes = audit::diff_records(&before, &group);
             super::audit::record(
                 tx,
                 now,
@@ -165,7 +162,7 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                 "group.delete",
                 ("group", id),
                 format!("deleted group {}", group.name),
-                audit::deleted(&serde_json::to_value(&group).unwrap_or_default()),
+                audit::deleted_record(&group),
             )?;
             Ok(())
         })

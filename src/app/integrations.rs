@@ -235,7 +235,7 @@ pub async fn create(app: &App, actor: &Actor, input: NewIntegration) -> AppResul
                 "integration.create",
                 ("integration", id),
                 format!("created {} integration {}", i.kind, i.name),
-                audit::created(&serde_json::to_value(&i).unwrap_or_default()),
+                audit::created_record(&i),
             )?;
             Ok::<_, AppError>(i)
         })
@@ -298,10 +298,7 @@ pub async fn update(
         }
         i.updated_at = now;
         access::put(tx, &i)?;
-        let changes = audit::diff(
-            &serde_json::to_value(&before).unwrap_or_default(),
-            &serde_json::to_value(&i).unwrap_or_default(),
-        );
+        let changes = audit::diff_records(&before, &i);
         super::audit::record(
             tx,
             now,
@@ -366,7 +363,7 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
             "integration.delete",
             ("integration", id),
             format!("deleted integration {}", i.name),
-            audit::deleted(&serde_json::to_value(&i).unwrap_or_default()),
+            audit::deleted_record(&i),
         )?;
         Ok::<_, AppError>(())
     })

@@ -469,7 +469,7 @@ async fn change(
             {
                 p.apply_transition(to, now).map_err(transition_error)?;
             }
-            let changes = audit::diff(&serde_json::to_value(&before).unwrap_or_default(), &serde_json::to_value(&p).unwrap_or_default());
+            let changes = audit::diff_records(&before, &p);
             if changes.as_object().is_none_or(|c| c.is_empty()) {
                 return Ok::<_, AppError>(before);
             }

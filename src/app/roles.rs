@@ -99,7 +99,7 @@ pub async fn create(app: &App, actor: &Actor, input: NewRole) -> AppResult<Role>
                 "role.create",
                 ("role", id),
                 format!("created role {name}"),
-                audit::created(&serde_json::to_value(&role).unwrap_or_default()),
+                audit::created_record(&role),
             )?;
             Ok(role)
         })
@@ -164,10 +164,7 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: RolePatch) -> AppR
             }
             role.updated_at = now;
             access::put(tx, &role)?;
-            let changes = audit::diff(
-                &serde_json::to_value(&before).unwrap_or_default(),
-                &serde_json::to_value(&role).unwrap_or_default(),
-            );
+            let changes = audit::diff_records(&before, &role);
             super::audit::record(
                 tx,
                 now,
@@ -214,7 +211,7 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                 "role.delete",
                 ("role", id),
                 format!("deleted role {}", role.name),
-                audit::deleted(&serde_json::to_value(&role).unwrap_or_default()),
+                audit::deleted_record(&role),
             )?;
             Ok(())
         })

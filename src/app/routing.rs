@@ -161,7 +161,7 @@ pub async fn create(app: &App, actor: &Actor, input: NewRoutingRule) -> AppResul
                 "routing_rule.create",
                 ("routing_rule", id),
                 format!("created routing rule {}", rule.name),
-                audit::created(&serde_json::to_value(&rule).unwrap_or_default()),
+                audit::created_record(&rule),
             )?;
             Ok(rule)
         })
@@ -239,10 +239,7 @@ pub async fn update(
             e.into_result()?;
             r.updated_at = now;
             access::put(tx, &r)?;
-            let changes = audit::diff(
-                &serde_json::to_value(&before).unwrap_or_default(),
-                &serde_json::to_value(&r).unwrap_or_default(),
-            );
+            let changes = audit::diff_records(&before, &r);
             super::audit::record(
                 tx,
                 now,
@@ -274,7 +271,7 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                 "routing_rule.delete",
                 ("routing_rule", id),
                 format!("deleted routing rule {}", r.name),
-                audit::deleted(&serde_json::to_value(&r).unwrap_or_default()),
+                audit::deleted_record(&r),
             )?;
             Ok(())
         })

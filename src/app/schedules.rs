@@ -187,7 +187,7 @@ pub async fn create(app: &App, actor: &Actor, input: NewSchedule) -> AppResult<S
                 "schedule.create",
                 ("schedule", id),
                 format!("created schedule {name}"),
-                audit::created(&serde_json::to_value(&s).unwrap_or_default()),
+                audit::created_record(&s),
             )?;
             Ok(s)
         })
@@ -252,10 +252,7 @@ pub async fn update(
                 "schedule.update",
                 ("schedule", id),
                 format!("changed schedule {}", s.name),
-                audit::diff(
-                    &serde_json::to_value(&before).unwrap_or_default(),
-                    &serde_json::to_value(&s).unwrap_or_default(),
-                ),
+                audit::diff_records(&before, &s),
             )?;
             Ok(s)
         })
@@ -295,7 +292,7 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                 "schedule.delete",
                 ("schedule", id),
                 format!("deleted schedule {}", s.name),
-                audit::deleted(&serde_json::to_value(&s).unwrap_or_default()),
+                audit::deleted_record(&s),
             )?;
             Ok(())
         })
@@ -412,7 +409,7 @@ pub async fn delete_override(
                 "schedule.override_delete",
                 ("schedule", schedule_id),
                 format!("removed override {override_id}"),
-                audit::deleted(&serde_json::to_value(&o).unwrap_or_default()),
+                audit::deleted_record(&o),
             )?;
             Ok(())
         })

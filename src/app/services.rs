@@ -136,7 +136,7 @@ pub async fn create(app: &App, actor: &Actor, input: NewService) -> AppResult<Se
                 "service.create",
                 ("service", id),
                 format!("created service {name}"),
-                audit::created(&serde_json::to_value(&service).unwrap_or_default()),
+                audit::created_record(&service),
             )?;
             Ok(service)
         })
@@ -201,10 +201,7 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: ServicePatch) -> A
             }
             s.updated_at = now;
             access::put(tx, &s)?;
-            let changes = audit::diff(
-                &serde_json::to_value(&before).unwrap_or_default(),
-                &serde_json::to_value(&s).unwrap_or_default(),
-            );
+            let changes = audit::diff_records(&before, &s);
             super::audit::record(
                 tx,
                 now,
@@ -278,7 +275,7 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                 "service.delete",
                 ("service", id),
                 format!("deleted service {}", s.name),
-                audit::deleted(&serde_json::to_value(&s).unwrap_or_default()),
+                audit::deleted_record(&s),
             )?;
             Ok(())
         })

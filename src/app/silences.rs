@@ -188,7 +188,7 @@ pub async fn create(app: &App, actor: &Actor, input: NewSilence) -> AppResult<Si
                 "silence.create",
                 ("silence", id),
                 summary,
-                audit::created(&serde_json::to_value(&s).unwrap_or_default()),
+                audit::created_record(&s),
             )?;
             Ok::<_, AppError>(s)
         })
@@ -290,10 +290,7 @@ pub async fn update(
             e.into_result()?;
             s.updated_at = now;
             save(tx, Some(&before), &s)?;
-            let changes = audit::diff(
-                &serde_json::to_value(&before).unwrap_or_default(),
-                &serde_json::to_value(&s).unwrap_or_default(),
-            );
+            let changes = audit::diff_records(&before, &s);
             super::audit::record(
                 tx,
                 now,

@@ -538,10 +538,7 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: UserPatch) -> AppR
             sync_memberships(tx, id, &before.group_ids, &user.group_ids)?;
             access::put(tx, &user)?;
             let after_view = view(tx, &user)?;
-            let mut changes = audit::diff(
-                &serde_json::to_value(&before_view).unwrap_or_default(),
-                &serde_json::to_value(&after_view).unwrap_or_default(),
-            );
+            let mut changes = audit::diff_records(&before_view, &after_view);
             if new_hash.is_some()
                 && let Some(obj) = changes.as_object_mut()
             {
@@ -614,7 +611,7 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                 "user.delete",
                 ("user", id),
                 format!("deleted user {}", user.username),
-                audit::deleted(&serde_json::to_value(&shown).unwrap_or_default()),
+                audit::deleted_record(&shown),
             )?;
             Ok(())
         })

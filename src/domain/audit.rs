@@ -91,6 +91,26 @@ pub fn deleted(before: &Value) -> Value {
     diff(before, &Value::Object(Map::new()))
 }
 
+/// [`diff`] of two records as they serialize (what every update records).
+pub fn diff_records<T: serde::Serialize>(before: &T, after: &T) -> Value {
+    diff(&as_json(before), &as_json(after))
+}
+
+/// [`created`] of a record as it serializes.
+pub fn created_record<T: serde::Serialize>(after: &T) -> Value {
+    created(&as_json(after))
+}
+
+/// [`deleted`] of a record as it serializes.
+pub fn deleted_record<T: serde::Serialize>(before: &T) -> Value {
+    deleted(&as_json(before))
+}
+
+/// A record as JSON; domain records always serialize, so null only stands for a bug.
+fn as_json<T: serde::Serialize>(record: &T) -> Value {
+    serde_json::to_value(record).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

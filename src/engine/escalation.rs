@@ -38,8 +38,7 @@ impl EscalationWorker {
                 break;
             }
             let wait = match self.tick().await {
-                Ok(true) => Duration::ZERO,
-                Ok(false) => self.until_next_due(),
+                Ok(wait) => wait,
                 Err(e) => {
                     tracing::warn!(error = %e, "escalation: could not page due levels");
                     IDLE
@@ -56,30 +55,28 @@ impl EscalationWorker {
         }
     }
 
-    /// How long until the next level falls due, at most [`IDLE`].
-    fn until_next_due(&self) -> Duration {
-        let next = self
-            .app
-            .store
-            .read()
-            .ok()
-            .and_then(|r| runs::next_due(&r).ok().flatten());
-        match next {
-            Some(at) => (at - self.app.clock.now())
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .min(IDLE),
-            None => IDLE,
-        }
-    }
-
-    /// Pages what is due now, each incident in its own transaction (one that fails is
-    /// stopped with a note and does not hold up the others); `true` if a full batch was
-    /// due (look again at once).
-    async fn tick(&self) -> Result<bool, crate::app::AppError> {
+    /// Pages what is due now, each incident in its own operation (one that fails is
+    /// stopped with a note and does not hold up the others). Returns how long to wait:
+    /// zero after paging (look again), else until the next level falls due, at most
+    /// [`IDLE`]. One read of the queue per look: the worker wakes on every commit.
+    async fn tick(&self) -> Result<Duration, crate::app::AppError> {
         let now = self.app.clock.now();
-        let due = runs::due(&self.app.store.read()?, now, BATCH)?;
-        let full = due.len() == BATCH;
+        let (due, next) = {
+            let r = self.app.store.read()?;
+            let due = runs::due(&r, now, BATCH)?;
+            let next = if due.is_empty() {
+                runs::next_due(&r)?
+            } else {
+                None
+            };
+            (due, next)
+        };
+        if due.is_empty() {
+            let wait = next.map_or(IDLE, |at| {
+                (at - now).to_std().unwrap_or(Duration::ZERO).min(IDLE)
+            });
+            return Ok(wait);
+        }
         // Submitted together, the pages share one commit; a failing one is replayed out of
         // the batch by the writer, so it fails alone.
         let mut pages = tokio::task::JoinSet::new();
@@ -113,6 +110,7 @@ impl EscalationWorker {
             });
         }
         while pages.join_next().await.is_some() {}
-        Ok(full)
+        // Look again at once: more may be due (a full batch), else that look finds the wait.
+        Ok(Duration::ZERO)
     }
 }

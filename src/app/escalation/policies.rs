@@ -144,7 +144,7 @@ pub async fn create(app: &App, actor: &Actor, input: NewPolicy) -> AppResult<Esc
                 "escalation_policy.create",
                 ("escalation_policy", id),
                 format!("created escalation policy {name}"),
-                audit::created(&serde_json::to_value(&policy).unwrap_or_default()),
+                audit::created_record(&policy),
             )?;
             Ok(policy)
         })
@@ -219,10 +219,7 @@ pub async fn update(
                 "escalation_policy.update",
                 ("escalation_policy", id),
                 format!("changed escalation policy {}", p.name),
-                audit::diff(
-                    &serde_json::to_value(&before).unwrap_or_default(),
-                    &serde_json::to_value(&p).unwrap_or_default(),
-                ),
+                audit::diff_records(&before, &p),
             )?;
             Ok(p)
         })
@@ -277,7 +274,7 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                 "escalation_policy.delete",
                 ("escalation_policy", id),
                 format!("deleted escalation policy {}", p.name),
-                audit::deleted(&serde_json::to_value(&p).unwrap_or_default()),
+                audit::deleted_record(&p),
             )?;
             Ok(())
         })

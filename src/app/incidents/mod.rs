@@ -437,10 +437,7 @@ pub async fn update(
             if i.impact != before.impact || i.urgency != before.urgency {
                 i.priority = super::settings::priority_matrix(tx)?.priority(i.impact, i.urgency);
             }
-            let changes = audit::diff(
-                &serde_json::to_value(&before).unwrap_or_default(),
-                &serde_json::to_value(&i).unwrap_or_default(),
-            );
+            let changes = audit::diff_records(&before, &i);
             if changes.as_object().is_none_or(|c| c.is_empty()) {
                 return Ok::<_, AppError>(before);
             }

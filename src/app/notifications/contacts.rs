@@ -313,7 +313,7 @@ pub async fn delete(app: &App, actor: &Actor, user_id: u64, id: u64) -> AppResul
                 "contact_method.delete",
                 ("user", user_id),
                 format!("removed {} contact method {}", c.kind, c.address),
-                audit::deleted(&serde_json::to_value(shown(c.clone())).unwrap_or_default()),
+                audit::deleted_record(&shown(c.clone())),
             )?;
             Ok(())
         })

@@ -251,7 +251,7 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                 "notification_rule.delete",
                 ("notification_rule", id),
                 format!("deleted notification rule {}", r.name),
-                audit::deleted(&serde_json::to_value(r.clone().redacted()).unwrap_or_default()),
+                audit::deleted_record(&r.clone().redacted()),
             )?;
             Ok(())
         })
