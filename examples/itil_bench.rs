@@ -85,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
                 escalation_policy_id: None,
                 tier: None,
                 chat_channel: None,
+                discord_channel: None,
             },
         )
         .await?;

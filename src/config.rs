@@ -288,14 +288,96 @@ fn slack_base() -> String {
     "https://slack.com/api/".into()
 }
 
-/// Discord application settings.
+/// Discord application settings. The public key turns on the interactions endpoint; the
+/// bot token lets incidentd post incident cards and direct messages and register its
+/// slash commands. Either may be set without the other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiscordConfig {
     /// The application's public key, hex (`INCIDENTD_DISCORD_PUBLIC_KEY`): verifies that
-    /// interactions come from Discord.
+    /// interactions come from Discord. Empty: no interactions endpoint.
     #[serde(default)]
     pub public_key: String,
+    /// The bot's token (`INCIDENTD_DISCORD_BOT_TOKEN`). Empty: nothing is posted to Discord.
+    #[serde(default)]
+    pub bot_token: String,
+    /// The application id (`INCIDENTD_DISCORD_APPLICATION_ID`), for
+    /// `incidentd discord register-commands`.
+    #[serde(default)]
+    pub application_id: String,
+    /// The REST API base URL.
+    #[serde(default = "discord_base")]
+    pub api_base_url: String,
+    /// The channel id where incident cards go when their service names no Discord channel.
+    #[serde(default)]
+    pub default_channel: Option<String>,
+}
+
+impl Default for DiscordConfig {
+    fn default() -> Self {
+        Self {
+            public_key: String::new(),
+            bot_token: String::new(),
+            application_id: String::new(),
+            api_base_url: discord_base(),
+            default_channel: None,
+        }
+    }
+}
+
+fn discord_base() -> String {
+    "https://discord.com/api/v10".into()
+}
+
+/// An outside API's base URL must be http(s): tests point it at a loopback fake.
+fn check_base_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(ConfigError::new(key, "must be an http:// or https:// URL"))
+    }
+}
+
+impl DiscordConfig {
+    /// Why these settings cannot work, if they cannot.
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.public_key.is_empty() && self.bot_token.is_empty() {
+            return Err(ConfigError::new(
+                "discord",
+                "needs public_key (INCIDENTD_DISCORD_PUBLIC_KEY), bot_token \
+                 (INCIDENTD_DISCORD_BOT_TOKEN) or both",
+            ));
+        }
+        if !self.public_key.is_empty()
+            && let Err(reason) = crate::chat::discord::verify::public_key(&self.public_key)
+        {
+            return Err(ConfigError::new("discord.public_key", reason));
+        }
+        if !self.application_id.is_empty()
+            && !crate::domain::notification::is_discord_id(&self.application_id)
+        {
+            return Err(ConfigError::new(
+                "discord.application_id",
+                "must be a Discord id (digits)",
+            ));
+        }
+        if let Some(c) = &self.default_channel {
+            if !crate::domain::notification::is_discord_id(c) {
+                return Err(ConfigError::new(
+                    "discord.default_channel",
+                    "must be a Discord channel id (digits)",
+                ));
+            }
+            if self.bot_token.is_empty() {
+                return Err(ConfigError::new(
+                    "discord.default_channel",
+                    "needs bot_token (INCIDENTD_DISCORD_BOT_TOKEN) to post there",
+                ));
+            }
+        }
+        check_base_url("discord.api_base_url", &self.api_base_url)?;
+        Ok(())
+    }
 }
 
 /// A configuration problem: the key and the reason, printed as one line.
@@ -429,8 +511,20 @@ impl Config {
                 s.bot_token = v;
             }
         }
-        if let Some(v) = env("INCIDENTD_DISCORD_PUBLIC_KEY") {
-            self.discord = Some(DiscordConfig { public_key: v });
+        let discord_key = env("INCIDENTD_DISCORD_PUBLIC_KEY");
+        let discord_token = env("INCIDENTD_DISCORD_BOT_TOKEN");
+        let discord_app = env("INCIDENTD_DISCORD_APPLICATION_ID");
+        if discord_key.is_some() || discord_token.is_some() || discord_app.is_some() {
+            let d = self.discord.get_or_insert_with(DiscordConfig::default);
+            if let Some(v) = discord_key {
+                d.public_key = v;
+            }
+            if let Some(v) = discord_token {
+                d.bot_token = v;
+            }
+            if let Some(v) = discord_app {
+                d.application_id = v;
+            }
         }
         if let Some(v) = env("INCIDENTD_LOG") {
             self.log.filter = v;
@@ -601,12 +695,7 @@ impl Config {
                     "must be an E.164 number such as +15017122661",
                 ));
             }
-            if !(t.api_base_url.starts_with("http://") || t.api_base_url.starts_with("https://")) {
-                return Err(ConfigError::new(
-                    "notify.twilio.api_base_url",
-                    "must be an http:// or https:// URL",
-                ));
-            }
+            check_base_url("notify.twilio.api_base_url", &t.api_base_url)?;
         }
         if let Some(s) = &self.slack {
             if s.signing_secret.is_empty() {
@@ -621,22 +710,44 @@ impl Config {
                     "is required (set INCIDENTD_SLACK_BOT_TOKEN)",
                 ));
             }
-            if !(s.api_base_url.starts_with("http://") || s.api_base_url.starts_with("https://")) {
-                return Err(ConfigError::new(
-                    "slack.api_base_url",
-                    "must be an http:// or https:// URL",
-                ));
-            }
+            check_base_url("slack.api_base_url", &s.api_base_url)?;
         }
-        if let Some(d) = &self.discord
-            && let Err(reason) = crate::chat::discord::verify::public_key(&d.public_key)
-        {
-            return Err(ConfigError::new("discord.public_key", reason));
+        if let Some(d) = &self.discord {
+            d.check()?;
         }
         if self.store.cache_mb == 0 {
             return Err(ConfigError::new("store.cache_mb", "must be at least 1"));
         }
         Ok(())
+    }
+
+    /// A copy fit to print: every secret replaced by `[redacted]` (public keys stay).
+    pub fn redacted(&self) -> Config {
+        fn hide(s: &mut String) {
+            if !s.is_empty() {
+                *s = "[redacted]".into();
+            }
+        }
+        let mut c = self.clone();
+        if let Some(s) = c.auth.jwt_secret.as_mut() {
+            hide(s);
+        }
+        if let Some(e) = c.notify.email.as_mut()
+            && let Some(p) = e.password.as_mut()
+        {
+            hide(p);
+        }
+        if let Some(t) = c.notify.twilio.as_mut() {
+            hide(&mut t.auth_token);
+        }
+        if let Some(s) = c.slack.as_mut() {
+            hide(&mut s.signing_secret);
+            hide(&mut s.bot_token);
+        }
+        if let Some(d) = c.discord.as_mut() {
+            hide(&mut d.bot_token);
+        }
+        c
     }
 
     /// The store file inside the data directory.
@@ -749,5 +860,71 @@ mod tests {
             ),
             crate::domain::priority::Priority::P1
         );
+    }
+
+    /// Validates `text` with the environment `env`.
+    fn with_env(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut c = Config::from_toml(text)?;
+        c.apply_env(&|k: &str| {
+            env.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+        })?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn discord_needs_a_key_or_a_bot_and_ids_that_are_ids() {
+        let bot = [("INCIDENTD_DISCORD_BOT_TOKEN", "t0ken")];
+        let c = with_env("", &bot).expect("a bot alone posts");
+        let d = c.discord.expect("on");
+        assert_eq!(d.api_base_url, "https://discord.com/api/v10");
+        assert!(d.public_key.is_empty());
+        let e = with_env("[discord]\n", &[]).expect_err("neither");
+        assert_eq!(e.key, "discord");
+        let e = with_env("[discord]\ndefault_channel = \"#ops\"\n", &bot).expect_err("name");
+        assert_eq!(e.key, "discord.default_channel");
+        let key = hex::encode(
+            ed25519_dalek::SigningKey::from_bytes(&[42u8; 32])
+                .verifying_key()
+                .to_bytes(),
+        );
+        let e = with_env(
+            "[discord]\ndefault_channel = \"1100000000000000001\"\n",
+            &[("INCIDENTD_DISCORD_PUBLIC_KEY", &key)],
+        )
+        .expect_err("a channel needs the bot");
+        assert!(e.reason.contains("bot_token"), "{e}");
+        let e = with_env("[discord]\napplication_id = \"app\"\n", &bot).expect_err("id");
+        assert_eq!(e.key, "discord.application_id");
+        let e = with_env("[discord]\napi_base_url = \"discord.com\"\n", &bot).expect_err("url");
+        assert_eq!(e.key, "discord.api_base_url");
+    }
+
+    #[test]
+    fn printed_configuration_hides_every_secret() {
+        let c = with_env(
+            "[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n\
+             [slack]\nsigning_secret = \"slack-signing\"\nbot_token = \"xoxb-slack\"\n\
+             [notify.twilio]\naccount_sid = \"AC00000000000000000000000000000042\"\n\
+             auth_token = \"twilio-token\"\nfrom_number = \"+15017122661\"\n\
+             [notify.email]\nsmtp_url = \"smtp://localhost:25\"\nfrom = \"a@example.com\"\n\
+             password = \"smtp-pass\"\n",
+            &[("INCIDENTD_DISCORD_BOT_TOKEN", "discord-bot")],
+        )
+        .expect("valid");
+        let shown = toml::to_string(&c.redacted()).expect("toml");
+        for secret in [
+            "0123456789abcdef",
+            "slack-signing",
+            "xoxb-slack",
+            "twilio-token",
+            "smtp-pass",
+            "discord-bot",
+        ] {
+            assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
+        }
+        assert!(shown.contains("AC00000000000000000000000000000042"));
     }
 }

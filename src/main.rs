@@ -52,6 +52,24 @@ enum Cmd {
         /// The backup file.
         file: PathBuf,
     },
+    /// Discord application set-up.
+    #[command(subcommand)]
+    Discord(DiscordCmd),
+}
+
+#[derive(Subcommand)]
+enum DiscordCmd {
+    /// Register (overwrite) the /incident, /problem and /approval slash commands with
+    /// Discord, using `[discord] application_id` and `bot_token`.
+    RegisterCommands {
+        /// Register in one server only (they appear at once there; global commands may
+        /// take a while to reach every client).
+        #[arg(long, value_name = "GUILD_ID")]
+        guild: Option<String>,
+        /// Print the command definitions instead of sending them.
+        #[arg(long)]
+        print: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -101,7 +119,7 @@ fn main() -> ExitCode {
         println!("configuration ok");
         println!(
             "{}",
-            toml::to_string_pretty(&redacted(&config)).unwrap_or_default()
+            toml::to_string_pretty(&config.redacted()).unwrap_or_default()
         );
         return ExitCode::SUCCESS;
     }
@@ -123,14 +141,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn redacted(config: &Config) -> Config {
-    let mut c = config.clone();
-    if c.auth.jwt_secret.is_some() {
-        c.auth.jwt_secret = Some("[redacted]".into());
-    }
-    c
 }
 
 async fn run(command: Cmd, config: Config) -> anyhow::Result<()> {
@@ -213,7 +223,55 @@ async fn run(command: Cmd, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Config(ConfigCmd::Check) => Ok(()),
+        Cmd::Discord(DiscordCmd::RegisterCommands { guild, print }) => {
+            register_discord_commands(&config, guild.as_deref(), print).await
+        }
     }
+}
+
+/// `discord register-commands`: one bulk overwrite, so that commands removed from
+/// incidentd disappear from Discord too.
+async fn register_discord_commands(
+    config: &Config,
+    guild: Option<&str>,
+    print: bool,
+) -> anyhow::Result<()> {
+    use incidentd::chat::discord::{api::DiscordApi, definitions};
+    let commands = definitions::all();
+    if print {
+        println!("{}", serde_json::to_string_pretty(&commands)?);
+        return Ok(());
+    }
+    let d = config.discord.as_ref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "Discord is not configured: set [discord] bot_token and application_id \
+             (or INCIDENTD_DISCORD_BOT_TOKEN and INCIDENTD_DISCORD_APPLICATION_ID)"
+        )
+    })?;
+    if d.bot_token.is_empty() {
+        anyhow::bail!("discord.bot_token is required (set INCIDENTD_DISCORD_BOT_TOKEN)");
+    }
+    if d.application_id.is_empty() {
+        anyhow::bail!("discord.application_id is required (set INCIDENTD_DISCORD_APPLICATION_ID)");
+    }
+    if let Some(g) = guild
+        && !incidentd::domain::notification::is_discord_id(g)
+    {
+        anyhow::bail!("--guild must be a Discord server id (digits), not '{g}'");
+    }
+    let http =
+        incidentd::notify::http_client(std::time::Duration::from_secs(config.notify.timeout_secs))
+            .map_err(|e| anyhow::anyhow!(e))?;
+    let api = DiscordApi::new(http, &d.api_base_url, &d.bot_token);
+    let n = api
+        .overwrite_commands(&d.application_id, guild, &commands)
+        .await
+        .map_err(|e| anyhow::anyhow!("Discord refused the commands: {e}"))?;
+    match guild {
+        Some(g) => println!("registered {n} commands in server {g}"),
+        None => println!("registered {n} global commands"),
+    }
+    Ok(())
 }
 
 fn pending_all() -> Vec<migrations::MigrationStatus> {

@@ -1,14 +1,18 @@
-//! Discord interactions, black-box: the documented fixtures signed with a test key and
+//! Discord, black-box. Interactions: the documented fixtures signed with a test key and
 //! posted to `/chat/discord/interactions`. PINGs are answered, bad or stale signatures are
 //! 401, a slash command and a button run the same use cases as Slack and the API, and an
-//! unlinked Discord user may only read.
+//! unlinked Discord user may only read. Outbound, against a fake Discord API on loopback:
+//! incident cards are posted to a channel and edited as the incident changes (and their
+//! buttons work), pages reach people as direct messages, rate limits are retried, and
+//! `incidentd discord register-commands` overwrites the application's commands.
 
 mod common;
 
 use std::sync::Arc;
 
 use common::TestDaemon;
-use common::notify::contact;
+use common::fakes::{DISCORD_BOT_TOKEN, Fake, Recorded, Reply, discord_dm_channel, discord_fake};
+use common::notify::{contact, fast_retries, rule, wait_deliveries};
 use ed25519_dalek::{Signer, SigningKey};
 use incidentd::config::DiscordConfig;
 use incidentd::domain::clock::SystemClock;
@@ -29,7 +33,12 @@ fn fixture(name: &str) -> Value {
 async fn start() -> TestDaemon {
     let public = hex::encode(key().verifying_key().to_bytes());
     TestDaemon::start_with(
-        move |c| c.discord = Some(DiscordConfig { public_key: public }),
+        move |c| {
+            c.discord = Some(DiscordConfig {
+                public_key: public,
+                ..DiscordConfig::default()
+            })
+        },
         Arc::new(SystemClock),
     )
     .await
@@ -176,4 +185,332 @@ async fn commands_and_buttons_act_for_the_linked_user_only() {
     assert!(content(&post(&d, &button).await).contains("inc:explode:1"));
     let a = post(&d, &json!({"type": 99})).await;
     a.assert_problem(400);
+}
+
+/// The channel cards go to when a service names none.
+const CARD_CHANNEL: &str = "1100000000000000001";
+const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A daemon with interactions on and a bot that posts through `fake`.
+async fn start_posting(fake: &Fake, default_channel: Option<&str>) -> TestDaemon {
+    let public = hex::encode(key().verifying_key().to_bytes());
+    let base = fake.url("/api/v10");
+    let default_channel = default_channel.map(str::to_owned);
+    TestDaemon::start_with(
+        move |c| {
+            fast_retries(c);
+            c.discord = Some(DiscordConfig {
+                public_key: public,
+                bot_token: DISCORD_BOT_TOKEN.into(),
+                api_base_url: base,
+                default_channel,
+                ..DiscordConfig::default()
+            })
+        },
+        Arc::new(SystemClock),
+    )
+    .await
+}
+
+/// The `custom_id`s of a posted or edited card.
+fn button_ids(r: &Recorded) -> Vec<String> {
+    r.json()["components"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .map(|b| b["custom_id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn embed_description(r: &Recorded) -> String {
+    r.json()["embeds"][0]["description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn incident_cards_are_posted_to_discord_edited_in_place_and_their_buttons_work() {
+    let fake = discord_fake().await;
+    let d = start_posting(&fake, Some(CARD_CHANNEL)).await;
+    let id = common::notify::open_incident(&d, &d.admin, "Payments API 5xx").await;
+
+    let card_path = format!("/channels/{CARD_CHANNEL}/messages");
+    let posted = fake
+        .wait_for(&card_path, 1, WAIT, |r| r.method == "POST")
+        .await
+        .remove(0);
+    assert_eq!(
+        posted.header("authorization"),
+        Some(format!("Bot {DISCORD_BOT_TOKEN}").as_str())
+    );
+    let card = posted.json();
+    assert_eq!(
+        card["embeds"][0]["title"],
+        format!("[P1] INC-{id} Payments API 5xx")
+    );
+    assert!(embed_description(&posted).contains("Status: **New**"));
+    assert_eq!(card["allowed_mentions"]["parse"], json!([]));
+    let ack = format!("inc:ack:INC-{id}");
+    assert!(button_ids(&posted).contains(&ack), "{card}");
+
+    // A linked engineer presses the card's own Acknowledge button.
+    let (ann, _) = d.user("ann", "Engineer").await;
+    contact(&d, ann, "discord", FIXTURE_USER).await;
+    let mut press = fixture("discord_interaction_component.json");
+    press["data"]["custom_id"] = json!(ack);
+    content(&post(&d, &press).await);
+    let a = d.get(&format!("/api/v1/incidents/{id}"), &d.admin).await;
+    assert_eq!(a.body["status"], "acknowledged", "{}", a.text);
+
+    // The card is edited in place: same message, new status, no Acknowledge button.
+    let edited = fake
+        .wait_for(&card_path, 1, WAIT, |r| {
+            r.method == "PATCH" && embed_description(r).contains("Acknowledged")
+        })
+        .await
+        .remove(0);
+    assert!(!button_ids(&edited).contains(&ack));
+    assert!(button_ids(&edited).contains(&format!("inc:resolve:INC-{id}")));
+    let resolve = d
+        .post(
+            &format!("/api/v1/incidents/{id}/transition"),
+            &d.admin,
+            json!({"to": "resolved"}),
+        )
+        .await;
+    assert_eq!(resolve.status, 200, "{}", resolve.text);
+    let last = fake
+        .wait_for(&card_path, 1, WAIT, |r| {
+            r.method == "PATCH" && embed_description(r).contains("Resolved")
+        })
+        .await
+        .remove(0);
+    assert_eq!(
+        last.json()["components"],
+        json!([]),
+        "no buttons once resolved"
+    );
+    let posts = fake
+        .to(&card_path)
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(
+        posts, 1,
+        "one card per incident and channel, edited ever after"
+    );
+    let edits: std::collections::BTreeSet<String> = fake
+        .to(&card_path)
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(edits.len(), 1, "every edit is of the one card: {edits:?}");
+    wait_deliveries(&d, id, "discord", 1, |x| x["status"] == "sent").await;
+
+    // A service may name its own channel; it must be a channel id.
+    let bad = d
+        .post(
+            "/api/v1/services",
+            &d.admin,
+            json!({"name": "payments", "discord_channel": "#payments"}),
+        )
+        .await;
+    common::ingest::assert_invalid_field(&bad, "discord_channel");
+    let own = "1200000000000000002";
+    let svc = d
+        .post(
+            "/api/v1/services",
+            &d.admin,
+            json!({"name": "payments", "discord_channel": own}),
+        )
+        .await;
+    assert_eq!(svc.status, 201, "{}", svc.text);
+    assert_eq!(svc.body["discord_channel"], own);
+    let a = d
+        .post(
+            "/api/v1/incidents",
+            &d.admin,
+            json!({"title": "Card queue stuck", "impact": "low", "urgency": "low", "service_id": svc.id()}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let there = fake
+        .wait_for(&format!("/channels/{own}/messages"), 1, WAIT, |r| {
+            r.method == "POST"
+        })
+        .await;
+    assert!(
+        there[0].json()["embeds"][0]["title"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Card queue stuck")
+    );
+}
+
+#[tokio::test]
+async fn pages_reach_people_by_direct_message_and_rate_limits_are_retried() {
+    let fake = discord_fake().await;
+    let d = start_posting(&fake, None).await;
+    let bob_discord = "1355555555555555555";
+    let (bob, _) = d.user("bob", "Engineer").await;
+    contact(&d, bob, "discord", bob_discord).await;
+    let bad = d
+        .post(
+            &format!("/api/v1/users/{bob}/contact-methods"),
+            &d.admin,
+            json!({"kind": "discord", "address": "bob#1234"}),
+        )
+        .await;
+    common::ingest::assert_invalid_field(&bad, "address");
+    rule(
+        &d,
+        "bob hears of everything",
+        &["incident.opened"],
+        json!([{"kind": "user", "id": bob}]),
+    )
+    .await;
+    // Discord's rate-limit answer, once.
+    fake.script(
+        "/messages",
+        1,
+        Reply::json(
+            429,
+            json!({"message": "You are being rate limited.", "retry_after": 1.0, "global": false}),
+        )
+        .header("retry-after", "1"),
+    );
+    let id = common::notify::open_incident(&d, &d.admin, "Disk full on db-1").await;
+
+    let dm = fake
+        .wait_for("/users/@me/channels", 1, WAIT, |r| r.method == "POST")
+        .await;
+    assert_eq!(dm[0].json()["recipient_id"], bob_discord);
+    let channel = discord_dm_channel(bob_discord);
+    let sends = fake
+        .wait_for(&format!("/channels/{channel}/messages"), 2, WAIT, |r| {
+            r.method == "POST"
+        })
+        .await;
+    assert!(sends[1].at - sends[0].at >= std::time::Duration::from_millis(900));
+    assert!(
+        sends[1].json()["embeds"][0]["title"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("INC-{id}"))
+    );
+    let log = wait_deliveries(&d, id, "discord", 1, |x| x["status"] == "sent").await;
+    assert_eq!(log[0]["attempts"], 2, "{log:#?}");
+    assert_eq!(log[0]["target"], bob_discord);
+    // No default channel and no service channel: no card anywhere else.
+    let elsewhere: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/messages") && !r.path.contains(&channel))
+        .map(|r| r.path)
+        .collect();
+    assert!(elsewhere.is_empty(), "{elsewhere:?}");
+}
+
+/// Runs the binary with only PATH and `env`.
+async fn incidentd(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new(common::binary());
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("INCIDENTD_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    tokio::time::timeout(WAIT, cmd.output())
+        .await
+        .expect("incidentd finished")
+        .expect("incidentd ran")
+}
+
+#[tokio::test]
+async fn register_commands_overwrites_the_applications_commands() {
+    let fake = discord_fake().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("incidentd.toml");
+    std::fs::write(
+        &config,
+        format!("[discord]\napi_base_url = \"{}\"\n", fake.url("/api/v10")),
+    )
+    .expect("config");
+    let config = config.to_str().expect("path");
+    let env = [
+        ("INCIDENTD_DISCORD_BOT_TOKEN", DISCORD_BOT_TOKEN),
+        ("INCIDENTD_DISCORD_APPLICATION_ID", "1300000000000000003"),
+    ];
+    let out = incidentd(
+        &[
+            "--config",
+            config,
+            "discord",
+            "register-commands",
+            "--guild",
+            "1400000000000000004",
+        ],
+        &env,
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("registered 3 commands in server 1400000000000000004"),
+        "{stdout}"
+    );
+    let put = fake.to("/commands");
+    assert_eq!(put.len(), 1);
+    assert_eq!(put[0].method, "PUT");
+    assert_eq!(
+        put[0].path,
+        "/api/v10/applications/1300000000000000003/guilds/1400000000000000004/commands"
+    );
+    assert_eq!(
+        put[0].header("authorization"),
+        Some(format!("Bot {DISCORD_BOT_TOKEN}").as_str())
+    );
+    assert_eq!(put[0].json(), incidentd::chat::discord::definitions::all());
+
+    // Global registration, and the printed definitions.
+    let out = incidentd(&["--config", config, "discord", "register-commands"], &env).await;
+    assert!(out.status.success());
+    assert_eq!(
+        fake.to("/commands")[1].path,
+        "/api/v10/applications/1300000000000000003/commands"
+    );
+    let out = incidentd(&["discord", "register-commands", "--print"], &[]).await;
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(printed, incidentd::chat::discord::definitions::all());
+
+    // What is missing is named, and nothing is sent.
+    let out = incidentd(
+        &["--config", config, "discord", "register-commands"],
+        &[("INCIDENTD_DISCORD_BOT_TOKEN", DISCORD_BOT_TOKEN)],
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("discord.application_id"));
+    fake.script(
+        "/commands",
+        1,
+        Reply::json(401, json!({"message": "401: Unauthorized", "code": 0})),
+    );
+    let out = incidentd(&["--config", config, "discord", "register-commands"], &env).await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fake.to("/commands").len(), 3);
 }

@@ -34,9 +34,12 @@ pub struct NewService {
     /// Criticality tier 1..4.
     #[serde(default)]
     pub tier: Option<u8>,
-    /// Chat channel for its incident cards.
+    /// Slack channel for its incident cards.
     #[serde(default)]
     pub chat_channel: Option<String>,
+    /// Discord channel id for its incident cards.
+    #[serde(default)]
+    pub discord_channel: Option<String>,
 }
 
 /// Changes to a service; `null` clears an optional field.
@@ -59,10 +62,14 @@ pub struct ServicePatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u8>)]
     pub tier: Option<Option<u8>>,
-    /// New chat channel, or null.
+    /// New Slack channel, or null.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub chat_channel: Option<Option<String>>,
+    /// New Discord channel id, or null.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub discord_channel: Option<Option<String>>,
 }
 
 fn check_refs(
@@ -84,6 +91,13 @@ fn check_refs(
     Ok(())
 }
 
+/// A Discord channel id from input: blank is none, anything else must be an id.
+fn discord_channel(e: &mut FieldErrors, input: Option<&str>) -> Option<String> {
+    let id = input.map(str::trim).filter(|s| !s.is_empty())?;
+    e.check("discord_channel", service::check_discord_channel(id));
+    Some(id.to_owned())
+}
+
 /// Finds a service by name (case-insensitive).
 pub fn find_by_name(
     r: &impl Reader,
@@ -101,6 +115,7 @@ pub async fn create(app: &App, actor: &Actor, input: NewService) -> AppResult<Se
     let mut e = FieldErrors::new();
     let name = required_text(&mut e, "name", &input.name, 100);
     let chat_channel = optional_text(&mut e, "chat_channel", input.chat_channel.as_deref(), 200);
+    let discord_channel = discord_channel(&mut e, input.discord_channel.as_deref());
     e.into_result()?;
     let now = app.clock.now();
     let who = actor.reference.clone();
@@ -124,6 +139,7 @@ pub async fn create(app: &App, actor: &Actor, input: NewService) -> AppResult<Se
                 escalation_policy_id: input.escalation_policy_id,
                 tier: input.tier,
                 chat_channel: chat_channel.clone(),
+                discord_channel: discord_channel.clone(),
                 created_at: now,
                 updated_at: now,
             };
@@ -167,6 +183,10 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: ServicePatch) -> A
         .chat_channel
         .clone()
         .map(|c| optional_text(&mut e, "chat_channel", c.as_deref(), 200));
+    let discord = patch
+        .discord_channel
+        .clone()
+        .map(|c| discord_channel(&mut e, c.as_deref()));
     e.into_result()?;
     let now = app.clock.now();
     let who = actor.reference.clone();
@@ -186,6 +206,9 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: ServicePatch) -> A
             }
             if let Some(channel) = &chat_channel {
                 s.chat_channel = channel.clone();
+            }
+            if let Some(channel) = &discord {
+                s.discord_channel = channel.clone();
             }
             if let Some(d) = &patch.description {
                 s.description = d.trim().to_owned();

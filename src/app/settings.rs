@@ -60,8 +60,17 @@ const CHAT_SETTINGS_KEY: &[u8] = b"settings/chat";
 /// write transactions) does not reach for the configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChatSettings {
-    /// Slack is configured; cards of services without a channel go here.
+    /// Slack can post.
+    #[serde(default)]
+    pub slack: bool,
+    /// Where Slack cards of services without a Slack channel go.
     pub slack_default_channel: Option<String>,
+    /// Discord can post (a bot token is configured).
+    #[serde(default)]
+    pub discord: bool,
+    /// Where Discord cards of services without a Discord channel go.
+    #[serde(default)]
+    pub discord_default_channel: Option<String>,
 }
 
 /// The chat settings in force (`None`: no chat platform is configured).
@@ -71,8 +80,17 @@ pub fn chat_settings(r: &impl Reader) -> Result<Option<ChatSettings>, crate::sto
 
 /// Records the configured chat settings at start-up.
 pub async fn apply_chat_settings(app: &App) -> AppResult<()> {
-    let wanted = app.config.slack.as_ref().map(|s| ChatSettings {
-        slack_default_channel: s.default_channel.clone(),
+    let slack = app.config.slack.as_ref();
+    let discord = app
+        .config
+        .discord
+        .as_ref()
+        .filter(|d| !d.bot_token.is_empty());
+    let wanted = (slack.is_some() || discord.is_some()).then(|| ChatSettings {
+        slack: slack.is_some(),
+        slack_default_channel: slack.and_then(|s| s.default_channel.clone()),
+        discord: discord.is_some(),
+        discord_default_channel: discord.and_then(|d| d.default_channel.clone()),
     });
     if chat_settings(&app.store.read()?)? == wanted {
         return Ok(());

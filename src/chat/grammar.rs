@@ -280,7 +280,7 @@ pub fn parse_incident(text: &str, context: Option<u64>) -> Result<Command, Usage
         "/incident new <title> [impact=high|medium|low] [urgency=high|medium|low] [service=<name>]";
     match sub.as_str() {
         "help" | "?" => Ok(Command::Help),
-        "new" | "open" | "create" => {
+        "new" | "open" | "create" | "declare" => {
             let (mut impact, mut urgency, mut service) = (Level::High, Level::High, None);
             let mut title = Vec::new();
             for a in args {
@@ -468,7 +468,11 @@ pub fn parse_approve(text: &str) -> Result<Command, UsageError> {
                 reason: rest(&args[1..]),
             })
         }
-        _ => {
+        first => {
+            // `approve APR-12` (Discord's `/approval approve`) says what the bare id says.
+            if matches!(first, "approve" | "yes" | "ok") && args.len() > 1 {
+                args.remove(0);
+            }
             let a = args.remove(0);
             let id = id_of(&a)?;
             Ok(Command::Approve {
@@ -510,6 +514,14 @@ mod tests {
             })
         );
         assert!(parse_approve("reject").is_err());
+        assert_eq!(
+            parse_approve("approve APR-5 go"),
+            Ok(Command::Approve {
+                id: 5,
+                comment: Some("go".into())
+            })
+        );
+        assert!(parse_approve("approve").is_err());
         let e = parse_approve("INC-4").expect_err("not an approval");
         assert!(e.message.contains("not an approval id"), "{e}");
         assert!(!Command::ApprovalsWaiting.mutates());

@@ -102,7 +102,14 @@ impl ChannelKind {
                     Err("must be an http:// or https:// URL".into())
                 }
             }
-            ChannelKind::Slack | ChannelKind::Discord => {
+            ChannelKind::Discord => {
+                if is_discord_id(a) {
+                    Ok(())
+                } else {
+                    Err("must be a Discord user id (digits, Developer Mode > Copy User ID)".into())
+                }
+            }
+            ChannelKind::Slack => {
                 if a.is_empty() || a.len() > 100 || a.contains(char::is_whitespace) {
                     Err("must be a user or channel id".into())
                 } else {
@@ -111,6 +118,14 @@ impl ChannelKind {
             }
         }
     }
+}
+
+/// Whether `s` is a Discord id (a "snowflake": a 64-bit number, at most 20 digits).
+pub fn is_discord_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 20
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && s.parse::<u64>().is_ok()
 }
 
 impl fmt::Display for ChannelKind {
@@ -458,6 +473,18 @@ mod tests {
         );
         assert!(ChannelKind::Webhook.check_address("ftp://x").is_err());
         assert!(ChannelKind::Slack.check_address("U024BE7LH").is_ok());
+        assert!(
+            ChannelKind::Discord
+                .check_address("1344444444444444444")
+                .is_ok()
+        );
+        assert!(ChannelKind::Discord.check_address("U024BE7LH").is_err());
+        assert!(
+            ChannelKind::Discord
+                .check_address("99999999999999999999")
+                .is_err()
+        );
+        assert!(ChannelKind::Discord.check_address("").is_err());
         assert_eq!("SMS".parse::<ChannelKind>(), Ok(ChannelKind::Sms));
         assert!("fax".parse::<ChannelKind>().is_err());
     }

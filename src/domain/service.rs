@@ -26,9 +26,12 @@ pub struct Service {
     /// Criticality tier, 1 (most critical) to 4.
     #[serde(default)]
     pub tier: Option<u8>,
-    /// Chat channel where its incident cards go.
+    /// Slack channel where its incident cards go.
     #[serde(default)]
     pub chat_channel: Option<String>,
+    /// Discord channel id where its incident cards go.
+    #[serde(default)]
+    pub discord_channel: Option<String>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
@@ -41,6 +44,15 @@ pub fn check_tier(tier: u8) -> Result<(), &'static str> {
         Ok(())
     } else {
         Err("must be between 1 and 4")
+    }
+}
+
+/// Why a Discord channel id is not acceptable, if it is not.
+pub fn check_discord_channel(id: &str) -> Result<(), &'static str> {
+    if super::notification::is_discord_id(id) {
+        Ok(())
+    } else {
+        Err("must be a Discord channel id (digits)")
     }
 }
 

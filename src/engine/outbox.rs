@@ -261,19 +261,27 @@ fn render(app: &App, d: &Delivery) -> Result<(Rendered, Option<String>), Outcome
                 reason: e.to_string(),
                 retry_after: None,
             };
-            let message = match incident {
-                Some(i) => {
+            let message = match (incident, d.channel) {
+                (Some(i), channel) => {
                     let card =
                         crate::chat::views::incident_card(&r, &base, &i).map_err(transient)?;
-                    let (text, blocks) = crate::chat::slack::blocks::card(&card);
-                    json!({"text": text, "blocks": blocks})
+                    if channel == ChannelKind::Discord {
+                        crate::chat::discord::render::card(&card)
+                    } else {
+                        let (text, blocks) = crate::chat::slack::blocks::card(&card);
+                        json!({"text": text, "blocks": blocks})
+                    }
                 }
-                None => {
+                (None, channel) => {
                     let text = templates::render(&r, ChannelKind::Sms, event.kind, &ctx)
                         .map_err(transient)?
                         .map_err(Outcome::Permanent)?
                         .body;
-                    json!({"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": crate::chat::slack::blocks::escape(&text)}}]})
+                    if channel == ChannelKind::Discord {
+                        crate::chat::discord::render::text(&text)
+                    } else {
+                        json!({"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": crate::chat::slack::blocks::escape(&text)}}]})
+                    }
                 }
             };
             Rendered {

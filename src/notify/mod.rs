@@ -1,6 +1,7 @@
 //! Outbound channels: one trait, one module per channel. The outbox worker
 //! (`engine::outbox`) renders a delivery and hands it to the channel of its kind.
 
+pub mod discord;
 pub mod email;
 pub mod slack;
 pub mod twilio;
@@ -97,6 +98,17 @@ impl Channels {
         if let Some(s) = &config.slack {
             c.add(Arc::new(slack::SlackChannel::new(
                 crate::chat::slack::api::SlackApi::new(http.clone(), &s.api_base_url, &s.bot_token),
+            )));
+        }
+        if let Some(d) = &config.discord
+            && !d.bot_token.is_empty()
+        {
+            c.add(Arc::new(discord::DiscordChannel::new(
+                crate::chat::discord::api::DiscordApi::new(
+                    http.clone(),
+                    &d.api_base_url,
+                    &d.bot_token,
+                ),
             )));
         }
         if let Some(t) = &config.notify.twilio {

@@ -215,6 +215,7 @@ fn apply_initial(tx: &WriteTransaction, source: &'static str) -> Result<(), Stor
             escalation_policy_id: None,
             tier: None,
             chat_channel: None,
+            discord_channel: None,
             created_at: now,
             updated_at: now,
         };
@@ -404,6 +405,7 @@ mod tests {
             escalation_policy_id: policy,
             tier: None,
             chat_channel: None,
+            discord_channel: None,
             created_at: now,
             updated_at: now,
         };

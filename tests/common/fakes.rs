@@ -427,3 +427,50 @@ pub async fn twilio_fake() -> Fake {
 pub async fn webhook_fake() -> Fake {
     Fake::start(|_| Reply::json(200, json!({}))).await
 }
+
+// ---------------------------------------------------------------------------------------
+// Discord
+
+pub const DISCORD_BOT_TOKEN: &str = "discord-test-bot-token";
+/// The id the fake gives every direct-message channel: `9<recipient id>` cut to 19 digits.
+pub fn discord_dm_channel(user: &str) -> String {
+    format!("9{user}").chars().take(19).collect()
+}
+
+/// A fake Discord REST API under `/api/v10`: channel messages are created (with fresh ids)
+/// and edited, DM channels opened, commands overwritten (echoed with ids), and an
+/// interaction's original answer edited. Anything else is Discord's 404.
+pub async fn discord_fake() -> Fake {
+    let n = AtomicU64::new(1);
+    Fake::start(move |r| {
+        let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        let parts: Vec<&str> = r.path.trim_start_matches("/api/v10/").split('/').collect();
+        let id = || format!("{}", 1_400_000_000_000_000_000u64 + n.fetch_add(1, Ordering::SeqCst));
+        match (r.method.as_str(), parts.as_slice()) {
+            ("POST", ["channels", channel, "messages"]) => Reply::json(
+                200,
+                json!({"id": id(), "channel_id": channel, "content": body["content"], "embeds": body["embeds"]}),
+            ),
+            ("PATCH", ["channels", channel, "messages", message]) => Reply::json(
+                200,
+                json!({"id": message, "channel_id": channel, "embeds": body["embeds"]}),
+            ),
+            ("POST", ["users", "@me", "channels"]) => {
+                let user = body["recipient_id"].as_str().unwrap_or_default();
+                Reply::json(200, json!({"id": discord_dm_channel(user), "type": 1}))
+            }
+            ("PUT", ["applications", _, "commands"] | ["applications", _, "guilds", _, "commands"]) => {
+                let mut list = body.as_array().cloned().unwrap_or_default();
+                for c in &mut list {
+                    c["id"] = json!(id());
+                }
+                Reply::json(200, Value::Array(list))
+            }
+            ("PATCH", ["webhooks", _, _, "messages", "@original"]) => {
+                Reply::json(200, json!({"id": id()}))
+            }
+            _ => Reply::json(404, json!({"message": "404: Not Found", "code": 0})),
+        }
+    })
+    .await
+}

@@ -85,8 +85,9 @@ fn enqueue(
     outbox::save(tx, None, &d)
 }
 
-/// Enqueues the incident's chat card (posted on `incident.opened`, updated on every later
-/// change) in its service's channel, or the default one.
+/// Enqueues the incident's chat cards (posted on `incident.opened`, updated on every later
+/// change) in its service's Slack and Discord channels, or the default ones, on each
+/// platform that can post.
 fn plan_cards(
     tx: &WriteTransaction,
     event: &DomainEvent,
@@ -98,23 +99,31 @@ fn plan_cards(
     let Some(settings) = crate::app::settings::chat_settings(tx)? else {
         return Ok(());
     };
-    let service_channel =
-        access::get::<Service>(tx, incident.service_id)?.and_then(|s| s.chat_channel);
-    if let Some(channel) = service_channel
-        .or(settings.slack_default_channel)
-        .filter(|c| !c.is_empty())
-    {
-        enqueue(
-            tx,
-            event,
-            None,
-            Recipient {
-                channel: ChannelKind::Slack,
+    let service = access::get::<Service>(tx, incident.service_id)?;
+    let slack = settings.slack.then(|| {
+        let channel = service.as_ref().and_then(|s| s.chat_channel.clone());
+        (
+            ChannelKind::Slack,
+            channel.or(settings.slack_default_channel),
+        )
+    });
+    let discord = settings.discord.then(|| {
+        let channel = service.as_ref().and_then(|s| s.discord_channel.clone());
+        (
+            ChannelKind::Discord,
+            channel.or(settings.discord_default_channel),
+        )
+    });
+    for (kind, channel) in [slack, discord].into_iter().flatten() {
+        if let Some(channel) = channel.filter(|c| !c.is_empty()) {
+            let rcpt = Recipient {
+                channel: kind,
                 address: channel,
                 user_id: None,
                 secret: None,
-            },
-        )?;
+            };
+            enqueue(tx, event, None, rcpt)?;
+        }
     }
     Ok(())
 }

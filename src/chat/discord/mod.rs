@@ -7,6 +7,9 @@
 //! A Discord user acts as the incidentd user with a `discord` contact method whose
 //! address is their Discord user id; anyone else may only read.
 
+pub mod api;
+pub mod definitions;
+pub mod render;
 pub mod verify;
 
 use std::sync::Arc;
@@ -32,19 +35,25 @@ use crate::notify::BoxFuture;
 
 /// Discord gives an interaction 3 seconds; past this the caller is told it is still running.
 const INLINE_BUDGET: Duration = Duration::from_millis(2500);
-/// Message flag: only the caller sees it.
-const EPHEMERAL: u64 = 1 << 6;
 
 /// The Discord adapter's state.
 pub struct Discord {
     app: Arc<App>,
     key: VerifyingKey,
+    /// Edits the answer of a command that outlived Discord's 3 seconds.
+    api: api::DiscordApi,
 }
 
-/// The route, when Discord is configured (the key was checked with the config).
+/// The route, when Discord interactions are configured (the key was checked with the
+/// config).
 pub fn router(app: Arc<App>) -> Option<Router> {
-    let key = verify::public_key(&app.config.discord.as_ref()?.public_key).ok()?;
-    let state = Arc::new(Discord { app, key });
+    let config = app.config.discord.as_ref()?;
+    let key = verify::public_key(&config.public_key).ok()?;
+    let http = crate::notify::http_client(Duration::from_secs(app.config.notify.timeout_secs))
+        .map_err(|e| tracing::error!(error = %e, "Discord follow-ups are off"))
+        .ok()?;
+    let api = api::DiscordApi::new(http, &config.api_base_url, &config.bot_token);
+    let state = Arc::new(Discord { app, key, api });
     Some(
         Router::new()
             .route("/chat/discord/interactions", post(interactions_endpoint))
@@ -84,12 +93,7 @@ impl Discord {
 
 /// An interaction response carrying `reply` (type 4).
 fn message(reply: &Reply) -> Value {
-    let mut content = reply.text.clone();
-    if let Some(card) = &reply.card {
-        content.push_str(&format!("\n**{}**\n{}", card.headline(), card.url));
-    }
-    let flags = if reply.public { 0 } else { EPHEMERAL };
-    json!({"type": 4, "data": {"content": content, "flags": flags, "allowed_mentions": {"parse": []}}})
+    json!({"type": 4, "data": render::reply_data(reply)})
 }
 
 fn private(text: impl Into<String>) -> Value {
@@ -105,6 +109,10 @@ pub fn command_text(data: &Value) -> String {
         for o in options {
             let name = o.get("name").and_then(Value::as_str).unwrap_or_default();
             let value = match o.get("value") {
+                // A user option carries the id; the grammar reads users as mentions.
+                Some(Value::String(s)) if o.get("type").and_then(Value::as_u64) == Some(6) => {
+                    format!("<@{s}>")
+                }
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Number(n)) => n.to_string(),
                 Some(Value::Bool(b)) => b.to_string(),
@@ -164,20 +172,61 @@ pub fn button_command(custom_id: &str) -> Option<Command> {
     Some(action.command(id))
 }
 
+/// What a command that failed inside incidentd answers.
+const FAILED: &str = "Something went wrong inside incidentd; the error is in its log.";
+
+/// The interaction a late answer replaces: its application and its token.
+struct FollowUp {
+    application_id: String,
+    token: String,
+}
+
 /// Runs `command` for `caller` within Discord's time budget.
-async fn answer(discord: &Arc<Discord>, caller: Caller, command: Command) -> Value {
+async fn answer(
+    discord: &Arc<Discord>,
+    caller: Caller,
+    command: Command,
+    follow_up: FollowUp,
+) -> Value {
     let d = discord.clone();
     let task = tokio::spawn(async move {
         commands::execute(&d.app, &caller, command, &DiscordDirectory(&d)).await
     });
-    match tokio::time::timeout(INLINE_BUDGET, task).await {
+    answer_within(INLINE_BUDGET, task, discord.api.clone(), follow_up).await
+}
+
+/// The interaction answer for `task`: its reply if it finishes within `budget`; else
+/// "deferred" (Discord shows that the bot is thinking), and the reply replaces that
+/// answer when it is ready.
+async fn answer_within(
+    budget: Duration,
+    mut task: tokio::task::JoinHandle<Reply>,
+    api: api::DiscordApi,
+    follow_up: FollowUp,
+) -> Value {
+    match tokio::time::timeout(budget, &mut task).await {
         Ok(Ok(reply)) => message(&reply),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "a Discord command failed");
-            private("Something went wrong inside incidentd; the error is in its log.")
+            private(FAILED)
         }
         Err(_) => {
-            private("Still working on it; the incident's card and timeline will show the result.")
+            tokio::spawn(async move {
+                let data = match task.await {
+                    Ok(reply) => render::reply_data(&reply),
+                    Err(e) => {
+                        tracing::error!(error = %e, "a Discord command failed");
+                        render::text(FAILED)
+                    }
+                };
+                if let Err(e) = api
+                    .edit_original(&follow_up.application_id, &follow_up.token, &data)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not send a late Discord answer");
+                }
+            });
+            json!({"type": 5, "data": {"flags": render::EPHEMERAL}})
         }
     }
 }
@@ -211,6 +260,17 @@ async fn interactions_endpoint(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
+    let field = |name: &str| {
+        interaction
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let follow_up = FollowUp {
+        application_id: field("application_id"),
+        token: field("token"),
+    };
     let reply = match interaction.get("type").and_then(Value::as_u64) {
         Some(1) => json!({"type": 1}),
         Some(2) => {
@@ -219,7 +279,7 @@ async fn interactions_endpoint(
             let parsed = match data.get("name").and_then(Value::as_str) {
                 Some("incident") => grammar::parse_incident(&text, None),
                 Some("problem") => grammar::parse_problem(&text),
-                Some("approve") => grammar::parse_approve(&text),
+                Some("approval" | "approve") => grammar::parse_approve(&text),
                 other => {
                     return axum::Json(private(format!(
                         "incidentd does not know the command /{}",
@@ -229,7 +289,7 @@ async fn interactions_endpoint(
                 }
             };
             match parsed {
-                Ok(command) => answer(&discord, discord.caller(&user), command).await,
+                Ok(command) => answer(&discord, discord.caller(&user), command, follow_up).await,
                 Err(e) => private(format!("{}\nUsage:\n```{}```", e.message, e.usage)),
             }
         }
@@ -239,7 +299,7 @@ async fn interactions_endpoint(
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             match button_command(custom) {
-                Some(command) => answer(&discord, discord.caller(&user), command).await,
+                Some(command) => answer(&discord, discord.caller(&user), command, follow_up).await,
                 None => private(format!("incidentd does not know the button '{custom}'")),
             }
         }
@@ -277,6 +337,60 @@ mod tests {
             json!({"name": "approve", "options": [{"name": "id", "type": 3, "value": "APR-3"}]});
         assert_eq!(command_text(&data), "APR-3");
         assert_eq!(command_text(&json!({"name": "incident"})), "");
+    }
+
+    #[tokio::test]
+    async fn a_slow_command_is_deferred_and_its_answer_follows() {
+        use std::sync::Mutex;
+        let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+        let record = seen.clone();
+        let fake = Router::new().route(
+            "/webhooks/{app}/{token}/messages/@original",
+            axum::routing::patch(
+                move |axum::extract::Path((app, token)): axum::extract::Path<(String, String)>,
+                      axum::Json(body): axum::Json<Value>| async move {
+                    record
+                        .lock()
+                        .expect("log")
+                        .push((format!("{app}/{token}"), body));
+                    axum::Json(json!({"id": "1"}))
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, fake).await });
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let api = api::DiscordApi::new(reqwest::Client::new(), &base, "");
+        let follow_up = || FollowUp {
+            application_id: "77".into(),
+            token: "tok".into(),
+        };
+
+        let quick = tokio::spawn(async { Reply::public("done") });
+        let v = answer_within(Duration::from_secs(5), quick, api.clone(), follow_up()).await;
+        assert_eq!(v["type"], 4);
+        assert_eq!(v["data"]["content"], "done");
+
+        let slow = tokio::spawn(async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Reply::private("late but done")
+        });
+        let v = answer_within(Duration::from_millis(20), slow, api, follow_up()).await;
+        assert_eq!(v, json!({"type": 5, "data": {"flags": 64}}));
+        for _ in 0..200 {
+            if !seen.lock().expect("log").is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let seen = seen.lock().expect("log").clone();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen[0].0, "77/tok");
+        assert_eq!(seen[0].1["content"], "late but done");
+        assert_eq!(seen[0].1["flags"], 64);
     }
 
     #[test]
