@@ -15,6 +15,7 @@ pub mod incidents;
 pub mod integrations;
 pub mod metrics;
 pub mod notifications;
+pub mod paging_rules;
 pub mod problem;
 pub mod problems;
 pub mod roles;
@@ -185,6 +186,11 @@ fn routes() -> OpenApiRouter<AppState> {
             notifications::update_contact,
             notifications::delete_contact
         ))
+        .routes(routes!(
+            paging_rules::list_paging_rules,
+            paging_rules::create_paging_rule
+        ))
+        .routes(routes!(paging_rules::delete_paging_rule))
 }
 
 /// The alert webhooks, with their own body limit.

@@ -16,6 +16,7 @@ pub mod incident;
 pub mod integration;
 pub mod matcher;
 pub mod notification;
+pub mod paging;
 pub mod permission;
 pub mod priority;
 pub mod problem;

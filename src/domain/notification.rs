@@ -285,6 +285,9 @@ pub enum DeliveryStatus {
     Failed,
     /// Given up: a permanent failure or too many attempts.
     Dead,
+    /// Not sent because it was no longer wanted (a paging step due after the incident
+    /// was acknowledged or resolved).
+    Cancelled,
 }
 
 impl DeliveryStatus {
@@ -295,6 +298,7 @@ impl DeliveryStatus {
             DeliveryStatus::Sent => 2,
             DeliveryStatus::Failed => 3,
             DeliveryStatus::Dead => 4,
+            DeliveryStatus::Cancelled => 5,
         }
     }
 

@@ -92,6 +92,8 @@ tables! {
     CONTACT_METHODS = "contact_methods";
     /// (user id, contact method id) -> ().
     CONTACTS_BY_USER = "contacts_by_user";
+    /// user id -> JSON list of PagingRule: how the person wants to be paged.
+    PAGING_RULES = "paging_rules";
     /// (channel code, address) -> contact method id: who a chat user id or number is.
     CONTACTS_BY_ADDRESS = "contacts_by_address";
     /// (channel code, chat user id) -> platform user id, learned by e-mail.

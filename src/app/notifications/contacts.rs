@@ -68,6 +68,7 @@ fn user_key(user_id: u64, id: u64) -> Vec<u8> {
 
 /// Removes every contact method of a user (the user is being deleted).
 pub(crate) fn delete_all_of(tx: &redb::WriteTransaction, user_id: u64) -> Result<(), StoreError> {
+    super::paging::forget(tx, user_id, None)?;
     for c in of_user(tx, user_id)? {
         access::delete::<ContactMethod>(tx, c.id)?;
         access::delete_raw(tx, tables::CONTACTS_BY_USER, &user_key(user_id, c.id))?;
@@ -300,6 +301,7 @@ pub async fn delete(app: &App, actor: &Actor, user_id: u64, id: u64) -> AppResul
                 .filter(|c| c.user_id == user_id)
                 .ok_or_else(|| AppError::not_found("contact method", id))?;
             access::delete::<ContactMethod>(tx, id)?;
+            super::paging::forget(tx, user_id, Some(id))?;
             access::delete_raw(tx, tables::CONTACTS_BY_USER, &user_key(user_id, id))?;
             access::delete_raw(
                 tx,

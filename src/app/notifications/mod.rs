@@ -8,6 +8,7 @@
 
 pub mod contacts;
 pub mod outbox;
+pub mod paging;
 pub(crate) mod plan;
 pub mod rules;
 pub mod templates;

@@ -1,6 +1,7 @@
 //! The outbox's state: which deliveries are due, and what an attempt's outcome does to a
 //! delivery (sent, retried with backoff, dead, folded into a summary, postponed by a rate
-//! limit). The delivery log is the same records.
+//! limit, cancelled because a page is no longer wanted). The delivery log is the same
+//! records.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use redb::WriteTransaction;
@@ -10,6 +11,8 @@ use utoipa::IntoParams;
 use crate::app::page::{Page, PageRequest, Take, walk};
 use crate::app::{App, AppError, AppResult, FieldErrors, require};
 use crate::domain::actor::Actor;
+use crate::domain::event::EventKind;
+use crate::domain::incident::Incident;
 use crate::domain::notification::{
     ChannelKind, Delivery, DeliveryStatus, RetryPolicy, redact_secret,
 };
@@ -38,6 +41,8 @@ pub enum Outcome {
     Collapsed(u64),
     /// Not attempted: a rate limit holds it until then.
     Postponed(DateTime<Utc>),
+    /// Not wanted any more (a page step due after the incident was acknowledged).
+    Cancelled(String),
 }
 
 fn due_key(d: &Delivery) -> Vec<u8> {
@@ -249,12 +254,31 @@ pub async fn complete(
                         d.status = DeliveryStatus::Dead;
                         d.last_error = Some(reason.clone());
                     }
+                    Outcome::Cancelled(reason) => {
+                        d.status = DeliveryStatus::Cancelled;
+                        d.last_error = Some(reason.clone());
+                    }
                 }
                 save(tx, Some(&before), &d)?;
             }
             Ok::<_, AppError>(())
         })
         .await
+}
+
+/// Why a due page should not go out any more, if it should not (see
+/// [`crate::domain::paging::outdated`]). Other deliveries are always wanted.
+pub fn page_outdated(r: &impl Reader, d: &Delivery) -> Result<Option<String>, StoreError> {
+    if d.event != EventKind::IncidentPaged {
+        return Ok(None);
+    }
+    let Some(incident) = d.incident_id else {
+        return Ok(None);
+    };
+    Ok(access::get::<Incident>(r, incident)?.and_then(|i| {
+        crate::domain::paging::outdated(i.status, i.acknowledged_at, d.created_at)
+            .map(str::to_owned)
+    }))
 }
 
 /// `GET /api/v1/notifications` filters.

@@ -61,6 +61,17 @@ fn enqueue(
     rule_id: Option<u64>,
     rcpt: Recipient,
 ) -> Result<(), StoreError> {
+    enqueue_at(tx, event, rule_id, rcpt, event.at)
+}
+
+/// Enqueues a delivery due at `due`.
+fn enqueue_at(
+    tx: &WriteTransaction,
+    event: &DomainEvent,
+    rule_id: Option<u64>,
+    rcpt: Recipient,
+    due: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
     let id = access::next_id(tx, crate::store::tables::DELIVERIES)?;
     let d = Delivery {
         id,
@@ -74,7 +85,7 @@ fn enqueue(
         secret: rcpt.secret,
         status: DeliveryStatus::Pending,
         attempts: 0,
-        next_attempt_at: event.at,
+        next_attempt_at: due,
         last_error: None,
         provider_id: None,
         collapsed_into: None,
@@ -128,8 +139,9 @@ fn plan_cards(
     Ok(())
 }
 
-/// Enqueues a page of `user_ids` about `event` (an escalation level): one delivery per
-/// enabled contact method, not to the person who caused the event. Returns how many.
+/// Enqueues a page of `user_ids` about `event` (an escalation level), not to the person
+/// who caused the event: each person's paging rules say which contact methods, and when
+/// (every enabled method at once without rules). Returns how many deliveries.
 pub(crate) fn page_users(
     tx: &WriteTransaction,
     event: &DomainEvent,
@@ -137,15 +149,20 @@ pub(crate) fn page_users(
 ) -> Result<usize, StoreError> {
     let actor_user =
         matches!(event.actor.kind, ActorKind::User | ActorKind::Chat).then_some(event.actor.id);
-    let mut recipients = Vec::new();
-    for id in user_ids.iter().filter(|id| Some(**id) != actor_user) {
-        user_recipients(tx, *id, &mut recipients)?;
-    }
     let mut seen = BTreeSet::new();
     let mut sent = 0;
-    for rcpt in recipients {
-        if seen.insert((rcpt.channel, rcpt.address.clone())) {
-            enqueue(tx, event, None, rcpt)?;
+    for user_id in user_ids.iter().filter(|id| Some(**id) != actor_user) {
+        for (method, delay) in super::paging::steps(tx, *user_id)? {
+            if !seen.insert((method.kind, method.address.clone(), delay)) {
+                continue;
+            }
+            let rcpt = Recipient {
+                channel: method.kind,
+                address: method.address,
+                user_id: Some(*user_id),
+                secret: method.secret,
+            };
+            enqueue_at(tx, event, None, rcpt, event.at + delay)?;
             sent += 1;
         }
     }

@@ -1,0 +1,253 @@
+//! Personal paging rules, black-box: the real daemon with a clock the test moves and a
+//! person reached through two webhook contact methods on a loopback fake. Each rule's
+//! step goes out after its delay; a step that falls due after somebody acknowledged the
+//! incident is cancelled, not sent; without rules every method is paged at once; bad
+//! rules are refused with the field and the reason, and only the person (or `user:write`)
+//! may change them.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use common::TestDaemon;
+use common::fakes::{Fake, webhook_fake};
+use common::notify::*;
+use incidentd::domain::clock::ManualClock;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn hits(hook: &Fake, path: &str) -> usize {
+    hook.to(path).len()
+}
+
+async fn hit(hook: &Fake, path: &str, n: usize) {
+    eventually(&format!("{path} reached {n} time(s)"), WAIT, async || {
+        (hits(hook, path) >= n).then_some(())
+    })
+    .await;
+}
+
+/// Gives the outbox time to send what it should not, then checks the count.
+async fn still(hook: &Fake, path: &str, n: usize) {
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(hits(hook, path), n, "requests to {path}");
+}
+
+async fn open_on(d: &TestDaemon, service: u64, title: &str) -> u64 {
+    let a = d
+        .post(
+            "/api/v1/incidents",
+            &d.admin,
+            json!({"title": title, "impact": "high", "urgency": "high", "service_id": service}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    a.id()
+}
+
+fn rules_path(user: u64) -> String {
+    format!("/api/v1/users/{user}/notification-rules")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_follow_their_delays_and_stop_once_somebody_acknowledges() {
+    let hook = webhook_fake().await;
+    let clock = ManualClock::new(Utc::now());
+    let d = TestDaemon::start_with(|_| {}, Arc::new(clock.clone())).await;
+    let (alice, alice_token) = d.user("alice", "Engineer").await;
+    let now_method = contact(&d, alice, "webhook", &hook.url("/alice/now")).await;
+    let late_method = contact(&d, alice, "webhook", &hook.url("/alice/late")).await;
+
+    // Alice sets her own rules: the first webhook at once, the second after 5 minutes.
+    let late = d
+        .post(
+            &rules_path(alice),
+            &alice_token,
+            json!({"contact_method_id": late_method, "delay_minutes": 5}),
+        )
+        .await;
+    assert_eq!(late.status, 201, "{}", late.text);
+    let first = d
+        .post(
+            &rules_path(alice),
+            &alice_token,
+            json!({"contact_method_id": now_method}),
+        )
+        .await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert_eq!(first.body["delay_minutes"], 0);
+    let listed = d.get(&rules_path(alice), &alice_token).await;
+    let delays: Vec<&Value> = listed
+        .body
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|r| &r["delay_minutes"])
+        .collect();
+    assert_eq!(delays, [&json!(0), &json!(5)], "by delay: {}", listed.text);
+
+    let policy = d
+        .post(
+            "/api/v1/escalation-policies",
+            &d.admin,
+            json!({"name": "payments", "steps": [{"delay_minutes": 30, "targets": [{"type": "user", "id": alice}]}]}),
+        )
+        .await;
+    assert_eq!(policy.status, 201, "{}", policy.text);
+    let service = d
+        .post(
+            "/api/v1/services",
+            &d.admin,
+            json!({"name": "payments", "escalation_policy_id": policy.id()}),
+        )
+        .await;
+    assert_eq!(service.status, 201, "{}", service.text);
+
+    // Nobody answers: the first step at once, the second after five minutes.
+    let id = open_on(&d, service.id(), "Card payments failing").await;
+    hit(&hook, "/alice/now", 1).await;
+    let page = hook.to("/alice/now")[0].json();
+    assert_eq!(page["event"]["kind"], "incident.paged", "{page}");
+    clock.advance(chrono::Duration::minutes(4));
+    still(&hook, "/alice/late", 0).await;
+    let log = deliveries(&d, &format!("incident_id={id}&status=pending")).await;
+    assert_eq!(log.len(), 1, "{log:#?}");
+    assert_eq!(log[0]["target"], hook.url("/alice/late"));
+    clock.advance(chrono::Duration::minutes(1));
+    hit(&hook, "/alice/late", 1).await;
+
+    // Alice acknowledges the next one within the five minutes: the late step is cancelled.
+    let second = open_on(&d, service.id(), "Refunds failing").await;
+    hit(&hook, "/alice/now", 2).await;
+    clock.advance(chrono::Duration::minutes(2));
+    let ack = d
+        .post(
+            &format!("/api/v1/incidents/{second}/transition"),
+            &alice_token,
+            json!({"to": "acknowledged"}),
+        )
+        .await;
+    assert_eq!(ack.status, 200, "{}", ack.text);
+    clock.advance(chrono::Duration::minutes(3));
+    let cancelled = eventually("the late step is cancelled", WAIT, async || {
+        let log = deliveries(&d, &format!("incident_id={second}&status=cancelled")).await;
+        (!log.is_empty()).then_some(log)
+    })
+    .await;
+    assert_eq!(cancelled[0]["target"], hook.url("/alice/late"));
+    assert!(
+        cancelled[0]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("acknowledged"),
+        "{cancelled:#?}"
+    );
+    assert_eq!(cancelled[0]["attempts"], 0);
+    still(&hook, "/alice/late", 1).await;
+
+    // Removing the contact method removes its rule; without rules, every method at once.
+    let gone = d
+        .delete(
+            &format!("/api/v1/users/{alice}/contact-methods/{late_method}"),
+            &alice_token,
+        )
+        .await;
+    assert_eq!(gone.status, 204, "{}", gone.text);
+    let listed = d.get(&rules_path(alice), &alice_token).await;
+    assert_eq!(
+        listed.body.as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        listed.text
+    );
+    let del = d
+        .delete(
+            &format!("{}/{}", rules_path(alice), first.id()),
+            &alice_token,
+        )
+        .await;
+    assert_eq!(del.status, 204, "{}", del.text);
+    let other = contact(&d, alice, "webhook", &hook.url("/alice/other")).await;
+    assert!(other > 0);
+    open_on(&d, service.id(), "Payouts failing").await;
+    hit(&hook, "/alice/now", 3).await;
+    hit(&hook, "/alice/other", 1).await;
+}
+
+#[tokio::test]
+async fn bad_rules_are_refused_and_only_the_person_or_an_admin_may_change_them() {
+    let d = TestDaemon::start().await;
+    let (alice, alice_token) = d.user("alice", "Engineer").await;
+    let (bob, bob_token) = d.user("bob", "Engineer").await;
+    let alices = contact(&d, alice, "webhook", "https://hooks.example.com/alice").await;
+    let bobs = contact(&d, bob, "webhook", "https://hooks.example.com/bob").await;
+
+    let a = d
+        .post(
+            &rules_path(alice),
+            &alice_token,
+            json!({"contact_method_id": alices, "delay_minutes": 1441}),
+        )
+        .await;
+    common::ingest::assert_invalid_field(&a, "delay_minutes");
+    let a = d
+        .post(
+            &rules_path(alice),
+            &alice_token,
+            json!({"contact_method_id": bobs}),
+        )
+        .await;
+    common::ingest::assert_invalid_field(&a, "contact_method_id");
+    let a = d
+        .post(
+            &rules_path(alice),
+            &alice_token,
+            json!({"contact_method_id": alices, "delay_minutes": -1}),
+        )
+        .await;
+    assert!(a.status == 400 || a.status == 422, "{}", a.text);
+    d.post(&rules_path(alice), &alice_token, json!({"delay": 5}))
+        .await
+        .assert_problem(422);
+
+    // Bob may read Alice's rules (user:read) but not change them; an admin may.
+    d.post(
+        &rules_path(alice),
+        &bob_token,
+        json!({"contact_method_id": alices}),
+    )
+    .await
+    .assert_problem(403);
+    assert_eq!(d.get(&rules_path(alice), &bob_token).await.status, 200);
+    let made = d
+        .post(
+            &rules_path(alice),
+            &d.admin,
+            json!({"contact_method_id": alices, "delay_minutes": 10}),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    d.post(
+        &rules_path(alice),
+        &alice_token,
+        json!({"contact_method_id": alices, "delay_minutes": 10}),
+    )
+    .await
+    .assert_problem(409);
+    d.delete(&format!("{}/{}", rules_path(alice), made.id()), &bob_token)
+        .await
+        .assert_problem(403);
+    d.delete(&format!("{}/999", rules_path(alice)), &alice_token)
+        .await
+        .assert_problem(404);
+    d.get(&rules_path(9999), &d.admin).await.assert_problem(404);
+
+    // Each change is audited.
+    let audit = d.get("/api/v1/audit?limit=500", &d.admin).await;
+    assert!(audit.text.contains("paging_rule.create"), "{}", audit.text);
+    let nothing = d.get(&rules_path(bob), &bob_token).await;
+    assert_eq!(nothing.body, json!([]));
+}
