@@ -39,6 +39,10 @@ pub struct Config {
     /// Discord interactions. Absent (and no `INCIDENTD_DISCORD_PUBLIC_KEY`): Discord is off.
     #[serde(default)]
     pub discord: Option<DiscordConfig>,
+    /// A directory of triage playbooks, one YAML file each (`INCIDENTD_PLAYBOOKS_DIR`).
+    /// Absent: no playbooks.
+    #[serde(default)]
+    pub playbooks_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -55,6 +59,7 @@ impl Default for Config {
             notify: NotifyConfig::default(),
             slack: None,
             discord: None,
+            playbooks_dir: None,
         }
     }
 }
@@ -471,6 +476,9 @@ impl Config {
         }
         if let Some(v) = env("INCIDENTD_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("INCIDENTD_PLAYBOOKS_DIR") {
+            self.playbooks_dir = Some(PathBuf::from(v));
         }
         if let Some(v) = env("INCIDENTD_PUBLIC_URL") {
             self.public_url = Some(v);

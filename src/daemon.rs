@@ -73,6 +73,17 @@ pub async fn bootstrap_admin(app: &App) -> Result<(), StartError> {
 pub async fn start(app: Arc<App>) -> std::io::Result<Running> {
     let channels =
         crate::notify::Channels::from_config(&app.config).map_err(std::io::Error::other)?;
+    let playbooks = match &app.config.playbooks_dir {
+        Some(dir) => crate::app::playbooks::load_dir(dir)
+            .map_err(|e| std::io::Error::other(format!("playbooks: {e}")))?,
+        None => Vec::new(),
+    };
+    if !playbooks.is_empty() {
+        tracing::info!(count = playbooks.len(), "playbooks loaded");
+    }
+    crate::engine::playbooks::PlaybookRunner::prepare(&app, !playbooks.is_empty())
+        .await
+        .map_err(std::io::Error::other)?;
     let listener = TcpListener::bind(app.config.listen).await?;
     let addr = listener.local_addr()?;
     app.set_bound_addr(addr);
@@ -97,7 +108,7 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Running> {
         })
         .await
     });
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(crate::admin::serve_socket(
             app.clone(),
             crate::admin::socket_path(&app.config.data_dir),
@@ -110,6 +121,12 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Running> {
             crate::engine::escalation::EscalationWorker::new(app.clone()).run(signal.clone()),
         ),
     ];
+    if !playbooks.is_empty() {
+        tasks.push(tokio::spawn(
+            crate::engine::playbooks::PlaybookRunner::new(app.clone(), playbooks)
+                .run(signal.clone()),
+        ));
+    }
     tracing::info!(%addr, data_dir = %app.config.data_dir.display(), "incidentd listening");
     Ok(Running {
         addr,

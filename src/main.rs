@@ -55,6 +55,23 @@ enum Cmd {
     /// Discord application set-up.
     #[command(subcommand)]
     Discord(DiscordCmd),
+    /// Triage playbooks.
+    #[command(subcommand)]
+    Playbook(PlaybookCmd),
+}
+
+#[derive(Subcommand)]
+enum PlaybookCmd {
+    /// Check a playbook file and show what it would do; with `--incident`, whether it
+    /// reacts to that incident (exit 1 if it does not).
+    Test {
+        /// The playbook (YAML).
+        file: PathBuf,
+        /// A JSON file describing an incident: {"event", "title", "service", "impact",
+        /// "urgency", "priority", "labels"}, every key optional.
+        #[arg(long, value_name = "FILE")]
+        incident: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -116,6 +133,15 @@ fn main() -> ExitCode {
         }
     };
     if let Cmd::Config(ConfigCmd::Check) = cli.command {
+        if let Some(dir) = &config.playbooks_dir {
+            match incidentd::app::playbooks::load_dir(dir) {
+                Ok(p) => println!("{} playbook(s) ok", p.len()),
+                Err(e) => {
+                    eprintln!("config error: playbooks_dir: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
         println!("configuration ok");
         println!(
             "{}",
@@ -226,7 +252,44 @@ async fn run(command: Cmd, config: Config) -> anyhow::Result<()> {
         Cmd::Discord(DiscordCmd::RegisterCommands { guild, print }) => {
             register_discord_commands(&config, guild.as_deref(), print).await
         }
+        Cmd::Playbook(PlaybookCmd::Test { file, incident }) => {
+            test_playbook(&file, incident.as_deref())
+        }
     }
+}
+
+/// `playbook test`: the playbook's mistakes, or what it would do.
+fn test_playbook(file: &Path, incident: Option<&Path>) -> anyhow::Result<()> {
+    use incidentd::app::playbooks::{self, SampleIncident};
+    let p = playbooks::load_file(file).map_err(|e| anyhow::anyhow!(e))?;
+    let on: Vec<&str> = p.spec.on.iter().map(|e| e.as_str()).collect();
+    println!(
+        "playbook '{}' is valid: {} step(s), on {}",
+        p.name(),
+        p.spec.steps.len(),
+        on.join(", ")
+    );
+    let sample: SampleIncident = match incident {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => serde_json::from_str("{}")?,
+    };
+    let facts = sample.facts(chrono::Utc::now());
+    if incident.is_some() {
+        if !p.matches(&facts.for_event(sample.event)) {
+            anyhow::bail!("it does not react to this incident (on {})", sample.event);
+        }
+        println!("it reacts to this incident ({}) and would:", sample.event);
+    } else {
+        println!("its steps:");
+    }
+    for (i, step) in p.spec.steps.iter().enumerate() {
+        println!("  {}. {}", i + 1, playbooks::describe(step, &facts));
+    }
+    Ok(())
 }
 
 /// `discord register-commands`: one bulk overwrite, so that commands removed from

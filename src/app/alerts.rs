@@ -830,11 +830,12 @@ pub fn get(app: &App, actor: &Actor, id: u64) -> AppResult<Alert> {
     access::get(&app.store.read()?, id)?.ok_or_else(|| AppError::not_found("alert", id))
 }
 
-/// The runbook link of an incident's alerts (the oldest alert that has one).
-pub fn runbook_of(
+/// The ids of the first `limit` alerts attached to an incident, oldest first.
+fn first_alert_ids(
     r: &impl crate::store::access::Reader,
     incident_id: u64,
-) -> Result<Option<String>, StoreError> {
+    limit: usize,
+) -> Result<Vec<u64>, StoreError> {
     let prefix = Key::new().u8(field::INCIDENT).u64(incident_id).into_bytes();
     let mut ids = Vec::new();
     access::scan_prefix(
@@ -847,14 +848,22 @@ pub fn runbook_of(
             if let Some(id) = KeyReader::new(&k[k.len().saturating_sub(8)..]).u64() {
                 ids.push(id);
             }
-            Ok(if ids.len() >= 16 {
+            Ok(if ids.len() >= limit {
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
             })
         },
     )?;
-    for id in ids {
+    Ok(ids)
+}
+
+/// The runbook link of an incident: the first of its first alerts that has one.
+pub fn runbook_of(
+    r: &impl crate::store::access::Reader,
+    incident_id: u64,
+) -> Result<Option<String>, StoreError> {
+    for id in first_alert_ids(r, incident_id, 16)? {
         if let Some(a) = access::get::<Alert>(r, id)?
             && let Some(rb) = a.runbook()
         {
@@ -862,4 +871,17 @@ pub fn runbook_of(
         }
     }
     Ok(None)
+}
+
+/// The labels of the alert that opened an incident (none when it was opened by hand).
+pub fn first_labels_of(
+    r: &impl crate::store::access::Reader,
+    incident_id: u64,
+) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+    for id in first_alert_ids(r, incident_id, 1)? {
+        if let Some(a) = access::get::<Alert>(r, id)? {
+            return Ok(a.labels);
+        }
+    }
+    Ok(Default::default())
 }

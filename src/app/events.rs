@@ -79,12 +79,24 @@ fn cursor_key(consumer: &str) -> Vec<u8> {
 
 /// The last event `consumer` has handled (0 if none).
 pub fn cursor(r: &impl Reader, consumer: &str) -> Result<u64, StoreError> {
-    Ok(access::get_id(r, tables::META, &cursor_key(consumer))?.unwrap_or(0))
+    Ok(cursor_if_set(r, consumer)?.unwrap_or(0))
+}
+
+/// The last event `consumer` has handled, or `None` if it never ran (a new consumer
+/// then starts from the present rather than working through history).
+pub fn cursor_if_set(r: &impl Reader, consumer: &str) -> Result<Option<u64>, StoreError> {
+    access::get_id(r, tables::META, &cursor_key(consumer))
 }
 
 /// Records that `consumer` has handled everything up to `seq`.
 pub fn set_cursor(tx: &WriteTransaction, consumer: &str, seq: u64) -> Result<(), StoreError> {
     access::put_id(tx, tables::META, &cursor_key(consumer), seq)
+}
+
+/// Forgets `consumer`'s position (it no longer runs).
+pub fn forget_cursor(tx: &WriteTransaction, consumer: &str) -> Result<(), StoreError> {
+    access::delete_raw(tx, tables::META, &cursor_key(consumer))?;
+    Ok(())
 }
 
 /// The newest sequence number (0 if the log is empty).

@@ -21,6 +21,7 @@ pub mod integrations;
 pub mod names;
 pub mod notifications;
 pub mod page;
+pub mod playbooks;
 pub mod problems;
 pub(crate) mod redo_record;
 pub mod roles;

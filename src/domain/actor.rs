@@ -124,6 +124,32 @@ impl Actor {
         }
     }
 
+    /// A triage playbook: may work on incidents and problems and request approvals,
+    /// never decide them (an approval needs people).
+    pub fn playbook(name: &str) -> Self {
+        let mut permissions = PermissionSet::none();
+        for p in [
+            Permission::IncidentRead,
+            Permission::IncidentWrite,
+            Permission::IncidentClose,
+            Permission::ProblemRead,
+            Permission::ProblemWrite,
+            Permission::ApprovalRead,
+            Permission::ApprovalWrite,
+        ] {
+            permissions.grant(p);
+        }
+        Self {
+            reference: ActorRef {
+                kind: ActorKind::Playbook,
+                id: 0,
+                name: name.to_owned(),
+            },
+            user_id: None,
+            permissions,
+        }
+    }
+
     /// An alert integration, allowed what ingestion needs and nothing else.
     pub fn integration(id: u64, name: &str) -> Self {
         let mut permissions = PermissionSet::none();

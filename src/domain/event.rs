@@ -65,6 +65,13 @@ event_kinds! {
 #[error("unknown event '{0}'")]
 pub struct UnknownEventKind(pub String);
 
+impl EventKind {
+    /// Whether it is about an incident (`incident.*`).
+    pub fn is_incident(self) -> bool {
+        self.as_str().starts_with("incident.")
+    }
+}
+
 impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

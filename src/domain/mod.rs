@@ -18,6 +18,7 @@ pub mod matcher;
 pub mod notification;
 pub mod paging;
 pub mod permission;
+pub mod playbook;
 pub mod priority;
 pub mod problem;
 pub mod schedule;

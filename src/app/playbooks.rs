@@ -1,0 +1,343 @@
+//! Running triage playbooks (`domain::playbook`): loading them from their directory,
+//! reading what a playbook looks at from the store, and carrying out its steps through
+//! the same use cases as the REST API, as the playbook's own actor (so the timeline and
+//! the audit log name it). `engine::playbooks` decides when.
+//!
+//! A step that fails (a 409 because somebody already moved the incident, a user who no
+//! longer exists) stops that playbook for that incident, and the reason is left as a
+//! comment on the incident, where the responders look.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::app::incidents::{self, Assignment, IncidentPatch, NewComment, TransitionRequest};
+use crate::app::{App, AppError, AppResult};
+use crate::domain::actor::Actor;
+use crate::domain::event::EventKind;
+use crate::domain::incident::{Incident, IncidentStatus};
+use crate::domain::playbook::{self, Facts, Playbook, Step};
+use crate::domain::priority::{Level, Priority, PriorityMatrix};
+use crate::domain::service::Service;
+use crate::store::access::{self, Reader};
+
+/// Reads every `*.yaml` / `*.yml` file of `dir` (one playbook each, in file-name order).
+/// The error names the file and the mistake; names must be unique.
+pub fn load_dir(dir: &Path) -> Result<Vec<Playbook>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut files: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.extension().is_some_and(|x| {
+                    x.eq_ignore_ascii_case("yaml") || x.eq_ignore_ascii_case("yml")
+                })
+        })
+        .collect();
+    files.sort();
+    let mut out: Vec<Playbook> = Vec::with_capacity(files.len());
+    for file in files {
+        let p = load_file(&file)?;
+        if let Some(other) = out.iter().find(|o| o.name().eq_ignore_ascii_case(p.name())) {
+            return Err(format!(
+                "{}: the name '{}' is already used by another playbook",
+                file.display(),
+                other.name()
+            ));
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// Reads one playbook file; the error names the file.
+pub fn load_file(file: &Path) -> Result<Playbook, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    playbook::parse(&text).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// What a playbook looks at, read from the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentFacts {
+    /// The incident.
+    pub incident: Incident,
+    /// Its service's name.
+    pub service: String,
+    /// The labels of the alert that opened it.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl IncidentFacts {
+    /// Reads them for incident `id`.
+    pub fn read(r: &impl Reader, id: u64) -> AppResult<IncidentFacts> {
+        let incident = incidents::load(r, id)?;
+        let service = access::get::<Service>(r, incident.service_id)?
+            .map(|s| s.name)
+            .unwrap_or_default();
+        let labels = crate::app::alerts::first_labels_of(r, id)?;
+        Ok(IncidentFacts {
+            incident,
+            service,
+            labels,
+        })
+    }
+
+    /// The facts `event` presents to a playbook.
+    pub fn for_event(&self, event: EventKind) -> Facts<'_> {
+        Facts {
+            event,
+            service: &self.service,
+            priority: self.incident.priority,
+            title: &self.incident.title,
+            labels: &self.labels,
+        }
+    }
+}
+
+/// Fills `{{ incident.* }}`, `{{ service }}` and `{{ labels.* }}` into a comment.
+pub fn render_text(text: &str, facts: &IncidentFacts) -> Result<String, String> {
+    let i = &facts.incident;
+    let ctx = minijinja::context! {
+        incident => minijinja::context! {
+            id => i.id,
+            number => i.number(),
+            title => i.title.clone(),
+            priority => i.priority.to_string(),
+            status => i.status.as_str(),
+            impact => i.impact.as_str(),
+            urgency => i.urgency.as_str(),
+        },
+        service => facts.service.clone(),
+        labels => facts.labels.clone(),
+    };
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+    env.render_str(text, ctx)
+        .map_err(|e| format!("the text cannot be filled in: {e}"))
+}
+
+/// A line saying what `step` does, for `incidentd playbook test`.
+pub fn describe(step: &Step, facts: &IncidentFacts) -> String {
+    match step {
+        Step::Comment(t) => match render_text(t, facts) {
+            Ok(text) => format!("comment: {text}"),
+            Err(e) => format!("comment: FAILS: {e}"),
+        },
+        Step::Assign { user, group } => format!(
+            "assign to{}{}",
+            user.as_deref()
+                .map(|u| format!(" user {u}"))
+                .unwrap_or_default(),
+            group
+                .as_deref()
+                .map(|g| format!(" group {g}"))
+                .unwrap_or_default()
+        ),
+        Step::Set { impact, urgency } => format!(
+            "set{}{}",
+            impact
+                .map(|l| format!(" impact {}", l.as_str()))
+                .unwrap_or_default(),
+            urgency
+                .map(|l| format!(" urgency {}", l.as_str()))
+                .unwrap_or_default()
+        ),
+        Step::Transition { to, .. } => format!("move to {}", to.as_str()),
+        Step::LinkProblem(p) => format!("link to PRB-{p}"),
+        Step::Escalate { .. } => "page the next escalation level".into(),
+        Step::RequestApproval { workflow, .. } => {
+            format!("request an approval through workflow '{workflow}'")
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum RunOutcome {
+    /// Every step was done.
+    Done(usize),
+    /// Step `index` failed with `error`; the steps after it were not run.
+    Stopped {
+        /// The failing step (0-based).
+        index: usize,
+        /// Why.
+        error: AppError,
+    },
+}
+
+/// Runs `playbook`'s steps on the incident of `facts`, one use case each.
+pub async fn run(app: &App, playbook: &Playbook, facts: &IncidentFacts) -> RunOutcome {
+    let actor = Actor::playbook(playbook.name());
+    let id = facts.incident.id;
+    for (index, step) in playbook.spec.steps.iter().enumerate() {
+        if let Err(error) = run_step(app, &actor, id, step, facts).await {
+            let note = format!(
+                "Playbook '{}' stopped at step {} ({}): {error}",
+                playbook.name(),
+                index + 1,
+                step.kind()
+            );
+            if let Err(e) = incidents::comment(app, &actor, id, NewComment { body: note }).await {
+                tracing::warn!(incident = id, error = %e, "playbook: could not note a failed step");
+            }
+            return RunOutcome::Stopped { index, error };
+        }
+    }
+    RunOutcome::Done(playbook.spec.steps.len())
+}
+
+async fn run_step(
+    app: &App,
+    actor: &Actor,
+    id: u64,
+    step: &Step,
+    facts: &IncidentFacts,
+) -> AppResult<()> {
+    match step {
+        Step::Comment(text) => {
+            let body = render_text(text, facts).map_err(AppError::Refused)?;
+            incidents::comment(app, actor, id, NewComment { body }).await?;
+        }
+        Step::Assign { user, group } => {
+            let r = app.store.read()?;
+            let assignee_id = match user {
+                Some(name) => Some(Some(
+                    crate::app::users::find_by_username(&r, name)?
+                        .filter(|u| u.active)
+                        .ok_or_else(|| AppError::Refused(format!("no active user '{name}'")))?
+                        .id,
+                )),
+                None => None,
+            };
+            let group_id = match group {
+                Some(name) => {
+                    Some(Some(crate::app::names::GROUPS.find(&r, name)?.ok_or_else(
+                        || AppError::Refused(format!("no group '{name}'")),
+                    )?))
+                }
+                None => None,
+            };
+            drop(r);
+            incidents::assign(
+                app,
+                actor,
+                id,
+                Assignment {
+                    assignee_id,
+                    group_id,
+                },
+            )
+            .await?;
+        }
+        Step::Set { impact, urgency } => {
+            let patch = IncidentPatch {
+                impact: *impact,
+                urgency: *urgency,
+                ..Default::default()
+            };
+            incidents::update(app, actor, id, patch).await?;
+        }
+        Step::Transition { to, note } => {
+            let request = TransitionRequest {
+                to: *to,
+                note: note.clone(),
+            };
+            incidents::transition(app, actor, id, request).await?;
+        }
+        Step::LinkProblem(problem) => {
+            crate::app::problems::link(app, actor, *problem, id).await?;
+        }
+        Step::Escalate { note } => {
+            incidents::escalate(app, actor, id, note.clone()).await?;
+        }
+        Step::RequestApproval { workflow, title } => {
+            let workflow_id = crate::app::names::APPROVAL_WORKFLOWS
+                .find(&app.store.read()?, workflow)?
+                .ok_or_else(|| AppError::Refused(format!("no approval workflow '{workflow}'")))?;
+            let title = match title {
+                Some(t) => render_text(t, facts).map_err(AppError::Refused)?,
+                None => format!("{} {}", facts.incident.number(), facts.incident.title),
+            };
+            let input = crate::app::approvals::NewApproval {
+                workflow_id,
+                title: title.chars().take(200).collect(),
+                description: format!("Requested by playbook '{}'", actor.reference.name),
+                incident_id: Some(id),
+                problem_id: None,
+            };
+            crate::app::approvals::request(app, actor, input).await?;
+        }
+    }
+    Ok(())
+}
+
+/// An incident as `incidentd playbook test --incident FILE` describes it.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleIncident {
+    /// The event (default `incident.opened`).
+    #[serde(default = "opened")]
+    pub event: EventKind,
+    /// Title.
+    #[serde(default)]
+    pub title: String,
+    /// Service name.
+    #[serde(default)]
+    pub service: String,
+    /// Impact (default high).
+    #[serde(default)]
+    pub impact: Option<Level>,
+    /// Urgency (default high).
+    #[serde(default)]
+    pub urgency: Option<Level>,
+    /// Priority (default: from impact and urgency by the default matrix).
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    /// Labels of the alert that opened it.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn opened() -> EventKind {
+    EventKind::IncidentOpened
+}
+
+impl SampleIncident {
+    /// The facts a playbook would see, for incident `INC-0`.
+    pub fn facts(&self, now: chrono::DateTime<chrono::Utc>) -> IncidentFacts {
+        let impact = self.impact.unwrap_or(Level::High);
+        let urgency = self.urgency.unwrap_or(Level::High);
+        let priority = self
+            .priority
+            .unwrap_or_else(|| PriorityMatrix::default().priority(impact, urgency));
+        let incident = Incident {
+            id: 0,
+            title: self.title.clone(),
+            description: String::new(),
+            status: IncidentStatus::New,
+            impact,
+            urgency,
+            priority,
+            service_id: 0,
+            assignee_id: None,
+            group_id: None,
+            problem_ids: vec![],
+            alert_count: 0,
+            firing_alerts: 0,
+            integration_id: None,
+            escalation_policy_id: None,
+            created_by: Actor::system().reference,
+            created_at: now,
+            updated_at: now,
+            acknowledged_at: None,
+            resolved_at: None,
+            closed_at: None,
+            reopen_count: 0,
+        };
+        IncidentFacts {
+            incident,
+            service: self.service.clone(),
+            labels: self.labels.clone(),
+        }
+    }
+}
