@@ -371,3 +371,132 @@ async fn slack_approve_lists_and_decides_with_the_same_rules() {
     assert_eq!(shown.body["decisions"][0]["comment"], "go ahead");
     assert_eq!(shown.body["decisions"][0]["username"], "mona");
 }
+
+#[tokio::test]
+async fn approvers_decide_from_the_buttons_on_their_slack_message() {
+    let env = SlackEnv::start().await;
+    let d = &env.d;
+    let incident = open_incident(d, &d.admin, "Primary DB degraded").await;
+    let wf = d
+        .post(
+            "/api/v1/approval-workflows",
+            &d.admin,
+            json!({"name": "Failover", "levels": [{"name": "manager", "approvers": [{"type": "user", "id": env.mona.0}]}]}),
+        )
+        .await;
+    assert_eq!(wf.status, 201, "{}", wf.text);
+    let a = d
+        .post(
+            "/api/v1/approvals",
+            &env.alice.1,
+            json!({"workflow_id": wf.id(), "title": "Fail over to the replica", "incident_id": incident}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = a.id();
+    let number = format!("APR-{id}");
+
+    // Mona is asked in Slack with buttons; the request is its own message, not the
+    // linked incident's card.
+    let asked = env
+        .slack
+        .fake
+        .wait_for("/api/chat.postMessage", 1, WAIT, |r| {
+            r.json()["channel"] == MONA && r.text().contains("approval.approve")
+        })
+        .await
+        .remove(0)
+        .json();
+    let buttons: Vec<(String, String)> = asked["blocks"]
+        .as_array()
+        .expect("blocks")
+        .iter()
+        .filter(|b| b["type"] == "actions")
+        .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+        .map(|e| {
+            (
+                e["action_id"].as_str().unwrap_or_default().to_owned(),
+                e["value"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        buttons,
+        [
+            ("approval.approve".to_owned(), number.clone()),
+            ("approval.reject".to_owned(), number.clone())
+        ],
+        "{asked}"
+    );
+    assert!(
+        asked["text"].as_str().unwrap_or_default().contains(&number),
+        "{asked}"
+    );
+
+    // Mona presses Approve: decided as Mona, and the message shows the outcome instead.
+    let press = |action: &str, response: &str| {
+        let mut body: Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/slack_block_actions.json"
+            ))
+            .expect("fixture"),
+        )
+        .expect("JSON");
+        body["user"]["id"] = json!(MONA);
+        body["response_url"] = json!(env.slack.response_url(response));
+        body["message"]["text"] = asked["text"].clone();
+        body["actions"][0]["action_id"] = json!(action);
+        body["actions"][0]["value"] = json!(number);
+        common::fakes::form_encode(&[("payload", &body.to_string())])
+    };
+    let a = post_signed(
+        d,
+        "/chat/slack/interactions",
+        &press("approval.approve", "yes"),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let answer = env
+        .slack
+        .fake
+        .wait_for("/response/yes", 1, WAIT, |_| true)
+        .await
+        .remove(0)
+        .json();
+    assert_eq!(answer["replace_original"], true, "{answer}");
+    let text = answer["text"].as_str().unwrap_or_default();
+    assert!(text.contains(&format!("{number} is approved")), "{answer}");
+    assert!(
+        !answer.to_string().contains("approval.approve"),
+        "no buttons left: {answer}"
+    );
+    let shown = d.get(&format!("/api/v1/approvals/{id}"), &d.admin).await;
+    assert_eq!(shown.body["status"], "approved", "{}", shown.text);
+    assert_eq!(shown.body["decisions"][0]["username"], "mona");
+
+    // A second press is told it is decided already; nothing changes.
+    post_signed(
+        d,
+        "/chat/slack/interactions",
+        &press("approval.reject", "late"),
+    )
+    .await;
+    let late = env
+        .slack
+        .fake
+        .wait_for("/response/late", 1, WAIT, |_| true)
+        .await
+        .remove(0)
+        .json();
+    assert!(
+        late["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("already approved"),
+        "{late}"
+    );
+    let shown = d.get(&format!("/api/v1/approvals/{id}"), &d.admin).await;
+    assert_eq!(shown.body["status"], "approved");
+    assert_eq!(shown.body["decisions"].as_array().map(Vec::len), Some(1));
+}

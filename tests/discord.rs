@@ -514,3 +514,69 @@ async fn register_commands_overwrites_the_applications_commands() {
     );
     assert_eq!(fake.to("/commands").len(), 3);
 }
+
+#[tokio::test]
+async fn approvers_decide_from_the_buttons_on_their_direct_message() {
+    let fake = discord_fake().await;
+    let d = start_posting(&fake, None).await;
+    let (mona, _) = d.user("mona", "Manager").await;
+    contact(&d, mona, "discord", FIXTURE_USER).await;
+    let (_, alice_token) = d.user("alice", "Engineer").await;
+    let wf = d
+        .post(
+            "/api/v1/approval-workflows",
+            &d.admin,
+            json!({"name": "Failover", "levels": [{"name": "manager", "approvers": [{"type": "user", "id": mona}]}]}),
+        )
+        .await;
+    assert_eq!(wf.status, 201, "{}", wf.text);
+    let a = d
+        .post(
+            "/api/v1/approvals",
+            &alice_token,
+            json!({"workflow_id": wf.id(), "title": "Fail over to the replica"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let number = format!("APR-{}", a.id());
+
+    let dm = discord_dm_channel(FIXTURE_USER);
+    let asked = fake
+        .wait_for(&format!("/channels/{dm}/messages"), 1, WAIT, |r| {
+            r.method == "POST"
+        })
+        .await
+        .remove(0);
+    let ids = button_ids(&asked);
+    assert_eq!(
+        ids,
+        [
+            format!("apr:approve:{number}"),
+            format!("apr:reject:{number}")
+        ]
+    );
+    let content = asked.json()["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(content.contains(&number), "{content}");
+
+    // Mona presses Approve on that message: decided, and the message loses its buttons.
+    let mut press = fixture("discord_interaction_component.json");
+    press["data"]["custom_id"] = json!(ids[0]);
+    press["message"]["content"] = json!(content);
+    let a = post(&d, &press).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["type"], 7, "{}", a.text);
+    assert_eq!(a.body["data"]["components"], json!([]));
+    let shown = a.body["data"]["content"].as_str().unwrap_or_default();
+    assert!(
+        shown.starts_with(&content) && shown.contains(&format!("{number} is approved")),
+        "{shown}"
+    );
+    let r = d
+        .get(&format!("/api/v1/approvals/{}", &number[4..]), &d.admin)
+        .await;
+    assert_eq!(r.body["status"], "approved", "{}", r.text);
+    assert_eq!(r.body["decisions"][0]["username"], "mona");
+}

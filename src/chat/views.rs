@@ -67,6 +67,52 @@ impl CardAction {
     }
 }
 
+/// A decision button on an approval request (`APR-12`) sent to its approvers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalAction {
+    /// Approve it.
+    Approve,
+    /// Reject it.
+    Reject,
+}
+
+impl ApprovalAction {
+    /// Both, in the order they are shown.
+    pub const ALL: [ApprovalAction; 2] = [ApprovalAction::Approve, ApprovalAction::Reject];
+
+    /// The word in button ids (`approve`, `reject`).
+    pub const fn word(self) -> &'static str {
+        match self {
+            ApprovalAction::Approve => "approve",
+            ApprovalAction::Reject => "reject",
+        }
+    }
+
+    /// The button label.
+    pub const fn label(self) -> &'static str {
+        match self {
+            ApprovalAction::Approve => "Approve",
+            ApprovalAction::Reject => "Reject",
+        }
+    }
+
+    /// The action of a word.
+    pub fn from_word(word: &str) -> Option<ApprovalAction> {
+        Self::ALL.into_iter().find(|a| a.word() == word)
+    }
+
+    /// The command pressing it on request `number` (`APR-12`) runs: the same as
+    /// `/approve APR-12` or `/approve reject APR-12`.
+    pub fn command(self, number: &str) -> Option<crate::chat::grammar::Command> {
+        use crate::chat::grammar::Command;
+        let id = crate::domain::approval::parse_approval_ref(number)?;
+        Some(match self {
+            ApprovalAction::Approve => Command::Approve { id, comment: None },
+            ApprovalAction::Reject => Command::Reject { id, reason: None },
+        })
+    }
+}
+
 /// What an incident card shows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IncidentCard {

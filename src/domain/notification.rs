@@ -358,6 +358,17 @@ pub struct Delivery {
     pub latency_ms: Option<i64>,
 }
 
+impl Delivery {
+    /// Whether it shows an incident's chat card: a Slack or Discord message about an
+    /// incident event, posted once per target and edited as the incident changes. Other
+    /// chat messages (an approval request about a linked incident) are posted as new.
+    pub fn is_chat_card(&self) -> bool {
+        matches!(self.channel, ChannelKind::Slack | ChannelKind::Discord)
+            && self.incident_id.is_some()
+            && self.event.is_incident()
+    }
+}
+
 /// How the outbox retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {

@@ -11,14 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::app::App;
 use crate::app::notifications::outbox::{self, Outcome};
 use crate::app::notifications::templates::{self, Rendered};
-use crate::domain::event::DomainEvent;
+use crate::domain::event::{DomainEvent, EventKind};
 use crate::domain::notification::{ChannelKind, Delivery, RetryPolicy};
 use crate::notify::{Channels, Outbound, SendError};
 use crate::store::access;
@@ -158,7 +158,7 @@ impl OutboxWorker {
                 (c, _) if c.is_rate_limited() => {
                     groups.entry((c, d.target.clone())).or_default().push(d)
                 }
-                (c @ (ChannelKind::Slack | ChannelKind::Discord), Some(incident)) => groups
+                (c, Some(incident)) if d.is_chat_card() => groups
                     .entry((c, format!("{}#{incident}", d.target)))
                     .or_default()
                     .push(d),
@@ -277,26 +277,30 @@ fn render(app: &App, d: &Delivery) -> Result<(Rendered, Option<String>), Outcome
                 reason: e.to_string(),
                 retry_after: None,
             };
-            let message = match (incident, d.channel) {
-                (Some(i), channel) => {
+            let message = match incident.filter(|_| d.is_chat_card()) {
+                Some(i) => {
                     let card =
                         crate::chat::views::incident_card(&r, &base, &i).map_err(transient)?;
-                    if channel == ChannelKind::Discord {
+                    if d.channel == ChannelKind::Discord {
                         crate::chat::discord::render::card(&card)
                     } else {
                         let (text, blocks) = crate::chat::slack::blocks::card(&card);
                         json!({"text": text, "blocks": blocks})
                     }
                 }
-                (None, channel) => {
+                None => {
                     let text = templates::render(&r, ChannelKind::Sms, event.kind, &ctx)
                         .map_err(transient)?
                         .map_err(Outcome::Permanent)?
                         .body;
-                    if channel == ChannelKind::Discord {
-                        crate::chat::discord::render::text(&text)
+                    // Approvers are asked with buttons that decide.
+                    let asks = (event.kind == EventKind::ApprovalRequested)
+                        .then(|| event.data.get("number").and_then(Value::as_str))
+                        .flatten();
+                    if d.channel == ChannelKind::Discord {
+                        crate::chat::discord::render::message(&text, asks)
                     } else {
-                        json!({"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": crate::chat::slack::blocks::escape(&text)}}]})
+                        crate::chat::slack::blocks::message(&text, asks)
                     }
                 }
             };
@@ -344,9 +348,9 @@ async fn deliver(app: &App, channels: &Channels, unit: Vec<Delivery>) -> Vec<(u6
     let Some((first_id, first)) = parts.first().cloned() else {
         return outcomes;
     };
-    let is_chat = matches!(primary.channel, ChannelKind::Slack | ChannelKind::Discord);
+    let is_card = primary.is_chat_card();
     // A chat card shows the incident as it is now: one send covers the whole group.
-    let rendered = if parts.len() == 1 || is_chat {
+    let rendered = if parts.len() == 1 || is_card {
         first
     } else {
         let lines: Vec<String> = parts
@@ -367,7 +371,7 @@ async fn deliver(app: &App, channels: &Channels, unit: Vec<Delivery>) -> Vec<(u6
         .find(|d| d.id == first_id)
         .cloned()
         .unwrap_or(primary);
-    let update_ref = match (is_chat, sender.incident_id) {
+    let update_ref = match (is_card, sender.incident_id) {
         (true, Some(incident)) => app.store.read().ok().and_then(|r| {
             outbox::card_ref(&r, sender.channel, incident, &sender.target)
                 .ok()

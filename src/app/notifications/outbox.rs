@@ -218,7 +218,7 @@ pub async fn complete(
                         }
                         if let (Some(incident), Some(reference)) =
                             (d.incident_id, provider.as_deref())
-                            && matches!(d.channel, ChannelKind::Slack | ChannelKind::Discord)
+                            && d.is_chat_card()
                         {
                             remember_card(tx, d.channel, incident, &d.target, reference)?;
                         }

@@ -490,6 +490,33 @@ mod tests {
     }
 
     #[test]
+    fn shipped_templates_say_which_approval_and_what_happened() {
+        let summary = "APR-12 requested by alice: Fail over (level 1, 'manager')";
+        for incident in [
+            Value::Null,
+            json!({"id": 7, "number": "INC-7", "title": "DB down",
+            "url": "http://h/api/v1/incidents/7", "priority": "P1", "priority_rank": 1}),
+        ] {
+            let ctx = json!({
+                "event": {"kind": "approval.requested", "headline": summary, "actor": "alice",
+                    "data": {"approval_id": 12, "number": "APR-12", "title": "Fail over",
+                        "status": "pending", "level": 1, "level_name": "manager", "workflow": "Failover"}},
+                "incident": incident,
+                "problem": null,
+                "site": {"name": "incidentd", "url": "http://h"},
+            });
+            let env = environment();
+            for (c, p, s) in DEFAULTS {
+                let out = env
+                    .render_str(s, minijinja::value::Serde(&ctx))
+                    .unwrap_or_else(|e| panic!("{c} {p}: {e:#}"));
+                assert!(out.contains("APR-12"), "{c} {p}: {out}");
+                assert!(!out.contains("approval.requested"), "{c} {p}: {out}");
+            }
+        }
+    }
+
+    #[test]
     fn truncate_is_jinjas() {
         let t = |s: &str, n| truncate(s.into(), Some(n), None, None, None);
         assert_eq!(t("short", 10), "short");

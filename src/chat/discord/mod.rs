@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use super::commands::{self, Caller, Directory};
 use super::grammar::{self, Command};
-use super::views::{CardAction, Reply};
+use super::views::{ApprovalAction, CardAction, Reply};
 use crate::api::extract::RawBody;
 use crate::api::problem::Problem;
 use crate::app::App;
@@ -155,11 +155,17 @@ pub fn command_text(data: &Value) -> String {
     words.join(" ")
 }
 
-/// The command a button's `custom_id` (`inc:ack:INC-1042`) stands for.
+/// The command a button's `custom_id` stands for: `inc:ack:INC-1042` on an incident card,
+/// `apr:approve:APR-12` on an approval request.
 pub fn button_command(custom_id: &str) -> Option<Command> {
     let mut parts = custom_id.splitn(3, ':');
-    if parts.next()? != "inc" {
-        return None;
+    match parts.next()? {
+        "inc" => {}
+        "apr" => {
+            let action = ApprovalAction::from_word(parts.next()?)?;
+            return action.command(parts.next()?);
+        }
+        _ => return None,
     }
     let action = match parts.next()? {
         "ack" => CardAction::Acknowledge,
@@ -299,6 +305,22 @@ async fn interactions_endpoint(
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             match button_command(custom) {
+                Some(command) if custom.starts_with("apr:") => {
+                    // The request's message shows the outcome instead of the buttons.
+                    let asked = interaction
+                        .pointer("/message/content")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    let reply = answer(&discord, discord.caller(&user), command, follow_up).await;
+                    match reply["data"]["content"].as_str() {
+                        Some(outcome) if reply["type"] == 4 => {
+                            let mut data = render::text(&format!("{asked}\n{outcome}"));
+                            data["components"] = json!([]);
+                            json!({"type": 7, "data": data})
+                        }
+                        _ => reply,
+                    }
+                }
                 Some(command) => answer(&discord, discord.caller(&user), command, follow_up).await,
                 None => private(format!("incidentd does not know the button '{custom}'")),
             }
@@ -403,5 +425,21 @@ mod tests {
         assert_eq!(button_command("inc:explode:7"), None);
         assert_eq!(button_command("prb:ack:7"), None);
         assert_eq!(button_command("inc:ack:x"), None);
+        assert_eq!(
+            button_command("apr:approve:APR-12"),
+            Some(Command::Approve {
+                id: 12,
+                comment: None
+            })
+        );
+        assert_eq!(
+            button_command("apr:reject:12"),
+            Some(Command::Reject {
+                id: 12,
+                reason: None
+            })
+        );
+        assert_eq!(button_command("apr:maybe:APR-12"), None);
+        assert_eq!(button_command("apr:approve:INC-12"), None);
     }
 }

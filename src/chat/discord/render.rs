@@ -8,7 +8,7 @@
 
 use serde_json::{Value, json};
 
-use crate::chat::views::{CardAction, IncidentCard, Reply};
+use crate::chat::views::{ApprovalAction, CardAction, IncidentCard, Reply};
 use crate::domain::incident::IncidentStatus;
 
 /// Content limit of a message.
@@ -23,6 +23,7 @@ pub const EPHEMERAL: u64 = 1 << 6;
 /// Button styles.
 const PRIMARY: u8 = 1;
 const SECONDARY: u8 = 2;
+const SUCCESS: u8 = 3;
 const DANGER: u8 = 4;
 
 /// Cuts `s` to at most `max` characters, marking the cut.
@@ -126,6 +127,27 @@ pub fn card(c: &IncidentCard) -> Value {
 /// A plain text message.
 pub fn text(s: &str) -> Value {
     json!({"content": cut(s, CONTENT_MAX), "allowed_mentions": {"parse": []}})
+}
+
+/// A plain message; with `asks` (an approval request number such as `APR-12`), Approve
+/// and Reject buttons (`custom_id` `apr:approve:APR-12` / `apr:reject:APR-12`).
+pub fn message(s: &str, asks: Option<&str>) -> Value {
+    let mut m = text(s);
+    if let Some(number) = asks {
+        let buttons: Vec<Value> = ApprovalAction::ALL
+            .iter()
+            .map(|a| {
+                let style = match a {
+                    ApprovalAction::Approve => SUCCESS,
+                    ApprovalAction::Reject => DANGER,
+                };
+                json!({"type": 2, "style": style, "label": a.label(),
+                       "custom_id": format!("apr:{}:{number}", a.word())})
+            })
+            .collect();
+        m["components"] = json!([{"type": 1, "components": buttons}]);
+    }
+    m
 }
 
 /// The `data` of an interaction answer (or of an edited original answer) showing `reply`.

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::chat::views::{CardAction, IncidentCard, Reply};
+use crate::chat::views::{ApprovalAction, CardAction, IncidentCard, Reply};
 use crate::domain::incident::IncidentStatus;
 
 fn emoji(status: IncidentStatus) -> &'static str {
@@ -69,6 +69,37 @@ pub fn card(c: &IncidentCard) -> (String, Value) {
         blocks.push(json!({"type": "actions", "block_id": format!("inc_actions:{}", c.number), "elements": buttons}));
     }
     (c.headline(), Value::Array(blocks))
+}
+
+/// A plain message; with `asks` (an approval request number such as `APR-12`), Approve
+/// and Reject buttons (`action_id` `approval.approve` / `approval.reject`, value the
+/// number) that decide it.
+pub fn message(text: &str, asks: Option<&str>) -> Value {
+    let mut blocks =
+        vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": escape(text)}})];
+    if let Some(number) = asks {
+        let buttons: Vec<Value> = ApprovalAction::ALL
+            .iter()
+            .map(|a| {
+                let style = match a {
+                    ApprovalAction::Approve => "primary",
+                    ApprovalAction::Reject => "danger",
+                };
+                json!({"type": "button", "action_id": format!("approval.{}", a.word()), "style": style,
+                       "text": {"type": "plain_text", "text": a.label()}, "value": number})
+            })
+            .collect();
+        blocks.push(json!({"type": "actions", "block_id": format!("approval:{number}"), "elements": buttons}));
+    }
+    json!({"text": text, "blocks": blocks})
+}
+
+/// What replaces an approval request's message once its approver pressed a button: the
+/// request as it was asked, and the outcome, without buttons.
+pub fn decided(asked: &str, outcome: &str) -> Value {
+    json!({"replace_original": true, "text": format!("{asked}\n{outcome}"), "blocks": [
+        {"type": "section", "text": {"type": "mrkdwn", "text": escape(asked)}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(outcome)}]}]})
 }
 
 /// A slash-command answer (`response_type` ephemeral or in_channel).

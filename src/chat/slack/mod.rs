@@ -221,6 +221,17 @@ async fn commands_endpoint(
     }
 }
 
+/// The decision an approval button (`approval.approve` / `approval.reject`, value
+/// `APR-12`) stands for.
+fn approval_button(action: &Value) -> Option<Command> {
+    let word = action
+        .get("action_id")
+        .and_then(Value::as_str)?
+        .strip_prefix("approval.")?;
+    let number = action.get("value").and_then(Value::as_str)?;
+    crate::chat::views::ApprovalAction::from_word(word)?.command(number)
+}
+
 /// Runs a card button for `caller` on incident `id`: the same command the button's words
 /// would run.
 async fn press(
@@ -268,6 +279,32 @@ async fn interactions_endpoint(
             let Some(action) = payload.pointer("/actions/0") else {
                 return StatusCode::OK.into_response();
             };
+            if let Some(command) = approval_button(action) {
+                let s = slack.clone();
+                let response_url = payload
+                    .get("response_url")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let asked = payload
+                    .pointer("/message/text")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                tokio::spawn(async move {
+                    let caller = s.caller(&user).await;
+                    let reply =
+                        commands::execute(&s.app, &caller, command, &SlackDirectory(&s)).await;
+                    // The request's message shows the outcome instead of the buttons.
+                    let answer = blocks::decided(&asked, &reply.text);
+                    if !response_url.is_empty()
+                        && let Err(e) = s.api.respond(&response_url, &answer).await
+                    {
+                        tracing::warn!(error = %e, "cannot answer an approval button");
+                    }
+                });
+                return StatusCode::OK.into_response();
+            }
             let kind = action
                 .get("action_id")
                 .and_then(Value::as_str)
