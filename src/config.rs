@@ -39,6 +39,9 @@ pub struct Config {
     /// Discord interactions. Absent (and no `INCIDENTD_DISCORD_PUBLIC_KEY`): Discord is off.
     #[serde(default)]
     pub discord: Option<DiscordConfig>,
+    /// How long the event log and the notification log are kept.
+    #[serde(default)]
+    pub retention: RetentionConfig,
     /// A directory of triage playbooks, one YAML file each (`INCIDENTD_PLAYBOOKS_DIR`).
     /// Absent: no playbooks.
     #[serde(default)]
@@ -60,6 +63,7 @@ impl Default for Config {
             slack: None,
             discord: None,
             playbooks_dir: None,
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -146,6 +150,30 @@ impl Default for AuthConfig {
             max_failures_per_user: 5,
             max_failures_per_address: 20,
             throttle_window_secs: 300,
+        }
+    }
+}
+
+/// What is deleted once old. Incidents, problems, their timelines, alerts and the audit log
+/// are kept: they are the record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Days the domain event log is kept (what notifications and playbooks read); 0 keeps
+    /// it forever. At least 2, longer than the longest paging delay.
+    pub events_days: u32,
+    /// Days finished deliveries stay in the notification log; 0 keeps them forever.
+    pub deliveries_days: u32,
+    /// Seconds between two clean-ups.
+    pub interval_secs: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            events_days: 30,
+            deliveries_days: 30,
+            interval_secs: 3600,
         }
     }
 }
@@ -722,6 +750,18 @@ impl Config {
         }
         if let Some(d) = &self.discord {
             d.check()?;
+        }
+        if self.retention.events_days == 1 {
+            return Err(ConfigError::new(
+                "retention.events_days",
+                "must be 0 (keep forever) or at least 2: a delayed page needs its event for up to a day",
+            ));
+        }
+        if self.retention.interval_secs == 0 {
+            return Err(ConfigError::new(
+                "retention.interval_secs",
+                "must be at least 1",
+            ));
         }
         if self.store.cache_mb == 0 {
             return Err(ConfigError::new("store.cache_mb", "must be at least 1"));

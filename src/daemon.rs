@@ -120,6 +120,9 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Running> {
         tokio::spawn(
             crate::engine::escalation::EscalationWorker::new(app.clone()).run(signal.clone()),
         ),
+        tokio::spawn(
+            crate::engine::retention::RetentionWorker::new(app.clone()).run(signal.clone()),
+        ),
     ];
     if !playbooks.is_empty() {
         tasks.push(tokio::spawn(

@@ -115,6 +115,33 @@ pub fn last_seq(r: &impl Reader) -> Result<u64, StoreError> {
     Ok(last)
 }
 
+/// Every consumer that keeps a cursor; retention keeps what any of them has yet to handle.
+pub const CONSUMERS: &[&str] = &["playbooks"];
+
+/// Deletes up to `limit` of the oldest events that happened before `cutoff` and that
+/// every consumer has handled; returns how many.
+pub fn prune_before(
+    tx: &WriteTransaction,
+    cutoff: DateTime<Utc>,
+    limit: usize,
+) -> Result<u64, StoreError> {
+    let mut handled = u64::MAX;
+    for consumer in CONSUMERS {
+        if let Some(c) = cursor_if_set(tx, consumer)? {
+            handled = handled.min(c);
+        }
+    }
+    let through = read_after(tx, 0, limit)?
+        .into_iter()
+        .take_while(|e| e.at < cutoff && e.seq <= handled)
+        .last()
+        .map(|e| e.seq);
+    match through {
+        Some(seq) => prune_through(tx, seq),
+        None => Ok(0),
+    }
+}
+
 /// Deletes events up to and including `seq` (retention, once every consumer is past them).
 pub fn prune_through(tx: &WriteTransaction, seq: u64) -> Result<u64, StoreError> {
     let mut t = tx.open_table(tables::EVENTS)?;
@@ -123,4 +150,64 @@ pub fn prune_through(tx: &WriteTransaction, seq: u64) -> Result<u64, StoreError>
         .extract_from_if::<&[u8], _>(..=end.as_slice(), |_, _| true)?
         .count() as u64;
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::actor::Actor;
+    use crate::domain::event::EventKind;
+    use redb::ReadableDatabase;
+
+    /// A migrated store with events 1..=10, event `n` at `start + n hours`.
+    fn store_with_events(start: DateTime<Utc>) -> (tempfile::TempDir, redb::Database) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = redb::Database::create(dir.path().join("s.redb")).expect("db");
+        crate::store::migrations::run(&db).expect("migrate");
+        let tx = db.begin_write().expect("tx");
+        for n in 1..=10 {
+            publish(
+                &tx,
+                start + chrono::Duration::hours(n),
+                EventKind::ProblemOpened,
+                &Actor::system().reference,
+                Subject::problem(n as u64),
+                serde_json::json!({}),
+            )
+            .expect("publish");
+        }
+        tx.commit().expect("commit");
+        (dir, db)
+    }
+
+    fn left(db: &redb::Database) -> Vec<u64> {
+        let r = db.begin_read().expect("read");
+        read_after(&r, 0, 100)
+            .expect("read")
+            .into_iter()
+            .map(|e| e.seq)
+            .collect()
+    }
+
+    #[test]
+    fn pruning_takes_old_events_in_chunks_and_never_what_a_consumer_has_not_handled() {
+        let start = Utc::now();
+        let (_dir, db) = store_with_events(start);
+        let cutoff = start + chrono::Duration::minutes(7 * 60 + 30);
+        let tx = db.begin_write().expect("tx");
+        set_cursor(&tx, "playbooks", 5).expect("cursor");
+        // Chunks of 2: events 1-2, then 3-4, then 5; 6 and 7 wait for the consumer.
+        assert_eq!(prune_before(&tx, cutoff, 2).expect("prune"), 2);
+        assert_eq!(prune_before(&tx, cutoff, 2).expect("prune"), 2);
+        assert_eq!(prune_before(&tx, cutoff, 2).expect("prune"), 1);
+        assert_eq!(prune_before(&tx, cutoff, 2).expect("prune"), 0);
+        tx.commit().expect("commit");
+        assert_eq!(left(&db), (6..=10).collect::<Vec<_>>());
+        // Once the consumer moves on (or goes), the rest before the cutoff goes too.
+        let tx = db.begin_write().expect("tx");
+        forget_cursor(&tx, "playbooks").expect("forget");
+        assert_eq!(prune_before(&tx, cutoff, 100).expect("prune"), 2);
+        tx.commit().expect("commit");
+        assert_eq!(left(&db), [8, 9, 10]);
+    }
 }

@@ -4,3 +4,4 @@
 pub mod escalation;
 pub mod outbox;
 pub mod playbooks;
+pub mod retention;

@@ -20,7 +20,7 @@ use crate::domain::event::DomainEvent;
 use crate::domain::playbook::Playbook;
 
 /// The runner's name in the store's cursors.
-const CONSUMER: &str = "playbooks";
+const CONSUMER: &str = crate::app::events::CONSUMERS[0];
 /// Events read per look.
 const BATCH: usize = 256;
 /// The longest the runner sleeps without looking.

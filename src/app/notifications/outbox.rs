@@ -179,6 +179,43 @@ fn remember_card(
     Ok(())
 }
 
+/// Deletes up to `limit` finished deliveries (sent, dead, cancelled) created before
+/// `cutoff`, oldest first, with their index entries; returns how many.
+pub(crate) fn prune(
+    tx: &WriteTransaction,
+    cutoff: DateTime<Utc>,
+    limit: usize,
+) -> Result<usize, StoreError> {
+    let mut pruned = 0;
+    let mut after = None;
+    'scan: loop {
+        let batch: Vec<Delivery> = access::list(tx, after, access::Order::Asc, 256)?;
+        let Some(last) = batch.last().map(|d| d.id) else {
+            break;
+        };
+        for d in batch {
+            if d.created_at >= cutoff || pruned >= limit {
+                break 'scan;
+            }
+            // One still being tried stays, however old (a page is never lost to a clean-up).
+            if d.status.is_due_kind() {
+                continue;
+            }
+            for (f, v) in entries(&d) {
+                access::delete_raw(
+                    tx,
+                    tables::DELIVERY_INDEX,
+                    &Key::new().u8(f).u64(v).u64(d.id).into_bytes(),
+                )?;
+            }
+            access::delete::<Delivery>(tx, d.id)?;
+            pruned += 1;
+        }
+        after = Some(last);
+    }
+    Ok(pruned)
+}
+
 /// Applies attempt outcomes, in one transaction. `jitter` in [0, 1) spreads retries.
 pub async fn complete(
     app: &App,

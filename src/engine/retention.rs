@@ -1,0 +1,122 @@
+//! The clean-up: deletes what is only kept for a while, so that a daemon that runs for
+//! years keeps a store of bounded size. The event log goes after `retention.events_days`
+//! (never before every consumer, such as the playbook runner, has handled it), finished
+//! deliveries leave the notification log after `retention.deliveries_days`. Incidents,
+//! problems, timelines, alerts and the audit log are the record and stay.
+//!
+//! Each pass deletes in small transactions, so that it never holds the writer for long;
+//! it keeps no state of its own, so stopping it at any moment loses nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use crate::app::{App, AppError, events};
+
+/// Rows deleted per transaction.
+const CHUNK: usize = 1000;
+
+/// The worker.
+pub struct RetentionWorker {
+    app: Arc<App>,
+}
+
+/// What one pass deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Events.
+    pub events: u64,
+    /// Deliveries.
+    pub deliveries: u64,
+}
+
+impl RetentionWorker {
+    /// A worker for `app`.
+    pub fn new(app: Arc<App>) -> Self {
+        Self { app }
+    }
+
+    /// Runs a pass every `retention.interval_secs` until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let every = Duration::from_secs(self.app.config.retention.interval_secs);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            match self.pass().await {
+                Ok(p) if p != Pruned::default() => {
+                    tracing::info!(
+                        events = p.events,
+                        deliveries = p.deliveries,
+                        "retention: deleted old records"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention: the clean-up failed; it runs again later")
+                }
+            }
+        }
+    }
+
+    /// Deletes everything that is past its time now.
+    pub async fn pass(&self) -> Result<Pruned, AppError> {
+        let now = self.app.clock.now();
+        let r = &self.app.config.retention;
+        let mut pruned = Pruned::default();
+        if let Some(cutoff) = cutoff(now, r.events_days) {
+            loop {
+                let n = self
+                    .app
+                    .store
+                    .write(move |tx| events::prune_before(tx, cutoff, CHUNK))
+                    .await?;
+                pruned.events += n;
+                metrics::counter!("incidentd_retention_deleted_total", "kind" => "events")
+                    .increment(n);
+                if n < CHUNK as u64 {
+                    break;
+                }
+            }
+        }
+        if let Some(cutoff) = cutoff(now, r.deliveries_days) {
+            loop {
+                let n = self
+                    .app
+                    .store
+                    .write(move |tx| crate::app::notifications::outbox::prune(tx, cutoff, CHUNK))
+                    .await? as u64;
+                pruned.deliveries += n;
+                metrics::counter!("incidentd_retention_deleted_total", "kind" => "deliveries")
+                    .increment(n);
+                if n < CHUNK as u64 {
+                    break;
+                }
+            }
+        }
+        Ok(pruned)
+    }
+}
+
+/// The moment before which records of a kind kept `days` days go (`None`: kept forever).
+fn cutoff(now: DateTime<Utc>, days: u32) -> Option<DateTime<Utc>> {
+    (days > 0).then(|| now - chrono::Duration::days(i64::from(days)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_days_keeps_forever() {
+        let now = Utc::now();
+        assert_eq!(cutoff(now, 0), None);
+        assert_eq!(cutoff(now, 30), Some(now - chrono::Duration::days(30)));
+    }
+}

@@ -1,0 +1,88 @@
+//! Retention, black-box: the real daemon with a clock the test moves 31 days ahead. The
+//! notification log forgets finished deliveries older than `retention.deliveries_days`
+//! but keeps one still being retried; the event log is pruned; incidents, their timelines
+//! and the audit log stay.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use common::TestDaemon;
+use common::fakes::{Reply, webhook_fake};
+use common::notify::*;
+use incidentd::domain::clock::ManualClock;
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn deleted(metrics: &str, kind: &str) -> u64 {
+    let prefix = format!("incidentd_retention_deleted_total{{kind=\"{kind}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_deliveries_and_events_go_and_the_record_stays() {
+    let hook = webhook_fake().await;
+    hook.script(
+        "/down",
+        usize::MAX,
+        Reply::json(500, json!({"error": "down"})),
+    );
+    let clock = ManualClock::new(Utc::now());
+    let d = TestDaemon::start_with(
+        |c| {
+            fast_retries(c);
+            c.retention.interval_secs = 1;
+        },
+        Arc::new(clock.clone()),
+    )
+    .await;
+    rule(
+        &d,
+        "hooks",
+        &["incident.opened"],
+        json!([{"kind": "webhook", "url": hook.url("/ok")}, {"kind": "webhook", "url": hook.url("/down")}]),
+    )
+    .await;
+    let old = open_incident(&d, &d.admin, "Old outage").await;
+    wait_deliveries(&d, old, "webhook", 2, |x| {
+        x["status"] == "sent" || x["attempts"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+
+    clock.advance(chrono::Duration::days(31));
+    let new = open_incident(&d, &d.admin, "New outage").await;
+    let log = eventually("the old finished delivery is gone", WAIT, async || {
+        let log = deliveries(&d, "").await;
+        let old_sent = log
+            .iter()
+            .any(|x| x["incident_id"] == old && x["status"] == "sent");
+        let new_sent = log
+            .iter()
+            .any(|x| x["incident_id"] == new && x["status"] == "sent");
+        (!old_sent && new_sent).then_some(log)
+    })
+    .await;
+    // The delivery still being retried stays, however old.
+    let retried: Vec<_> = log.iter().filter(|x| x["incident_id"] == old).collect();
+    assert_eq!(retried.len(), 1, "{log:#?}");
+    assert_eq!(retried[0]["target"], hook.url("/down"));
+    assert_ne!(retried[0]["status"], "sent");
+
+    let metrics = d.http.get(d.url("/metrics")).send().await.expect("metrics");
+    let text = metrics.text().await.expect("text");
+    assert!(deleted(&text, "events") >= 1, "{text}");
+    assert!(deleted(&text, "deliveries") >= 1, "{text}");
+
+    // The record stays: the incident, its timeline, the audit log.
+    assert_eq!(incident(&d, old).await["title"], "Old outage");
+    assert!(!timeline(&d, old).await.is_empty());
+    let audit = d.get("/api/v1/audit?limit=500", &d.admin).await;
+    assert!(audit.text.contains(&format!("INC-{old}")), "{}", audit.text);
+}
