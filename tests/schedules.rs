@@ -111,6 +111,79 @@ async fn on_call_follows_the_rotation_in_its_zone_and_overrides_beat_it() {
         )
         .await;
     assert_eq!(listed.body, json!([]), "over by then");
+
+    // The final schedule shows the same, shift by shift.
+    let shifts = d
+        .get(
+            &format!(
+                "/api/v1/schedules/{id}/shifts?from=2026-12-14T00:00:00Z&to=2026-12-16T12:00:00Z"
+            ),
+            &viewer,
+        )
+        .await;
+    assert_eq!(shifts.status, 200, "{}", shifts.text);
+    let got: Vec<(String, String, String, String)> = shifts
+        .body
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|s| {
+            let f = |k: &str| s[k].as_str().unwrap_or_default().to_owned();
+            (
+                f("username"),
+                s["source"]["type"].as_str().unwrap_or_default().to_owned(),
+                f("start"),
+                f("end"),
+            )
+        })
+        .collect();
+    let row = |u: &str, t: &str, a: &str, b: &str| {
+        (u.to_owned(), t.to_owned(), a.to_owned(), b.to_owned())
+    };
+    assert_eq!(
+        got,
+        [
+            row(
+                "ann",
+                "layer",
+                "2026-12-14T00:00:00Z",
+                "2026-12-14T08:00:00Z"
+            ),
+            row(
+                "ben",
+                "layer",
+                "2026-12-14T08:00:00Z",
+                "2026-12-15T00:00:00Z"
+            ),
+            row(
+                "cat",
+                "override",
+                "2026-12-15T00:00:00Z",
+                "2026-12-16T00:00:00Z"
+            ),
+            row(
+                "ben",
+                "layer",
+                "2026-12-16T00:00:00Z",
+                "2026-12-16T12:00:00Z"
+            ),
+        ],
+        "{}",
+        shifts.text
+    );
+    for (query, field) in [
+        ("from=2026-12-16T00:00:00Z&to=2026-12-15T00:00:00Z", "to"),
+        ("from=2026-01-01T00:00:00Z&to=2026-12-15T00:00:00Z", "to"),
+        ("from=yesterday", "from"),
+    ] {
+        let a = d
+            .get(&format!("/api/v1/schedules/{id}/shifts?{query}"), &viewer)
+            .await;
+        common::ingest::assert_invalid_field(&a, field);
+    }
+    d.get("/api/v1/schedules/999/shifts", &viewer)
+        .await
+        .assert_problem(404);
     let del = d
         .delete(
             &format!("/api/v1/schedules/{id}/overrides/{}", o.id()),

@@ -122,6 +122,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(schedules::overrides, schedules::add_override))
         .routes(routes!(schedules::delete_override))
         .routes(routes!(schedules::oncall))
+        .routes(routes!(schedules::shifts))
         .routes(routes!(
             approvals::list_workflows,
             approvals::create_workflow

@@ -11,7 +11,9 @@ use super::ListParams;
 use super::extract::{AppState, Auth, Body, parse_id, perm};
 use super::problem::Problem;
 use crate::app::page::{Page, PageRequest};
-use crate::app::schedules::{self, NewOverride, NewSchedule, OnCallAnswer, SchedulePatch};
+use crate::app::schedules::{
+    self, NewOverride, NewSchedule, OnCallAnswer, SchedulePatch, ShiftView,
+};
 use crate::app::{AppError, FieldErrors};
 use crate::domain::schedule::{Schedule, ScheduleOverride};
 
@@ -21,6 +23,16 @@ use crate::domain::schedule::{Schedule, ScheduleOverride};
 pub struct AtParams {
     /// The instant (RFC 3339); default now.
     pub at: Option<String>,
+}
+
+/// `?from=&to=` of the final schedule.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WindowParams {
+    /// Start (RFC 3339); default now.
+    pub from: Option<String>,
+    /// End (RFC 3339); default seven days after `from`, at most 92.
+    pub to: Option<String>,
 }
 
 /// `?since=` of the override list.
@@ -151,6 +163,28 @@ pub async fn delete_override(
 ) -> Result<StatusCode, AppError> {
     schedules::delete_override(&app, &auth.actor, parse_id(&id)?, parse_id(&override_id)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The final schedule: who is on call from `?from=` (default now) to `?to=` (default a
+/// week later, at most 92 days), shift by shift, with overrides and restriction windows
+/// applied; stretches with nobody on call are left out.
+#[utoipa::path(get, path = "/api/v1/schedules/{id}/shifts", tag = "schedules", security(("bearer" = [])), params(("id" = u64, Path), WindowParams),
+    responses((status = 200, body = Vec<ShiftView>), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn shifts(
+    State(app): State<AppState>,
+    auth: Auth<perm::ScheduleRead>,
+    Path(id): Path<String>,
+    Query(q): Query<WindowParams>,
+) -> Result<Json<Vec<ShiftView>>, AppError> {
+    let from = instant("from", q.from.as_deref())?;
+    let to = instant("to", q.to.as_deref())?;
+    Ok(Json(schedules::shifts(
+        &app,
+        &auth.actor,
+        parse_id(&id)?,
+        from,
+        to,
+    )?))
 }
 
 /// Who is on call at `?at=` (default now), and why.

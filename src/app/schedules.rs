@@ -15,7 +15,9 @@ use crate::domain::audit;
 use crate::domain::escalation::{EscalationPolicy, EscalationTarget};
 use crate::domain::identity::User;
 use crate::domain::permission::Permission;
-use crate::domain::schedule::{self, Layer, OnCall, Schedule, ScheduleOverride};
+use crate::domain::schedule::{
+    self, Layer, MAX_SHIFT_WINDOW_DAYS, OnCall, Schedule, ScheduleOverride, Shift,
+};
 use crate::store::access::{self, Order, Reader};
 use crate::store::keys::Key;
 use crate::store::{StoreError, tables};
@@ -140,8 +142,17 @@ pub fn on_call_at(
         return Ok(None);
     };
     let overrides = overrides_of(r, id, Some(at))?;
-    // Only users who can be reached may be on call: a deactivated one is covered by the
-    // layers below.
+    let active = active_users(r, &s, &overrides)?;
+    Ok(s.on_call(&overrides, at, |u| active.get(&u).copied().unwrap_or(false)))
+}
+
+/// Which of the people a schedule names are active. Only users who can be reached may be
+/// on call: a deactivated one is covered by the layers below.
+fn active_users(
+    r: &impl Reader,
+    s: &Schedule,
+    overrides: &[ScheduleOverride],
+) -> Result<std::collections::BTreeMap<u64, bool>, StoreError> {
     let mut active = std::collections::BTreeMap::new();
     let ids = overrides
         .iter()
@@ -152,7 +163,54 @@ pub fn on_call_at(
             e.insert(access::get::<User>(r, u)?.is_some_and(|u| u.active));
         }
     }
-    Ok(s.on_call(&overrides, at, |u| active.get(&u).copied().unwrap_or(false)))
+    Ok(active)
+}
+
+/// A shift of the final schedule, with the username.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ShiftView {
+    /// The shift.
+    #[serde(flatten)]
+    pub shift: Shift,
+    /// The user's name.
+    pub username: Option<String>,
+}
+
+/// The final schedule over `[from, to)` (default: the next 7 days; at most 92 days) (needs
+/// `schedule:read`).
+pub fn shifts(
+    app: &App,
+    actor: &Actor,
+    schedule_id: u64,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> AppResult<Vec<ShiftView>> {
+    require(actor, Permission::ScheduleRead)?;
+    let from = from.unwrap_or_else(|| app.clock.now());
+    let to = to.unwrap_or(from + chrono::Duration::days(7));
+    if to <= from {
+        return Err(FieldErrors::single("to", "must be after from"));
+    }
+    if to - from > chrono::Duration::days(MAX_SHIFT_WINDOW_DAYS) {
+        return Err(FieldErrors::single(
+            "to",
+            format!("the window may be at most {MAX_SHIFT_WINDOW_DAYS} days"),
+        ));
+    }
+    let r = app.store.read()?;
+    let s = access::get::<Schedule>(&r, schedule_id)?
+        .ok_or_else(|| AppError::not_found("schedule", schedule_id))?;
+    let overrides = overrides_of(&r, schedule_id, Some(from))?;
+    let active = active_users(&r, &s, &overrides)?;
+    let shifts = s.shifts(&overrides, from, to, |u| {
+        active.get(&u).copied().unwrap_or(false)
+    });
+    let mut out = Vec::with_capacity(shifts.len());
+    for shift in shifts {
+        let username = access::get::<User>(&r, shift.user_id)?.map(|u| u.username);
+        out.push(ShiftView { shift, username });
+    }
+    Ok(out)
 }
 
 /// Creates a schedule (needs `schedule:write`).

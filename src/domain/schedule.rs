@@ -300,6 +300,107 @@ impl Schedule {
     }
 }
 
+/// The longest window [`Schedule::shifts`] lays out.
+pub const MAX_SHIFT_WINDOW_DAYS: i64 = 92;
+
+/// A stretch of time one person is on call, as the final schedule shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Shift {
+    /// The user.
+    pub user_id: u64,
+    /// Why (an override, or a layer's rotation).
+    pub source: OnCallSource,
+    /// From (cut to the window asked about).
+    pub start: DateTime<Utc>,
+    /// Until (cut to the window asked about).
+    pub end: DateTime<Utc>,
+}
+
+impl Schedule {
+    /// Who is on call over `[from, to)`, as consecutive shifts (the final schedule, as
+    /// PagerDuty and GoAlert show it); stretches with nobody on call are left out.
+    ///
+    /// Who is on call can only change at a handoff, at a restriction window's edge or at
+    /// an override's edge; between two such instants [`Schedule::on_call`] gives the
+    /// answer for the whole stretch, so it is asked once per stretch.
+    pub fn shifts(
+        &self,
+        overrides: &[ScheduleOverride],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        available: impl Fn(u64) -> bool,
+    ) -> Vec<Shift> {
+        let Some(tz) = self.tz() else {
+            return vec![];
+        };
+        if to <= from {
+            return vec![];
+        }
+        let mut edges = std::collections::BTreeSet::from([from, to]);
+        let mut add = |t: DateTime<Utc>| {
+            if from < t && t < to {
+                edges.insert(t);
+            }
+        };
+        for o in overrides.iter().filter(|o| o.schedule_id == self.id) {
+            add(o.start);
+            add(o.end);
+        }
+        let first_day = from.with_timezone(&tz).date_naive() - Duration::days(1);
+        let last_day = to.with_timezone(&tz).date_naive() + Duration::days(1);
+        for layer in &self.layers {
+            let mut i = layer.shift_at(tz, from).map_or(0, |(i, _, _)| i + 1);
+            loop {
+                let t = layer.handoff(tz, i);
+                if t >= to {
+                    break;
+                }
+                add(t);
+                i += 1;
+            }
+            for r in &layer.restrictions {
+                let mut day = first_day;
+                while day <= last_day {
+                    if r.days.contains(&day.weekday()) {
+                        add(localize(tz, day.and_time(r.start)));
+                        let end_day = if r.end <= r.start {
+                            day + Duration::days(1)
+                        } else {
+                            day
+                        };
+                        add(localize(tz, end_day.and_time(r.end)));
+                    }
+                    day += Duration::days(1);
+                }
+            }
+        }
+        let edges: Vec<DateTime<Utc>> = edges.into_iter().collect();
+        let mut out: Vec<Shift> = Vec::new();
+        for pair in edges.windows(2) {
+            let (start, end) = (pair[0], pair[1]);
+            let Some(o) = self.on_call(overrides, start, &available) else {
+                continue;
+            };
+            match out.last_mut() {
+                Some(last)
+                    if last.end == start
+                        && last.user_id == o.user_id
+                        && last.source == o.source =>
+                {
+                    last.end = end;
+                }
+                _ => out.push(Shift {
+                    user_id: o.user_id,
+                    source: o.source,
+                    start,
+                    end,
+                }),
+            }
+        }
+        out
+    }
+}
+
 /// Why a schedule's zone and layers are not acceptable: `(field, reason)` pairs. Users are
 /// checked against the store by the caller.
 pub fn check(time_zone: &str, layers: &[Layer]) -> Vec<(String, String)> {
@@ -407,6 +508,75 @@ mod tests {
         fn on_call_all(&self, o: &[ScheduleOverride], at: DateTime<Utc>) -> Option<OnCall> {
             self.on_call(o, at, |_| true)
         }
+    }
+
+    /// `(user, start, end)` of each shift.
+    fn spans(shifts: &[Shift]) -> Vec<(u64, DateTime<Utc>, DateTime<Utc>)> {
+        shifts.iter().map(|s| (s.user_id, s.start, s.end)).collect()
+    }
+
+    #[test]
+    fn shifts_lay_out_rotations_windows_and_overrides_across_a_dst_change() {
+        // Daily handoff at 09:00 Berlin between 1 and 2; business hours (09-17, weekdays)
+        // are 3's on a layer above. Berlin leaves summer time on Sunday 25 October 2026.
+        let daily = layer(&[1, 2], RotationUnit::Days, 1, local(2026, 10, 23, 9, 0));
+        let mut office = layer(&[3], RotationUnit::Weeks, 1, local(2026, 10, 19, 0, 0));
+        office.name = "office".into();
+        office.restrictions = vec![Restriction {
+            days: vec![
+                Weekday::Mon,
+                Weekday::Tue,
+                Weekday::Wed,
+                Weekday::Thu,
+                Weekday::Fri,
+            ],
+            start: NaiveTime::from_hms_opt(9, 0, 0).expect("time"),
+            end: NaiveTime::from_hms_opt(17, 0, 0).expect("time"),
+        }];
+        let s = schedule("Europe/Berlin", vec![daily, office]);
+        // Friday 23 October 07:00 UTC (09:00 summer time) to Monday 26 October 12:00 UTC.
+        let from = utc(2026, 10, 23, 7, 0);
+        let to = utc(2026, 10, 26, 12, 0);
+        let cover = ScheduleOverride {
+            id: 9,
+            schedule_id: 1,
+            user_id: 4,
+            start: utc(2026, 10, 24, 12, 0),
+            end: utc(2026, 10, 24, 14, 0),
+            created_by: "admin".into(),
+            created_at: from,
+        };
+        let shifts = s.shifts(std::slice::from_ref(&cover), from, to, |_| true);
+        assert_eq!(
+            spans(&shifts),
+            [
+                (3, from, utc(2026, 10, 23, 15, 0)), // office hours, Friday
+                (1, utc(2026, 10, 23, 15, 0), utc(2026, 10, 24, 7, 0)),
+                (2, utc(2026, 10, 24, 7, 0), utc(2026, 10, 24, 12, 0)),
+                (4, utc(2026, 10, 24, 12, 0), utc(2026, 10, 24, 14, 0)), // the override
+                // 09:00 summer time Saturday to 09:00 winter time Sunday: 25 hours.
+                (2, utc(2026, 10, 24, 14, 0), utc(2026, 10, 25, 8, 0)),
+                (1, utc(2026, 10, 25, 8, 0), utc(2026, 10, 26, 8, 0)),
+                (3, utc(2026, 10, 26, 8, 0), to), // office hours, Monday, winter time
+            ]
+        );
+        assert_eq!(shifts[3].source, OnCallSource::Override { id: 9 });
+        // Every instant agrees with on_call.
+        let mut t = from;
+        while t < to {
+            let expected = s
+                .on_call(std::slice::from_ref(&cover), t, |_| true)
+                .map(|o| o.user_id);
+            let shown = shifts
+                .iter()
+                .find(|x| x.start <= t && t < x.end)
+                .map(|x| x.user_id);
+            assert_eq!(shown, expected, "at {t}");
+            t += Duration::minutes(30);
+        }
+        // Nobody available: no shifts; an empty or reversed window: none.
+        assert!(s.shifts(&[], from, to, |_| false).is_empty());
+        assert!(s.shifts(&[], to, from, |_| true).is_empty());
     }
 
     #[test]
