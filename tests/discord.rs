@@ -561,6 +561,15 @@ async fn approvers_decide_from_the_buttons_on_their_direct_message() {
         .to_owned();
     assert!(content.contains(&number), "{content}");
 
+    // Somebody unlinked presses it: nothing is decided, the buttons stay.
+    let mut stranger = fixture("discord_interaction_component.json");
+    stranger["data"]["custom_id"] = json!(ids[0]);
+    stranger["member"]["user"]["id"] = json!("1377777777777777777");
+    let a = post(&d, &stranger).await;
+    assert_eq!(a.body["type"], 4, "{}", a.text);
+    assert_eq!(a.body["data"]["flags"], 64);
+    assert!(a.text.contains("not linked"), "{}", a.text);
+
     // Mona presses Approve on that message: decided, and the message loses its buttons.
     let mut press = fixture("discord_interaction_component.json");
     press["data"]["custom_id"] = json!(ids[0]);

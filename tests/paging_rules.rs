@@ -172,9 +172,62 @@ async fn steps_follow_their_delays_and_stop_once_somebody_acknowledges() {
     assert_eq!(del.status, 204, "{}", del.text);
     let other = contact(&d, alice, "webhook", &hook.url("/alice/other")).await;
     assert!(other > 0);
-    open_on(&d, service.id(), "Payouts failing").await;
+    let third = open_on(&d, service.id(), "Payouts failing").await;
     hit(&hook, "/alice/now", 3).await;
     hit(&hook, "/alice/other", 1).await;
+
+    // A reopened incident pages again, and acknowledging it again stops the steps that
+    // still wait, though it was acknowledged once before.
+    let rule = d
+        .post(
+            &rules_path(alice),
+            &alice_token,
+            json!({"contact_method_id": other, "delay_minutes": 10}),
+        )
+        .await;
+    assert_eq!(rule.status, 201, "{}", rule.text);
+    for to in ["acknowledged", "resolved"] {
+        let a = d
+            .post(
+                &format!("/api/v1/incidents/{third}/transition"),
+                &alice_token,
+                json!({"to": to}),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    clock.advance(chrono::Duration::minutes(1));
+    let reopen = d
+        .post(
+            &format!("/api/v1/incidents/{third}/transition"),
+            &d.admin,
+            json!({"to": "new"}),
+        )
+        .await;
+    assert_eq!(reopen.status, 200, "{}", reopen.text);
+    let waiting = eventually("the reopened incident's page waits", WAIT, async || {
+        let log = deliveries(&d, &format!("incident_id={third}&status=pending")).await;
+        (!log.is_empty()).then_some(log)
+    })
+    .await;
+    assert_eq!(waiting[0]["target"], hook.url("/alice/other"));
+    clock.advance(chrono::Duration::minutes(1));
+    let ack = d
+        .post(
+            &format!("/api/v1/incidents/{third}/transition"),
+            &alice_token,
+            json!({"to": "acknowledged"}),
+        )
+        .await;
+    assert_eq!(ack.status, 200, "{}", ack.text);
+    let log = deliveries(&d, &format!("incident_id={third}&status=cancelled")).await;
+    assert_eq!(
+        log.len(),
+        1,
+        "cancelled in the acknowledging transaction: {log:#?}"
+    );
+    clock.advance(chrono::Duration::minutes(10));
+    still(&hook, "/alice/other", 1).await;
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Retention, black-box: the real daemon with a clock the test moves 31 days ahead. The
 //! notification log forgets finished deliveries older than `retention.deliveries_days`
-//! but keeps one still being retried; the event log is pruned; incidents, their timelines
-//! and the audit log stay.
+//! but keeps one still being retried; the event log is pruned up to the event such a
+//! delivery still needs; incidents, their timelines and the audit log stay.
 
 mod common;
 
@@ -43,6 +43,8 @@ async fn old_deliveries_and_events_go_and_the_record_stays() {
         Arc::new(clock.clone()),
     )
     .await;
+    // Events from before any rule: nothing waits for them.
+    let quiet = open_incident(&d, &d.admin, "Quiet outage").await;
     rule(
         &d,
         "hooks",
@@ -77,7 +79,9 @@ async fn old_deliveries_and_events_go_and_the_record_stays() {
 
     let metrics = d.http.get(d.url("/metrics")).send().await.expect("metrics");
     let text = metrics.text().await.expect("text");
+    // The quiet incident's events went; the ones the retried delivery renders stay.
     assert!(deleted(&text, "events") >= 1, "{text}");
+    assert_eq!(incident(&d, quiet).await["title"], "Quiet outage");
     assert!(deleted(&text, "deliveries") >= 1, "{text}");
 
     // The record stays: the incident, its timeline, the audit log.

@@ -198,7 +198,7 @@ fn announce(
     if !users.is_empty()
         && let Some(event) = access::get::<DomainEvent>(tx, seq)?
     {
-        super::notifications::plan::page_users(tx, &event, users)?;
+        super::notifications::plan::notify_users(tx, &event, users)?;
     }
     if let Some(incident) = r.incident_id {
         super::incidents::timeline(

@@ -118,11 +118,13 @@ pub fn last_seq(r: &impl Reader) -> Result<u64, StoreError> {
 /// Every consumer that keeps a cursor; retention keeps what any of them has yet to handle.
 pub const CONSUMERS: &[&str] = &["playbooks"];
 
-/// Deletes up to `limit` of the oldest events that happened before `cutoff` and that
-/// every consumer has handled; returns how many.
+/// Deletes up to `limit` of the oldest events that happened before `cutoff`, that every
+/// consumer has handled and that come before `needed_from` (the oldest event a waiting
+/// delivery still renders); returns how many.
 pub fn prune_before(
     tx: &WriteTransaction,
     cutoff: DateTime<Utc>,
+    needed_from: Option<u64>,
     limit: usize,
 ) -> Result<u64, StoreError> {
     let mut handled = u64::MAX;
@@ -133,7 +135,7 @@ pub fn prune_before(
     }
     let through = read_after(tx, 0, limit)?
         .into_iter()
-        .take_while(|e| e.at < cutoff && e.seq <= handled)
+        .take_while(|e| e.at < cutoff && e.seq <= handled && needed_from.is_none_or(|n| e.seq < n))
         .last()
         .map(|e| e.seq);
     match through {
@@ -197,16 +199,18 @@ mod tests {
         let tx = db.begin_write().expect("tx");
         set_cursor(&tx, "playbooks", 5).expect("cursor");
         // Chunks of 2: events 1-2, then 3-4, then 5; 6 and 7 wait for the consumer.
-        assert_eq!(prune_before(&tx, cutoff, 2).expect("prune"), 2);
-        assert_eq!(prune_before(&tx, cutoff, 2).expect("prune"), 2);
-        assert_eq!(prune_before(&tx, cutoff, 2).expect("prune"), 1);
-        assert_eq!(prune_before(&tx, cutoff, 2).expect("prune"), 0);
+        assert_eq!(prune_before(&tx, cutoff, None, 2).expect("prune"), 2);
+        assert_eq!(prune_before(&tx, cutoff, None, 2).expect("prune"), 2);
+        assert_eq!(prune_before(&tx, cutoff, None, 2).expect("prune"), 1);
+        assert_eq!(prune_before(&tx, cutoff, None, 2).expect("prune"), 0);
         tx.commit().expect("commit");
         assert_eq!(left(&db), (6..=10).collect::<Vec<_>>());
         // Once the consumer moves on (or goes), the rest before the cutoff goes too.
         let tx = db.begin_write().expect("tx");
         forget_cursor(&tx, "playbooks").expect("forget");
-        assert_eq!(prune_before(&tx, cutoff, 100).expect("prune"), 2);
+        // A waiting delivery of event 7 keeps it (and what follows).
+        assert_eq!(prune_before(&tx, cutoff, Some(7), 100).expect("prune"), 1);
+        assert_eq!(prune_before(&tx, cutoff, None, 100).expect("prune"), 1);
         tx.commit().expect("commit");
         assert_eq!(left(&db), [8, 9, 10]);
     }

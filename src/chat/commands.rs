@@ -121,6 +121,22 @@ pub async fn execute(
     }
 }
 
+/// Runs `command` for `caller` and tells success from failure, with the failure worded
+/// (for buttons that change their message only when the command did something).
+pub async fn run_worded(
+    app: &App,
+    caller: &Caller,
+    command: Command,
+    directory: &dyn Directory,
+) -> Result<Reply, String> {
+    if command.mutates() && caller.actor.is_none() {
+        return Err(unlinked_message(caller));
+    }
+    run(app, caller, command, directory)
+        .await
+        .map_err(|e| explain(&e))
+}
+
 /// Runs `command` for `caller`, returning the error instead of wording it (for adapters that
 /// answer success and failure differently, such as buttons).
 pub async fn run(

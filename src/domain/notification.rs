@@ -359,13 +359,20 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Whether it shows an incident's chat card: a Slack or Discord message about an
-    /// incident event, posted once per target and edited as the incident changes. Other
-    /// chat messages (an approval request about a linked incident) are posted as new.
-    pub fn is_chat_card(&self) -> bool {
+    /// Whether it is a Slack or Discord message showing an incident (its card with
+    /// buttons): one about an incident event. Other chat messages (an approval request
+    /// about a linked incident) are text.
+    pub fn shows_incident(&self) -> bool {
         matches!(self.channel, ChannelKind::Slack | ChannelKind::Discord)
             && self.incident_id.is_some()
             && self.event.is_incident()
+    }
+
+    /// Whether it is an incident's card in a channel: posted once per channel and edited
+    /// as the incident changes. A page to a person is always a new message, so that it
+    /// notifies them again.
+    pub fn is_chat_card(&self) -> bool {
+        self.shows_incident() && self.user_id.is_none()
     }
 }
 

@@ -1,10 +1,10 @@
 //! Personal paging rules: how each person wants to be reached when an escalation level
 //! pages them, as in PagerDuty's and GoAlert's notification rules ("push now, SMS after
 //! 5 minutes, call after 10"). A rule names one of the person's contact methods and a
-//! delay from the page. A step that falls due after the incident was acknowledged or
-//! resolved is not sent: nobody should be called for an incident somebody already has.
+//! delay from the page. Steps still waiting when the incident is acknowledged or resolved
+//! are cancelled: nobody should be called for an incident somebody already has.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -68,18 +68,17 @@ pub fn plan<'a>(
     steps
 }
 
-/// Why a page sent at `paged_at` should no longer go out, if it should not: the incident
-/// is over, or somebody acknowledged it after the page.
-pub fn outdated(
-    status: IncidentStatus,
-    acknowledged_at: Option<DateTime<Utc>>,
-    paged_at: DateTime<Utc>,
-) -> Option<&'static str> {
-    match status {
-        IncidentStatus::Resolved | IncidentStatus::Closed | IncidentStatus::Cancelled => {
+/// Why a change of an incident's status stops the page steps still waiting for it, if it
+/// does: somebody acknowledged it (it left `new`), or it is over. Pages sent while it was
+/// already acknowledged (a manual escalation) wait until it is over.
+pub fn stops_pages(before: IncidentStatus, after: IncidentStatus) -> Option<&'static str> {
+    match after {
+        IncidentStatus::Resolved | IncidentStatus::Closed | IncidentStatus::Cancelled
+            if before != after =>
+        {
             Some("the incident was over before this step was due")
         }
-        _ if acknowledged_at.is_some_and(|at| at > paged_at) => {
+        _ if before == IncidentStatus::New && after != IncidentStatus::New => {
             Some("somebody acknowledged the incident before this step was due")
         }
         _ => None,
@@ -90,6 +89,7 @@ pub fn outdated(
 mod tests {
     use super::*;
     use crate::domain::notification::ChannelKind;
+    use chrono::Utc;
 
     fn method(id: u64, kind: ChannelKind, enabled: bool) -> ContactMethod {
         ContactMethod {
@@ -159,32 +159,27 @@ mod tests {
     }
 
     #[test]
-    fn a_step_is_outdated_once_the_incident_is_acknowledged_after_the_page_or_over() {
-        let paged = Utc::now();
-        let later = paged + Duration::seconds(30);
-        let earlier = paged - Duration::seconds(30);
-        assert_eq!(outdated(IncidentStatus::New, None, paged), None);
-        assert!(outdated(IncidentStatus::Acknowledged, Some(later), paged).is_some());
-        assert!(outdated(IncidentStatus::InProgress, Some(later), paged).is_some());
-        // Acknowledged before the page (a manual escalation of a handled incident): sent.
-        assert_eq!(
-            outdated(IncidentStatus::Acknowledged, Some(earlier), paged),
-            None
-        );
-        // Reopened after an acknowledgement before this page: sent.
-        assert_eq!(outdated(IncidentStatus::New, Some(earlier), paged), None);
-        // The same instant is not "after".
-        assert_eq!(
-            outdated(IncidentStatus::Acknowledged, Some(paged), paged),
-            None
-        );
-        for over in [
-            IncidentStatus::Resolved,
-            IncidentStatus::Closed,
-            IncidentStatus::Cancelled,
-        ] {
-            assert!(outdated(over, None, paged).is_some(), "{over:?}");
+    fn leaving_new_or_ending_stops_waiting_pages_and_nothing_else_does() {
+        use IncidentStatus::*;
+        let all = [
+            New,
+            Acknowledged,
+            InProgress,
+            OnHold,
+            Resolved,
+            Closed,
+            Cancelled,
+        ];
+        for before in all {
+            for after in all {
+                let stops = stops_pages(before, after).is_some();
+                let expected = before != after
+                    && (before == New || matches!(after, Resolved | Closed | Cancelled));
+                assert_eq!(stops, expected, "{before:?} -> {after:?}");
+            }
         }
+        assert!(stops_pages(New, Acknowledged).is_some_and(|r| r.contains("acknowledged")));
+        assert!(stops_pages(InProgress, Resolved).is_some_and(|r| r.contains("over")));
         assert_eq!(check_delay(MAX_DELAY_MINUTES), Ok(()));
         assert!(check_delay(MAX_DELAY_MINUTES + 1).is_err());
     }

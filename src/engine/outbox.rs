@@ -133,22 +133,6 @@ impl OutboxWorker {
         if due.is_empty() {
             return Ok(());
         }
-        // Pages that somebody answered while they waited are not sent.
-        let mut cancelled = Vec::new();
-        let due: Vec<Delivery> = {
-            let r = self.app.store.read()?;
-            let mut wanted = Vec::with_capacity(due.len());
-            for d in due {
-                match outbox::page_outdated(&r, &d)? {
-                    Some(reason) => cancelled.push((d.id, Outcome::Cancelled(reason))),
-                    None => wanted.push(d),
-                }
-            }
-            wanted
-        };
-        if !cancelled.is_empty() {
-            outbox::complete(&self.app, cancelled, self.policy, 0.5).await?;
-        }
         // Rate-limited channels go out per address, chat cards once per incident and
         // target (they show the incident as it is now); everything else one by one.
         let mut groups: BTreeMap<(ChannelKind, String), Vec<Delivery>> = BTreeMap::new();
@@ -277,7 +261,7 @@ fn render(app: &App, d: &Delivery) -> Result<(Rendered, Option<String>), Outcome
                 reason: e.to_string(),
                 retry_after: None,
             };
-            let message = match incident.filter(|_| d.is_chat_card()) {
+            let message = match incident.filter(|_| d.shows_incident()) {
                 Some(i) => {
                     let card =
                         crate::chat::views::incident_card(&r, &base, &i).map_err(transient)?;

@@ -1,6 +1,7 @@
 //! The clean-up: deletes what is only kept for a while, so that a daemon that runs for
 //! years keeps a store of bounded size. The event log goes after `retention.events_days`
-//! (never before every consumer, such as the playbook runner, has handled it), finished
+//! (never before every consumer, such as the playbook runner, has handled it, nor while
+//! a delivery still waiting to be sent needs it), finished
 //! deliveries leave the notification log after `retention.deliveries_days`. Incidents,
 //! problems, timelines, alerts and the audit log are the record and stay.
 //!
@@ -75,7 +76,10 @@ impl RetentionWorker {
                 let n = self
                     .app
                     .store
-                    .write(move |tx| events::prune_before(tx, cutoff, CHUNK))
+                    .write(move |tx| {
+                        let needed = crate::app::notifications::outbox::oldest_waiting_event(tx)?;
+                        events::prune_before(tx, cutoff, needed, CHUNK)
+                    })
                     .await?;
                 pruned.events += n;
                 metrics::counter!("incidentd_retention_deleted_total", "kind" => "events")

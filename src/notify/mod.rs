@@ -184,8 +184,11 @@ pub async fn classify(res: reqwest::Response, what: &str) -> Result<reqwest::Res
     }
 }
 
-/// Maps a transport error (timeout, refused, TLS) to a transient failure.
+/// Maps a transport error (timeout, refused, TLS) to a transient failure. The URL is left
+/// out: some carry credentials (a Slack `response_url`, a Discord interaction token, a
+/// webhook's secret path), and the error ends up in logs and the delivery log.
 pub fn transport_error(what: &str, e: reqwest::Error) -> SendError {
+    let e = e.without_url();
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

@@ -229,6 +229,11 @@ pub(crate) fn save(
 ) -> Result<(), crate::store::StoreError> {
     access::put(tx, after)?;
     index::apply(tx, before, Some(after))?;
+    if let Some(b) = before
+        && let Some(reason) = crate::domain::paging::stops_pages(b.status, after.status)
+    {
+        crate::app::notifications::outbox::cancel_pages(tx, after.id, reason)?;
+    }
     crate::app::escalation::runs::sync(tx, before, after)
 }
 

@@ -12,7 +12,6 @@ use crate::app::page::{Page, PageRequest, Take, walk};
 use crate::app::{App, AppError, AppResult, FieldErrors, require};
 use crate::domain::actor::Actor;
 use crate::domain::event::EventKind;
-use crate::domain::incident::Incident;
 use crate::domain::notification::{
     ChannelKind, Delivery, DeliveryStatus, RetryPolicy, redact_secret,
 };
@@ -41,8 +40,6 @@ pub enum Outcome {
     Collapsed(u64),
     /// Not attempted: a rate limit holds it until then.
     Postponed(DateTime<Utc>),
-    /// Not wanted any more (a page step due after the incident was acknowledged).
-    Cancelled(String),
 }
 
 fn due_key(d: &Delivery) -> Vec<u8> {
@@ -291,10 +288,6 @@ pub async fn complete(
                         d.status = DeliveryStatus::Dead;
                         d.last_error = Some(reason.clone());
                     }
-                    Outcome::Cancelled(reason) => {
-                        d.status = DeliveryStatus::Cancelled;
-                        d.last_error = Some(reason.clone());
-                    }
                 }
                 save(tx, Some(&before), &d)?;
             }
@@ -303,19 +296,66 @@ pub async fn complete(
         .await
 }
 
-/// Why a due page should not go out any more, if it should not (see
-/// [`crate::domain::paging::outdated`]). Other deliveries are always wanted.
-pub fn page_outdated(r: &impl Reader, d: &Delivery) -> Result<Option<String>, StoreError> {
-    if d.event != EventKind::IncidentPaged {
-        return Ok(None);
+/// The event of the oldest delivery still waiting to be sent (retention keeps it and every
+/// later one: rendering a delivery needs its event). Deliveries and events are numbered
+/// in the same commit order, so the lowest waiting delivery id has the lowest event.
+pub fn oldest_waiting_event(r: &impl Reader) -> Result<Option<u64>, StoreError> {
+    let oldest = queue::ids_due(
+        r,
+        tables::DELIVERIES_DUE,
+        DateTime::<Utc>::MAX_UTC,
+        usize::MAX,
+    )?
+    .into_iter()
+    .min();
+    match oldest {
+        Some(id) => Ok(access::get::<Delivery>(r, id)?.map(|d| d.event_seq)),
+        None => Ok(None),
     }
-    let Some(incident) = d.incident_id else {
-        return Ok(None);
-    };
-    Ok(access::get::<Incident>(r, incident)?.and_then(|i| {
-        crate::domain::paging::outdated(i.status, i.acknowledged_at, d.created_at)
-            .map(str::to_owned)
-    }))
+}
+
+/// Cancels the page steps still waiting for incident `incident` (deliveries a page made
+/// to people, not those of notification rules), with `reason`, in the transaction that
+/// acknowledges or ends it.
+pub(crate) fn cancel_pages(
+    tx: &WriteTransaction,
+    incident: u64,
+    reason: &str,
+) -> Result<usize, StoreError> {
+    let mut ids = Vec::new();
+    access::scan_prefix(
+        tx,
+        tables::DELIVERY_INDEX,
+        &Key::new().u8(field::INCIDENT).u64(incident).into_bytes(),
+        None,
+        access::Order::Asc,
+        &mut |k, _| {
+            if let Some(id) =
+                crate::store::keys::KeyReader::new(&k[k.len().saturating_sub(8)..]).u64()
+            {
+                ids.push(id);
+            }
+            Ok(std::ops::ControlFlow::Continue(()))
+        },
+    )?;
+    let mut cancelled = 0;
+    for id in ids {
+        let Some(before) = access::get::<Delivery>(tx, id)? else {
+            continue;
+        };
+        let is_page = before.event == EventKind::IncidentPaged
+            && before.rule_id.is_none()
+            && before.user_id.is_some();
+        if !is_page || !before.status.is_due_kind() {
+            continue;
+        }
+        let mut d = before.clone();
+        d.status = DeliveryStatus::Cancelled;
+        d.last_error = Some(reason.to_owned());
+        save(tx, Some(&before), &d)?;
+        cancelled += 1;
+    }
+    Ok(cancelled)
 }
 
 /// `GET /api/v1/notifications` filters.

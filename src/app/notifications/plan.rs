@@ -147,12 +147,41 @@ pub(crate) fn page_users(
     event: &DomainEvent,
     user_ids: &[u64],
 ) -> Result<usize, StoreError> {
+    reach_users(tx, event, user_ids, true)
+}
+
+/// Tells `user_ids` about `event` (an approval request, its outcome) on every enabled
+/// contact method at once, not to the person who caused it: paging rules are for pages,
+/// whose later steps an acknowledgement cancels. Returns how many deliveries.
+pub(crate) fn notify_users(
+    tx: &WriteTransaction,
+    event: &DomainEvent,
+    user_ids: &[u64],
+) -> Result<usize, StoreError> {
+    reach_users(tx, event, user_ids, false)
+}
+
+fn reach_users(
+    tx: &WriteTransaction,
+    event: &DomainEvent,
+    user_ids: &[u64],
+    by_paging_rules: bool,
+) -> Result<usize, StoreError> {
     let actor_user =
         matches!(event.actor.kind, ActorKind::User | ActorKind::Chat).then_some(event.actor.id);
     let mut seen = BTreeSet::new();
     let mut sent = 0;
     for user_id in user_ids.iter().filter(|id| Some(**id) != actor_user) {
-        for (method, delay) in super::paging::steps(tx, *user_id)? {
+        let steps = if by_paging_rules {
+            super::paging::steps(tx, *user_id)?
+        } else {
+            contacts::of_user(tx, *user_id)?
+                .into_iter()
+                .filter(|m| m.enabled)
+                .map(|m| (m, chrono::Duration::zero()))
+                .collect()
+        };
+        for (method, delay) in steps {
             if !seen.insert((method.kind, method.address.clone(), delay)) {
                 continue;
             }

@@ -86,9 +86,9 @@ impl DiscordApi {
         if res.status() == reqwest::StatusCode::NO_CONTENT {
             return Ok(Value::Null);
         }
-        res.json()
-            .await
-            .map_err(|e| SendError::transient(format!("{what}: unreadable answer: {e}")))
+        res.json().await.map_err(|e| {
+            SendError::transient(format!("{what}: unreadable answer: {}", e.without_url()))
+        })
     }
 
     /// Posts a message to a channel.

@@ -201,6 +201,29 @@ async fn answer(
     answer_within(INLINE_BUDGET, task, discord.api.clone(), follow_up).await
 }
 
+/// Runs an approval button's decision. Decided: the request's message shows the outcome
+/// instead of its buttons (type 7). Not decided: the buttons stay and only the presser is
+/// told why.
+async fn decide(discord: &Arc<Discord>, caller: Caller, command: Command, asked: &str) -> Value {
+    let d = discord.clone();
+    let task = tokio::spawn(async move {
+        commands::run_worded(&d.app, &caller, command, &DiscordDirectory(&d)).await
+    });
+    match tokio::time::timeout(INLINE_BUDGET, task).await {
+        Ok(Ok(Ok(reply))) => {
+            let mut data = render::text(&format!("{asked}\n{}", reply.text));
+            data["components"] = json!([]);
+            json!({"type": 7, "data": data})
+        }
+        Ok(Ok(Err(why))) => private(why),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "a Discord approval button failed");
+            private(FAILED)
+        }
+        Err(_) => private("Still deciding; GET /api/v1/approvals shows the outcome."),
+    }
+}
+
 /// The interaction answer for `task`: its reply if it finishes within `budget`; else
 /// "deferred" (Discord shows that the bot is thinking), and the reply replaces that
 /// answer when it is ready.
@@ -306,20 +329,11 @@ async fn interactions_endpoint(
                 .unwrap_or_default();
             match button_command(custom) {
                 Some(command) if custom.starts_with("apr:") => {
-                    // The request's message shows the outcome instead of the buttons.
                     let asked = interaction
                         .pointer("/message/content")
                         .and_then(Value::as_str)
                         .unwrap_or_default();
-                    let reply = answer(&discord, discord.caller(&user), command, follow_up).await;
-                    match reply["data"]["content"].as_str() {
-                        Some(outcome) if reply["type"] == 4 => {
-                            let mut data = render::text(&format!("{asked}\n{outcome}"));
-                            data["components"] = json!([]);
-                            json!({"type": 7, "data": data})
-                        }
-                        _ => reply,
-                    }
+                    decide(&discord, discord.caller(&user), command, asked).await
                 }
                 Some(command) => answer(&discord, discord.caller(&user), command, follow_up).await,
                 None => private(format!("incidentd does not know the button '{custom}'")),

@@ -59,10 +59,9 @@ impl SlackApi {
             .await
             .map_err(|e| transport_error(&what, e))?;
         let res = classify(res, &what).await?;
-        let v: Value = res
-            .json()
-            .await
-            .map_err(|e| SendError::transient(format!("{what}: unreadable answer: {e}")))?;
+        let v: Value = res.json().await.map_err(|e| {
+            SendError::transient(format!("{what}: unreadable answer: {}", e.without_url()))
+        })?;
         if v.get("ok").and_then(Value::as_bool) == Some(true) {
             return Ok(v);
         }

@@ -293,10 +293,21 @@ async fn interactions_endpoint(
                     .to_owned();
                 tokio::spawn(async move {
                     let caller = s.caller(&user).await;
-                    let reply =
-                        commands::execute(&s.app, &caller, command, &SlackDirectory(&s)).await;
-                    // The request's message shows the outcome instead of the buttons.
-                    let answer = blocks::decided(&asked, &reply.text);
+                    let answer = match commands::run_worded(
+                        &s.app,
+                        &caller,
+                        command,
+                        &SlackDirectory(&s),
+                    )
+                    .await
+                    {
+                        // The request's message shows the outcome instead of the buttons.
+                        Ok(reply) => blocks::decided(&asked, &reply.text),
+                        // Nothing was decided: the buttons stay, the presser is told why.
+                        Err(why) => {
+                            json!({"response_type": "ephemeral", "replace_original": false, "text": why})
+                        }
+                    };
                     if !response_url.is_empty()
                         && let Err(e) = s.api.respond(&response_url, &answer).await
                     {
