@@ -14,7 +14,7 @@ use crate::app::incidents::{self, Assignment, IncidentPatch, NewComment, Transit
 use crate::app::{App, AppError, AppResult};
 use crate::domain::actor::Actor;
 use crate::domain::event::EventKind;
-use crate::domain::incident::{Incident, IncidentStatus};
+use crate::domain::incident::{Incident, Opening};
 use crate::domain::playbook::{self, Facts, Playbook, Step};
 use crate::domain::priority::{Level, Priority, PriorityMatrix};
 use crate::domain::service::Service;
@@ -310,30 +310,17 @@ impl SampleIncident {
         let priority = self
             .priority
             .unwrap_or_else(|| PriorityMatrix::default().priority(impact, urgency));
-        let incident = Incident {
+        let incident = Incident::open(Opening {
             id: 0,
             title: self.title.clone(),
             description: String::new(),
-            status: IncidentStatus::New,
             impact,
             urgency,
             priority,
             service_id: 0,
-            assignee_id: None,
-            group_id: None,
-            problem_ids: vec![],
-            alert_count: 0,
-            firing_alerts: 0,
-            integration_id: None,
-            escalation_policy_id: None,
             created_by: Actor::system().reference,
-            created_at: now,
-            updated_at: now,
-            acknowledged_at: None,
-            resolved_at: None,
-            closed_at: None,
-            reopen_count: 0,
-        };
+            at: now,
+        });
         IncidentFacts {
             incident,
             service: self.service.clone(),

@@ -197,7 +197,58 @@ pub struct Incident {
     pub reopen_count: u32,
 }
 
+/// What a new incident starts from; the rest of [`Incident`] starts empty.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Opening {
+    /// Id.
+    pub id: u64,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Impact.
+    pub impact: Level,
+    /// Urgency.
+    pub urgency: Level,
+    /// Priority (from the matrix in force).
+    pub priority: Priority,
+    /// Service.
+    pub service_id: u64,
+    /// Who opened it.
+    pub created_by: ActorRef,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 impl Incident {
+    /// A new incident: status `new`, nobody assigned, no alerts, problems or history.
+    pub fn open(o: Opening) -> Incident {
+        Incident {
+            id: o.id,
+            title: o.title,
+            description: o.description,
+            status: IncidentStatus::New,
+            impact: o.impact,
+            urgency: o.urgency,
+            priority: o.priority,
+            service_id: o.service_id,
+            assignee_id: None,
+            group_id: None,
+            problem_ids: vec![],
+            alert_count: 0,
+            firing_alerts: 0,
+            integration_id: None,
+            escalation_policy_id: None,
+            created_by: o.created_by,
+            created_at: o.at,
+            updated_at: o.at,
+            acknowledged_at: None,
+            resolved_at: None,
+            closed_at: None,
+            reopen_count: 0,
+        }
+    }
+
     /// How it is displayed: `INC-42`.
     pub fn number(&self) -> String {
         format!("INC-{}", self.id)

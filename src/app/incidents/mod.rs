@@ -269,28 +269,21 @@ pub(crate) fn open_in_tx(
         access::get::<Service>(tx, o.service_id)?.and_then(|s| s.escalation_policy_id);
     let id = access::next_id(tx, tables::INCIDENTS)?;
     let incident = Incident {
-        id,
-        title: o.title.clone(),
-        description: o.description.clone(),
-        status: IncidentStatus::New,
-        impact: o.impact,
-        urgency: o.urgency,
-        priority: matrix.priority(o.impact, o.urgency),
-        service_id: o.service_id,
         assignee_id: o.assignee_id,
         group_id: o.group_id,
-        problem_ids: vec![],
-        alert_count: 0,
-        firing_alerts: 0,
         integration_id: o.integration_id,
         escalation_policy_id: o.escalation_policy_id.or(service_policy),
-        created_by: actor.clone(),
-        created_at: now,
-        updated_at: now,
-        acknowledged_at: None,
-        resolved_at: None,
-        closed_at: None,
-        reopen_count: 0,
+        ..Incident::open(crate::domain::incident::Opening {
+            id,
+            title: o.title.clone(),
+            description: o.description.clone(),
+            impact: o.impact,
+            urgency: o.urgency,
+            priority: matrix.priority(o.impact, o.urgency),
+            service_id: o.service_id,
+            created_by: actor.clone(),
+            at: now,
+        })
     };
     save(tx, None, &incident)?;
     let summary = format!(
