@@ -1431,3 +1431,158 @@ async fn uniqueness_holds_under_concurrent_creates() {
         .collect();
     assert_eq!(new.len(), 2, "one entry per successful create: {new:#?}");
 }
+
+/// Schedules, escalation policies, approval workflows and routing rules share one life
+/// (`app::catalog`): each change writes one audit entry `<kind>.create|update|delete` on
+/// `<kind>:<id>`, a failed one none; names are unique regardless of case where the kind
+/// says so (routing rules may repeat them); a reader cannot write; a deleted one is gone.
+#[tokio::test]
+async fn every_catalogue_kind_audits_its_changes_and_guards_its_names() {
+    let d = TestDaemon::start().await;
+    let admin = Caller::admin(&d);
+    let (ann, _) = d.user("ann", "Engineer").await;
+    let (bob, _) = d.user("bob", "Engineer").await;
+    let (_, viewer) = d.user("vera", "Viewer").await;
+    let cases: [(&str, &str, bool, Value); 4] = [
+        (
+            "/api/v1/schedules",
+            "schedule",
+            true,
+            json!({"time_zone": "UTC", "layers": [{"name": "primary", "users": [ann], "rotation": "weeks", "length": 1, "start": "2026-12-07T09:00:00"}]}),
+        ),
+        (
+            "/api/v1/escalation-policies",
+            "escalation_policy",
+            true,
+            json!({"steps": [{"delay_minutes": 5, "targets": [{"type": "user", "id": ann}]}]}),
+        ),
+        (
+            "/api/v1/approval-workflows",
+            "approval_workflow",
+            true,
+            json!({"levels": [{"name": "lead", "approvers": [{"type": "user", "id": ann}, {"type": "user", "id": bob}]}]}),
+        ),
+        (
+            "/api/v1/routing-rules",
+            "routing_rule",
+            false,
+            json!({"matchers": [{"name": "team", "value": "db"}], "impact": "high"}),
+        ),
+    ];
+    for (path, kind, unique, fields) in cases {
+        let body = |name: &str| {
+            let mut b = fields.clone();
+            b["name"] = json!(name);
+            b
+        };
+        let (a, created) = admin
+            .ok(
+                Method::POST,
+                path,
+                Some(body("Night Shift")),
+                201,
+                kind,
+                None,
+                &format!("{kind}.create"),
+                &["name"],
+            )
+            .await;
+        let id = a.id();
+        assert_eq!(
+            created["summary"]
+                .as_str()
+                .map(|s| s.ends_with("Night Shift")),
+            Some(true),
+            "{created}"
+        );
+        assert_eq!(a.body["created_at"], a.body["updated_at"], "{}", a.text);
+
+        // A reader may read but not write; a bad name is a 422 on `name`.
+        let r = d.get(&format!("{path}/{id}"), &viewer).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+        let r = d.post(path, &viewer, body("Other")).await;
+        r.assert_problem(403);
+        admin.invalid(Method::POST, path, body("  "), "name").await;
+        admin
+            .invalid(
+                Method::PATCH,
+                &format!("{path}/{id}"),
+                json!({"name": "x".repeat(101)}),
+                "name",
+            )
+            .await;
+
+        // Names: unique in any case where the kind says so.
+        let twin = d.post(path, &d.admin, body("night SHIFT")).await;
+        if unique {
+            assert_eq!(twin.status, 409, "{path}: {}", twin.text);
+            twin.assert_problem(409);
+        } else {
+            assert_eq!(twin.status, 201, "{path}: {}", twin.text);
+            let gone = d.delete(&format!("{path}/{}", twin.id()), &d.admin).await;
+            assert_eq!(gone.status, 204, "{}", gone.text);
+        }
+
+        // A rename moves the name: the old one is free, the new one taken.
+        let (a, changed) = admin
+            .ok(
+                Method::PATCH,
+                &format!("{path}/{id}"),
+                Some(json!({"name": "Day Shift"})),
+                200,
+                kind,
+                Some(id),
+                &format!("{kind}.update"),
+                &["name"],
+            )
+            .await;
+        assert_eq!(a.body["name"], "Day Shift");
+        assert_eq!(
+            changed["changes"]["name"],
+            json!({"from": "Night Shift", "to": "Day Shift"}),
+            "{changed}"
+        );
+        assert_ne!(a.body["updated_at"], a.body["created_at"], "{}", a.text);
+        let reuse = d.post(path, &d.admin, body("night shift")).await;
+        assert_eq!(
+            reuse.status, 201,
+            "the old name is free again: {}",
+            reuse.text
+        );
+        if unique {
+            admin
+                .err(
+                    Method::PATCH,
+                    &format!("{path}/{}", reuse.id()),
+                    Some(json!({"name": "DAY shift"})),
+                    409,
+                )
+                .await;
+        }
+
+        admin
+            .ok(
+                Method::DELETE,
+                &format!("{path}/{id}"),
+                None,
+                204,
+                kind,
+                Some(id),
+                &format!("{kind}.delete"),
+                &["name"],
+            )
+            .await;
+        admin
+            .err(Method::GET, &format!("{path}/{id}"), None, 404)
+            .await;
+        admin
+            .err(Method::DELETE, &format!("{path}/{id}"), None, 404)
+            .await;
+        let again = d.post(path, &d.admin, body("Day Shift")).await;
+        assert_eq!(
+            again.status, 201,
+            "a deleted record's name is free: {}",
+            again.text
+        );
+    }
+}

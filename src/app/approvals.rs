@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::events::{self, Subject};
 use super::page::{Page, PageRequest, Take, walk};
-use super::{App, AppError, AppResult, FieldErrors, require, required_text};
+use super::{App, AppError, AppResult, FieldErrors, catalog, require, required_text};
 use crate::domain::actor::Actor;
 use crate::domain::approval::{
     self, ApprovalLevel, ApprovalRequest, ApprovalStatus, ApprovalWorkflow, Approver,
@@ -254,47 +254,31 @@ pub async fn create_workflow(
     actor: &Actor,
     input: NewWorkflow,
 ) -> AppResult<ApprovalWorkflow> {
-    require(actor, Permission::ApprovalWrite)?;
+    let change = catalog::change::<ApprovalWorkflow>(app, actor)?;
     let mut e = FieldErrors::new();
-    let name = required_text(&mut e, "name", &input.name, 100);
+    let name = catalog::new_name::<ApprovalWorkflow>(&mut e, &input.name);
     check_length(&mut e, "description", &input.description, 2000);
     e.into_result()?;
-    let now = app.clock.now();
-    let who = actor.reference.clone();
     app.store
         .write(move |tx| {
             let mut e = FieldErrors::new();
             check_workflow(tx, &mut e, &input.levels)?;
             e.into_result()?;
-            let id = access::next_id(tx, tables::APPROVAL_WORKFLOWS)?;
-            super::names::APPROVAL_WORKFLOWS.claim(tx, &name, id)?;
-            let w = ApprovalWorkflow {
+            catalog::create(tx, &change, |id| ApprovalWorkflow {
                 id,
                 name: name.clone(),
                 description: input.description.trim().to_owned(),
                 levels: input.levels.clone(),
-                created_at: now,
-                updated_at: now,
-            };
-            access::put(tx, &w)?;
-            super::audit::record(
-                tx,
-                now,
-                &who,
-                "approval_workflow.create",
-                ("approval_workflow", id),
-                format!("created approval workflow {name}"),
-                audit::created_record(&w),
-            )?;
-            Ok(w)
+                created_at: change.at,
+                updated_at: change.at,
+            })
         })
         .await
 }
 
 /// One workflow (needs `approval:read`).
 pub fn get_workflow(app: &App, actor: &Actor, id: u64) -> AppResult<ApprovalWorkflow> {
-    require(actor, Permission::ApprovalRead)?;
-    access::get(&app.store.read()?, id)?.ok_or_else(|| AppError::not_found("approval workflow", id))
+    catalog::get(app, actor, id)
 }
 
 /// Workflows in id order (needs `approval:read`).
@@ -303,8 +287,7 @@ pub fn list_workflows(
     actor: &Actor,
     page: PageRequest,
 ) -> AppResult<Page<ApprovalWorkflow>> {
-    require(actor, Permission::ApprovalRead)?;
-    super::page::records(&app.store.read()?, page)
+    catalog::list(app, actor, page)
 }
 
 /// Changes a workflow (needs `approval:write`).
@@ -314,22 +297,16 @@ pub async fn update_workflow(
     id: u64,
     patch: WorkflowPatch,
 ) -> AppResult<ApprovalWorkflow> {
-    require(actor, Permission::ApprovalWrite)?;
+    let change = catalog::change::<ApprovalWorkflow>(app, actor)?;
     let mut e = FieldErrors::new();
-    let name = patch
-        .name
-        .as_deref()
-        .map(|n| required_text(&mut e, "name", n, 100));
+    let name = catalog::patched_name::<ApprovalWorkflow>(&mut e, patch.name.as_deref());
     if let Some(d) = &patch.description {
         check_length(&mut e, "description", d, 2000);
     }
     e.into_result()?;
-    let now = app.clock.now();
-    let who = actor.reference.clone();
     app.store
         .write(move |tx| {
-            let before = access::get::<ApprovalWorkflow>(tx, id)?
-                .ok_or_else(|| AppError::not_found("approval workflow", id))?;
+            let before: ApprovalWorkflow = catalog::load(tx, id)?;
             let mut w = before.clone();
             if let Some(levels) = &patch.levels {
                 w.levels = levels.clone();
@@ -341,46 +318,20 @@ pub async fn update_workflow(
             check_workflow(tx, &mut e, &w.levels)?;
             e.into_result()?;
             if let Some(name) = &name {
-                super::names::APPROVAL_WORKFLOWS.rename(tx, &w.name, name, id)?;
                 w.name = name.clone();
             }
-            w.updated_at = now;
-            access::put(tx, &w)?;
-            super::audit::record(
-                tx,
-                now,
-                &who,
-                "approval_workflow.update",
-                ("approval_workflow", id),
-                format!("changed approval workflow {}", w.name),
-                audit::diff_records(&before, &w),
-            )?;
-            Ok(w)
+            catalog::save(tx, &change, &before, w)
         })
         .await
 }
 
 /// Deletes a workflow (needs `approval:write`); its requests keep their copy of the levels.
 pub async fn delete_workflow(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
-    require(actor, Permission::ApprovalWrite)?;
-    let now = app.clock.now();
-    let who = actor.reference.clone();
+    let change = catalog::change::<ApprovalWorkflow>(app, actor)?;
     app.store
         .write(move |tx| {
-            let w = access::get::<ApprovalWorkflow>(tx, id)?
-                .ok_or_else(|| AppError::not_found("approval workflow", id))?;
-            access::delete::<ApprovalWorkflow>(tx, id)?;
-            super::names::APPROVAL_WORKFLOWS.release(tx, &w.name)?;
-            super::audit::record(
-                tx,
-                now,
-                &who,
-                "approval_workflow.delete",
-                ("approval_workflow", id),
-                format!("deleted approval workflow {}", w.name),
-                audit::deleted_record(&w),
-            )?;
-            Ok(())
+            let w: ApprovalWorkflow = catalog::load(tx, id)?;
+            catalog::delete(tx, &change, &w)
         })
         .await
 }

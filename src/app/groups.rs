@@ -4,9 +4,8 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::page::{Page, PageRequest};
-use super::{App, AppError, AppResult, FieldErrors, require, required_text};
+use super::{App, AppError, AppResult, FieldErrors, catalog, require};
 use crate::domain::actor::Actor;
-use crate::domain::audit;
 use crate::domain::identity::{Group, User, UserView};
 use crate::domain::permission::Permission;
 use crate::domain::service::Service;
@@ -37,90 +36,51 @@ pub struct GroupPatch {
 
 /// Creates a group (needs `group:write`).
 pub async fn create(app: &App, actor: &Actor, input: NewGroup) -> AppResult<Group> {
-    require(actor, Permission::GroupWrite)?;
+    let change = catalog::change::<Group>(app, actor)?;
     let mut e = FieldErrors::new();
-    let name = required_text(&mut e, "name", &input.name, 100);
+    let name = catalog::new_name::<Group>(&mut e, &input.name);
     e.into_result()?;
     let description = input.description.trim().to_owned();
-    let now = app.clock.now();
-    let who = actor.reference.clone();
     app.store
         .write(move |tx| {
-            let id = access::next_id(tx, tables::GROUPS)?;
-            let group = Group {
+            catalog::create(tx, &change, |id| Group {
                 id,
                 name: name.clone(),
                 description: description.clone(),
-                created_at: now,
-                updated_at: now,
-            };
-            access::put(tx, &group)?;
-            super::names::GROUPS.claim(tx, &name, id)?;
-            super::audit::record(
-                tx,
-                now,
-                &who,
-                "group.create",
-                ("group", id),
-                format!("created group {name}"),
-                audit::created_record(&group),
-            )?;
-            Ok(group)
+                created_at: change.at,
+                updated_at: change.at,
+            })
         })
         .await
 }
 
 /// One group (needs `group:read`).
 pub fn get(app: &App, actor: &Actor, id: u64) -> AppResult<Group> {
-    require(actor, Permission::GroupRead)?;
-    access::get(&app.store.read()?, id)?.ok_or_else(|| AppError::not_found("group", id))
+    catalog::get(app, actor, id)
 }
 
 /// Groups in id order (needs `group:read`).
 pub fn list(app: &App, actor: &Actor, page: PageRequest) -> AppResult<Page<Group>> {
-    require(actor, Permission::GroupRead)?;
-    let groups = access::list::<Group>(&app.store.read()?, page.after, Order::Asc, page.limit + 1)?;
-    Ok(Page::from_overfetch(groups, page.limit, |g| g.id))
+    catalog::list(app, actor, page)
 }
 
 /// Changes a group (needs `group:write`).
 pub async fn update(app: &App, actor: &Actor, id: u64, patch: GroupPatch) -> AppResult<Group> {
-    require(actor, Permission::GroupWrite)?;
+    let change = catalog::change::<Group>(app, actor)?;
     let mut e = FieldErrors::new();
-    let name = patch
-        .name
-        .as_deref()
-        .map(|n| required_text(&mut e, "name", n, 100));
+    let name = catalog::patched_name::<Group>(&mut e, patch.name.as_deref());
     e.into_result()?;
-    let now = app.clock.now();
-    let who = actor.reference.clone();
     app.store
         .write(move |tx| {
-            let before =
-                access::get::<Group>(tx, id)?.ok_or_else(|| AppError::not_found("group", id))?;
+            let before: Group = catalog::load(tx, id)?;
             let mut group = before.clone();
-            if let Some(name) = &name {
-                super::names::GROUPS.rename(tx, &group.name, name, id)?;
-            }
             if let Some(name) = &name {
                 group.name = name.clone();
             }
             if let Some(d) = &patch.description {
                 group.description = d.trim().to_owned();
             }
-            group.updated_at = now;
-            access::put(tx, &group)?;
-            let changes = audit::diff_records(&before, &group);
-            super::audit::record(
-                tx,
-                now,
-                &who,
-                "group.update",
-                ("group", id),
-                format!("changed group {}", group.name),
-                changes,
-            )?;
-            Ok(group)
+            catalog::save(tx, &change, &before, group)
         })
         .await
 }
@@ -128,13 +88,10 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: GroupPatch) -> App
 /// Deletes a group (needs `group:write`): members leave it; a group that owns services
 /// cannot be deleted.
 pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
-    require(actor, Permission::GroupWrite)?;
-    let now = app.clock.now();
-    let who = actor.reference.clone();
+    let change = catalog::change::<Group>(app, actor)?;
     app.store
         .write(move |tx| {
-            let group =
-                access::get::<Group>(tx, id)?.ok_or_else(|| AppError::not_found("group", id))?;
+            let group: Group = catalog::load(tx, id)?;
             let services = access::list::<Service>(tx, None, Order::Asc, usize::MAX)?;
             if let Some(s) = services.iter().find(|s| s.owner_group_id == Some(id)) {
                 return Err(AppError::Conflict(format!(
@@ -153,18 +110,7 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                     &Key::new().u64(id).u64(user_id).into_bytes(),
                 )?;
             }
-            access::delete::<Group>(tx, id)?;
-            super::names::GROUPS.release(tx, &group.name)?;
-            super::audit::record(
-                tx,
-                now,
-                &who,
-                "group.delete",
-                ("group", id),
-                format!("deleted group {}", group.name),
-                audit::deleted_record(&group),
-            )?;
-            Ok(())
+            catalog::delete(tx, &change, &group)
         })
         .await
 }
@@ -173,7 +119,7 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
 pub fn members(app: &App, actor: &Actor, id: u64) -> AppResult<Vec<UserView>> {
     require(actor, Permission::GroupRead)?;
     let r = app.store.read()?;
-    access::get::<Group>(&r, id)?.ok_or_else(|| AppError::not_found("group", id))?;
+    catalog::load::<Group>(&r, id)?;
     let mut out = Vec::new();
     for user_id in super::users::member_ids(&r, id)? {
         if let Some(u) = access::get::<User>(&r, user_id)? {
@@ -197,8 +143,7 @@ pub async fn set_member(
     let who = actor.reference.clone();
     app.store
         .write(move |tx| {
-            let group = access::get::<Group>(tx, group_id)?
-                .ok_or_else(|| AppError::not_found("group", group_id))?;
+            let group: Group = catalog::load(tx, group_id)?;
             let mut user = access::get::<User>(tx, user_id)?
                 .ok_or_else(|| AppError::not_found("user", user_id))?;
             let member = user.group_ids.contains(&group_id);

@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod approvals;
 pub mod audit;
 pub mod auth;
+pub mod catalog;
 pub mod chat;
 pub mod dashboard;
 pub mod error;

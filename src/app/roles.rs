@@ -4,13 +4,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::page::{Page, PageRequest};
-use super::{App, AppError, AppResult, FieldErrors, require, required_text};
+use super::{App, AppError, AppResult, FieldErrors, catalog};
 use crate::domain::actor::Actor;
-use crate::domain::audit;
 use crate::domain::identity::{ADMIN_ROLE, Role, User};
 use crate::domain::permission::{self, Permission};
 use crate::store::access::{self, Order};
-use crate::store::tables;
 
 /// A new role.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -70,74 +68,50 @@ fn check_permissions(errors: &mut FieldErrors, names: &[String]) -> Vec<String> 
 
 /// Creates a role (needs `role:write`).
 pub async fn create(app: &App, actor: &Actor, input: NewRole) -> AppResult<Role> {
-    require(actor, Permission::RoleWrite)?;
+    let change = catalog::change::<Role>(app, actor)?;
     let mut e = FieldErrors::new();
-    let name = required_text(&mut e, "name", &input.name, 64);
+    let name = catalog::new_name::<Role>(&mut e, &input.name);
     let permissions = check_permissions(&mut e, &input.permissions);
     e.into_result()?;
     let description = input.description.trim().to_owned();
-    let now = app.clock.now();
-    let who = actor.reference.clone();
     app.store
         .write(move |tx| {
-            let id = access::next_id(tx, tables::ROLES)?;
-            let role = Role {
+            catalog::create(tx, &change, |id| Role {
                 id,
                 name: name.clone(),
                 description: description.clone(),
                 permissions: permissions.clone(),
                 builtin: false,
-                created_at: now,
-                updated_at: now,
-            };
-            access::put(tx, &role)?;
-            super::names::ROLES.claim(tx, &name, id)?;
-            super::audit::record(
-                tx,
-                now,
-                &who,
-                "role.create",
-                ("role", id),
-                format!("created role {name}"),
-                audit::created_record(&role),
-            )?;
-            Ok(role)
+                created_at: change.at,
+                updated_at: change.at,
+            })
         })
         .await
 }
 
 /// One role (needs `role:read`).
 pub fn get(app: &App, actor: &Actor, id: u64) -> AppResult<Role> {
-    require(actor, Permission::RoleRead)?;
-    access::get(&app.store.read()?, id)?.ok_or_else(|| AppError::not_found("role", id))
+    catalog::get(app, actor, id)
 }
 
 /// Roles in id order (needs `role:read`).
 pub fn list(app: &App, actor: &Actor, page: PageRequest) -> AppResult<Page<Role>> {
-    require(actor, Permission::RoleRead)?;
-    let roles = access::list::<Role>(&app.store.read()?, page.after, Order::Asc, page.limit + 1)?;
-    Ok(Page::from_overfetch(roles, page.limit, |r| r.id))
+    catalog::list(app, actor, page)
 }
 
 /// Changes a role (needs `role:write`). Admin cannot be changed; built-ins keep their names.
 pub async fn update(app: &App, actor: &Actor, id: u64, patch: RolePatch) -> AppResult<Role> {
-    require(actor, Permission::RoleWrite)?;
+    let change = catalog::change::<Role>(app, actor)?;
     let mut e = FieldErrors::new();
-    let name = patch
-        .name
-        .as_deref()
-        .map(|n| required_text(&mut e, "name", n, 64));
+    let name = catalog::patched_name::<Role>(&mut e, patch.name.as_deref());
     let permissions = patch
         .permissions
         .as_deref()
         .map(|p| check_permissions(&mut e, p));
     e.into_result()?;
-    let now = app.clock.now();
-    let who = actor.reference.clone();
     app.store
         .write(move |tx| {
-            let before =
-                access::get::<Role>(tx, id)?.ok_or_else(|| AppError::not_found("role", id))?;
+            let before: Role = catalog::load(tx, id)?;
             if before.builtin && before.name == ADMIN_ROLE {
                 return Err(AppError::Conflict(
                     "the Admin role cannot be changed".into(),
@@ -153,7 +127,6 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: RolePatch) -> AppR
                         role.name
                     )));
                 }
-                super::names::ROLES.rename(tx, &role.name, name, id)?;
                 role.name = name.clone();
             }
             if let Some(d) = &patch.description {
@@ -162,32 +135,17 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: RolePatch) -> AppR
             if let Some(p) = &permissions {
                 role.permissions = p.clone();
             }
-            role.updated_at = now;
-            access::put(tx, &role)?;
-            let changes = audit::diff_records(&before, &role);
-            super::audit::record(
-                tx,
-                now,
-                &who,
-                "role.update",
-                ("role", id),
-                format!("changed role {}", role.name),
-                changes,
-            )?;
-            Ok(role)
+            catalog::save(tx, &change, &before, role)
         })
         .await
 }
 
 /// Deletes a role (needs `role:write`): not a built-in one, not one in use.
 pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
-    require(actor, Permission::RoleWrite)?;
-    let now = app.clock.now();
-    let who = actor.reference.clone();
+    let change = catalog::change::<Role>(app, actor)?;
     app.store
         .write(move |tx| {
-            let role =
-                access::get::<Role>(tx, id)?.ok_or_else(|| AppError::not_found("role", id))?;
+            let role: Role = catalog::load(tx, id)?;
             if role.builtin {
                 return Err(AppError::Conflict(format!(
                     "the built-in role '{}' cannot be deleted",
@@ -202,18 +160,7 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                     role.name
                 )));
             }
-            access::delete::<Role>(tx, id)?;
-            super::names::ROLES.release(tx, &role.name)?;
-            super::audit::record(
-                tx,
-                now,
-                &who,
-                "role.delete",
-                ("role", id),
-                format!("deleted role {}", role.name),
-                audit::deleted_record(&role),
-            )?;
-            Ok(())
+            catalog::delete(tx, &change, &role)
         })
         .await
 }

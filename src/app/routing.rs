@@ -5,16 +5,15 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::page::{Page, PageRequest};
-use super::{App, AppError, AppResult, FieldErrors, nullable, require, required_text};
+use super::{App, AppResult, FieldErrors, catalog, nullable, require};
 use crate::domain::actor::Actor;
-use crate::domain::audit;
 use crate::domain::matcher::{Matcher, MatcherSet};
 use crate::domain::permission::Permission;
 use crate::domain::priority::Level;
 use crate::domain::service::Service;
 use crate::domain::silence::RoutingRule;
+use crate::store::StoreError;
 use crate::store::access::{self, Order, Reader};
-use crate::store::{StoreError, tables};
 
 /// A new rule.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -123,21 +122,18 @@ pub fn all(r: &impl Reader) -> Result<Vec<RoutingRule>, StoreError> {
 
 /// Creates a rule (needs `routing:write`).
 pub async fn create(app: &App, actor: &Actor, input: NewRoutingRule) -> AppResult<RoutingRule> {
-    require(actor, Permission::RoutingWrite)?;
+    let change = catalog::change::<RoutingRule>(app, actor)?;
     let mut e = FieldErrors::new();
-    let name = required_text(&mut e, "name", &input.name, 100);
+    let name = catalog::new_name::<RoutingRule>(&mut e, &input.name);
     e.into_result()?;
-    let now = app.clock.now();
-    let who = actor.reference.clone();
     app.store
         .write(move |tx| {
             let position = match input.position {
                 Some(p) => p,
                 None => all(tx)?.last().map_or(10, |r| r.position + 10),
             };
-            let id = access::next_id(tx, tables::ROUTING_RULES)?;
             let rule = RoutingRule {
-                id,
+                id: 0,
                 name: name.clone(),
                 position,
                 matchers: input.matchers.clone(),
@@ -147,31 +143,20 @@ pub async fn create(app: &App, actor: &Actor, input: NewRoutingRule) -> AppResul
                 impact: input.impact,
                 urgency: input.urgency,
                 continue_matching: input.continue_matching,
-                created_at: now,
-                updated_at: now,
+                created_at: change.at,
+                updated_at: change.at,
             };
             let mut e = FieldErrors::new();
             check(tx, &mut e, &rule)?;
             e.into_result()?;
-            access::put(tx, &rule)?;
-            super::audit::record(
-                tx,
-                now,
-                &who,
-                "routing_rule.create",
-                ("routing_rule", id),
-                format!("created routing rule {}", rule.name),
-                audit::created_record(&rule),
-            )?;
-            Ok(rule)
+            catalog::create(tx, &change, |id| RoutingRule { id, ..rule })
         })
         .await
 }
 
 /// One rule (needs `routing:read`).
 pub fn get(app: &App, actor: &Actor, id: u64) -> AppResult<RoutingRule> {
-    require(actor, Permission::RoutingRead)?;
-    access::get(&app.store.read()?, id)?.ok_or_else(|| AppError::not_found("routing rule", id))
+    catalog::get(app, actor, id)
 }
 
 /// Rules in evaluation order (needs `routing:read`); the cursor is a position in that order.
@@ -193,19 +178,13 @@ pub async fn update(
     id: u64,
     patch: RoutingRulePatch,
 ) -> AppResult<RoutingRule> {
-    require(actor, Permission::RoutingWrite)?;
+    let change = catalog::change::<RoutingRule>(app, actor)?;
     let mut e = FieldErrors::new();
-    let name = patch
-        .name
-        .as_deref()
-        .map(|n| required_text(&mut e, "name", n, 100));
+    let name = catalog::patched_name::<RoutingRule>(&mut e, patch.name.as_deref());
     e.into_result()?;
-    let now = app.clock.now();
-    let who = actor.reference.clone();
     app.store
         .write(move |tx| {
-            let before = access::get::<RoutingRule>(tx, id)?
-                .ok_or_else(|| AppError::not_found("routing rule", id))?;
+            let before: RoutingRule = catalog::load(tx, id)?;
             let mut r = before.clone();
             if let Some(n) = &name {
                 r.name = n.clone();
@@ -237,43 +216,18 @@ pub async fn update(
             let mut e = FieldErrors::new();
             check(tx, &mut e, &r)?;
             e.into_result()?;
-            r.updated_at = now;
-            access::put(tx, &r)?;
-            let changes = audit::diff_records(&before, &r);
-            super::audit::record(
-                tx,
-                now,
-                &who,
-                "routing_rule.update",
-                ("routing_rule", id),
-                format!("changed routing rule {}", r.name),
-                changes,
-            )?;
-            Ok(r)
+            catalog::save(tx, &change, &before, r)
         })
         .await
 }
 
 /// Deletes a rule (needs `routing:write`).
 pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
-    require(actor, Permission::RoutingWrite)?;
-    let now = app.clock.now();
-    let who = actor.reference.clone();
+    let change = catalog::change::<RoutingRule>(app, actor)?;
     app.store
         .write(move |tx| {
-            let r = access::get::<RoutingRule>(tx, id)?
-                .ok_or_else(|| AppError::not_found("routing rule", id))?;
-            access::delete::<RoutingRule>(tx, id)?;
-            super::audit::record(
-                tx,
-                now,
-                &who,
-                "routing_rule.delete",
-                ("routing_rule", id),
-                format!("deleted routing rule {}", r.name),
-                audit::deleted_record(&r),
-            )?;
-            Ok(())
+            let r: RoutingRule = catalog::load(tx, id)?;
+            catalog::delete(tx, &change, &r)
         })
         .await
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::page::{Page, PageRequest};
-use super::{App, AppError, AppResult, FieldErrors, require, required_text};
+use super::{App, AppError, AppResult, FieldErrors, catalog, require};
 use crate::domain::actor::Actor;
 use crate::domain::audit;
 use crate::domain::escalation::{EscalationPolicy, EscalationTarget};
@@ -198,8 +198,7 @@ pub fn shifts(
         ));
     }
     let r = app.store.read()?;
-    let s = access::get::<Schedule>(&r, schedule_id)?
-        .ok_or_else(|| AppError::not_found("schedule", schedule_id))?;
+    let s = catalog::load::<Schedule>(&r, schedule_id)?;
     let overrides = overrides_of(&r, schedule_id, Some(from))?;
     let active = active_users(&r, &s, &overrides)?;
     let shifts = s.shifts(&overrides, from, to, |u| {
@@ -215,53 +214,36 @@ pub fn shifts(
 
 /// Creates a schedule (needs `schedule:write`).
 pub async fn create(app: &App, actor: &Actor, input: NewSchedule) -> AppResult<Schedule> {
-    require(actor, Permission::ScheduleWrite)?;
+    let change = catalog::change::<Schedule>(app, actor)?;
     let mut e = FieldErrors::new();
-    let name = required_text(&mut e, "name", &input.name, 100);
+    let name = catalog::new_name::<Schedule>(&mut e, &input.name);
     e.into_result()?;
-    let now = app.clock.now();
-    let who = actor.reference.clone();
     app.store
         .write(move |tx| {
             let mut e = FieldErrors::new();
             check_layers(tx, &mut e, &input.time_zone, &input.layers)?;
             e.into_result()?;
-            let id = access::next_id(tx, tables::SCHEDULES)?;
-            super::names::SCHEDULES.claim(tx, &name, id)?;
-            let s = Schedule {
+            catalog::create(tx, &change, |id| Schedule {
                 id,
                 name: name.clone(),
                 description: input.description.trim().to_owned(),
                 time_zone: input.time_zone.clone(),
                 layers: input.layers.clone(),
-                created_at: now,
-                updated_at: now,
-            };
-            access::put(tx, &s)?;
-            super::audit::record(
-                tx,
-                now,
-                &who,
-                "schedule.create",
-                ("schedule", id),
-                format!("created schedule {name}"),
-                audit::created_record(&s),
-            )?;
-            Ok(s)
+                created_at: change.at,
+                updated_at: change.at,
+            })
         })
         .await
 }
 
 /// One schedule (needs `schedule:read`).
 pub fn get(app: &App, actor: &Actor, id: u64) -> AppResult<Schedule> {
-    require(actor, Permission::ScheduleRead)?;
-    access::get(&app.store.read()?, id)?.ok_or_else(|| AppError::not_found("schedule", id))
+    catalog::get(app, actor, id)
 }
 
 /// Schedules in id order (needs `schedule:read`).
 pub fn list(app: &App, actor: &Actor, page: PageRequest) -> AppResult<Page<Schedule>> {
-    require(actor, Permission::ScheduleRead)?;
-    super::page::records(&app.store.read()?, page)
+    catalog::list(app, actor, page)
 }
 
 /// Changes a schedule (needs `schedule:write`).
@@ -271,19 +253,13 @@ pub async fn update(
     id: u64,
     patch: SchedulePatch,
 ) -> AppResult<Schedule> {
-    require(actor, Permission::ScheduleWrite)?;
+    let change = catalog::change::<Schedule>(app, actor)?;
     let mut e = FieldErrors::new();
-    let name = patch
-        .name
-        .as_deref()
-        .map(|n| required_text(&mut e, "name", n, 100));
+    let name = catalog::patched_name::<Schedule>(&mut e, patch.name.as_deref());
     e.into_result()?;
-    let now = app.clock.now();
-    let who = actor.reference.clone();
     app.store
         .write(move |tx| {
-            let before = access::get::<Schedule>(tx, id)?
-                .ok_or_else(|| AppError::not_found("schedule", id))?;
+            let before: Schedule = catalog::load(tx, id)?;
             let mut s = before.clone();
             if let Some(tz) = &patch.time_zone {
                 s.time_zone = tz.clone();
@@ -298,21 +274,9 @@ pub async fn update(
             check_layers(tx, &mut e, &s.time_zone, &s.layers)?;
             e.into_result()?;
             if let Some(name) = &name {
-                super::names::SCHEDULES.rename(tx, &s.name, name, id)?;
                 s.name = name.clone();
             }
-            s.updated_at = now;
-            access::put(tx, &s)?;
-            super::audit::record(
-                tx,
-                now,
-                &who,
-                "schedule.update",
-                ("schedule", id),
-                format!("changed schedule {}", s.name),
-                audit::diff_records(&before, &s),
-            )?;
-            Ok(s)
+            catalog::save(tx, &change, &before, s)
         })
         .await
 }
@@ -320,13 +284,10 @@ pub async fn update(
 /// Deletes a schedule (needs `schedule:write`) that no escalation policy pages, with its
 /// overrides.
 pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
-    require(actor, Permission::ScheduleWrite)?;
-    let now = app.clock.now();
-    let who = actor.reference.clone();
+    let change = catalog::change::<Schedule>(app, actor)?;
     app.store
         .write(move |tx| {
-            let s = access::get::<Schedule>(tx, id)?
-                .ok_or_else(|| AppError::not_found("schedule", id))?;
+            let s: Schedule = catalog::load(tx, id)?;
             let policies = access::list::<EscalationPolicy>(tx, None, Order::Asc, usize::MAX)?;
             if let Some(p) = policies.iter().find(|p| {
                 p.steps
@@ -341,18 +302,7 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
             for o in overrides_of(tx, id, None)? {
                 access::delete_raw(tx, tables::SCHEDULE_OVERRIDES, &override_key(id, o.id))?;
             }
-            access::delete::<Schedule>(tx, id)?;
-            super::names::SCHEDULES.release(tx, &s.name)?;
-            super::audit::record(
-                tx,
-                now,
-                &who,
-                "schedule.delete",
-                ("schedule", id),
-                format!("deleted schedule {}", s.name),
-                audit::deleted_record(&s),
-            )?;
-            Ok(())
+            catalog::delete(tx, &change, &s)
         })
         .await
 }
@@ -367,8 +317,7 @@ pub fn list_overrides(
 ) -> AppResult<Vec<ScheduleOverride>> {
     require(actor, Permission::ScheduleRead)?;
     let r = app.store.read()?;
-    access::get::<Schedule>(&r, schedule_id)?
-        .ok_or_else(|| AppError::not_found("schedule", schedule_id))?;
+    catalog::load::<Schedule>(&r, schedule_id)?;
     Ok(overrides_of(&r, schedule_id, since)?)
 }
 
@@ -394,8 +343,7 @@ pub async fn add_override(
     let who = actor.reference.clone();
     app.store
         .write(move |tx| {
-            let s = access::get::<Schedule>(tx, schedule_id)?
-                .ok_or_else(|| AppError::not_found("schedule", schedule_id))?;
+            let s = catalog::load::<Schedule>(tx, schedule_id)?;
             let user = match access::get::<User>(tx, input.user_id)? {
                 Some(u) if u.active => u,
                 Some(u) => {
@@ -484,8 +432,7 @@ pub fn on_call(
     require(actor, Permission::ScheduleRead)?;
     let at = at.unwrap_or_else(|| app.clock.now());
     let r = app.store.read()?;
-    access::get::<Schedule>(&r, schedule_id)?
-        .ok_or_else(|| AppError::not_found("schedule", schedule_id))?;
+    catalog::load::<Schedule>(&r, schedule_id)?;
     let on_call = on_call_at(&r, schedule_id, at)?;
     let username = match &on_call {
         Some(o) => access::get::<User>(&r, o.user_id)?.map(|u| u.username),

@@ -4,13 +4,9 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::page::{Page, PageRequest};
-use super::{
-    App, AppError, AppResult, FieldErrors, nullable, optional_text, require, required_text,
-};
+use super::{App, AppError, AppResult, FieldErrors, catalog, nullable, optional_text};
 use crate::domain::actor::Actor;
-use crate::domain::audit;
 use crate::domain::identity::Group;
-use crate::domain::permission::Permission;
 use crate::domain::service::{self, DEFAULT_SERVICE_ID, Service};
 use crate::store::access::{self, Reader};
 use crate::store::keys::Key;
@@ -111,14 +107,12 @@ pub fn find_by_name(
 
 /// Creates a service (needs `service:write`).
 pub async fn create(app: &App, actor: &Actor, input: NewService) -> AppResult<Service> {
-    require(actor, Permission::ServiceWrite)?;
+    let change = catalog::change::<Service>(app, actor)?;
     let mut e = FieldErrors::new();
-    let name = required_text(&mut e, "name", &input.name, 100);
+    let name = catalog::new_name::<Service>(&mut e, &input.name);
     let chat_channel = optional_text(&mut e, "chat_channel", input.chat_channel.as_deref(), 200);
     let discord_channel = discord_channel(&mut e, input.discord_channel.as_deref());
     e.into_result()?;
-    let now = app.clock.now();
-    let who = actor.reference.clone();
     app.store
         .write(move |tx| {
             let mut e = FieldErrors::new();
@@ -130,8 +124,7 @@ pub async fn create(app: &App, actor: &Actor, input: NewService) -> AppResult<Se
                 input.escalation_policy_id,
             )?;
             e.into_result()?;
-            let id = access::next_id(tx, tables::SERVICES)?;
-            let service = Service {
+            catalog::create(tx, &change, |id| Service {
                 id,
                 name: name.clone(),
                 description: input.description.trim().to_owned(),
@@ -140,45 +133,28 @@ pub async fn create(app: &App, actor: &Actor, input: NewService) -> AppResult<Se
                 tier: input.tier,
                 chat_channel: chat_channel.clone(),
                 discord_channel: discord_channel.clone(),
-                created_at: now,
-                updated_at: now,
-            };
-            access::put(tx, &service)?;
-            super::names::SERVICES.claim(tx, &name, id)?;
-            super::audit::record(
-                tx,
-                now,
-                &who,
-                "service.create",
-                ("service", id),
-                format!("created service {name}"),
-                audit::created_record(&service),
-            )?;
-            Ok(service)
+                created_at: change.at,
+                updated_at: change.at,
+            })
         })
         .await
 }
 
 /// One service (needs `service:read`).
 pub fn get(app: &App, actor: &Actor, id: u64) -> AppResult<Service> {
-    require(actor, Permission::ServiceRead)?;
-    access::get(&app.store.read()?, id)?.ok_or_else(|| AppError::not_found("service", id))
+    catalog::get(app, actor, id)
 }
 
 /// Services in id order (needs `service:read`).
 pub fn list(app: &App, actor: &Actor, page: PageRequest) -> AppResult<Page<Service>> {
-    require(actor, Permission::ServiceRead)?;
-    super::page::records(&app.store.read()?, page)
+    catalog::list(app, actor, page)
 }
 
 /// Changes a service (needs `service:write`).
 pub async fn update(app: &App, actor: &Actor, id: u64, patch: ServicePatch) -> AppResult<Service> {
-    require(actor, Permission::ServiceWrite)?;
+    let change = catalog::change::<Service>(app, actor)?;
     let mut e = FieldErrors::new();
-    let name = patch
-        .name
-        .as_deref()
-        .map(|n| required_text(&mut e, "name", n, 100));
+    let name = catalog::patched_name::<Service>(&mut e, patch.name.as_deref());
     let chat_channel = patch
         .chat_channel
         .clone()
@@ -188,12 +164,9 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: ServicePatch) -> A
         .clone()
         .map(|c| discord_channel(&mut e, c.as_deref()));
     e.into_result()?;
-    let now = app.clock.now();
-    let who = actor.reference.clone();
     app.store
         .write(move |tx| {
-            let before = access::get::<Service>(tx, id)?
-                .ok_or_else(|| AppError::not_found("service", id))?;
+            let before: Service = catalog::load(tx, id)?;
             let mut s = before.clone();
             if let Some(owner) = patch.owner_group_id {
                 s.owner_group_id = owner;
@@ -217,24 +190,9 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: ServicePatch) -> A
             check_refs(tx, &mut e, s.owner_group_id, s.tier, s.escalation_policy_id)?;
             e.into_result()?;
             if let Some(name) = &name {
-                super::names::SERVICES.rename(tx, &s.name, name, id)?;
-            }
-            if let Some(name) = &name {
                 s.name = name.clone();
             }
-            s.updated_at = now;
-            access::put(tx, &s)?;
-            let changes = audit::diff_records(&before, &s);
-            super::audit::record(
-                tx,
-                now,
-                &who,
-                "service.update",
-                ("service", id),
-                format!("changed service {}", s.name),
-                changes,
-            )?;
-            Ok(s)
+            catalog::save(tx, &change, &before, s)
         })
         .await
 }
@@ -249,13 +207,10 @@ fn incidents_of(service_id: u64) -> Vec<u8> {
 
 /// Deletes a service (needs `service:write`): not the default one, not one with incidents.
 pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
-    require(actor, Permission::ServiceWrite)?;
-    let now = app.clock.now();
-    let who = actor.reference.clone();
+    let change = catalog::change::<Service>(app, actor)?;
     app.store
         .write(move |tx| {
-            let s = access::get::<Service>(tx, id)?
-                .ok_or_else(|| AppError::not_found("service", id))?;
+            let s: Service = catalog::load(tx, id)?;
             if id == DEFAULT_SERVICE_ID {
                 return Err(AppError::Conflict(
                     "the default service cannot be deleted".into(),
@@ -289,18 +244,7 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                     r.name, s.name
                 )));
             }
-            access::delete::<Service>(tx, id)?;
-            super::names::SERVICES.release(tx, &s.name)?;
-            super::audit::record(
-                tx,
-                now,
-                &who,
-                "service.delete",
-                ("service", id),
-                format!("deleted service {}", s.name),
-                audit::deleted_record(&s),
-            )?;
-            Ok(())
+            catalog::delete(tx, &change, &s)
         })
         .await
 }

@@ -4,19 +4,14 @@
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::app::names;
 use crate::app::page::{Page, PageRequest};
-use crate::app::{App, AppError, AppResult, FieldErrors, require, required_text};
+use crate::app::{App, AppError, AppResult, FieldErrors, catalog};
 use crate::domain::actor::Actor;
-use crate::domain::audit;
 use crate::domain::escalation::{self, EscalationPolicy, EscalationStep, EscalationTarget};
 use crate::domain::identity::{Group, User};
-use crate::domain::permission::Permission;
+use crate::store::StoreError;
 use crate::store::access::{self, Order, Reader};
-use crate::store::{StoreError, tables};
 
-/// Longest policy name.
-const MAX_NAME: usize = 100;
 /// Longest description.
 const MAX_DESCRIPTION: usize = 2000;
 
@@ -108,9 +103,9 @@ fn check_policy(
 
 /// Creates a policy (needs `escalation:write`).
 pub async fn create(app: &App, actor: &Actor, input: NewPolicy) -> AppResult<EscalationPolicy> {
-    require(actor, Permission::EscalationWrite)?;
+    let change = catalog::change::<EscalationPolicy>(app, actor)?;
     let mut e = FieldErrors::new();
-    let name = required_text(&mut e, "name", &input.name, MAX_NAME);
+    let name = catalog::new_name::<EscalationPolicy>(&mut e, &input.name);
     if input.description.chars().count() > MAX_DESCRIPTION {
         e.add(
             "description",
@@ -118,49 +113,32 @@ pub async fn create(app: &App, actor: &Actor, input: NewPolicy) -> AppResult<Esc
         );
     }
     e.into_result()?;
-    let now = app.clock.now();
-    let who = actor.reference.clone();
     app.store
         .write(move |tx| {
             let mut e = FieldErrors::new();
             check_policy(tx, &mut e, &input.steps, input.repeat)?;
             e.into_result()?;
-            let id = access::next_id(tx, tables::ESCALATION_POLICIES)?;
-            names::ESCALATION_POLICIES.claim(tx, &name, id)?;
-            let policy = EscalationPolicy {
+            catalog::create(tx, &change, |id| EscalationPolicy {
                 id,
                 name: name.clone(),
                 description: input.description.trim().to_owned(),
                 steps: input.steps.clone(),
                 repeat: input.repeat,
-                created_at: now,
-                updated_at: now,
-            };
-            access::put(tx, &policy)?;
-            crate::app::audit::record(
-                tx,
-                now,
-                &who,
-                "escalation_policy.create",
-                ("escalation_policy", id),
-                format!("created escalation policy {name}"),
-                audit::created_record(&policy),
-            )?;
-            Ok(policy)
+                created_at: change.at,
+                updated_at: change.at,
+            })
         })
         .await
 }
 
 /// One policy (needs `escalation:read`).
 pub fn get(app: &App, actor: &Actor, id: u64) -> AppResult<EscalationPolicy> {
-    require(actor, Permission::EscalationRead)?;
-    access::get(&app.store.read()?, id)?.ok_or_else(|| AppError::not_found("escalation policy", id))
+    catalog::get(app, actor, id)
 }
 
 /// Policies in id order (needs `escalation:read`).
 pub fn list(app: &App, actor: &Actor, page: PageRequest) -> AppResult<Page<EscalationPolicy>> {
-    require(actor, Permission::EscalationRead)?;
-    crate::app::page::records(&app.store.read()?, page)
+    catalog::list(app, actor, page)
 }
 
 /// Changes a policy (needs `escalation:write`).
@@ -170,12 +148,9 @@ pub async fn update(
     id: u64,
     patch: PolicyPatch,
 ) -> AppResult<EscalationPolicy> {
-    require(actor, Permission::EscalationWrite)?;
+    let change = catalog::change::<EscalationPolicy>(app, actor)?;
     let mut e = FieldErrors::new();
-    let name = patch
-        .name
-        .as_deref()
-        .map(|n| required_text(&mut e, "name", n, MAX_NAME));
+    let name = catalog::patched_name::<EscalationPolicy>(&mut e, patch.name.as_deref());
     if patch
         .description
         .as_ref()
@@ -187,12 +162,9 @@ pub async fn update(
         );
     }
     e.into_result()?;
-    let now = app.clock.now();
-    let who = actor.reference.clone();
     app.store
         .write(move |tx| {
-            let before = access::get::<EscalationPolicy>(tx, id)?
-                .ok_or_else(|| AppError::not_found("escalation policy", id))?;
+            let before: EscalationPolicy = catalog::load(tx, id)?;
             let mut p = before.clone();
             if let Some(steps) = &patch.steps {
                 p.steps = steps.clone();
@@ -207,21 +179,9 @@ pub async fn update(
             check_policy(tx, &mut e, &p.steps, p.repeat)?;
             e.into_result()?;
             if let Some(name) = &name {
-                names::ESCALATION_POLICIES.rename(tx, &p.name, name, id)?;
                 p.name = name.clone();
             }
-            p.updated_at = now;
-            access::put(tx, &p)?;
-            crate::app::audit::record(
-                tx,
-                now,
-                &who,
-                "escalation_policy.update",
-                ("escalation_policy", id),
-                format!("changed escalation policy {}", p.name),
-                audit::diff_records(&before, &p),
-            )?;
-            Ok(p)
+            catalog::save(tx, &change, &before, p)
         })
         .await
 }
@@ -252,31 +212,17 @@ fn still_used(r: &impl Reader, id: u64) -> Result<Option<String>, StoreError> {
 /// Deletes a policy (needs `escalation:write`) that no service, integration or routing
 /// rule uses. Incidents still escalating under it stop at their next page, with a note.
 pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
-    require(actor, Permission::EscalationWrite)?;
-    let now = app.clock.now();
-    let who = actor.reference.clone();
+    let change = catalog::change::<EscalationPolicy>(app, actor)?;
     app.store
         .write(move |tx| {
-            let p = access::get::<EscalationPolicy>(tx, id)?
-                .ok_or_else(|| AppError::not_found("escalation policy", id))?;
+            let p: EscalationPolicy = catalog::load(tx, id)?;
             if let Some(user) = still_used(tx, id)? {
                 return Err(AppError::Conflict(format!(
                     "{user} uses escalation policy '{}'; change it first",
                     p.name
                 )));
             }
-            access::delete::<EscalationPolicy>(tx, id)?;
-            names::ESCALATION_POLICIES.release(tx, &p.name)?;
-            crate::app::audit::record(
-                tx,
-                now,
-                &who,
-                "escalation_policy.delete",
-                ("escalation_policy", id),
-                format!("deleted escalation policy {}", p.name),
-                audit::deleted_record(&p),
-            )?;
-            Ok(())
+            catalog::delete(tx, &change, &p)
         })
         .await
 }
