@@ -432,6 +432,9 @@ impl ConfigError {
     }
 }
 
+/// The longest duration a setting may name: ten years.
+pub const MAX_DURATION_SECS: u64 = 10 * 365 * 86_400;
+
 /// The environment variable naming the config file.
 pub const CONFIG_ENV: &str = "INCIDENTD_CONFIG";
 
@@ -766,6 +769,39 @@ impl Config {
         if self.store.cache_mb == 0 {
             return Err(ConfigError::new("store.cache_mb", "must be at least 1"));
         }
+        self.check_durations()
+    }
+
+    /// Every duration at most [`MAX_DURATION_SECS`]: beyond that a setting is a typo,
+    /// and far beyond it no longer fits the clock's arithmetic.
+    fn check_durations(&self) -> Result<(), ConfigError> {
+        let days = |d: u32| u64::from(d) * 86_400;
+        for (key, secs) in [
+            ("http.request_timeout_secs", self.http.request_timeout_secs),
+            ("http.shutdown_grace_secs", self.http.shutdown_grace_secs),
+            (
+                "auth.refresh_token_ttl_secs",
+                self.auth.refresh_token_ttl_secs,
+            ),
+            ("auth.throttle_window_secs", self.auth.throttle_window_secs),
+            ("retention.events_days", days(self.retention.events_days)),
+            (
+                "retention.deliveries_days",
+                days(self.retention.deliveries_days),
+            ),
+            ("retention.interval_secs", self.retention.interval_secs),
+            ("store.checkpoint_secs", self.store.checkpoint_secs),
+            ("notify.timeout_secs", self.notify.timeout_secs),
+            ("notify.retry_max_secs", self.notify.retry_max_secs),
+            ("notify.rate_limit_secs", self.notify.rate_limit_secs),
+        ] {
+            if secs > MAX_DURATION_SECS {
+                return Err(ConfigError::new(
+                    key,
+                    format!("must be at most {MAX_DURATION_SECS} seconds (ten years)"),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -875,6 +911,36 @@ mod tests {
             c.validate().expect_err("short secret").key,
             "auth.jwt_secret"
         );
+    }
+
+    #[test]
+    fn durations_past_ten_years_are_refused_by_name() {
+        for (toml, key) in [
+            (
+                "[auth]\nrefresh_token_ttl_secs = 9223372036854775807\n",
+                "auth.refresh_token_ttl_secs",
+            ),
+            (
+                "[notify]\nretry_max_secs = 9223372036854775807\n",
+                "notify.retry_max_secs",
+            ),
+            (
+                "[notify]\nrate_limit_secs = 315360001\n",
+                "notify.rate_limit_secs",
+            ),
+            (
+                "[retention]\ndeliveries_days = 4000\n",
+                "retention.deliveries_days",
+            ),
+        ] {
+            let e = Config::from_toml(toml)
+                .and_then(|c| c.validate().map(|()| c))
+                .expect_err(toml);
+            assert_eq!(e.key, key, "{e}");
+        }
+        let mut c = Config::default();
+        c.notify.rate_limit_secs = MAX_DURATION_SECS;
+        c.validate().expect("ten years is allowed");
     }
 
     #[test]

@@ -101,6 +101,25 @@ async fn field_errors_are_422_naming_the_field() {
         .await
         .assert_problem(422);
     assert_eq!(user_count(&d).await, 1, "nothing was created");
+    // A window past ten years is a typo, not "forever": cast to a signed number it would
+    // turn grouping or reopening off.
+    for field in ["reopen_window_secs", "group_window_secs"] {
+        let a = d
+            .post(
+                "/api/v1/integrations",
+                &d.admin,
+                json!({"name": "am", "kind": "alertmanager", "settings": {field: u64::MAX}}),
+            )
+            .await;
+        a.assert_problem(422);
+        assert!(
+            a.body["errors"][format!("settings.{field}")].is_array(),
+            "{}",
+            a.text
+        );
+    }
+    let listed = d.get("/api/v1/integrations", &d.admin).await;
+    assert_eq!(listed.body["items"], json!([]), "{}", listed.text);
 }
 
 #[tokio::test]

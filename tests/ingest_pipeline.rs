@@ -58,13 +58,20 @@ async fn bad_input_is_refused_and_stores_nothing() {
         );
     }
 
-    // Unknown token (and no token): 404.
-    d.hook("alertmanager", "no-such-token", &good)
-        .await
-        .assert_problem(404);
-    d.post_raw("/hooks/alertmanager", good.to_string().into_bytes())
-        .await
-        .assert_problem(404);
+    // Unknown token (and no token): 404, worded as for a URL no route serves, so that a
+    // prober cannot tell a wrong token from a wrong path.
+    let no_route = d
+        .post_raw("/hooks/no-such-source", good.to_string().into_bytes())
+        .await;
+    no_route.assert_problem(404);
+    for a in [
+        d.hook("alertmanager", "no-such-token", &good).await,
+        d.post_raw("/hooks/alertmanager", good.to_string().into_bytes())
+            .await,
+    ] {
+        a.assert_problem(404);
+        assert_eq!(a.body["detail"], no_route.body["detail"], "{}", a.text);
+    }
 
     // Over the 512 KiB hook limit: 413, for every hook.
     let mut big = good.clone();

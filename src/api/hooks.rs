@@ -80,7 +80,7 @@ async fn receive(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let wait = params.wait()?;
-    let token = token.ok_or_else(|| AppError::not_found("integration", "without a token"))?;
+    let token = token.ok_or(AppError::NoRoute)?;
     let integration = integrations::by_token(app, kind, &token)?;
     let batch = ingest::parse(kind, &body, &integration.settings)?;
     let (alerts, truncated) = (batch.alerts.len(), batch.truncated);
@@ -206,7 +206,7 @@ pub async fn enqueue(
     };
     let integration = match integrations::by_token(&app, IntegrationKind::Pagerduty, &key) {
         Ok(i) => i,
-        Err(AppError::NotFound { .. }) => {
+        Err(AppError::NoRoute) => {
             return pd_error(
                 StatusCode::NOT_FOUND,
                 "Unknown routing key",

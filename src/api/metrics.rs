@@ -98,7 +98,17 @@ fn record(route: &str, method: &Method, status: u16, seconds: f64) {
 pub async fn track(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
+    // Standard methods only: a made-up one would be a new series per request.
+    let method = match *req.method() {
+        Method::GET
+        | Method::POST
+        | Method::PUT
+        | Method::PATCH
+        | Method::DELETE
+        | Method::HEAD
+        | Method::OPTIONS => req.method().clone(),
+        _ => Method::from_bytes(b"OTHER").expect("OTHER is a valid method token"),
+    };
     let res = next.run(req).await;
     let route = route.as_ref().map_or("unmatched", |p| p.as_str());
     record(

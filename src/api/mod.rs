@@ -248,7 +248,7 @@ pub fn router(app: Arc<App>) -> Router {
     metrics::install();
     let barrier = axum::middleware::from_fn_with_state(app.clone(), read_your_writes);
     let (api, doc) = health_routes()
-        .merge(routes().layer(barrier.clone()))
+        .merge(routes().layer(barrier))
         .merge(hook_routes(app.config.http.hook_body_limit_bytes))
         .split_for_parts();
     let doc = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
@@ -273,33 +273,107 @@ pub fn router(app: Arc<App>) -> Router {
             }),
         )
         .with_state(app.clone());
+    // The chat routes wait for ingestion to be applied inside each command
+    // (`chat::commands::run`), where the wait counts against the platform's answer budget.
     if let Some(discord) = crate::chat::discord::router(app.clone()) {
-        all = all.merge(
-            discord
-                .layer(DefaultBodyLimit::max(body_limit))
-                .layer(barrier.clone()),
-        );
+        all = all.merge(discord.layer(DefaultBodyLimit::max(body_limit)));
     }
     if let Some(slack) = crate::chat::slack::router(app) {
-        all = all.merge(
-            slack
-                .layer(DefaultBodyLimit::max(body_limit))
-                .layer(barrier),
+        all = all.merge(slack.layer(DefaultBodyLimit::max(body_limit)));
+    }
+    with_outer_layers(all.fallback(problem::not_found), timeout)
+}
+
+/// What every route gets, innermost first: the request timeout (503), panics caught (500),
+/// every error answer made problem+json (so the two before it are too), request metrics
+/// by route template, and a request id in the log span and the answer.
+fn with_outer_layers(router: Router, timeout: Duration) -> Router {
+    router
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(CatchPanicLayer::new())
+        .layer(axum::middleware::map_response(problem::ensure_problem_json))
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+#[cfg(test)]
+mod layer_tests {
+    use super::*;
+
+    async fn answer(router: Router, path: &str) -> (StatusCode, String, Option<String>, String) {
+        use tower::ServiceExt;
+        let res = router
+            .oneshot(
+                Request::get(path)
+                    .body(axum::body::Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("infallible");
+        let header = |h| {
+            res.headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (ctype, retry) = (
+            header(header::CONTENT_TYPE).unwrap_or_default(),
+            header(header::RETRY_AFTER),
+        );
+        let status = res.status();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (
+            status,
+            ctype,
+            retry,
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    }
+
+    #[tokio::test]
+    async fn timeouts_and_panics_answer_problem_json() {
+        let router = with_outer_layers(
+            Router::new()
+                .route(
+                    "/slow",
+                    axum::routing::get(|| async {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        "late"
+                    }),
+                )
+                .route(
+                    "/panics",
+                    axum::routing::get(|| async {
+                        if true {
+                            panic!("a bug");
+                        }
+                        "never"
+                    }),
+                ),
+            Duration::from_millis(50),
+        );
+        let (status, ctype, retry, body) = answer(router.clone(), "/slow").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(ctype.starts_with("application/problem+json"), "{ctype}");
+        assert!(retry.is_some(), "a 503 says when to come back");
+        assert!(body.contains("took too long"), "{body}");
+        let (status, ctype, _, body) = answer(router, "/panics").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(ctype.starts_with("application/problem+json"), "{ctype}");
+        assert!(
+            !body.contains("a bug"),
+            "no panic message to the caller: {body}"
         );
     }
-    all.fallback(problem::not_found)
-    .layer(axum::middleware::from_fn(metrics::track))
-    .layer(axum::middleware::map_response(problem::ensure_problem_json))
-    .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
-    .layer(CatchPanicLayer::new())
-    .layer(PropagateRequestIdLayer::x_request_id())
-    .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-        let id = req
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-");
-        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-    }))
-    .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }

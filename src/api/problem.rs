@@ -98,7 +98,9 @@ impl From<AppError> for Problem {
             e @ (AppError::Forbidden(_) | AppError::Refused(_)) => {
                 Problem::new(StatusCode::FORBIDDEN, e.to_string())
             }
-            e @ AppError::NotFound { .. } => Problem::new(StatusCode::NOT_FOUND, e.to_string()),
+            e @ (AppError::NotFound { .. } | AppError::NoRoute) => {
+                Problem::new(StatusCode::NOT_FOUND, e.to_string())
+            }
             AppError::Conflict(m) => Problem::new(StatusCode::CONFLICT, m),
             e @ AppError::Throttled { retry_after } => {
                 Problem::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
@@ -127,8 +129,8 @@ impl IntoResponse for AppError {
     }
 }
 
-/// Rewrites any error answer that is not problem+json yet (axum's own 404/405, tower's 413
-/// and timeouts) into one, keeping status and headers.
+/// Rewrites any error answer that is not problem+json yet (axum's own 404/405, tower's 413,
+/// timeouts, caught panics) into one, keeping status and headers; a 503 says when to retry.
 pub async fn ensure_problem_json(res: Response) -> Response {
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -160,6 +162,12 @@ pub async fn ensure_problem_json(res: Response) -> Response {
     let (fresh_parts, body) = fresh.into_parts();
     for (k, v) in fresh_parts.headers.iter() {
         parts.headers.insert(k.clone(), v.clone());
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        parts
+            .headers
+            .entry(header::RETRY_AFTER)
+            .or_insert(header::HeaderValue::from_static("5"));
     }
     Response::from_parts(parts, body)
 }

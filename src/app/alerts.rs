@@ -120,6 +120,11 @@ pub async fn ingest(
     super::ingest_queue::submit(app, integration, batch, source, wait).await
 }
 
+/// Whether `age` is at most `window_secs` (any window holds what is not yet old).
+fn within(age: chrono::Duration, window_secs: u64) -> bool {
+    u64::try_from(age.num_seconds()).map_or(true, |age| age <= window_secs)
+}
+
 fn fp_key(integration: u64, fingerprint: &str) -> Vec<u8> {
     Key::new().u64(integration).str(fingerprint).into_bytes()
 }
@@ -482,9 +487,9 @@ impl<'t> Session<'t> {
                     if let (Some(before), Some(inc), None) =
                         (&existing, &current_incident, silenced)
                         && inc.status == IncidentStatus::Resolved
-                        && inc.resolved_at.is_some_and(|r| {
-                            (now - r).num_seconds() <= settings.reopen_window_secs as i64
-                        })
+                        && inc
+                            .resolved_at
+                            .is_some_and(|r| within(now - r, settings.reopen_window_secs))
                     {
                         incidents::transition_in_tx(
                             tx,
@@ -537,7 +542,7 @@ impl<'t> Session<'t> {
                             i.status.is_open()
                                 && settings
                                     .group_window_secs
-                                    .is_none_or(|w| (now - i.created_at).num_seconds() <= w as i64)
+                                    .is_none_or(|w| within(now - i.created_at, w))
                         }),
                         None => None,
                     };

@@ -80,6 +80,10 @@ pub enum AppError {
         /// Which.
         id: String,
     },
+    /// Nothing here (404), worded as for a path no route serves: a webhook token that
+    /// names no integration must not be told apart from a wrong URL.
+    #[error("no such route or resource")]
+    NoRoute,
     /// The change conflicts with the current state (409).
     #[error("{0}")]
     Conflict(String),

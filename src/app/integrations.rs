@@ -126,6 +126,15 @@ fn check_settings(e: &mut FieldErrors, kind: IntegrationKind, s: &IntegrationSet
             "must be at least 1 (or absent)",
         );
     }
+    let max = crate::config::MAX_DURATION_SECS;
+    for (field, secs) in [
+        ("settings.group_window_secs", s.group_window_secs),
+        ("settings.reopen_window_secs", Some(s.reopen_window_secs)),
+    ] {
+        if secs.is_some_and(|secs| secs > max) {
+            e.add(field, format!("must be at most {max} (ten years)"));
+        }
+    }
     if let Some(m) = &s.mapping {
         let pointers = [
             ("title", Some(&m.title)),
@@ -421,7 +430,7 @@ where
 
 /// The integration a token belongs to, if its kind is `kind`.
 pub fn by_token(app: &App, kind: IntegrationKind, token: &str) -> AppResult<Arc<Integration>> {
-    let unknown = || AppError::not_found("integration", "for this token");
+    let unknown = || AppError::NoRoute;
     let hash = sha256_hex(token.trim());
     let cache = &app.integration_tokens;
     let generation = {

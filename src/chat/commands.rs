@@ -64,6 +64,7 @@ pub fn explain(e: &AppError) -> String {
         | AppError::BadRequest(m)
         | AppError::Unauthorized(m) => m.clone(),
         AppError::NotFound { kind, id } => format!("There is no {kind} {id}."),
+        AppError::NoRoute => "There is no such thing.".into(),
         AppError::Validation(f) => {
             f.0.iter()
                 .map(|(k, v)| format!("{k}: {}", v.join("; ")))
@@ -137,6 +138,12 @@ pub async fn run_worded(
         .map_err(|e| explain(&e))
 }
 
+/// How long a command waits for acknowledged alerts to be applied (see
+/// [`crate::store::Store::caught_up`]) before it says incidentd is busy. The wait is part of
+/// the command, so it counts against the adapter's answer budget: past that, Slack gets
+/// "working on it" and Discord a deferred answer, and the reply follows.
+const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs `command` for `caller`, returning the error instead of wording it (for adapters that
 /// answer success and failure differently, such as buttons).
 pub async fn run(
@@ -145,6 +152,8 @@ pub async fn run(
     command: Command,
     directory: &dyn Directory,
 ) -> Result<Reply, AppError> {
+    // Never show less than a webhook was told is stored.
+    app.store.caught_up(CATCH_UP).await?;
     let actor = caller.reader();
     let base = app.public_url();
     match command {

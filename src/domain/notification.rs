@@ -376,6 +376,10 @@ impl Delivery {
     }
 }
 
+/// The longest a peer's `Retry-After` can hold a delivery back: a day. A peer asking for
+/// more is tried again after a day, like one that asked for exactly that.
+pub const MAX_PEER_WAIT: Duration = Duration::days(1);
+
 /// How the outbox retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -420,10 +424,13 @@ impl RetryPolicy {
         let factor = 0.8 + 0.4 * jitter.clamp(0.0, 1.0);
         let wait = Duration::milliseconds((raw as f64 * factor) as i64);
         let wait = match retry_after {
-            Some(r) if r > wait => r,
+            Some(r) if r > wait => r.min(MAX_PEER_WAIT),
             _ => wait,
         };
-        Some(now + wait)
+        Some(
+            now.checked_add_signed(wait)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        )
     }
 }
 
@@ -465,6 +472,21 @@ mod tests {
             (sooner - now).num_seconds(),
             20,
             "Retry-After never shortens the backoff"
+        );
+    }
+
+    #[test]
+    fn retry_after_is_capped_and_the_end_of_time_does_not_overflow() {
+        let p = RetryPolicy::default();
+        let now = at("2026-01-01T00:00:00Z");
+        let capped = p
+            .next_attempt(now, 1, 0.5, Some(Duration::MAX))
+            .expect("retry");
+        assert_eq!(capped - now, MAX_PEER_WAIT);
+        let last = DateTime::<Utc>::MAX_UTC - Duration::seconds(1);
+        assert_eq!(
+            p.next_attempt(last, 1, 0.5, Some(MAX_PEER_WAIT)),
+            Some(DateTime::<Utc>::MAX_UTC)
         );
     }
 

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 
 use crate::app::notifications::templates::Rendered;
 use crate::config::Config;
-use crate::domain::notification::{ChannelKind, Delivery};
+use crate::domain::notification::{ChannelKind, Delivery, MAX_PEER_WAIT};
 
 /// A boxed future, for object-safe async methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -140,7 +140,8 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
-/// Reads a `Retry-After` header: seconds, or an HTTP date.
+/// Reads a `Retry-After` header: seconds, or an HTTP date; never more than
+/// [`MAX_PEER_WAIT`], whatever the peer asks.
 pub fn retry_after(
     headers: &reqwest::header::HeaderMap,
     now: DateTime<Utc>,
@@ -150,12 +151,16 @@ pub fn retry_after(
         .to_str()
         .ok()?
         .trim();
-    if let Ok(secs) = v.parse::<i64>() {
-        return Some(chrono::Duration::seconds(secs.max(0)));
-    }
-    DateTime::parse_from_rfc2822(v)
-        .ok()
-        .map(|t| (t.with_timezone(&Utc) - now).max(chrono::Duration::zero()))
+    let wait = match v.parse::<i64>() {
+        Ok(secs) => chrono::Duration::seconds(secs.clamp(0, MAX_PEER_WAIT.num_seconds())),
+        // Digits past i64: longer than any wait we honour.
+        Err(_) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => MAX_PEER_WAIT,
+        Err(_) => DateTime::parse_from_rfc2822(v)
+            .ok()?
+            .with_timezone(&Utc)
+            .signed_duration_since(now),
+    };
+    Some(wait.clamp(chrono::Duration::zero(), MAX_PEER_WAIT))
 }
 
 /// Classifies an HTTP answer: 2xx ok; 408, 425, 429 and 5xx transient (with Retry-After);
@@ -219,5 +224,34 @@ mod tests {
         assert_eq!(retry_after(&h, now), Some(chrono::Duration::seconds(60)));
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn a_peer_cannot_hold_a_delivery_back_longer_than_a_day() {
+        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .expect("t")
+            .with_timezone(&Utc);
+        let mut h = HeaderMap::new();
+        for huge in [
+            "86401",
+            "9223372036854775807",
+            "99999999999999999999999",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            h.insert(RETRY_AFTER, HeaderValue::from_static(huge));
+            assert_eq!(retry_after(&h, now), Some(MAX_PEER_WAIT), "{huge}");
+        }
+        for past in [
+            "-5",
+            "-9223372036854775808",
+            "Thu, 01 Jan 1970 00:00:00 GMT",
+        ] {
+            h.insert(RETRY_AFTER, HeaderValue::from_static(past));
+            assert_eq!(
+                retry_after(&h, now),
+                Some(chrono::Duration::zero()),
+                "{past}"
+            );
+        }
     }
 }

@@ -48,7 +48,7 @@ pub fn verify(
     let ts = timestamp.ok_or(VerifyError::Missing("X-Signature-Timestamp"))?;
     let sig = signature.ok_or(VerifyError::Missing("X-Signature-Ed25519"))?;
     let secs: i64 = ts.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
-    if (now - secs).abs() > WINDOW_SECS {
+    if now.abs_diff(secs) > WINDOW_SECS.unsigned_abs() {
         return Err(VerifyError::Stale);
     }
     let raw: [u8; 64] = hex::decode(sig.trim())
@@ -120,6 +120,13 @@ mod tests {
             verify(&v, Some("soon"), Some(&sig), body, 1_700_000_000),
             Err(VerifyError::BadTimestamp)
         );
+        for extreme in ["-9223372036854775808", "9223372036854775807"] {
+            assert_eq!(
+                verify(&v, Some(extreme), Some(&sig), body, 1_700_000_000),
+                Err(VerifyError::Stale),
+                "{extreme}"
+            );
+        }
         assert_eq!(
             verify(&v, Some("1700000000"), Some("abcd"), body, 1_700_000_000),
             Err(VerifyError::Malformed)

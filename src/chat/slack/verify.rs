@@ -46,7 +46,7 @@ pub fn verify(
         .parse()
         .map_err(|_| VerifyError::Missing("X-Slack-Request-Timestamp"))?;
     let given = signature.ok_or(VerifyError::Missing("X-Slack-Signature"))?;
-    if (now - when).abs() > MAX_SKEW_SECS {
+    if now.abs_diff(when) > MAX_SKEW_SECS.unsigned_abs() {
         return Err(VerifyError::Stale);
     }
     let expected = sign(secret, ts.trim(), body);
@@ -96,5 +96,12 @@ mod tests {
             verify(secret, Some("1531420618"), None, body, 1531420618),
             Err(VerifyError::Missing("X-Slack-Signature"))
         );
+        for extreme in ["-9223372036854775808", "9223372036854775807"] {
+            assert_eq!(
+                verify(secret, Some(extreme), Some(sig), body, 1531420618),
+                Err(VerifyError::Stale),
+                "{extreme}"
+            );
+        }
     }
 }
