@@ -102,6 +102,16 @@ async fn a_request_passes_every_level_in_order_under_the_four_eyes_rule() {
     let id = a.id();
     assert_eq!(a.body["status"], "pending");
     assert_eq!(a.body["level"], 0);
+    assert_eq!(a.body["number"], format!("APR-{id}"), "{}", a.text);
+    let by_number = d
+        .get(&format!("/api/v1/approvals/APR-{id}"), &d.admin)
+        .await;
+    assert_eq!(
+        by_number.body["number"],
+        format!("APR-{id}"),
+        "{}",
+        by_number.text
+    );
     assert_eq!(pending(&d).await, 1);
     told(&hook, "lead", 1).await;
     assert!(

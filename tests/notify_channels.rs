@@ -378,6 +378,6 @@ async fn contact_methods_are_the_users_own_or_need_user_write() {
         d.get(&format!("/api/v1/users/{eve}/contact-methods"), &d.admin)
             .await
             .body,
-        json!([])
+        json!({"items": [], "next_cursor": null})
     );
 }

@@ -399,8 +399,26 @@ async fn templates_are_checked_overridable_and_restorable() {
     let a = put(json!({"channel": "email", "part": "subject", "source": "PAGE {{ incident.number }} {{ incident.title | upper }}"})).await;
     assert_eq!(a.status, 200, "{}", a.text);
     let list = d.get("/api/v1/notification-templates", &d.admin).await;
-    let subjects: Vec<&Value> = list
-        .body
+    assert!(list.body["next_cursor"].is_null(), "{}", list.text);
+    // Pages of three walk the same list, each item once, in the same order.
+    let mut walked = Vec::new();
+    let mut path = "/api/v1/notification-templates?limit=3".to_owned();
+    loop {
+        let page = d.get(&path, &d.admin).await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        let items = page.body["items"].as_array().expect("items");
+        assert!(items.len() <= 3 && !items.is_empty(), "{}", page.text);
+        walked.extend(items.iter().cloned());
+        match page.body["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/notification-templates?limit=3&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(&walked, list.body["items"].as_array().expect("items"));
+    d.get("/api/v1/notification-templates?limit=0", &d.admin)
+        .await
+        .assert_problem(422);
+    let subjects: Vec<&Value> = list.body["items"]
         .as_array()
         .expect("list")
         .iter()

@@ -14,6 +14,23 @@ use crate::app::approvals::{
 use crate::app::page::{Page, PageRequest};
 use crate::domain::approval::{ApprovalRequest, ApprovalWorkflow};
 
+/// An approval request as the API shows it: the record and its display number.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ApprovalView {
+    /// The record.
+    #[serde(flatten)]
+    pub request: ApprovalRequest,
+    /// `APR-<id>`, as chat and notifications name it.
+    pub number: String,
+}
+
+impl From<ApprovalRequest> for ApprovalView {
+    fn from(request: ApprovalRequest) -> Self {
+        let number = request.number();
+        Self { request, number }
+    }
+}
+
 /// An approval id: `12`, `APR-12` (any case) or `#12`, as chat accepts.
 fn approval_id(raw: &str) -> Result<u64, AppError> {
     match crate::domain::approval::parse_approval_ref(raw) {
@@ -91,70 +108,73 @@ pub async fn delete_workflow(
 
 /// Lists approval requests, newest first (`?status=pending`).
 #[utoipa::path(get, path = "/api/v1/approvals", tag = "approvals", security(("bearer" = [])), params(ApprovalParams),
-    responses((status = 200, body = inline(Page<ApprovalRequest>)), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = inline(Page<ApprovalView>)), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn list(
     State(app): State<AppState>,
     auth: Auth<perm::ApprovalRead>,
     Query(q): Query<ApprovalParams>,
-) -> Result<Json<Page<ApprovalRequest>>, AppError> {
+) -> Result<Json<Page<ApprovalView>>, AppError> {
     let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref())?;
-    Ok(Json(approvals::list(
-        &app,
-        &auth.actor,
-        q.status.as_deref(),
-        page,
-    )?))
+    Ok(Json(
+        approvals::list(&app, &auth.actor, q.status.as_deref(), page)?.map(ApprovalView::from),
+    ))
 }
 
 /// Asks for an approval; level 1's approvers are told.
 #[utoipa::path(post, path = "/api/v1/approvals", tag = "approvals", security(("bearer" = [])), request_body = NewApproval,
-    responses((status = 201, body = ApprovalRequest), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = ApprovalView), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
     State(app): State<AppState>,
     auth: Auth<perm::ApprovalWrite>,
     Body(input): Body<NewApproval>,
-) -> Result<(StatusCode, Json<ApprovalRequest>), AppError> {
+) -> Result<(StatusCode, Json<ApprovalView>), AppError> {
     Ok((
         StatusCode::CREATED,
-        Json(approvals::request(&app, &auth.actor, input).await?),
+        Json(approvals::request(&app, &auth.actor, input).await?.into()),
     ))
 }
 
 /// One approval request (`12` or `APR-12`).
 #[utoipa::path(get, path = "/api/v1/approvals/{id}", tag = "approvals", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = ApprovalRequest), (status = 404, body = Problem)))]
+    responses((status = 200, body = ApprovalView), (status = 404, body = Problem)))]
 pub async fn get(
     State(app): State<AppState>,
     auth: Auth<perm::ApprovalRead>,
     Path(id): Path<String>,
-) -> Result<Json<ApprovalRequest>, AppError> {
-    Ok(Json(approvals::get(&app, &auth.actor, approval_id(&id)?)?))
+) -> Result<Json<ApprovalView>, AppError> {
+    Ok(Json(
+        approvals::get(&app, &auth.actor, approval_id(&id)?)?.into(),
+    ))
 }
 
 /// Approves or rejects at the current level: 403 for the requester or a non-approver,
 /// 409 once decided or for a second decision at the same level.
 #[utoipa::path(post, path = "/api/v1/approvals/{id}/decision", tag = "approvals", security(("bearer" = [])), params(("id" = String, Path)), request_body = DecisionRequest,
-    responses((status = 200, body = ApprovalRequest), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = ApprovalView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn decision(
     State(app): State<AppState>,
     auth: Auth<perm::ApprovalDecide>,
     Path(id): Path<String>,
     Body(input): Body<DecisionRequest>,
-) -> Result<Json<ApprovalRequest>, AppError> {
+) -> Result<Json<ApprovalView>, AppError> {
     Ok(Json(
-        approvals::decide(&app, &auth.actor, approval_id(&id)?, input).await?,
+        approvals::decide(&app, &auth.actor, approval_id(&id)?, input)
+            .await?
+            .into(),
     ))
 }
 
 /// Withdraws a pending request (the requester only).
 #[utoipa::path(post, path = "/api/v1/approvals/{id}/cancel", tag = "approvals", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, body = ApprovalRequest), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = ApprovalView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn cancel(
     State(app): State<AppState>,
     auth: Auth<perm::ApprovalWrite>,
     Path(id): Path<String>,
-) -> Result<Json<ApprovalRequest>, AppError> {
+) -> Result<Json<ApprovalView>, AppError> {
     Ok(Json(
-        approvals::cancel(&app, &auth.actor, approval_id(&id)?).await?,
+        approvals::cancel(&app, &auth.actor, approval_id(&id)?)
+            .await?
+            .into(),
     ))
 }

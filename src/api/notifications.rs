@@ -84,12 +84,18 @@ pub async fn delete_rule(
 
 /// Every template: shipped defaults and overrides.
 #[utoipa::path(get, path = "/api/v1/notification-templates", tag = "notifications", security(("bearer" = [])),
-    responses((status = 200, body = Vec<TemplateView>), (status = 403, body = Problem)))]
+    params(ListParams),
+    responses((status = 200, body = inline(Page<TemplateView>)), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn list_templates(
     State(app): State<AppState>,
     auth: Auth<perm::NotificationRead>,
-) -> Result<Json<Vec<TemplateView>>, AppError> {
-    Ok(Json(templates::list(&app, &auth.actor)?))
+    Query(q): Query<ListParams>,
+) -> Result<Json<Page<TemplateView>>, AppError> {
+    let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref())?;
+    Ok(Json(Page::positional(
+        templates::list(&app, &auth.actor)?,
+        page,
+    )))
 }
 
 /// Sets a template override; a template that does not compile is 422 with its line.
@@ -148,14 +154,17 @@ pub async fn deliveries(
 }
 
 /// A user's contact methods (the user themself, or `user:read`).
-#[utoipa::path(get, path = "/api/v1/users/{id}/contact-methods", tag = "users", security(("bearer" = [])), params(("id" = u64, Path)),
-    responses((status = 200, body = Vec<ContactMethod>), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/users/{id}/contact-methods", tag = "users", security(("bearer" = [])), params(("id" = u64, Path), ListParams),
+    responses((status = 200, body = inline(Page<ContactMethod>)), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn list_contacts(
     State(app): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<Json<Vec<ContactMethod>>, AppError> {
-    Ok(Json(contacts::list(&app, &auth.actor, parse_id(&id)?)?))
+    Query(q): Query<ListParams>,
+) -> Result<Json<Page<ContactMethod>>, AppError> {
+    let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref())?;
+    let contacts = contacts::list(&app, &auth.actor, parse_id(&id)?)?;
+    Ok(Json(Page::positional(contacts, page)))
 }
 
 /// Adds a contact method (the user themself, or `user:write`).

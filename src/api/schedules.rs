@@ -35,12 +35,16 @@ pub struct WindowParams {
     pub to: Option<String>,
 }
 
-/// `?since=` of the override list.
+/// `?since=&limit=&cursor=` of the override list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SinceParams {
     /// Only overrides not yet over at this instant (RFC 3339).
     pub since: Option<String>,
+    /// Page size (1..500, default 50).
+    pub limit: Option<String>,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
 }
 
 fn instant(field: &'static str, s: Option<&str>) -> Result<Option<DateTime<Utc>>, AppError> {
@@ -122,20 +126,17 @@ pub async fn delete(
 
 /// The overrides of a schedule, oldest first.
 #[utoipa::path(get, path = "/api/v1/schedules/{id}/overrides", tag = "schedules", security(("bearer" = [])), params(("id" = u64, Path), SinceParams),
-    responses((status = 200, body = Vec<ScheduleOverride>), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = inline(Page<ScheduleOverride>)), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn overrides(
     State(app): State<AppState>,
     auth: Auth<perm::ScheduleRead>,
     Path(id): Path<String>,
     Query(q): Query<SinceParams>,
-) -> Result<Json<Vec<ScheduleOverride>>, AppError> {
+) -> Result<Json<Page<ScheduleOverride>>, AppError> {
     let since = instant("since", q.since.as_deref())?;
-    Ok(Json(schedules::list_overrides(
-        &app,
-        &auth.actor,
-        parse_id(&id)?,
-        since,
-    )?))
+    let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref())?;
+    let overrides = schedules::list_overrides(&app, &auth.actor, parse_id(&id)?, since)?;
+    Ok(Json(Page::positional(overrides, page)))
 }
 
 /// Puts somebody on call instead of the rotation for a while.

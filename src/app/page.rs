@@ -83,6 +83,20 @@ impl<T> Page<T> {
         Page { items, next_cursor }
     }
 
+    /// One page of a whole list kept in an order of its own rather than by id (routing
+    /// rules in evaluation order, templates, a user's contact methods, a schedule's
+    /// overrides): the cursor counts the items of the earlier pages.
+    pub fn positional(items: Vec<T>, page: PageRequest) -> Self {
+        let start = page
+            .after
+            .map_or(0, |a| usize::try_from(a).unwrap_or(usize::MAX));
+        let total = items.len();
+        let items: Vec<T> = items.into_iter().skip(start).take(page.limit).collect();
+        let end = start.saturating_add(items.len());
+        let next_cursor = (end < total).then(|| end.to_string());
+        Page { items, next_cursor }
+    }
+
     /// Converts the items.
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page {

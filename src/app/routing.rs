@@ -162,13 +162,7 @@ pub fn get(app: &App, actor: &Actor, id: u64) -> AppResult<RoutingRule> {
 /// Rules in evaluation order (needs `routing:read`); the cursor is a position in that order.
 pub fn list(app: &App, actor: &Actor, page: PageRequest) -> AppResult<Page<RoutingRule>> {
     require(actor, Permission::RoutingRead)?;
-    let rules = all(&app.store.read()?)?;
-    let start = page.after.map_or(0, |a| a as usize);
-    let items: Vec<RoutingRule> = rules.into_iter().skip(start).take(page.limit + 1).collect();
-    let more = items.len() > page.limit;
-    let items: Vec<RoutingRule> = items.into_iter().take(page.limit).collect();
-    let next_cursor = more.then(|| (start + page.limit).to_string());
-    Ok(Page { items, next_cursor })
+    Ok(Page::positional(all(&app.store.read()?)?, page))
 }
 
 /// Changes a rule (needs `routing:write`).
