@@ -1,4 +1,5 @@
-//! Operator commands that need the store: user management, backups, migration status.
+//! Operator commands that need the store: users, alert integrations, backups, migration
+//! status.
 //!
 //! The daemon holds the store exclusively. When it runs, the CLI sends these commands over
 //! a Unix socket in the data directory (mode 0600: whoever can read the data directory may
@@ -12,10 +13,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::app::page::PageRequest;
+use crate::app::integrations::{self, IntegrationView, NewIntegration};
+use crate::app::page::{MAX_LIMIT, Page, PageRequest};
 use crate::app::users::{self, NewUser};
-use crate::app::{App, AppError};
+use crate::app::{App, AppError, FieldErrors, services};
 use crate::domain::actor::Actor;
+use crate::domain::integration::IntegrationKind;
 use crate::store::migrations;
 
 /// The control socket inside the data directory.
@@ -45,6 +48,22 @@ pub enum Command {
     },
     /// List users.
     UserList,
+    /// Create an alert integration; its token is shown in the answer, once.
+    IntegrationAdd {
+        /// Name.
+        name: String,
+        /// `alertmanager`, `grafana`, `pagerduty` or `generic`.
+        kind: String,
+        /// The service its alerts open incidents in (default: the Default service).
+        service: Option<String>,
+    },
+    /// List integrations (without tokens).
+    IntegrationList,
+    /// Give an integration a new token (the old one stops working at once).
+    IntegrationRotate {
+        /// Its id or name.
+        integration: String,
+    },
     /// Write a consistent copy of the store.
     Backup {
         /// Target file (must not exist).
@@ -112,28 +131,77 @@ async fn run(app: &App, command: Command) -> Result<String, AppError> {
                 "{:>5}  {:<24} {:<32} {:<8} roles\n",
                 "id", "username", "email", "active"
             );
-            let mut page = PageRequest {
-                limit: 500,
-                after: None,
-            };
-            loop {
-                let p = users::list(app, &system, page)?;
-                for u in &p.items {
-                    out.push_str(&format!(
-                        "{:>5}  {:<24} {:<32} {:<8} {}\n",
-                        u.id,
-                        u.username,
-                        u.email,
-                        u.active,
-                        u.roles.join(",")
-                    ));
-                }
-                match p.next_cursor.and_then(|c| c.parse().ok()) {
-                    Some(after) => page.after = Some(after),
-                    None => break,
-                }
+            for u in every_page(|page| users::list(app, &system, page))? {
+                out.push_str(&format!(
+                    "{:>5}  {:<24} {:<32} {:<8} {}\n",
+                    u.id,
+                    u.username,
+                    u.email,
+                    u.active,
+                    u.roles.join(",")
+                ));
             }
             Ok(out.trim_end().to_owned())
+        }
+        Command::IntegrationAdd {
+            name,
+            kind,
+            service,
+        } => {
+            let kind = kind
+                .parse()
+                .map_err(|e: String| FieldErrors::single("kind", e))?;
+            let service_id = match service {
+                None => None,
+                Some(name) => Some(
+                    services::find_by_name(&app.store.read()?, &name)?
+                        .ok_or_else(|| AppError::not_found("service", format!("named '{name}'")))?
+                        .id,
+                ),
+            };
+            let created = integrations::create(
+                app,
+                &system,
+                NewIntegration {
+                    name,
+                    kind,
+                    service_id,
+                    escalation_policy_id: None,
+                    settings: None,
+                    token: None,
+                },
+            )
+            .await?;
+            Ok(format!(
+                "created integration {} (id {}, {})\n{}",
+                created.name,
+                created.id,
+                created.kind,
+                shown_once(&created)
+            ))
+        }
+        Command::IntegrationList => {
+            let mut out = format!(
+                "{:>5}  {:<24} {:<13} {:>7}  token\n",
+                "id", "name", "kind", "service"
+            );
+            for i in every_page(|page| integrations::list(app, &system, page))? {
+                out.push_str(&format!(
+                    "{:>5}  {:<24} {:<13} {:>7}  {}…\n",
+                    i.id, i.name, i.kind, i.service_id, i.token_hint
+                ));
+            }
+            Ok(out.trim_end().to_owned())
+        }
+        Command::IntegrationRotate { integration } => {
+            let id = integration_id(app, &integration)?;
+            let rotated = integrations::rotate(app, &system, id).await?;
+            Ok(format!(
+                "new token for integration {} (id {}); the old one no longer works\n{}",
+                rotated.name,
+                rotated.id,
+                shown_once(&rotated)
+            ))
         }
         Command::Backup { out } => {
             let store = app.store.clone();
@@ -153,6 +221,58 @@ async fn run(app: &App, command: Command) -> Result<String, AppError> {
             let (version, list) = migrations::status_from(&app.store.read()?)?;
             Ok(format_status(version, &list))
         }
+    }
+}
+
+/// Every item of a list, page after page.
+fn every_page<T>(
+    mut list: impl FnMut(PageRequest) -> Result<Page<T>, AppError>,
+) -> Result<Vec<T>, AppError> {
+    let mut page = PageRequest {
+        limit: MAX_LIMIT,
+        after: None,
+    };
+    let mut all = Vec::new();
+    loop {
+        let p = list(page)?;
+        all.extend(p.items);
+        match p.next_cursor.and_then(|c| c.parse().ok()) {
+            Some(after) => page.after = Some(after),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// Where an integration receives, with its token: printed once, never stored in clear.
+fn shown_once(i: &IntegrationView) -> String {
+    let token = i.token.as_deref().unwrap_or_default();
+    match i.kind {
+        IntegrationKind::Pagerduty => format!(
+            "routing key: {token}\nsend events to: {} (the routing key in the body)",
+            i.url
+        ),
+        _ => format!("webhook URL: {}\ntoken: {token}", i.url),
+    }
+}
+
+/// The id of the integration `given` names: its id, or its name if exactly one has it.
+fn integration_id(app: &App, given: &str) -> Result<u64, AppError> {
+    if let Ok(id) = given.trim().parse::<u64>() {
+        return Ok(id);
+    }
+    let all = every_page(|page| integrations::list(app, &Actor::system(), page))?;
+    let mut named = all
+        .iter()
+        .filter(|i| i.name.eq_ignore_ascii_case(given.trim()));
+    match (named.next(), named.next()) {
+        (Some(i), None) => Ok(i.id),
+        (None, _) => Err(AppError::not_found(
+            "integration",
+            format!("named '{given}'"),
+        )),
+        (Some(_), Some(_)) => Err(AppError::Conflict(format!(
+            "several integrations are named '{given}'; give the id (incidentd integration list)"
+        ))),
     }
 }
 

@@ -38,6 +38,9 @@ enum Cmd {
     /// Manage users (the password is read from stdin or a prompt, never from arguments).
     #[command(subcommand)]
     User(UserCmd),
+    /// Manage alert integrations (a token is printed once: at creation or rotation).
+    #[command(subcommand)]
+    Integration(IntegrationCmd),
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -109,6 +112,28 @@ enum UserCmd {
     },
     /// List users.
     List,
+}
+
+#[derive(Subcommand)]
+enum IntegrationCmd {
+    /// Create an integration; prints its webhook URL and token.
+    Add {
+        /// Name.
+        name: String,
+        /// alertmanager, grafana, pagerduty or generic.
+        #[arg(long)]
+        kind: String,
+        /// The service its alerts open incidents in, by name (default: Default).
+        #[arg(long)]
+        service: Option<String>,
+    },
+    /// List integrations (without tokens).
+    List,
+    /// Give an integration a new token; the old one stops working at once.
+    Rotate {
+        /// Its id or name.
+        integration: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -228,6 +253,25 @@ async fn run(command: Cmd, config: Config) -> anyhow::Result<()> {
             dispatch(&config, Command::UserPasswd { username, password }).await
         }
         Cmd::User(UserCmd::List) => dispatch(&config, Command::UserList).await,
+        Cmd::Integration(IntegrationCmd::Add {
+            name,
+            kind,
+            service,
+        }) => {
+            dispatch(
+                &config,
+                Command::IntegrationAdd {
+                    name,
+                    kind,
+                    service,
+                },
+            )
+            .await
+        }
+        Cmd::Integration(IntegrationCmd::List) => dispatch(&config, Command::IntegrationList).await,
+        Cmd::Integration(IntegrationCmd::Rotate { integration }) => {
+            dispatch(&config, Command::IntegrationRotate { integration }).await
+        }
         Cmd::Backup { out } => {
             let out = absolute(&out)?;
             dispatch(&config, Command::Backup { out }).await

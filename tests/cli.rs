@@ -1,6 +1,7 @@
 //! The `incidentd` binary as an operator uses it: `serve` with a given or generated admin
-//! password, SIGTERM, `config check`, `user add|list|passwd` with the daemon stopped and
-//! running, `backup` while serving and `restore` into a new directory, `migrate --status`.
+//! password, SIGTERM, `config check`, `user add|list|passwd` and `integration
+//! add|list|rotate` with the daemon stopped and running, `backup` while serving and
+//! `restore` into a new directory, `migrate --status`.
 mod common;
 
 use std::collections::BTreeSet;
@@ -287,13 +288,22 @@ async fn config_check_accepts_the_example_and_names_bad_keys() {
     assert_success(&o, "INCIDENTD_CONFIG");
 }
 
-#[tokio::test]
-async fn user_commands_work_with_the_daemon_stopped_and_running() {
-    let root = tempfile::tempdir().expect("tempdir");
-    let data = data_dir(&root, "data");
+/// A data directory the daemon has initialized (admin password [`PASSWORD`]) and left,
+/// with the environment that serves it.
+async fn initialized_and_stopped(
+    root: &tempfile::TempDir,
+) -> (PathBuf, [(&'static str, &'static str); 1]) {
+    let data = data_dir(root, "data");
     let env = [("INCIDENTD_ADMIN_PASSWORD", PASSWORD)];
     let mut d = Daemon::spawn(&data, &env).await;
     assert_eq!(d.terminate(), Some(0));
+    (data, env)
+}
+
+#[tokio::test]
+async fn user_commands_work_with_the_daemon_stopped_and_running() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (data, env) = initialized_and_stopped(&root).await;
     let denv = data_env(&data);
     let denv = env_refs(&denv);
 
@@ -581,4 +591,138 @@ async fn backup_while_serving_and_restore_into_a_new_directory() {
         "{}",
         stdout(&o)
     );
+}
+
+/// The value after `label` on its own line of `text`.
+fn line_value(text: &str, label: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("no '{label}' line in: {text}"))
+        .trim()
+        .to_owned()
+}
+
+/// A webhook with one firing alert, as Alertmanager posts it.
+fn one_alert(name: &str) -> Value {
+    json!({"version": "4", "status": "firing", "receiver": "incidentd", "groupKey": format!("{{}}:{{alertname=\"{name}\"}}"),
+        "groupLabels": {"alertname": name}, "commonLabels": {"alertname": name}, "commonAnnotations": {},
+        "externalURL": "http://am:9093", "truncatedAlerts": 0,
+        "alerts": [{"status": "firing", "labels": {"alertname": name, "severity": "warning"}, "annotations": {},
+            "startsAt": "2026-12-01T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "fingerprint": "abc123"}]})
+}
+
+#[tokio::test]
+async fn integration_commands_print_the_token_once_and_rotate_it() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (data, env) = initialized_and_stopped(&root).await;
+    let denv = data_env(&data);
+    let denv = env_refs(&denv);
+
+    // Stopped: created in the store directly; the token is printed with the URL.
+    let o = incidentd(
+        &["integration", "add", "prod-am", "--kind", "alertmanager"],
+        &denv,
+        None,
+    );
+    assert_success(&o, "integration add (stopped)");
+    let out = stdout(&o);
+    let am_token = line_value(&out, "token:");
+    assert!(am_token.len() >= 32, "{out}");
+    assert!(
+        line_value(&out, "webhook URL:").ends_with(&format!("/hooks/alertmanager/{am_token}")),
+        "{out}"
+    );
+    let o = incidentd(
+        &[
+            "integration",
+            "add",
+            "pd",
+            "--kind",
+            "pagerduty",
+            "--service",
+            "default",
+        ],
+        &denv,
+        None,
+    );
+    assert_success(&o, "integration add pagerduty");
+    let routing_key = line_value(&stdout(&o), "routing key:");
+    assert!(line_value(&stdout(&o), "send events to:").contains("/v2/enqueue"));
+    for (args, needle) in [
+        (
+            ["integration", "add", "x", "--kind", "nagios", "", ""],
+            "nagios",
+        ),
+        (
+            [
+                "integration",
+                "add",
+                "x",
+                "--kind",
+                "generic",
+                "--service",
+                "Nope",
+            ],
+            "Nope",
+        ),
+    ] {
+        let args: Vec<&str> = args.into_iter().filter(|a| !a.is_empty()).collect();
+        assert_one_line_failure(&incidentd(&args, &denv, None), &[needle]);
+    }
+    let o = incidentd(&["integration", "list"], &denv, None);
+    assert_success(&o, "integration list");
+    let list = stdout(&o);
+    assert!(
+        list.contains("prod-am") && list.contains("pagerduty"),
+        "{list}"
+    );
+    assert!(
+        !list.contains(&am_token) && !list.contains(&routing_key),
+        "tokens are shown only once: {list}"
+    );
+
+    // Running: the token works; a rotation through the control socket replaces it.
+    let d = Daemon::spawn(&data, &env).await;
+    let http = client();
+    let hook = |t: &str| format!("{}/hooks/alertmanager/{t}", d.base);
+    let res = http
+        .post(hook(&am_token))
+        .json(&one_alert("DiskFull"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 202);
+    let o = incidentd(&["integration", "rotate", "PROD-AM"], &denv, None);
+    assert_success(&o, "integration rotate (running)");
+    let new_token = line_value(&stdout(&o), "token:");
+    assert_ne!(new_token, am_token);
+    let old = http
+        .post(hook(&am_token))
+        .json(&one_alert("DiskFull"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(old.status(), 404, "the old token stops at once");
+    let new = http
+        .post(hook(&new_token))
+        .json(&one_alert("DiskFull"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(new.status(), 202);
+    assert_one_line_failure(
+        &incidentd(&["integration", "rotate", "no-such"], &denv, None),
+        &["no-such"],
+    );
+
+    // Audited as the system.
+    let admin = token(&d.base, "admin", PASSWORD).await;
+    let system = all(&d.base, "/api/v1/audit?actor=system", &admin).await;
+    let actions: Vec<&str> = system.iter().filter_map(|e| e["action"].as_str()).collect();
+    for action in ["integration.create", "integration.rotate"] {
+        assert!(
+            actions.contains(&action),
+            "{action} not audited: {actions:?}"
+        );
+    }
 }
