@@ -194,7 +194,7 @@ async fn run(app: &App, command: Command) -> Result<String, AppError> {
             Ok(out.trim_end().to_owned())
         }
         Command::IntegrationRotate { integration } => {
-            let id = integration_id(app, &integration)?;
+            let id = integration_id(app, &system, &integration)?;
             let rotated = integrations::rotate(app, &system, id).await?;
             Ok(format!(
                 "new token for integration {} (id {}); the old one no longer works\n{}",
@@ -255,24 +255,22 @@ fn shown_once(i: &IntegrationView) -> String {
     }
 }
 
-/// The id of the integration `given` names: its id, or its name if exactly one has it.
-fn integration_id(app: &App, given: &str) -> Result<u64, AppError> {
-    if let Ok(id) = given.trim().parse::<u64>() {
-        return Ok(id);
-    }
-    let all = every_page(|page| integrations::list(app, &Actor::system(), page))?;
-    let mut named = all
-        .iter()
-        .filter(|i| i.name.eq_ignore_ascii_case(given.trim()));
+/// The id of the integration `given` names: its name if exactly one integration has it
+/// (names compare as the name indexes do, ignoring case), else its id.
+fn integration_id(app: &App, system: &Actor, given: &str) -> Result<u64, AppError> {
+    let given = given.trim();
+    let all = every_page(|page| integrations::list(app, system, page))?;
+    let key = given.to_lowercase();
+    let mut named = all.iter().filter(|i| i.name.to_lowercase() == key);
     match (named.next(), named.next()) {
         (Some(i), None) => Ok(i.id),
-        (None, _) => Err(AppError::not_found(
-            "integration",
-            format!("named '{given}'"),
-        )),
         (Some(_), Some(_)) => Err(AppError::Conflict(format!(
             "several integrations are named '{given}'; give the id (incidentd integration list)"
         ))),
+        (None, _) => match given.parse::<u64>() {
+            Ok(id) if all.iter().any(|i| i.id == id) => Ok(id),
+            _ => Err(AppError::not_found("integration", format!("'{given}'"))),
+        },
     }
 }
 

@@ -120,8 +120,8 @@ enum IntegrationCmd {
     Add {
         /// Name.
         name: String,
-        /// alertmanager, grafana, pagerduty or generic.
-        #[arg(long)]
+        /// What sends to it.
+        #[arg(long, ignore_case = true, value_parser = ["alertmanager", "grafana", "pagerduty", "generic"])]
         kind: String,
         /// The service its alerts open incidents in, by name (default: Default).
         #[arg(long)]
@@ -262,7 +262,7 @@ async fn run(command: Cmd, config: Config) -> anyhow::Result<()> {
                 &config,
                 Command::IntegrationAdd {
                     name,
-                    kind,
+                    kind: kind.to_lowercase(),
                     service,
                 },
             )

@@ -648,27 +648,47 @@ async fn integration_commands_print_the_token_once_and_rotate_it() {
     assert_success(&o, "integration add pagerduty");
     let routing_key = line_value(&stdout(&o), "routing key:");
     assert!(line_value(&stdout(&o), "send events to:").contains("/v2/enqueue"));
-    for (args, needle) in [
-        (
-            ["integration", "add", "x", "--kind", "nagios", "", ""],
-            "nagios",
-        ),
-        (
-            [
+    let o = incidentd(
+        &["integration", "add", "x", "--kind", "nagios"],
+        &denv,
+        None,
+    );
+    assert!(
+        !o.status.success() && stderr(&o).contains("nagios"),
+        "{}",
+        stderr(&o)
+    );
+    assert_one_line_failure(
+        &incidentd(
+            &[
                 "integration",
                 "add",
                 "x",
                 "--kind",
-                "generic",
+                "Generic",
                 "--service",
                 "Nope",
             ],
-            "Nope",
+            &denv,
+            None,
         ),
-    ] {
-        let args: Vec<&str> = args.into_iter().filter(|a| !a.is_empty()).collect();
-        assert_one_line_failure(&incidentd(&args, &denv, None), &[needle]);
-    }
+        &["Nope"],
+    );
+    // A name that looks like an id is a name first: integration "1" is not integration 1.
+    let o = incidentd(
+        &["integration", "add", "1", "--kind", "generic"],
+        &denv,
+        None,
+    );
+    assert_success(&o, "integration add 1");
+    assert!(stdout(&o).contains("(id 3, generic)"), "{}", stdout(&o));
+    let o = incidentd(&["integration", "rotate", "1"], &denv, None);
+    assert_success(&o, "integration rotate 1");
+    assert!(
+        stdout(&o).contains("integration 1 (id 3)"),
+        "{}",
+        stdout(&o)
+    );
     let o = incidentd(&["integration", "list"], &denv, None);
     assert_success(&o, "integration list");
     let list = stdout(&o);

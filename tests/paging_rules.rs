@@ -80,8 +80,7 @@ async fn steps_follow_their_delays_and_stop_once_somebody_acknowledges() {
     assert_eq!(first.status, 201, "{}", first.text);
     assert_eq!(first.body["delay_minutes"], 0);
     let listed = d.get(&rules_path(alice), &alice_token).await;
-    let delays: Vec<&Value> = listed
-        .body
+    let delays: Vec<&Value> = listed.body["items"]
         .as_array()
         .expect("list")
         .iter()
@@ -158,7 +157,7 @@ async fn steps_follow_their_delays_and_stop_once_somebody_acknowledges() {
     assert_eq!(gone.status, 204, "{}", gone.text);
     let listed = d.get(&rules_path(alice), &alice_token).await;
     assert_eq!(
-        listed.body.as_array().map(Vec::len),
+        listed.body["items"].as_array().map(Vec::len),
         Some(1),
         "{}",
         listed.text
@@ -302,5 +301,22 @@ async fn bad_rules_are_refused_and_only_the_person_or_an_admin_may_change_them()
     let audit = d.get("/api/v1/audit?limit=500", &d.admin).await;
     assert!(audit.text.contains("paging_rule.create"), "{}", audit.text);
     let nothing = d.get(&rules_path(bob), &bob_token).await;
-    assert_eq!(nothing.body, json!([]));
+    assert_eq!(nothing.body, json!({"items": [], "next_cursor": null}));
+
+    // Who may look comes before what the query asks: someone without user:read gets 403
+    // for another person's lists, whatever the query.
+    let role = d
+        .post(
+            "/api/v1/roles",
+            &d.admin,
+            json!({"name": "Outsider", "permissions": ["incident:read"]}),
+        )
+        .await;
+    assert_eq!(role.status, 201, "{}", role.text);
+    let (_, olga) = d.user("olga", "Outsider").await;
+    for list in ["notification-rules", "contact-methods"] {
+        d.get(&format!("/api/v1/users/{alice}/{list}?limit=0"), &olga)
+            .await
+            .assert_problem(403);
+    }
 }

@@ -126,8 +126,7 @@ async fn on_call_follows_the_rotation_in_its_zone_and_overrides_beat_it() {
         )
         .await;
     assert_eq!(shifts.status, 200, "{}", shifts.text);
-    let got: Vec<(String, String, String, String)> = shifts
-        .body
+    let got: Vec<(String, String, String, String)> = shifts.body["items"]
         .as_array()
         .expect("list")
         .iter()

@@ -76,14 +76,17 @@ pub async fn delete(
 }
 
 /// The members of a group.
-#[utoipa::path(get, path = "/api/v1/groups/{id}/members", tag = "groups", security(("bearer" = [])), params(("id" = u64, Path)),
-    responses((status = 200, body = Vec<UserView>), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/groups/{id}/members", tag = "groups", security(("bearer" = [])), params(("id" = u64, Path), ListParams),
+    responses((status = 200, body = inline(Page<UserView>)), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn members(
     State(app): State<AppState>,
     auth: Auth<perm::GroupRead>,
     Path(id): Path<String>,
-) -> Result<Json<Vec<UserView>>, AppError> {
-    Ok(Json(groups::members(&app, &auth.actor, parse_id(&id)?)?))
+    Query(q): Query<ListParams>,
+) -> Result<Json<Page<UserView>>, AppError> {
+    let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref())?;
+    let members = groups::members(&app, &auth.actor, parse_id(&id)?)?;
+    Ok(Json(Page::positional(members, page)))
 }
 
 /// Adds a member (idempotent).

@@ -162,8 +162,9 @@ pub async fn list_contacts(
     Path(id): Path<String>,
     Query(q): Query<ListParams>,
 ) -> Result<Json<Page<ContactMethod>>, AppError> {
-    let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref())?;
+    // Who may see them (403, 404) before what the query asks (422).
     let contacts = contacts::list(&app, &auth.actor, parse_id(&id)?)?;
+    let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref())?;
     Ok(Json(Page::positional(contacts, page)))
 }
 

@@ -3,27 +3,34 @@
 //! rules.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::ListParams;
 use super::extract::{AppState, Auth, Body, parse_id};
 use super::problem::Problem;
 use crate::app::AppError;
 use crate::app::notifications::contacts;
 use crate::app::notifications::paging::{self, NewPagingRule};
+use crate::app::page::{Page, PageRequest};
 use crate::domain::paging::PagingRule;
 
 /// A person's paging rules, by delay (the person themself, or `user:read`). Without rules
 /// a page reaches every enabled contact method at once.
 #[utoipa::path(get, path = "/api/v1/users/{id}/notification-rules", tag = "users", security(("bearer" = [])), params(("id" = u64, Path)),
-    responses((status = 200, body = Vec<PagingRule>), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    params(ListParams),
+    responses((status = 200, body = inline(Page<PagingRule>)), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn list_paging_rules(
     State(app): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<Json<Vec<PagingRule>>, AppError> {
-    Ok(Json(paging::list(&app, &auth.actor, parse_id(&id)?)?))
+    Query(q): Query<ListParams>,
+) -> Result<Json<Page<PagingRule>>, AppError> {
+    // Who may see them (403, 404) before what the query asks (422).
+    let rules = paging::list(&app, &auth.actor, parse_id(&id)?)?;
+    let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref())?;
+    Ok(Json(Page::positional(rules, page)))
 }
 
 /// Adds a paging rule (the person themself, or `user:write`).

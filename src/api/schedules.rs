@@ -33,6 +33,10 @@ pub struct WindowParams {
     pub from: Option<String>,
     /// End (RFC 3339); default seven days after `from`, at most 92.
     pub to: Option<String>,
+    /// Page size (1..500, default 50).
+    pub limit: Option<String>,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
 }
 
 /// `?since=&limit=&cursor=` of the override list.
@@ -170,22 +174,18 @@ pub async fn delete_override(
 /// week later, at most 92 days), shift by shift, with overrides and restriction windows
 /// applied; stretches with nobody on call are left out.
 #[utoipa::path(get, path = "/api/v1/schedules/{id}/shifts", tag = "schedules", security(("bearer" = [])), params(("id" = u64, Path), WindowParams),
-    responses((status = 200, body = Vec<ShiftView>), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = inline(Page<ShiftView>)), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn shifts(
     State(app): State<AppState>,
     auth: Auth<perm::ScheduleRead>,
     Path(id): Path<String>,
     Query(q): Query<WindowParams>,
-) -> Result<Json<Vec<ShiftView>>, AppError> {
+) -> Result<Json<Page<ShiftView>>, AppError> {
     let from = instant("from", q.from.as_deref())?;
     let to = instant("to", q.to.as_deref())?;
-    Ok(Json(schedules::shifts(
-        &app,
-        &auth.actor,
-        parse_id(&id)?,
-        from,
-        to,
-    )?))
+    let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref())?;
+    let shifts = schedules::shifts(&app, &auth.actor, parse_id(&id)?, from, to)?;
+    Ok(Json(Page::positional(shifts, page)))
 }
 
 /// Who is on call at `?at=` (default now), and why.

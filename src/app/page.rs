@@ -1,8 +1,10 @@
 //! Cursor pagination shared by every list: `?limit=` (default 50, max 500) and `?cursor=`.
 //!
-//! Lists are ordered by id, and the cursor is the last id of the page, so concurrent
+//! Most lists are ordered by id, and the cursor is the last id of the page, so concurrent
 //! inserts never shift a page: walking the cursors sees every item that existed when the
-//! walk began exactly once.
+//! walk began exactly once. A few short lists keep an order of their own (routing rules
+//! by position, shifts by time): their cursor counts the items already given
+//! ([`Page::positional`]), so a change between two pages may shift one item across them.
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -19,7 +21,7 @@ pub const MAX_LIMIT: usize = 500;
 pub struct PageRequest {
     /// Items per page.
     pub limit: usize,
-    /// Continue after this id.
+    /// Continue after this id (or, for a positional list, after this many items).
     pub after: Option<u64>,
 }
 

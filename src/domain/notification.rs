@@ -403,7 +403,8 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// When to try again after `attempts` failed attempts: exponential from `base`, capped,
-    /// with jitter (`jitter` in [0, 1) spreads it over ±20%), never before `retry_after`.
+    /// with jitter (`jitter` in [0, 1) spreads it over ±20%), never before `retry_after`
+    /// (which counts up to [`MAX_PEER_WAIT`]).
     /// `None` when the attempts are used up.
     pub fn next_attempt(
         &self,
@@ -423,10 +424,7 @@ impl RetryPolicy {
             .min(self.max.num_milliseconds());
         let factor = 0.8 + 0.4 * jitter.clamp(0.0, 1.0);
         let wait = Duration::milliseconds((raw as f64 * factor) as i64);
-        let wait = match retry_after {
-            Some(r) if r > wait => r.min(MAX_PEER_WAIT),
-            _ => wait,
-        };
+        let wait = retry_after.map_or(wait, |r| wait.max(r.min(MAX_PEER_WAIT)));
         Some(
             now.checked_add_signed(wait)
                 .unwrap_or(DateTime::<Utc>::MAX_UTC),

@@ -153,14 +153,26 @@ pub fn retry_after(
         .trim();
     let wait = match v.parse::<i64>() {
         Ok(secs) => chrono::Duration::seconds(secs.clamp(0, MAX_PEER_WAIT.num_seconds())),
-        // Digits past i64: longer than any wait we honour.
-        Err(_) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => MAX_PEER_WAIT,
+        // Digits past i64: longer than any wait we honour, or long past.
+        Err(_) if is_integer(v) => {
+            if v.starts_with('-') {
+                chrono::Duration::zero()
+            } else {
+                MAX_PEER_WAIT
+            }
+        }
         Err(_) => DateTime::parse_from_rfc2822(v)
             .ok()?
             .with_timezone(&Utc)
             .signed_duration_since(now),
     };
     Some(wait.clamp(chrono::Duration::zero(), MAX_PEER_WAIT))
+}
+
+/// Whether `v` is digits with an optional sign.
+fn is_integer(v: &str) -> bool {
+    let digits = v.strip_prefix(['-', '+']).unwrap_or(v);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Classifies an HTTP answer: 2xx ok; 408, 425, 429 and 5xx transient (with Retry-After);
@@ -244,6 +256,7 @@ mod tests {
         for past in [
             "-5",
             "-9223372036854775808",
+            "-99999999999999999999999",
             "Thu, 01 Jan 1970 00:00:00 GMT",
         ] {
             h.insert(RETRY_AFTER, HeaderValue::from_static(past));
