@@ -66,6 +66,8 @@ needs!(
     AlertRead,
     IntegrationRead,
     IntegrationWrite,
+    HeartbeatRead,
+    HeartbeatWrite,
     SilenceRead,
     SilenceWrite,
     RoutingRead,

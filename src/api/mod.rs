@@ -10,6 +10,7 @@ pub mod escalation_policies;
 pub mod extract;
 pub mod groups;
 pub mod health;
+pub mod heartbeats;
 pub mod hooks;
 pub mod incidents;
 pub mod integrations;
@@ -158,6 +159,12 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(silences::list, silences::create))
         .routes(routes!(silences::get, silences::update, silences::delete))
         .routes(routes!(silences::expire))
+        .routes(routes!(heartbeats::list, heartbeats::create))
+        .routes(routes!(
+            heartbeats::get,
+            heartbeats::update,
+            heartbeats::delete
+        ))
         .routes(routes!(routing_rules::list, routing_rules::create))
         .routes(routes!(
             routing_rules::get,
@@ -231,6 +238,11 @@ fn hook_routes(limit: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(hooks::generic))
         .routes(routes!(hooks::generic_bearer))
         .routes(routes!(hooks::enqueue))
+        .route(
+            "/hooks/heartbeat/{token}",
+            axum::routing::get(heartbeats::ping),
+        )
+        .routes(routes!(heartbeats::ping))
         .routes(routes!(twilio::voice_gather))
         .layer(DefaultBodyLimit::max(limit))
 }

@@ -1,5 +1,5 @@
 //! What every catalogue record goes through alike: services, groups, roles, schedules,
-//! escalation policies, approval workflows and routing rules.
+//! escalation policies, approval workflows, routing rules and heartbeat monitors.
 //!
 //! Each resource module keeps what is its own: the checks of its fields, what keeps a
 //! record from being deleted, what a delete takes along. The steps they all share live
@@ -18,6 +18,7 @@ use crate::domain::actor::{Actor, ActorRef};
 use crate::domain::approval::ApprovalWorkflow;
 use crate::domain::audit;
 use crate::domain::escalation::EscalationPolicy;
+use crate::domain::heartbeat::Heartbeat;
 use crate::domain::identity::{Group, Role};
 use crate::domain::permission::Permission;
 use crate::domain::schedule::Schedule;
@@ -134,6 +135,15 @@ entry!(
     100,
     RoutingRead,
     RoutingWrite
+);
+entry!(
+    Heartbeat,
+    "heartbeat monitor",
+    "heartbeat",
+    None,
+    100,
+    HeartbeatRead,
+    HeartbeatWrite
 );
 
 /// Who changes catalogue records of one kind, and when: what the audit entries and the

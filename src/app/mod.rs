@@ -16,6 +16,7 @@ pub mod error;
 pub mod escalation;
 pub mod events;
 pub mod groups;
+pub mod heartbeats;
 pub mod incidents;
 pub mod ingest_queue;
 pub mod integrations;

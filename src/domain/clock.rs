@@ -56,6 +56,14 @@ impl Clock for ManualClock {
     }
 }
 
+/// An RFC 3339 instant, for the domain's tests.
+#[cfg(test)]
+pub(crate) fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .expect("rfc3339")
+        .with_timezone(&Utc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -323,6 +323,7 @@ pub fn parse_prefixed_id(s: &str, prefix: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::clock::at;
     use crate::domain::actor::ActorKind;
     use crate::domain::transition::testing::check_every_pair;
     use IncidentStatus::*;
@@ -369,11 +370,6 @@ mod tests {
         assert_eq!(codes.len(), IncidentStatus::ALL.len());
     }
 
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .expect("rfc3339")
-            .with_timezone(&Utc)
-    }
 
     fn incident() -> Incident {
         Incident {

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod clock;
 pub mod escalation;
 pub mod event;
+pub mod heartbeat;
 pub mod identity;
 pub mod incident;
 pub mod integration;

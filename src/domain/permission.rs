@@ -59,6 +59,8 @@ permissions! {
     AlertRead => "alert:read": "Read ingested alerts",
     IntegrationRead => "integration:read": "Read alert integrations",
     IntegrationWrite => "integration:write": "Create, rotate and delete alert integrations",
+    HeartbeatRead => "heartbeat:read": "Read heartbeat monitors",
+    HeartbeatWrite => "heartbeat:write": "Create, change and delete heartbeat monitors",
     SilenceRead => "silence:read": "Read silences",
     SilenceWrite => "silence:write": "Create and expire silences",
     RoutingRead => "routing:read": "Read alert routing rules",

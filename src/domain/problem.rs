@@ -235,6 +235,7 @@ pub fn parse_problem_ref(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::clock::at;
     use crate::domain::actor::ActorKind;
     use crate::domain::transition::testing::check_every_pair;
     use ProblemStatus::*;
@@ -258,11 +259,6 @@ mod tests {
         assert!(Closed.is_final());
     }
 
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .expect("rfc3339")
-            .with_timezone(&Utc)
-    }
 
     fn problem() -> Problem {
         Problem {

@@ -179,13 +179,9 @@ impl Silencer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::clock::at;
     use crate::domain::actor::{ActorKind, ActorRef};
 
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .expect("rfc3339")
-            .with_timezone(&Utc)
-    }
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

@@ -2,6 +2,7 @@
 //! and may be stopped at any moment: after a restart it picks up where the store says.
 
 pub mod escalation;
+pub mod heartbeats;
 pub mod outbox;
 pub mod playbooks;
 pub mod retention;

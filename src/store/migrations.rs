@@ -54,6 +54,12 @@ pub const MIGRATIONS: &[Migration] = &[
         source: include_str!("../../migrations/0003_escalation_refs.toml"),
         apply: apply_escalation_refs,
     },
+    Migration {
+        version: 4,
+        name: "heartbeat_permissions",
+        source: include_str!("../../migrations/0004_heartbeat_permissions.toml"),
+        apply: apply_heartbeat_permissions,
+    },
 ];
 
 /// The newest schema version this binary knows.
@@ -311,6 +317,30 @@ fn apply_escalation_refs(tx: &WriteTransaction, _source: &'static str) -> Result
     Ok(())
 }
 
+/// Roles holding `integration:read|write` get `heartbeat:read|write`.
+fn apply_heartbeat_permissions(
+    tx: &WriteTransaction,
+    _source: &'static str,
+) -> Result<(), StoreError> {
+    for mut role in access::list::<Role>(tx, None, access::Order::Asc, usize::MAX)? {
+        let before = role.permissions.len();
+        for (held, added) in [
+            ("integration:read", "heartbeat:read"),
+            ("integration:write", "heartbeat:write"),
+        ] {
+            if role.permissions.iter().any(|p| p == held) {
+                role.permissions.push(added.to_owned());
+            }
+        }
+        role.permissions.sort();
+        role.permissions.dedup();
+        if role.permissions.len() != before {
+            access::put(tx, &role)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,6 +420,49 @@ mod tests {
     }
 
     #[test]
+    fn roles_that_manage_integrations_manage_heartbeats_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Database::create(dir.path().join("s.redb")).expect("db");
+        run(&db).expect("migrate");
+        let perms = |db: &Database, name: &str| -> Vec<String> {
+            let r = db.begin_read().expect("read");
+            access::list::<Role>(&r, None, access::Order::Asc, usize::MAX)
+                .expect("roles")
+                .into_iter()
+                .find(|role| role.name == name)
+                .expect("role")
+                .permissions
+        };
+        let has = |p: &[String], name: &str| p.iter().any(|x| x == name);
+        let manager = perms(&db, "Manager");
+        assert!(has(&manager, "heartbeat:read") && has(&manager, "heartbeat:write"));
+        let engineer = perms(&db, "Engineer");
+        assert!(has(&engineer, "heartbeat:read") && !has(&engineer, "heartbeat:write"));
+        let viewer = perms(&db, "Viewer");
+        assert!(
+            !has(&viewer, "heartbeat:read"),
+            "no integration:read, no heartbeat:read"
+        );
+        assert_eq!(perms(&db, "Admin"), ["*"]);
+
+        // A store at version 3 with a custom role: it gains what follows from its grants.
+        let tx = db.begin_write().expect("tx");
+        let mut custom = access::get::<Role>(&tx, 3).expect("get").expect("Engineer");
+        custom.id = 99;
+        custom.name = "Pipeline".into();
+        custom.builtin = false;
+        custom.permissions = vec!["integration:write".into(), "incident:read".into()];
+        access::put(&tx, &custom).expect("put");
+        tx.commit().expect("commit");
+        force_version(&db, 3).expect("version 3");
+        run(&db).expect("migrate");
+        assert_eq!(
+            perms(&db, "Pipeline"),
+            ["heartbeat:write", "incident:read", "integration:write"]
+        );
+    }
+
+    #[test]
     fn escalation_references_to_no_policy_are_cleared() {
         use crate::domain::escalation::EscalationPolicy;
         use crate::domain::service::Service;
@@ -431,7 +504,7 @@ mod tests {
         run(&db).expect("migrate");
 
         let r = db.begin_read().expect("read");
-        assert_eq!(current_version(&r).expect("version"), 3);
+        assert_eq!(current_version(&r).expect("version"), latest_version());
         let got = |id| {
             access::get::<Service>(&r, id)
                 .expect("get")

@@ -66,6 +66,7 @@ record!(
     tables::ROUTING_RULES,
     id
 );
+record!(crate::domain::heartbeat::Heartbeat, tables::HEARTBEATS, id);
 record!(
     crate::domain::notification::ContactMethod,
     tables::CONTACT_METHODS,

@@ -87,6 +87,8 @@ tables! {
     SILENCES_BY_END = "silences_by_end";
     /// id -> RoutingRule.
     ROUTING_RULES = "routing_rules";
+    /// id -> Heartbeat: monitors of the monitoring.
+    HEARTBEATS = "heartbeats";
 
     /// id -> ContactMethod.
     CONTACT_METHODS = "contact_methods";

@@ -1,0 +1,320 @@
+//! Heartbeat monitors ([`crate::domain::heartbeat`]): the catalogue resource, the ping
+//! that keeps one healthy, and the check that opens an incident when one falls silent.
+//!
+//! Everything a monitor knows is in the store (last ping, the incident of the current
+//! silence), so the checker keeps no state and a restart at any moment loses nothing: a
+//! silence that began while the daemon was down is seen at the first check.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::incidents::{self, Opening};
+use super::page::{Page, PageRequest};
+use super::{App, AppError, AppResult, FieldErrors, catalog};
+use crate::auth::secret::{random_hex, sha256_hex};
+use crate::domain::actor::Actor;
+use crate::domain::heartbeat::{self, Due, Heartbeat, HeartbeatState};
+use crate::domain::incident::IncidentStatus;
+use crate::domain::priority::Level;
+use crate::domain::service::{DEFAULT_SERVICE_ID, Service};
+use crate::store::access::{self, Order, Reader};
+
+/// A new monitor.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewHeartbeat {
+    /// Name, shown in the incident a silence opens.
+    pub name: String,
+    /// The longest silence that is still healthy, in seconds (60 to 604800).
+    pub interval_secs: u64,
+    /// The service a silence opens its incident on (default: the Default service).
+    #[serde(default)]
+    pub service_id: Option<u64>,
+}
+
+/// Changes to a monitor.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New interval.
+    pub interval_secs: Option<u64>,
+    /// New service.
+    pub service_id: Option<u64>,
+}
+
+/// A monitor as the API shows it: the record without its token hash.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HeartbeatView {
+    /// Id.
+    pub id: u64,
+    /// Name.
+    pub name: String,
+    /// The service a silence opens its incident on.
+    pub service_id: u64,
+    /// The longest silence that is still healthy, in seconds.
+    pub interval_secs: u64,
+    /// The token's first characters.
+    pub token_hint: String,
+    /// The last ping (absent while never pinged).
+    pub last_ping_at: Option<DateTime<Utc>>,
+    /// The incident the current silence opened, until the next ping.
+    pub incident_id: Option<u64>,
+    /// Created at.
+    pub created_at: DateTime<Utc>,
+    /// Settings last changed at.
+    pub updated_at: DateTime<Utc>,
+    /// Where it stands now.
+    pub state: HeartbeatState,
+    /// When it expires without a ping (absent while inactive).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Where to ping it (`POST` or `GET`), with `{token}` in place of the token except
+    /// in the answer that creates it.
+    pub url: String,
+    /// The ping token: in the answer that creates the monitor only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+fn view(app: &App, h: Heartbeat, token: Option<String>) -> HeartbeatView {
+    HeartbeatView {
+        state: h.state(app.clock.now()),
+        expires_at: h.deadline(),
+        url: format!(
+            "{}/hooks/heartbeat/{}",
+            app.public_url(),
+            token.as_deref().unwrap_or("{token}")
+        ),
+        token,
+        id: h.id,
+        name: h.name,
+        service_id: h.service_id,
+        interval_secs: h.interval_secs,
+        token_hint: h.token_hint,
+        last_ping_at: h.last_ping_at,
+        incident_id: h.incident_id,
+        created_at: h.created_at,
+        updated_at: h.updated_at,
+    }
+}
+
+fn check(
+    r: &impl Reader,
+    e: &mut FieldErrors,
+    interval: Option<u64>,
+    service: Option<u64>,
+) -> AppResult<()> {
+    if let Some(Err(why)) = interval.map(heartbeat::check_interval) {
+        e.add("interval_secs", why);
+    }
+    if let Some(id) = service
+        && access::get::<Service>(r, id)?.is_none()
+    {
+        e.add("service_id", format!("no service with id {id}"));
+    }
+    Ok(())
+}
+
+/// Creates a monitor (needs `heartbeat:write`); the answer holds its token, once.
+pub async fn create(app: &App, actor: &Actor, input: NewHeartbeat) -> AppResult<HeartbeatView> {
+    let change = catalog::change::<Heartbeat>(app, actor)?;
+    let mut e = FieldErrors::new();
+    let name = catalog::new_name::<Heartbeat>(&mut e, &input.name);
+    e.into_result()?;
+    let token = random_hex(16);
+    let (hash, hint) = (
+        sha256_hex(&token),
+        token.chars().take(4).collect::<String>(),
+    );
+    let created = app
+        .store
+        .write(move |tx| {
+            let mut e = FieldErrors::new();
+            check(tx, &mut e, Some(input.interval_secs), input.service_id)?;
+            e.into_result()?;
+            catalog::create(tx, &change, |id| Heartbeat {
+                id,
+                name: name.clone(),
+                service_id: input.service_id.unwrap_or(DEFAULT_SERVICE_ID),
+                interval_secs: input.interval_secs,
+                token_hash: hash.clone(),
+                token_hint: hint.clone(),
+                last_ping_at: None,
+                incident_id: None,
+                created_at: change.at,
+                updated_at: change.at,
+            })
+        })
+        .await?;
+    Ok(view(app, created, Some(token)))
+}
+
+/// One monitor (needs `heartbeat:read`).
+pub fn get(app: &App, actor: &Actor, id: u64) -> AppResult<HeartbeatView> {
+    Ok(view(app, catalog::get(app, actor, id)?, None))
+}
+
+/// Monitors in id order (needs `heartbeat:read`).
+pub fn list(app: &App, actor: &Actor, page: PageRequest) -> AppResult<Page<HeartbeatView>> {
+    Ok(catalog::list(app, actor, page)?.map(|h| view(app, h, None)))
+}
+
+/// Changes a monitor (needs `heartbeat:write`).
+pub async fn update(
+    app: &App,
+    actor: &Actor,
+    id: u64,
+    patch: HeartbeatPatch,
+) -> AppResult<HeartbeatView> {
+    let change = catalog::change::<Heartbeat>(app, actor)?;
+    let mut e = FieldErrors::new();
+    let name = catalog::patched_name::<Heartbeat>(&mut e, patch.name.as_deref());
+    e.into_result()?;
+    let saved = app
+        .store
+        .write(move |tx| {
+            let mut e = FieldErrors::new();
+            check(tx, &mut e, patch.interval_secs, patch.service_id)?;
+            e.into_result()?;
+            let before: Heartbeat = catalog::load(tx, id)?;
+            let mut h = before.clone();
+            if let Some(n) = &name {
+                h.name = n.clone();
+            }
+            if let Some(i) = patch.interval_secs {
+                h.interval_secs = i;
+            }
+            if let Some(s) = patch.service_id {
+                h.service_id = s;
+            }
+            catalog::save(tx, &change, &before, h)
+        })
+        .await?;
+    Ok(view(app, saved, None))
+}
+
+/// Deletes a monitor (needs `heartbeat:write`); an incident it opened stays.
+pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
+    let change = catalog::change::<Heartbeat>(app, actor)?;
+    app.store
+        .write(move |tx| {
+            let h: Heartbeat = catalog::load(tx, id)?;
+            catalog::delete(tx, &change, &h)
+        })
+        .await
+}
+
+/// Every monitor.
+fn all(r: &impl Reader) -> AppResult<Vec<Heartbeat>> {
+    Ok(access::list::<Heartbeat>(r, None, Order::Asc, usize::MAX)?)
+}
+
+/// A ping with `token`: the monitor is healthy until `interval_secs` from now, and the
+/// incident its silence opened, if still open, is resolved. An unknown token is a 404
+/// like a path no route serves.
+pub async fn ping(app: &App, token: &str) -> AppResult<HeartbeatView> {
+    let hash = sha256_hex(token.trim());
+    let id = all(&app.store.read()?)?
+        .into_iter()
+        .find(|h| crate::auth::secret::constant_time_eq(h.token_hash.as_bytes(), hash.as_bytes()))
+        .ok_or(AppError::NoRoute)?
+        .id;
+    let now = app.clock.now();
+    let pinged = app
+        .store
+        .write(move |tx| {
+            let mut h: Heartbeat = catalog::load(tx, id)?;
+            let ended = h.ping(now);
+            access::put(tx, &h)?;
+            if let Some(incident) = ended {
+                resolve_if_open(tx, now, &h, incident)?;
+            }
+            Ok::<_, AppError>(h)
+        })
+        .await?;
+    Ok(view(app, pinged, None))
+}
+
+/// Resolves the incident a silence opened, unless somebody already closed it.
+fn resolve_if_open(
+    tx: &redb::WriteTransaction,
+    now: DateTime<Utc>,
+    h: &Heartbeat,
+    incident: u64,
+) -> AppResult<()> {
+    let open = access::get::<crate::domain::incident::Incident>(tx, incident)?
+        .is_some_and(|i| !matches!(i.status, IncidentStatus::Resolved | IncidentStatus::Closed));
+    if open {
+        incidents::transition_in_tx(
+            tx,
+            now,
+            &Actor::system(),
+            incident,
+            IncidentStatus::Resolved,
+            Some(&format!("heartbeat '{}' is back", h.name)),
+        )?;
+    }
+    Ok(())
+}
+
+/// Opens an incident for every monitor silent past its interval that has none yet;
+/// returns how many it opened. The heartbeat checker runs it every second.
+pub async fn check_all(app: &App) -> AppResult<usize> {
+    let now = app.clock.now();
+    let due: Vec<u64> = all(&app.store.read()?)?
+        .iter()
+        .filter(|h| h.due(now) == Due::Open)
+        .map(|h| h.id)
+        .collect();
+    if due.is_empty() {
+        return Ok(0);
+    }
+    app.store
+        .write(move |tx| {
+            let mut opened = 0;
+            for id in &due {
+                // Pinged, changed or deleted since it was read: look again.
+                let Some(mut h) = access::get::<Heartbeat>(tx, *id)? else {
+                    continue;
+                };
+                if h.due(now) != Due::Open {
+                    continue;
+                }
+                // A service deleted since: the Default one (which cannot be deleted).
+                let service_id = if access::get::<Service>(tx, h.service_id)?.is_some() {
+                    h.service_id
+                } else {
+                    DEFAULT_SERVICE_ID
+                };
+                let last = h
+                    .last_ping_at
+                    .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
+                let incident = incidents::open_in_tx(
+                    tx,
+                    now,
+                    &Actor::system().reference,
+                    &Opening {
+                        title: format!("Heartbeat missed: {}", h.name),
+                        description: format!(
+                            "No ping from heartbeat monitor '{}' since {last}; one was expected at least every {} s. The monitoring pipeline behind it may be down.",
+                            h.name, h.interval_secs
+                        ),
+                        impact: Level::High,
+                        urgency: Level::High,
+                        service_id,
+                        assignee_id: None,
+                        group_id: None,
+                        integration_id: None,
+                        escalation_policy_id: None,
+                    },
+                )?;
+                h.incident_id = Some(incident.id);
+                access::put(tx, &h)?;
+                opened += 1;
+            }
+            Ok::<_, AppError>(opened)
+        })
+        .await
+}
