@@ -1,7 +1,9 @@
 //! Heartbeat monitors, black-box: a monitor never pinged pages nobody; once pinged, a
 //! silence past its interval opens one incident on its service (P1), the next ping
-//! resolves it; a restart during a silence still opens it; bad input is refused; unknown
-//! tokens are 404 like a wrong URL; the token is shown once.
+//! resolves it (or leaves a cancelled one alone); after a restart the sender gets one
+//! interval, then the silence opens its incident; bad input is refused; unknown tokens
+//! are 404 like a wrong URL; the token is shown once; the service cannot be deleted
+//! under the monitor.
 mod common;
 
 use std::sync::Arc;
@@ -188,13 +190,48 @@ async fn a_silent_heartbeat_opens_one_incident_and_the_next_ping_resolves_it() {
         .await;
     assert_eq!(unknown.body["detail"], no_route.body["detail"]);
 
-    // A silence that begins while the daemon is down is seen after the restart.
+    // The service cannot go while the monitor pages it.
+    d.delete(&format!("/api/v1/services/{}", service.id()), &d.admin)
+        .await
+        .assert_problem(409);
+
+    // Down for ten minutes: after the restart the sender gets one interval to ping again
+    // (the daemon's own downtime is not its silence), then the silence counts.
     d.stop().await;
     drop(d);
     clock.advance(Duration::minutes(10));
     let d = TestDaemon::start_in(root.path(), |_| {}, Arc::new(clock.clone())).await;
+    a_few_checks().await;
+    assert_eq!(
+        missed(&d).await.len(),
+        1,
+        "nothing during the grace after a start"
+    );
+    clock.advance(Duration::seconds(301));
     let found = wait_for_missed(&d, 2).await;
     assert_eq!(found.len(), 2, "{found:?}");
+
+    // Cancelled by hand, the incident stays cancelled and the next ping still counts.
+    let second = found
+        .iter()
+        .find(|i| i["status"] == "new")
+        .and_then(|i| i["id"].as_u64())
+        .expect("the new incident");
+    let cancel = d
+        .post(
+            &format!("/api/v1/incidents/{second}/transition"),
+            &d.admin,
+            json!({"to": "cancelled"}),
+        )
+        .await;
+    assert_eq!(cancel.status, 200, "{}", cancel.text);
+    let p = ping(&d, &token).await;
+    assert_eq!(p.status, 200, "{}", p.text);
+    assert_eq!(p.body["state"], "healthy");
+    let i = d
+        .get(&format!("/api/v1/incidents/{second}"), &d.admin)
+        .await;
+    assert_eq!(i.body["status"], "cancelled");
 
     // Changes are audited; deleting the monitor leaves its incidents.
     let audit = d

@@ -76,13 +76,23 @@ pub async fn delete(
 }
 
 /// A ping: the monitor is healthy for another interval, and the incident of a silence it
-/// ends is resolved. `GET` works too, for `curl` in a cron job; any body is ignored.
-/// Unknown token: 404, as for a path no route serves.
+/// ends is resolved. Any body is ignored. Unknown token: 404, as for a path no route
+/// serves.
 #[utoipa::path(post, path = "/hooks/heartbeat/{token}", tag = "hooks", params(("token" = String, Path, description = "The monitor's token")),
-    responses((status = 200, body = HeartbeatView), (status = 404, body = Problem)))]
+    responses((status = 200, body = HeartbeatView), (status = 404, body = Problem), (status = 503, body = Problem)))]
 pub async fn ping(
     State(app): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<Json<HeartbeatView>, AppError> {
     Ok(Json(heartbeats::ping(&app, &token).await?))
+}
+
+/// The same ping as a `GET`, for `curl` in a cron job.
+#[utoipa::path(get, path = "/hooks/heartbeat/{token}", tag = "hooks", params(("token" = String, Path, description = "The monitor's token")),
+    responses((status = 200, body = HeartbeatView), (status = 404, body = Problem), (status = 503, body = Problem)))]
+pub async fn ping_get(
+    State(app): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Json<HeartbeatView>, AppError> {
+    ping(State(app), Path(token)).await
 }

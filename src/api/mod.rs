@@ -238,11 +238,7 @@ fn hook_routes(limit: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(hooks::generic))
         .routes(routes!(hooks::generic_bearer))
         .routes(routes!(hooks::enqueue))
-        .route(
-            "/hooks/heartbeat/{token}",
-            axum::routing::get(heartbeats::ping),
-        )
-        .routes(routes!(heartbeats::ping))
+        .routes(routes!(heartbeats::ping, heartbeats::ping_get))
         .routes(routes!(twilio::voice_gather))
         .layer(DefaultBodyLimit::max(limit))
 }

@@ -18,6 +18,7 @@ use crate::domain::heartbeat::{self, Due, Heartbeat, HeartbeatState};
 use crate::domain::incident::IncidentStatus;
 use crate::domain::priority::Level;
 use crate::domain::service::{DEFAULT_SERVICE_ID, Service};
+use crate::domain::transition::Lifecycle;
 use crate::store::access::{self, Order, Reader};
 
 /// A new monitor.
@@ -68,7 +69,7 @@ pub struct HeartbeatView {
     pub updated_at: DateTime<Utc>,
     /// Where it stands now.
     pub state: HeartbeatState,
-    /// When it expires without a ping (absent while inactive).
+    /// When it expires without a ping (null while inactive).
     pub expires_at: Option<DateTime<Utc>>,
     /// Where to ping it (`POST` or `GET`), with `{token}` in place of the token except
     /// in the answer that creates it.
@@ -225,7 +226,8 @@ pub async fn ping(app: &App, token: &str) -> AppResult<HeartbeatView> {
     let pinged = app
         .store
         .write(move |tx| {
-            let mut h: Heartbeat = catalog::load(tx, id)?;
+            // Deleted since the lookup: as unknown as a token that never was.
+            let mut h = access::get::<Heartbeat>(tx, id)?.ok_or(AppError::NoRoute)?;
             let ended = h.ping(now);
             access::put(tx, &h)?;
             if let Some(incident) = ended {
@@ -237,16 +239,17 @@ pub async fn ping(app: &App, token: &str) -> AppResult<HeartbeatView> {
     Ok(view(app, pinged, None))
 }
 
-/// Resolves the incident a silence opened, unless somebody already closed it.
+/// Resolves the incident a silence opened, if it can still be resolved (somebody may
+/// have resolved, closed or cancelled it meanwhile: the ping is recorded all the same).
 fn resolve_if_open(
     tx: &redb::WriteTransaction,
     now: DateTime<Utc>,
     h: &Heartbeat,
     incident: u64,
 ) -> AppResult<()> {
-    let open = access::get::<crate::domain::incident::Incident>(tx, incident)?
-        .is_some_and(|i| !matches!(i.status, IncidentStatus::Resolved | IncidentStatus::Closed));
-    if open {
+    let resolvable = access::get::<crate::domain::incident::Incident>(tx, incident)?
+        .is_some_and(|i| i.status.can_move_to(IncidentStatus::Resolved));
+    if resolvable {
         incidents::transition_in_tx(
             tx,
             now,
@@ -260,61 +263,82 @@ fn resolve_if_open(
 }
 
 /// Opens an incident for every monitor silent past its interval that has none yet;
-/// returns how many it opened. The heartbeat checker runs it every second.
-pub async fn check_all(app: &App) -> AppResult<usize> {
+/// returns how many it opened. Each monitor in a transaction of its own, so that one that
+/// cannot open its incident does not hold back the others (its error is logged, and it
+/// is tried again at the next check). The heartbeat checker runs it every second.
+pub async fn check_all(app: &App, watching_since: DateTime<Utc>) -> AppResult<usize> {
     let now = app.clock.now();
     let due: Vec<u64> = all(&app.store.read()?)?
         .iter()
-        .filter(|h| h.due(now) == Due::Open)
+        .filter(|h| h.due(now, watching_since) == Due::Open)
         .map(|h| h.id)
         .collect();
-    if due.is_empty() {
-        return Ok(0);
-    }
-    app.store
-        .write(move |tx| {
-            let mut opened = 0;
-            for id in &due {
-                // Pinged, changed or deleted since it was read: look again.
-                let Some(mut h) = access::get::<Heartbeat>(tx, *id)? else {
-                    continue;
-                };
-                if h.due(now) != Due::Open {
-                    continue;
-                }
-                // A service deleted since: the Default one (which cannot be deleted).
-                let service_id = if access::get::<Service>(tx, h.service_id)?.is_some() {
-                    h.service_id
-                } else {
-                    DEFAULT_SERVICE_ID
-                };
-                let last = h
-                    .last_ping_at
-                    .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
-                let incident = incidents::open_in_tx(
-                    tx,
-                    now,
-                    &Actor::system().reference,
-                    &Opening {
-                        title: format!("Heartbeat missed: {}", h.name),
-                        description: format!(
-                            "No ping from heartbeat monitor '{}' since {last}; one was expected at least every {} s. The monitoring pipeline behind it may be down.",
-                            h.name, h.interval_secs
-                        ),
-                        impact: Level::High,
-                        urgency: Level::High,
-                        service_id,
-                        assignee_id: None,
-                        group_id: None,
-                        integration_id: None,
-                        escalation_policy_id: None,
-                    },
-                )?;
-                h.incident_id = Some(incident.id);
-                access::put(tx, &h)?;
-                opened += 1;
+    let mut opened = 0;
+    for id in due {
+        match app
+            .store
+            .write(move |tx| open_for(tx, now, watching_since, id))
+            .await
+        {
+            Ok(true) => opened += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(heartbeat = id, error = %e, "cannot open the incident of a missed heartbeat")
             }
-            Ok::<_, AppError>(opened)
-        })
-        .await
+        }
+    }
+    Ok(opened)
+}
+
+/// Opens the incident of monitor `id`'s silence, if it is still due (it may have been
+/// pinged, changed or deleted since it was read).
+fn open_for(
+    tx: &redb::WriteTransaction,
+    now: DateTime<Utc>,
+    watching_since: DateTime<Utc>,
+    id: u64,
+) -> AppResult<bool> {
+    let Some(mut h) = access::get::<Heartbeat>(tx, id)? else {
+        return Ok(false);
+    };
+    if h.due(now, watching_since) != Due::Open {
+        return Ok(false);
+    }
+    // A service cannot be deleted while a monitor names it; should one be gone all the
+    // same, the Default service (which cannot be deleted) still gets the page.
+    let service_id = if access::get::<Service>(tx, h.service_id)?.is_some() {
+        h.service_id
+    } else {
+        tracing::warn!(
+            heartbeat = h.id,
+            service = h.service_id,
+            "the monitor's service is gone; paging on the Default service"
+        );
+        DEFAULT_SERVICE_ID
+    };
+    let last = h
+        .last_ping_at
+        .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
+    let incident = incidents::open_in_tx(
+        tx,
+        now,
+        &Actor::system().reference,
+        &Opening {
+            title: format!("Heartbeat missed: {}", h.name),
+            description: format!(
+                "No ping from heartbeat monitor '{}' since {last}; one was expected at least every {} s. The monitoring pipeline behind it may be down.",
+                h.name, h.interval_secs
+            ),
+            impact: Level::High,
+            urgency: Level::High,
+            service_id,
+            assignee_id: None,
+            group_id: None,
+            integration_id: None,
+            escalation_policy_id: None,
+        },
+    )?;
+    h.incident_id = Some(incident.id);
+    access::put(tx, &h)?;
+    Ok(true)
 }

@@ -244,6 +244,18 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                     r.name, s.name
                 )));
             }
+            let monitors = access::list::<crate::domain::heartbeat::Heartbeat>(
+                tx,
+                None,
+                access::Order::Asc,
+                usize::MAX,
+            )?;
+            if let Some(h) = monitors.iter().find(|h| h.service_id == id) {
+                return Err(AppError::Conflict(format!(
+                    "heartbeat monitor '{}' pages service '{}'; move that monitor first",
+                    h.name, s.name
+                )));
+            }
             catalog::delete(tx, &change, &s)
         })
         .await

@@ -64,16 +64,19 @@ pub enum Due {
 }
 
 impl Heartbeat {
-    /// When it expires if no ping comes; `None` while inactive.
-    pub fn deadline(&self) -> Option<DateTime<Utc>> {
+    /// `at` plus one interval (saturating).
+    fn after_interval(&self, at: DateTime<Utc>) -> DateTime<Utc> {
         let interval = i64::try_from(self.interval_secs)
             .ok()
             .and_then(Duration::try_seconds)
             .unwrap_or(Duration::MAX);
-        self.last_ping_at.map(|at| {
-            at.checked_add_signed(interval)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC)
-        })
+        at.checked_add_signed(interval)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
+    /// When it expires if no ping comes; `None` while inactive.
+    pub fn deadline(&self) -> Option<DateTime<Utc>> {
+        self.last_ping_at.map(|at| self.after_interval(at))
     }
 
     /// Its state at `now`.
@@ -85,11 +88,14 @@ impl Heartbeat {
         }
     }
 
-    /// What to do at `now`: open an incident once per silence (one opened and then
-    /// resolved by hand is not opened again before the next ping).
-    pub fn due(&self, now: DateTime<Utc>) -> Due {
+    /// What a checker watching since `watching_since` (the daemon's start) must do at
+    /// `now`: open an incident once per silence (one opened and then resolved by hand is
+    /// not opened again before the next ping), and never for a silence the daemon caused
+    /// by being down itself: after a start, senders get one interval to ping again.
+    pub fn due(&self, now: DateTime<Utc>, watching_since: DateTime<Utc>) -> Due {
+        let grace_over = now > self.after_interval(watching_since);
         match (self.state(now), self.incident_id) {
-            (HeartbeatState::Expired, None) => Due::Open,
+            (HeartbeatState::Expired, None) if grace_over => Due::Open,
             _ => Due::Nothing,
         }
     }
@@ -117,6 +123,10 @@ mod tests {
     use super::*;
     use crate::domain::clock::at;
 
+    /// Since when a checker that has watched for a long time watches.
+    fn long_ago() -> DateTime<Utc> {
+        at("2020-01-01T00:00:00Z")
+    }
 
     fn monitor() -> Heartbeat {
         Heartbeat {
@@ -138,7 +148,7 @@ mod tests {
         let m = monitor();
         let much_later = at("2027-01-01T00:00:00Z");
         assert_eq!(m.state(much_later), HeartbeatState::Inactive);
-        assert_eq!(m.due(much_later), Due::Nothing);
+        assert_eq!(m.due(much_later, long_ago()), Due::Nothing);
         assert_eq!(m.deadline(), None);
     }
 
@@ -152,12 +162,12 @@ mod tests {
             HeartbeatState::Healthy,
             "on the dot is in time"
         );
-        assert_eq!(m.due(at("2026-01-01T10:05:00Z")), Due::Nothing);
+        assert_eq!(m.due(at("2026-01-01T10:05:00Z"), long_ago()), Due::Nothing);
         assert_eq!(m.state(at("2026-01-01T10:05:01Z")), HeartbeatState::Expired);
-        assert_eq!(m.due(at("2026-01-01T10:05:01Z")), Due::Open);
+        assert_eq!(m.due(at("2026-01-01T10:05:01Z"), long_ago()), Due::Open);
         m.incident_id = Some(7);
         assert_eq!(
-            m.due(at("2026-01-01T11:00:00Z")),
+            m.due(at("2026-01-01T11:00:00Z"), long_ago()),
             Due::Nothing,
             "once per silence"
         );
@@ -168,6 +178,21 @@ mod tests {
         );
         assert_eq!(m.incident_id, None);
         assert_eq!(m.state(at("2026-01-01T11:00:00Z")), HeartbeatState::Healthy);
+    }
+
+    #[test]
+    fn after_a_start_senders_get_one_interval_before_anything_opens() {
+        let mut m = monitor();
+        m.ping(at("2026-01-01T10:00:00Z"));
+        // The daemon was down from 10:01 to 11:00: the monitor is expired at once, but the
+        // silence is the daemon's own until 11:05.
+        let started = at("2026-01-01T11:00:00Z");
+        assert_eq!(m.state(started), HeartbeatState::Expired);
+        assert_eq!(m.due(at("2026-01-01T11:05:00Z"), started), Due::Nothing);
+        assert_eq!(m.due(at("2026-01-01T11:05:01Z"), started), Due::Open);
+        // A ping in the grace makes it healthy again.
+        m.ping(at("2026-01-01T11:02:00Z"));
+        assert_eq!(m.due(at("2026-01-01T11:05:01Z"), started), Due::Nothing);
     }
 
     #[test]

@@ -323,8 +323,8 @@ pub fn parse_prefixed_id(s: &str, prefix: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::clock::at;
     use crate::domain::actor::ActorKind;
+    use crate::domain::clock::at;
     use crate::domain::transition::testing::check_every_pair;
     use IncidentStatus::*;
 
@@ -369,7 +369,6 @@ mod tests {
             IncidentStatus::ALL.iter().map(|s| s.code()).collect();
         assert_eq!(codes.len(), IncidentStatus::ALL.len());
     }
-
 
     fn incident() -> Incident {
         Incident {

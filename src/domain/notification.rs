@@ -437,7 +437,6 @@ mod tests {
     use super::*;
     use crate::domain::clock::at;
 
-
     #[test]
     fn backoff_grows_caps_and_honours_retry_after() {
         let p = RetryPolicy::default();

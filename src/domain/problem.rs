@@ -235,8 +235,8 @@ pub fn parse_problem_ref(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::clock::at;
     use crate::domain::actor::ActorKind;
+    use crate::domain::clock::at;
     use crate::domain::transition::testing::check_every_pair;
     use ProblemStatus::*;
 
@@ -258,7 +258,6 @@ mod tests {
         ]);
         assert!(Closed.is_final());
     }
-
 
     fn problem() -> Problem {
         Problem {

@@ -179,9 +179,8 @@ impl Silencer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::clock::at;
     use crate::domain::actor::{ActorKind, ActorRef};
-
+    use crate::domain::clock::at;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

@@ -1,7 +1,8 @@
 //! The heartbeat checker: once a second, opens an incident for every heartbeat monitor
-//! silent past its interval ([`crate::app::heartbeats::check_all`]). It keeps no state:
-//! what was opened is recorded on the monitor in the same transaction, so a restart
-//! neither loses a missed heartbeat nor opens a second incident for it.
+//! silent past its interval ([`crate::app::heartbeats::check_all`]). What was opened is
+//! recorded on the monitor in the same transaction, so a restart neither loses a missed
+//! heartbeat nor opens a second incident for it; after a start, senders get one interval
+//! to ping again before their silence counts (the daemon's downtime is not theirs).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +26,10 @@ impl HeartbeatChecker {
         Self { app }
     }
 
-    /// Checks every second until `shutdown` turns true.
+    /// Checks every second until `shutdown` turns true. Silences are counted from the
+    /// checker's start at the earliest: the daemon's own downtime pages nobody.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let watching_since = self.app.clock.now();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(EVERY) => {}
@@ -35,7 +38,7 @@ impl HeartbeatChecker {
             if *shutdown.borrow() {
                 break;
             }
-            match heartbeats::check_all(&self.app).await {
+            match heartbeats::check_all(&self.app, watching_since).await {
                 Ok(0) => {}
                 Ok(n) => tracing::warn!(opened = n, "heartbeat monitors went silent"),
                 Err(e) => {
