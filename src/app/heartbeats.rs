@@ -2,8 +2,8 @@
 //! that keeps one healthy, and the check that opens an incident when one falls silent.
 //!
 //! Everything a monitor knows is in the store (last ping, the incident of the current
-//! silence), so the checker keeps no state and a restart at any moment loses nothing: a
-//! silence that began while the daemon was down is seen at the first check.
+//! silence), so a restart at any moment loses nothing: a silence that began while the
+//! daemon was down counts once its sender has had one interval after the start to ping.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -59,7 +59,7 @@ pub struct HeartbeatView {
     pub interval_secs: u64,
     /// The token's first characters.
     pub token_hint: String,
-    /// The last ping (absent while never pinged).
+    /// The last ping (null while never pinged).
     pub last_ping_at: Option<DateTime<Utc>>,
     /// The incident the current silence opened, until the next ping.
     pub incident_id: Option<u64>,
