@@ -247,10 +247,28 @@ async fn a_silent_heartbeat_opens_one_incident_and_the_next_ping_resolves_it() {
         .await;
     assert_eq!(patched.status, 200, "{}", patched.text);
     assert_eq!(patched.body["interval_secs"], 600);
+    // A new token: the old one stops at once; the audit entry shows no hash.
+    let rotated = d
+        .post(
+            &format!("/api/v1/heartbeats/{id}/rotate-token"),
+            &d.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let new_token = rotated.body["token"].as_str().expect("token").to_owned();
+    assert_ne!(new_token, token);
+    ping(&d, &token).await.assert_problem(404);
+    assert_eq!(ping(&d, &new_token).await.status, 200);
+    let audit = d
+        .get(&format!("/api/v1/audit?target=heartbeat:{id}"), &d.admin)
+        .await;
+    let hash = incidentd::auth::secret::sha256_hex(&new_token);
+    assert!(!audit.text.contains(&hash), "{}", audit.text);
     let gone = d
         .delete(&format!("/api/v1/heartbeats/{id}"), &d.admin)
         .await;
     assert_eq!(gone.status, 204, "{}", gone.text);
-    ping(&d, &token).await.assert_problem(404);
+    ping(&d, &new_token).await.assert_problem(404);
     assert_eq!(missed(&d).await.len(), 2);
 }

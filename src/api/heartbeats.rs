@@ -75,6 +75,20 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Gives a monitor a new ping token; the old one stops at once. The answer holds the new
+/// token, once.
+#[utoipa::path(post, path = "/api/v1/heartbeats/{id}/rotate-token", tag = "heartbeats", security(("bearer" = [])), params(("id" = u64, Path)),
+    responses((status = 200, body = HeartbeatView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn rotate(
+    State(app): State<AppState>,
+    auth: Auth<perm::HeartbeatWrite>,
+    Path(id): Path<String>,
+) -> Result<Json<HeartbeatView>, AppError> {
+    Ok(Json(
+        heartbeats::rotate(&app, &auth.actor, parse_id(&id)?).await?,
+    ))
+}
+
 /// A ping: the monitor is healthy for another interval, and the incident of a silence it
 /// ends is resolved. Any body is ignored. Unknown token: 404, as for a path no route
 /// serves.

@@ -165,6 +165,7 @@ fn routes() -> OpenApiRouter<AppState> {
             heartbeats::update,
             heartbeats::delete
         ))
+        .routes(routes!(heartbeats::rotate))
         .routes(routes!(routing_rules::list, routing_rules::create))
         .routes(routes!(
             routing_rules::get,

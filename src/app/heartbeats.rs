@@ -20,6 +20,7 @@ use crate::domain::priority::Level;
 use crate::domain::service::{DEFAULT_SERVICE_ID, Service};
 use crate::domain::transition::Lifecycle;
 use crate::store::access::{self, Order, Reader};
+use crate::store::tables;
 
 /// A new monitor.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -101,6 +102,14 @@ fn view(app: &App, h: Heartbeat, token: Option<String>) -> HeartbeatView {
     }
 }
 
+/// A new ping token (128 random bits), its SHA-256 (what is stored) and its hint.
+fn fresh_token() -> (String, String, String) {
+    let token = random_hex(16);
+    let hash = sha256_hex(&token);
+    let hint = token.chars().take(4).collect();
+    (token, hash, hint)
+}
+
 fn check(
     r: &impl Reader,
     e: &mut FieldErrors,
@@ -124,18 +133,14 @@ pub async fn create(app: &App, actor: &Actor, input: NewHeartbeat) -> AppResult<
     let mut e = FieldErrors::new();
     let name = catalog::new_name::<Heartbeat>(&mut e, &input.name);
     e.into_result()?;
-    let token = random_hex(16);
-    let (hash, hint) = (
-        sha256_hex(&token),
-        token.chars().take(4).collect::<String>(),
-    );
+    let (token, hash, hint) = fresh_token();
     let created = app
         .store
         .write(move |tx| {
             let mut e = FieldErrors::new();
             check(tx, &mut e, Some(input.interval_secs), input.service_id)?;
             e.into_result()?;
-            catalog::create(tx, &change, |id| Heartbeat {
+            let h = catalog::create(tx, &change, |id| Heartbeat {
                 id,
                 name: name.clone(),
                 service_id: input.service_id.unwrap_or(DEFAULT_SERVICE_ID),
@@ -146,7 +151,14 @@ pub async fn create(app: &App, actor: &Actor, input: NewHeartbeat) -> AppResult<
                 incident_id: None,
                 created_at: change.at,
                 updated_at: change.at,
-            })
+            })?;
+            access::put_id(
+                tx,
+                tables::HEARTBEATS_BY_TOKEN,
+                h.token_hash.as_bytes(),
+                h.id,
+            )?;
+            Ok::<_, AppError>(h)
         })
         .await?;
     Ok(view(app, created, Some(token)))
@@ -202,9 +214,34 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
     app.store
         .write(move |tx| {
             let h: Heartbeat = catalog::load(tx, id)?;
+            access::delete_raw(tx, tables::HEARTBEATS_BY_TOKEN, h.token_hash.as_bytes())?;
             catalog::delete(tx, &change, &h)
         })
         .await
+}
+
+/// Gives a monitor a new token (needs `heartbeat:write`); the old one stops at once. The
+/// answer holds the new token, once.
+pub async fn rotate(app: &App, actor: &Actor, id: u64) -> AppResult<HeartbeatView> {
+    let change = catalog::change::<Heartbeat>(app, actor)?;
+    let (token, hash, hint) = fresh_token();
+    let rotated = app
+        .store
+        .write(move |tx| {
+            let before: Heartbeat = catalog::load(tx, id)?;
+            access::delete_raw(
+                tx,
+                tables::HEARTBEATS_BY_TOKEN,
+                before.token_hash.as_bytes(),
+            )?;
+            access::put_id(tx, tables::HEARTBEATS_BY_TOKEN, hash.as_bytes(), id)?;
+            let mut h = before.clone();
+            h.token_hash = hash.clone();
+            h.token_hint = hint.clone();
+            catalog::save(tx, &change, &before, h)
+        })
+        .await?;
+    Ok(view(app, rotated, Some(token)))
 }
 
 /// Every monitor.
@@ -217,11 +254,12 @@ fn all(r: &impl Reader) -> AppResult<Vec<Heartbeat>> {
 /// like a path no route serves.
 pub async fn ping(app: &App, token: &str) -> AppResult<HeartbeatView> {
     let hash = sha256_hex(token.trim());
-    let id = all(&app.store.read()?)?
-        .into_iter()
-        .find(|h| crate::auth::secret::constant_time_eq(h.token_hash.as_bytes(), hash.as_bytes()))
-        .ok_or(AppError::NoRoute)?
-        .id;
+    let id = access::get_id(
+        &app.store.read()?,
+        tables::HEARTBEATS_BY_TOKEN,
+        hash.as_bytes(),
+    )?
+    .ok_or(AppError::NoRoute)?;
     let now = app.clock.now();
     let pinged = app
         .store

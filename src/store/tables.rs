@@ -89,6 +89,8 @@ tables! {
     ROUTING_RULES = "routing_rules";
     /// id -> Heartbeat: monitors of the monitoring.
     HEARTBEATS = "heartbeats";
+    /// SHA-256 of a heartbeat's ping token -> its id.
+    HEARTBEATS_BY_TOKEN = "heartbeats_by_token";
 
     /// id -> ContactMethod.
     CONTACT_METHODS = "contact_methods";
