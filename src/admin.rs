@@ -90,6 +90,7 @@ pub async fn execute(app: &App, command: Command) -> Outcome {
     }
 }
 
+/// Runs one command as the system actor (the operator at the console holds the store).
 async fn run(app: &App, command: Command) -> Result<String, AppError> {
     let system = Actor::system();
     match command {

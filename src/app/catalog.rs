@@ -52,6 +52,8 @@ pub trait Entry: Record + Clone {
     fn touch(&mut self, at: DateTime<Utc>);
 }
 
+/// Makes a record an [`Entry`]: each kind's noun, audit kind, name index, name length and
+/// permissions in one line, and the `name` / `updated_at` fields every such record has.
 macro_rules! entry {
     ($record:ty, $noun:literal, $audit:literal, $names:expr, $name_max:literal, $read:ident, $write:ident) => {
         impl Entry for $record {

@@ -80,6 +80,7 @@ pub struct HeartbeatView {
     pub token: Option<String>,
 }
 
+/// What the API shows of `h` now; `token` only in the answer that made it.
 fn view(app: &App, h: Heartbeat, token: Option<String>) -> HeartbeatView {
     HeartbeatView {
         state: h.state(app.clock.now()),
@@ -110,6 +111,7 @@ fn fresh_token() -> (String, String, String) {
     (token, hash, hint)
 }
 
+/// Adds a 422 reason for a bad interval or a service that does not exist.
 fn check(
     r: &impl Reader,
     e: &mut FieldErrors,
