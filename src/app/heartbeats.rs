@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::incidents::{self, Opening};
 use super::page::{Page, PageRequest};
 use super::{App, AppError, AppResult, FieldErrors, catalog};
-use crate::auth::secret::{random_hex, sha256_hex};
+use crate::auth::secret::{HookToken, sha256_hex};
 use crate::domain::actor::Actor;
 use crate::domain::heartbeat::{self, Due, Heartbeat, HeartbeatState};
 use crate::domain::incident::IncidentStatus;
@@ -103,14 +103,6 @@ fn view(app: &App, h: Heartbeat, token: Option<String>) -> HeartbeatView {
     }
 }
 
-/// A new ping token (128 random bits), its SHA-256 (what is stored) and its hint.
-fn fresh_token() -> (String, String, String) {
-    let token = random_hex(16);
-    let hash = sha256_hex(&token);
-    let hint = token.chars().take(4).collect();
-    (token, hash, hint)
-}
-
 /// Adds a 422 reason for a bad interval or a service that does not exist.
 fn check(
     r: &impl Reader,
@@ -135,7 +127,11 @@ pub async fn create(app: &App, actor: &Actor, input: NewHeartbeat) -> AppResult<
     let mut e = FieldErrors::new();
     let name = catalog::new_name::<Heartbeat>(&mut e, &input.name);
     e.into_result()?;
-    let (token, hash, hint) = fresh_token();
+    let HookToken {
+        clear: token,
+        hash,
+        hint,
+    } = HookToken::generate();
     let created = app
         .store
         .write(move |tx| {
@@ -226,7 +222,11 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
 /// answer holds the new token, once.
 pub async fn rotate(app: &App, actor: &Actor, id: u64) -> AppResult<HeartbeatView> {
     let change = catalog::change::<Heartbeat>(app, actor)?;
-    let (token, hash, hint) = fresh_token();
+    let HookToken {
+        clear: token,
+        hash,
+        hint,
+    } = HookToken::generate();
     let rotated = app
         .store
         .write(move |tx| {

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::page::{Page, PageRequest};
 use super::{App, AppError, AppResult, FieldErrors, nullable, require, required_text};
-use crate::auth::secret::{random_hex, sha256_hex};
+use crate::auth::secret::{HookToken, sha256_hex};
 use crate::domain::actor::Actor;
 use crate::domain::audit;
 use crate::domain::integration::{Integration, IntegrationKind, IntegrationSettings};
@@ -200,9 +200,14 @@ pub async fn create(app: &App, actor: &Actor, input: NewIntegration) -> AppResul
     }
     e.into_result()?;
     // 128 random bits, hex: fits PagerDuty's 32-character routing keys.
-    let token = input.token.clone().unwrap_or_else(|| random_hex(16));
-    let hash = sha256_hex(&token);
-    let hint: String = token.chars().take(4).collect();
+    let HookToken {
+        clear: token,
+        hash,
+        hint,
+    } = input
+        .token
+        .clone()
+        .map_or_else(HookToken::generate, HookToken::from_clear);
     let now = app.clock.now();
     let who = actor.reference.clone();
     let service_id = input.service_id.unwrap_or(DEFAULT_SERVICE_ID);
@@ -326,9 +331,11 @@ pub async fn update(
 /// Replaces the token (needs `integration:write`); the old one stops working at once.
 pub async fn rotate(app: &App, actor: &Actor, id: u64) -> AppResult<IntegrationView> {
     require(actor, Permission::IntegrationWrite)?;
-    let token = random_hex(16);
-    let hash = sha256_hex(&token);
-    let hint: String = token.chars().take(4).collect();
+    let HookToken {
+        clear: token,
+        hash,
+        hint,
+    } = HookToken::generate();
     let now = app.clock.now();
     let who = actor.reference.clone();
     let i = change(app, move |tx| {

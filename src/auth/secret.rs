@@ -30,6 +30,34 @@ pub fn sha256_hex(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
 }
 
+/// A bearer token for a webhook (integration or heartbeat monitor): what the sender is
+/// shown once, what is stored, and the first characters that tell tokens apart.
+#[derive(Debug, Clone)]
+pub struct HookToken {
+    /// The token itself, shown once.
+    pub clear: String,
+    /// Its SHA-256, hex: what the store keeps and looks up.
+    pub hash: String,
+    /// Its first four characters.
+    pub hint: String,
+}
+
+impl HookToken {
+    /// A new token of 128 random bits.
+    pub fn generate() -> Self {
+        Self::from_clear(random_hex(16))
+    }
+
+    /// The stored forms of a given token (an imported PagerDuty routing key).
+    pub fn from_clear(clear: String) -> Self {
+        Self {
+            hash: sha256_hex(&clear),
+            hint: clear.chars().take(4).collect(),
+            clear,
+        }
+    }
+}
+
 /// Compares two byte strings in time independent of where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

@@ -244,27 +244,19 @@ mod tests {
             .expect("t")
             .with_timezone(&Utc);
         let mut h = HeaderMap::new();
-        for huge in [
-            "86401",
-            "9223372036854775807",
-            "99999999999999999999999",
-            "Fri, 31 Dec 9999 23:59:59 GMT",
+        let (day, at_once) = (Some(MAX_PEER_WAIT), Some(chrono::Duration::zero()));
+        for (value, expected) in [
+            ("86401", day),
+            ("9223372036854775807", day),
+            ("99999999999999999999999", day),
+            ("Fri, 31 Dec 9999 23:59:59 GMT", day),
+            ("-5", at_once),
+            ("-9223372036854775808", at_once),
+            ("-99999999999999999999999", at_once),
+            ("Thu, 01 Jan 1970 00:00:00 GMT", at_once),
         ] {
-            h.insert(RETRY_AFTER, HeaderValue::from_static(huge));
-            assert_eq!(retry_after(&h, now), Some(MAX_PEER_WAIT), "{huge}");
-        }
-        for past in [
-            "-5",
-            "-9223372036854775808",
-            "-99999999999999999999999",
-            "Thu, 01 Jan 1970 00:00:00 GMT",
-        ] {
-            h.insert(RETRY_AFTER, HeaderValue::from_static(past));
-            assert_eq!(
-                retry_after(&h, now),
-                Some(chrono::Duration::zero()),
-                "{past}"
-            );
+            h.insert(RETRY_AFTER, HeaderValue::from_static(value));
+            assert_eq!(retry_after(&h, now), expected, "{value}");
         }
     }
 }
