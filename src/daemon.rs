@@ -126,6 +126,9 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Running> {
         tokio::spawn(
             crate::engine::heartbeats::HeartbeatChecker::new(app.clone()).run(signal.clone()),
         ),
+        tokio::spawn(
+            crate::engine::approvals::ApprovalExpirer::new(app.clone()).run(signal.clone()),
+        ),
     ];
     if !playbooks.is_empty() {
         tasks.push(tokio::spawn(

@@ -2,16 +2,20 @@
 //! change board), the four-eyes and eligibility rules with their status codes, the
 //! approvers and the requester reached through their contact methods, the dashboard's
 //! pending count, the linked incident's timeline, rejection, withdrawal, the checks, and
-//! the same decision from Slack's `/approve`.
+//! the same decision from Slack's `/approve`; a request nobody decides expires at its
+//! workflow's deadline, across a restart too.
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use common::TestDaemon;
 use common::fakes::{Fake, webhook_fake};
 use common::notify::*;
 use common::slack::{ALICE, MONA, SlackEnv, VERA};
+use incidentd::domain::clock::ManualClock;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -197,6 +201,166 @@ async fn a_request_passes_every_level_in_order_under_the_four_eyes_rule() {
     assert_eq!(shown.status, 200, "{}", shown.text);
     let audit = d.get("/api/v1/audit?limit=200", &d.admin).await.text;
     assert!(audit.contains("approval.request") && audit.contains("approval.decide"));
+}
+
+fn at(v: &Value) -> DateTime<Utc> {
+    v.as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| panic!("not a time: {v}"))
+}
+
+#[tokio::test]
+async fn a_request_nobody_decides_expires_at_its_deadline_even_across_a_restart() {
+    let clock = ManualClock::new(Utc::now());
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut d = TestDaemon::start_in(root.path(), |_| {}, Arc::new(clock.clone())).await;
+    let hook = webhook_fake().await;
+    let (_, mia_token) = person(&d, &hook, "mia", "Manager").await;
+    let (lead, lead_token) = person(&d, &hook, "lead", "Manager").await;
+    let levels = json!([{"name": "lead", "approvers": [{"type": "user", "id": lead}]}]);
+
+    // The deadline is 1 minute to 30 days, or none.
+    for minutes in [json!(0), json!(43201), json!(-5), json!("soon")] {
+        let a = d
+            .post(
+                "/api/v1/approval-workflows",
+                &d.admin,
+                json!({"name": "Change", "levels": levels, "expires_after_minutes": minutes}),
+            )
+            .await;
+        assert!(
+            matches!(a.status.as_u16(), 400 | 422),
+            "{minutes}: {}",
+            a.text
+        );
+        assert!(a.text.contains("expires_after_minutes"), "{}", a.text);
+    }
+    let wf = d
+        .post(
+            "/api/v1/approval-workflows",
+            &d.admin,
+            json!({"name": "Change", "levels": levels, "expires_after_minutes": 60}),
+        )
+        .await;
+    assert_eq!(wf.status, 201, "{}", wf.text);
+    assert_eq!(wf.body["expires_after_minutes"], 60);
+    let incident = open_incident(&d, &d.admin, "Checkout errors").await;
+    let a = d
+        .post(
+            "/api/v1/approvals",
+            &mia_token,
+            json!({"workflow_id": wf.id(), "title": "Fail over the primary", "incident_id": incident}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = a.id();
+    assert_eq!(
+        at(&a.body["expires_at"]) - at(&a.body["created_at"]),
+        chrono::Duration::minutes(60),
+        "{}",
+        a.text
+    );
+
+    // Editing the workflow changes the deadline of later requests only.
+    let patched = d
+        .patch(
+            &format!("/api/v1/approval-workflows/{}", wf.id()),
+            &d.admin,
+            json!({"expires_after_minutes": null}),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    assert!(
+        patched.body["expires_after_minutes"].is_null(),
+        "{}",
+        patched.text
+    );
+    d.patch(
+        &format!("/api/v1/approval-workflows/{}", wf.id()),
+        &d.admin,
+        json!({"expires_after_minutes": 0}),
+    )
+    .await
+    .assert_problem(422);
+    let open_ended = d
+        .post(
+            "/api/v1/approvals",
+            &mia_token,
+            json!({"workflow_id": wf.id(), "title": "Resize the pool"}),
+        )
+        .await;
+    assert_eq!(open_ended.status, 201, "{}", open_ended.text);
+    assert!(
+        open_ended.body["expires_at"].is_null(),
+        "{}",
+        open_ended.text
+    );
+    assert_eq!(pending(&d).await, 2);
+
+    // A minute before the deadline nothing happens.
+    clock.advance(chrono::Duration::minutes(59));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let shown = d.get(&format!("/api/v1/approvals/{id}"), &d.admin).await;
+    assert_eq!(shown.body["status"], "pending", "{}", shown.text);
+
+    // The deadline passes while the daemon is down: the first check after the start
+    // expires the request; the one without a deadline waits on.
+    d.stop().await;
+    drop(d);
+    clock.advance(chrono::Duration::minutes(2));
+    let d = TestDaemon::start_in(root.path(), |_| {}, Arc::new(clock.clone())).await;
+    let shown = eventually("the request expires", WAIT, async || {
+        let a = d.get(&format!("/api/v1/approvals/{id}"), &d.admin).await;
+        (a.body["status"] == "expired").then_some(a)
+    })
+    .await;
+    assert!(shown.body["decided_at"].is_string(), "{}", shown.text);
+    let still = d
+        .get(&format!("/api/v1/approvals/{}", open_ended.id()), &d.admin)
+        .await;
+    assert_eq!(still.body["status"], "pending", "{}", still.text);
+    assert_eq!(pending(&d).await, 1);
+
+    // No decision counts any more; nor a withdrawal.
+    let late = decide(&d, &lead_token, id, "approve").await;
+    late.assert_problem(409);
+    assert!(late.text.contains("expired"), "{}", late.text);
+    d.post(
+        &format!("/api/v1/approvals/{id}/cancel"),
+        &mia_token,
+        json!({}),
+    )
+    .await
+    .assert_problem(409);
+
+    // The requester is told; the incident's timeline, the list and the audit log say so.
+    eventually("the requester told", WAIT, async || {
+        hook.to("/mia")
+            .iter()
+            .any(|r| r.json()["event"]["kind"] == "approval.expired")
+            .then_some(())
+    })
+    .await;
+    let entries = timeline(&d, incident).await;
+    assert!(
+        entries.iter().any(|e| e["kind"] == "approval"
+            && e["summary"]
+                .as_str()
+                .is_some_and(|s| s.contains(&format!("APR-{id} expired at level 1 ('lead')")))),
+        "{entries:#?}"
+    );
+    let listed = d.get("/api/v1/approvals?status=expired", &d.admin).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let ids: Vec<u64> = listed.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|a| a["id"].as_u64())
+        .collect();
+    assert_eq!(ids, vec![id]);
+    let audit = d.get("/api/v1/audit?limit=200", &d.admin).await.text;
+    assert!(audit.contains("approval.expire"), "{audit}");
 }
 
 #[tokio::test]

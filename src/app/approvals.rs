@@ -39,9 +39,14 @@ pub struct NewWorkflow {
     pub description: String,
     /// The levels, passed in order.
     pub levels: Vec<ApprovalLevel>,
+    /// Minutes a request may wait for its decisions before it expires (1 to 43200; absent
+    /// or null: never).
+    #[serde(default)]
+    pub expires_after_minutes: Option<u32>,
 }
 
-/// Changes to a workflow; pending requests keep the levels they were made with.
+/// Changes to a workflow; pending requests keep the levels and deadline they were made
+/// with.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowPatch {
@@ -51,6 +56,10 @@ pub struct WorkflowPatch {
     pub description: Option<String>,
     /// New levels.
     pub levels: Option<Vec<ApprovalLevel>>,
+    /// New expiry in minutes, or null for never.
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<u32>)]
+    pub expires_after_minutes: Option<Option<u32>>,
 }
 
 /// A request for approval.
@@ -87,7 +96,7 @@ pub struct DecisionRequest {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ApprovalParams {
-    /// `pending`, `approved`, `rejected` or `cancelled`.
+    /// `pending`, `approved`, `rejected`, `cancelled` or `expired`.
     pub status: Option<String>,
     /// Page size.
     pub limit: Option<String>,
@@ -214,6 +223,12 @@ fn announce(
     Ok(())
 }
 
+fn check_expiry(e: &mut FieldErrors, minutes: Option<u32>) {
+    if let Some(reason) = approval::check_expiry(minutes) {
+        e.add("expires_after_minutes", reason);
+    }
+}
+
 fn check_length(e: &mut FieldErrors, field: &str, value: &str, max: usize) {
     if value.chars().count() > max {
         e.add(field, format!("must be at most {max} characters"));
@@ -258,6 +273,7 @@ pub async fn create_workflow(
     let mut e = FieldErrors::new();
     let name = catalog::new_name::<ApprovalWorkflow>(&mut e, &input.name);
     check_length(&mut e, "description", &input.description, 2000);
+    check_expiry(&mut e, input.expires_after_minutes);
     e.into_result()?;
     app.store
         .write(move |tx| {
@@ -269,6 +285,7 @@ pub async fn create_workflow(
                 name: name.clone(),
                 description: input.description.trim().to_owned(),
                 levels: input.levels.clone(),
+                expires_after_minutes: input.expires_after_minutes,
                 created_at: change.at,
                 updated_at: change.at,
             })
@@ -303,6 +320,9 @@ pub async fn update_workflow(
     if let Some(d) = &patch.description {
         check_length(&mut e, "description", d, 2000);
     }
+    if let Some(minutes) = patch.expires_after_minutes {
+        check_expiry(&mut e, minutes);
+    }
     e.into_result()?;
     app.store
         .write(move |tx| {
@@ -313,6 +333,9 @@ pub async fn update_workflow(
             }
             if let Some(d) = &patch.description {
                 w.description = d.trim().to_owned();
+            }
+            if let Some(minutes) = patch.expires_after_minutes {
+                w.expires_after_minutes = minutes;
             }
             let mut e = FieldErrors::new();
             check_workflow(tx, &mut e, &w.levels)?;
@@ -387,6 +410,7 @@ pub async fn request(app: &App, actor: &Actor, input: NewApproval) -> AppResult<
                 created_at: now,
                 updated_at: now,
                 decided_at: None,
+                expires_at: workflow.expiry_of(now),
             };
             save(tx, None, &r)?;
             let first = r.current_level().cloned();
@@ -442,22 +466,12 @@ pub fn list(
     require(actor, Permission::ApprovalRead)?;
     let status = match status.map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
-        Some(s) => Some(
-            [
-                ApprovalStatus::Pending,
-                ApprovalStatus::Approved,
-                ApprovalStatus::Rejected,
-                ApprovalStatus::Cancelled,
-            ]
-            .into_iter()
-            .find(|x| x.as_str() == s)
-            .ok_or_else(|| {
-                FieldErrors::single(
-                    "status",
-                    "must be one of pending, approved, rejected, cancelled",
-                )
-            })?,
-        ),
+        Some(s) => Some(ApprovalStatus::parse(s).ok_or_else(|| {
+            FieldErrors::single(
+                "status",
+                "must be one of pending, approved, rejected, cancelled, expired",
+            )
+        })?),
     };
     let r = app.store.read()?;
     let prefix = status.map(|s| Key::new().u8(s.code()).into_bytes());
@@ -491,7 +505,9 @@ fn refusal(e: DecisionError) -> AppError {
     match e {
         DecisionError::NotPending(..)
         | DecisionError::AlreadyDecided(..)
-        | DecisionError::NoLevel(..) => AppError::Conflict(e.to_string()),
+        | DecisionError::NoLevel(..)
+        | DecisionError::Overdue(..)
+        | DecisionError::NotDue(..) => AppError::Conflict(e.to_string()),
         DecisionError::OwnRequest | DecisionError::NotAnApprover { .. } => {
             AppError::Refused(e.to_string())
         }
@@ -656,19 +672,11 @@ pub async fn cancel(app: &App, actor: &Actor, id: u64) -> AppResult<ApprovalRequ
         .await
 }
 
-/// The pending requests `user_id` may decide on now, oldest first (for `/approve list`).
-pub fn waiting_for(
-    app: &App,
-    actor: &Actor,
-    user_id: u64,
-    limit: usize,
-) -> AppResult<Vec<ApprovalRequest>> {
-    require(actor, Permission::ApprovalRead)?;
-    let r = app.store.read()?;
-    let mut out = Vec::new();
+/// The ids of the pending requests, oldest first.
+fn pending_ids(r: &impl Reader) -> Result<Vec<u64>, StoreError> {
     let mut ids = Vec::new();
     access::scan_prefix(
-        &r,
+        r,
         tables::APPROVAL_INDEX,
         &Key::new().u8(ApprovalStatus::Pending.code()).into_bytes(),
         None,
@@ -680,9 +688,93 @@ pub fn waiting_for(
             Ok(std::ops::ControlFlow::Continue(()))
         },
     )?;
-    for id in ids {
+    Ok(ids)
+}
+
+/// Expires every pending request past its deadline (the approval checker calls this):
+/// each in its own transaction, told to its requester, noted on a linked incident and in
+/// the audit log. Returns how many expired.
+pub async fn expire_due(app: &App) -> AppResult<usize> {
+    let now = app.clock.now();
+    let r = app.store.read()?;
+    let mut due = Vec::new();
+    for id in pending_ids(&r)? {
+        if load(&r, id)?.is_overdue(now) {
+            due.push(id);
+        }
+    }
+    drop(r);
+    let mut expired = 0;
+    for id in due {
+        let done: AppResult<bool> = app
+            .store
+            .write(move |tx| {
+                let before = load(tx, id)?;
+                if !before.is_overdue(now) {
+                    // Decided or withdrawn since it was read.
+                    return Ok(false);
+                }
+                let mut r = before.clone();
+                r.expire(now).map_err(refusal)?;
+                save(tx, Some(&before), &r)?;
+                let system = Actor::system().reference;
+                let summary = format!(
+                    "{} expired at level {} ('{}'): no decision within {}",
+                    r.number(),
+                    r.level + 1,
+                    r.current_level()
+                        .map(|l| l.name.as_str())
+                        .unwrap_or_default(),
+                    approval::wait_in_words(before.expires_at.unwrap_or(now) - before.created_at),
+                );
+                let requester: Vec<u64> = r.requester_id.into_iter().collect();
+                announce(
+                    tx,
+                    &r,
+                    EventKind::ApprovalExpired,
+                    &system,
+                    &requester,
+                    summary.clone(),
+                )?;
+                super::audit::record(
+                    tx,
+                    now,
+                    &system,
+                    "approval.expire",
+                    ("approval", id),
+                    summary,
+                    json!({"status": {"from": "pending", "to": "expired"}, "level": r.level + 1,
+                           "expires_at": before.expires_at}),
+                )?;
+                Ok(true)
+            })
+            .await;
+        match done {
+            Ok(true) => expired += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(approval = id, error = %e, "cannot expire an approval request")
+            }
+        }
+    }
+    Ok(expired)
+}
+
+/// The pending requests `user_id` may decide on now, oldest first (for `/approve list`).
+pub fn waiting_for(
+    app: &App,
+    actor: &Actor,
+    user_id: u64,
+    limit: usize,
+) -> AppResult<Vec<ApprovalRequest>> {
+    require(actor, Permission::ApprovalRead)?;
+    let r = app.store.read()?;
+    let now = app.clock.now();
+    let mut out = Vec::new();
+    for id in pending_ids(&r)? {
         let a = load(&r, id)?;
-        let mine = a.requester_id != Some(user_id)
+        let mine = !a.is_overdue(now)
+            && a.requester_id != Some(user_id)
             && !a
                 .decisions
                 .iter()

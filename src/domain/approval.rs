@@ -18,6 +18,8 @@ use super::actor::ActorRef;
 pub const MAX_LEVELS: usize = 10;
 /// Most approver entries on a level.
 pub const MAX_APPROVERS: usize = 50;
+/// Longest a workflow may let a request wait before it expires: 30 days.
+pub const MAX_EXPIRY_MINUTES: u32 = 30 * 24 * 60;
 
 /// Who may decide at a level.
 #[derive(
@@ -66,10 +68,46 @@ pub struct ApprovalWorkflow {
     pub description: String,
     /// The levels, passed in order.
     pub levels: Vec<ApprovalLevel>,
+    /// Minutes a request may wait for its decisions before it expires (none: it waits
+    /// until decided or withdrawn). A change that waited that long is stale: whoever asked
+    /// should ask again with what they know now.
+    #[serde(default)]
+    pub expires_after_minutes: Option<u32>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+impl ApprovalWorkflow {
+    /// When a request made at `at` expires.
+    pub fn expiry_of(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.expires_after_minutes
+            .map(|m| at + chrono::Duration::minutes(i64::from(m)))
+    }
+}
+
+/// Why `expires_after_minutes` is not acceptable, if it is not.
+pub fn check_expiry(minutes: Option<u32>) -> Option<String> {
+    match minutes {
+        Some(m) if m == 0 || m > MAX_EXPIRY_MINUTES => Some(format!(
+            "must be between 1 and {MAX_EXPIRY_MINUTES} minutes (30 days), or null for never"
+        )),
+        _ => None,
+    }
+}
+
+/// "90 minutes", "2 hours", "3 days": how long a request was given, for people.
+pub fn wait_in_words(wait: chrono::Duration) -> String {
+    const DAY: i64 = 24 * 60;
+    let minutes = wait.num_minutes().max(0);
+    let (n, unit) = match minutes {
+        0 => (0, "minute"),
+        m if m % DAY == 0 => (m / DAY, "day"),
+        m if m % 60 == 0 => (m / 60, "hour"),
+        m => (m, "minute"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Where a request stands.
@@ -84,6 +122,8 @@ pub enum ApprovalStatus {
     Rejected,
     /// Withdrawn by the requester.
     Cancelled,
+    /// Nobody decided before its workflow's deadline.
+    Expired,
 }
 
 impl ApprovalStatus {
@@ -94,6 +134,7 @@ impl ApprovalStatus {
             ApprovalStatus::Approved => 2,
             ApprovalStatus::Rejected => 3,
             ApprovalStatus::Cancelled => 4,
+            ApprovalStatus::Expired => 5,
         }
     }
 
@@ -104,7 +145,22 @@ impl ApprovalStatus {
             ApprovalStatus::Approved => "approved",
             ApprovalStatus::Rejected => "rejected",
             ApprovalStatus::Cancelled => "cancelled",
+            ApprovalStatus::Expired => "expired",
         }
+    }
+
+    /// Every status, in code order.
+    pub const ALL: [ApprovalStatus; 5] = [
+        ApprovalStatus::Pending,
+        ApprovalStatus::Approved,
+        ApprovalStatus::Rejected,
+        ApprovalStatus::Cancelled,
+        ApprovalStatus::Expired,
+    ];
+
+    /// The status named `s` on the wire.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
     }
 }
 
@@ -161,7 +217,7 @@ pub struct ApprovalRequest {
     /// The user who asked (nobody may approve their own request).
     #[serde(default)]
     pub requester_id: Option<u64>,
-    /// Pending, approved, rejected or cancelled.
+    /// Pending, approved, rejected, cancelled or expired.
     pub status: ApprovalStatus,
     /// The level waiting for decisions (0-based); the last one once decided.
     pub level: u32,
@@ -173,9 +229,13 @@ pub struct ApprovalRequest {
     pub created_at: DateTime<Utc>,
     /// Last changed.
     pub updated_at: DateTime<Utc>,
-    /// Approved, rejected or cancelled at.
+    /// Approved, rejected, cancelled or expired at.
     #[serde(default)]
     pub decided_at: Option<DateTime<Utc>>,
+    /// When it expires if still pending (from the workflow's `expires_after_minutes`
+    /// when it was made; none: never).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// Why a decision is refused.
@@ -203,6 +263,12 @@ pub enum DecisionError {
     /// The request has no level to decide at.
     #[error("APR-{0} has no level left to decide at")]
     NoLevel(u64),
+    /// Its deadline has passed: it expires, whatever the decision.
+    #[error("APR-{0} has expired: its deadline passed before it was decided")]
+    Overdue(u64),
+    /// Its deadline has not passed yet.
+    #[error("APR-{0} has not reached its deadline")]
+    NotDue(u64),
 }
 
 /// What a decision did.
@@ -255,6 +321,9 @@ impl ApprovalRequest {
     ) -> Result<Outcome, DecisionError> {
         if self.status != ApprovalStatus::Pending {
             return Err(DecisionError::NotPending(self.id, self.status.as_str()));
+        }
+        if self.is_overdue(at) {
+            return Err(DecisionError::Overdue(self.id));
         }
         if self.requester_id == Some(user_id) {
             return Err(DecisionError::OwnRequest);
@@ -313,10 +382,29 @@ impl ApprovalRequest {
 
     /// Withdraws a pending request.
     pub fn cancel(&mut self, at: DateTime<Utc>) -> Result<(), DecisionError> {
+        self.close(ApprovalStatus::Cancelled, at)
+    }
+
+    /// Whether it is pending past its deadline at `now` (and so must expire: no decision
+    /// counts any more, see [`ApprovalRequest::decide`]).
+    pub fn is_overdue(&self, now: DateTime<Utc>) -> bool {
+        self.status == ApprovalStatus::Pending && self.expires_at.is_some_and(|e| now >= e)
+    }
+
+    /// Ends a pending request whose deadline has passed.
+    pub fn expire(&mut self, at: DateTime<Utc>) -> Result<(), DecisionError> {
+        if self.status == ApprovalStatus::Pending && !self.is_overdue(at) {
+            return Err(DecisionError::NotDue(self.id));
+        }
+        self.close(ApprovalStatus::Expired, at)
+    }
+
+    /// Ends a pending request as `status` at `at`.
+    fn close(&mut self, status: ApprovalStatus, at: DateTime<Utc>) -> Result<(), DecisionError> {
         if self.status != ApprovalStatus::Pending {
             return Err(DecisionError::NotPending(self.id, self.status.as_str()));
         }
-        self.status = ApprovalStatus::Cancelled;
+        self.status = status;
         self.decided_at = Some(at);
         self.updated_at = at;
         Ok(())
@@ -423,6 +511,7 @@ mod tests {
             created_at: t(0),
             updated_at: t(0),
             decided_at: None,
+            expires_at: None,
         }
     }
 
@@ -550,5 +639,135 @@ mod tests {
             serde_json::from_str(r#"{"name":"lead","approvers":[{"type":"group","id":2}]}"#)
                 .expect("level");
         assert_eq!(parsed.required, 1, "one approval by default");
+    }
+
+    #[test]
+    fn a_request_expires_only_once_its_deadline_has_passed() {
+        let mut r = request(vec![level("lead", &[2, 3], 1)]);
+        assert!(!r.is_overdue(t(10_000)), "no deadline: never overdue");
+        assert_eq!(r.expire(t(10_000)), Err(DecisionError::NotDue(7)));
+        r.expires_at = Some(t(60));
+        assert!(!r.is_overdue(t(59)));
+        assert_eq!(r.expire(t(59)), Err(DecisionError::NotDue(7)));
+        assert_eq!(r.status, ApprovalStatus::Pending);
+        assert!(r.is_overdue(t(60)), "due at the deadline itself");
+        r.expire(t(61)).expect("due");
+        assert_eq!(r.status, ApprovalStatus::Expired);
+        assert_eq!(r.decided_at, Some(t(61)));
+        assert_eq!(r.updated_at, t(61));
+        assert!(!r.is_overdue(t(62)), "no longer pending");
+        assert_eq!(
+            r.expire(t(62)),
+            Err(DecisionError::NotPending(7, "expired"))
+        );
+        assert_eq!(
+            r.cancel(t(62)),
+            Err(DecisionError::NotPending(7, "expired"))
+        );
+    }
+
+    #[test]
+    fn no_decision_counts_once_the_deadline_has_passed() {
+        let mut r = request(vec![level("lead", &[2, 3], 2)]);
+        r.expires_at = Some(t(60));
+        assert_eq!(
+            r.decide(2, "u", true, Verdict::Approve, None, t(59)),
+            Ok(Outcome::Counted {
+                approvals: 1,
+                required: 2
+            })
+        );
+        for verdict in [Verdict::Approve, Verdict::Reject] {
+            assert_eq!(
+                r.decide(3, "u", true, verdict, None, t(60)),
+                Err(DecisionError::Overdue(7))
+            );
+        }
+        assert_eq!(r.decisions.len(), 1, "the late decisions are not recorded");
+        assert_eq!(r.status, ApprovalStatus::Pending, "the checker expires it");
+    }
+
+    #[test]
+    fn a_decided_or_withdrawn_request_does_not_expire() {
+        for end in [ApprovalStatus::Approved, ApprovalStatus::Cancelled] {
+            let mut r = request(vec![level("lead", &[2], 1)]);
+            r.expires_at = Some(t(60));
+            match end {
+                ApprovalStatus::Approved => {
+                    approve(&mut r, 2).expect("approved");
+                }
+                _ => r.cancel(t(5)).expect("withdrawn"),
+            }
+            assert!(!r.is_overdue(t(120)));
+            assert_eq!(
+                r.expire(t(120)),
+                Err(DecisionError::NotPending(7, end.as_str()))
+            );
+        }
+    }
+
+    #[test]
+    fn expiry_settings_are_one_minute_to_thirty_days() {
+        assert_eq!(check_expiry(None), None);
+        assert_eq!(check_expiry(Some(1)), None);
+        assert_eq!(check_expiry(Some(MAX_EXPIRY_MINUTES)), None);
+        assert!(check_expiry(Some(0)).is_some());
+        assert!(check_expiry(Some(MAX_EXPIRY_MINUTES + 1)).is_some());
+        let w = ApprovalWorkflow {
+            id: 1,
+            name: "change".into(),
+            description: String::new(),
+            levels: vec![level("lead", &[2], 1)],
+            expires_after_minutes: Some(90),
+            created_at: t(0),
+            updated_at: t(0),
+        };
+        assert_eq!(w.expiry_of(t(10)), Some(t(100)));
+        let never = ApprovalWorkflow {
+            expires_after_minutes: None,
+            ..w
+        };
+        assert_eq!(never.expiry_of(t(10)), None);
+    }
+
+    #[test]
+    fn statuses_round_trip_through_their_wire_names_and_codes() {
+        let mut codes = std::collections::BTreeSet::new();
+        for s in ApprovalStatus::ALL {
+            assert_eq!(ApprovalStatus::parse(s.as_str()), Some(s));
+            assert_eq!(
+                serde_json::to_value(s).expect("json"),
+                serde_json::json!(s.as_str())
+            );
+            assert!(codes.insert(s.code()), "codes are distinct");
+        }
+        assert_eq!(ApprovalStatus::parse("Pending"), None);
+    }
+
+    #[test]
+    fn records_stored_before_expiry_existed_still_load() {
+        let mut old = serde_json::to_value(request(vec![level("lead", &[2], 1)])).expect("json");
+        old.as_object_mut().expect("object").remove("expires_at");
+        let r: ApprovalRequest = serde_json::from_value(old).expect("old request");
+        assert_eq!(r.expires_at, None);
+    }
+
+    #[test]
+    fn waits_read_in_the_largest_whole_unit() {
+        let words = |m: i64| wait_in_words(chrono::Duration::minutes(m));
+        assert_eq!(words(1), "1 minute");
+        assert_eq!(words(90), "90 minutes");
+        assert_eq!(words(60), "1 hour");
+        assert_eq!(words(120), "2 hours");
+        assert_eq!(words(24 * 60), "1 day");
+        assert_eq!(words(3 * 24 * 60), "3 days");
+        assert_eq!(words(25 * 60), "25 hours");
+        assert_eq!(words(0), "0 minutes");
+        assert_eq!(words(-5), "0 minutes");
+        assert_eq!(
+            wait_in_words(chrono::Duration::seconds(119)),
+            "1 minute",
+            "whole minutes"
+        );
     }
 }

@@ -58,6 +58,7 @@ event_kinds! {
     ApprovalApproved => "approval.approved",
     ApprovalRejected => "approval.rejected",
     ApprovalCancelled => "approval.cancelled",
+    ApprovalExpired => "approval.expired",
 }
 
 /// An event name this version does not know.

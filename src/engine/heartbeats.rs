@@ -30,14 +30,7 @@ impl HeartbeatChecker {
     /// checker's start at the earliest: the daemon's own downtime pages nobody.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let watching_since = self.app.clock.now();
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(EVERY) => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
-                break;
-            }
+        while super::pause(EVERY, &mut shutdown).await {
             match heartbeats::check_all(&self.app, watching_since).await {
                 Ok(0) => {}
                 Ok(n) => tracing::warn!(opened = n, "heartbeat monitors went silent"),

@@ -1,8 +1,22 @@
 //! Background workers. Each is a module with one loop, keeps all its state in the store,
 //! and may be stopped at any moment: after a restart it picks up where the store says.
 
+pub mod approvals;
 pub mod escalation;
 pub mod heartbeats;
 pub mod outbox;
 pub mod playbooks;
 pub mod retention;
+
+/// Waits `period`, or less if shutdown begins: `true` if the worker should go on. The
+/// sleep-then-work loop of the periodic workers, with a prompt stop.
+pub(crate) async fn pause(
+    period: std::time::Duration,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(period) => {}
+        _ = shutdown.changed() => {}
+    }
+    !*shutdown.borrow()
+}

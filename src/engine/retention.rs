@@ -42,14 +42,7 @@ impl RetentionWorker {
     /// Runs a pass every `retention.interval_secs` until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let every = Duration::from_secs(self.app.config.retention.interval_secs);
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
-                break;
-            }
+        while super::pause(every, &mut shutdown).await {
             match self.pass().await {
                 Ok(p) if p != Pruned::default() => {
                     tracing::info!(

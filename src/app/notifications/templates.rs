@@ -396,7 +396,8 @@ fn headline(event: &DomainEvent, incident: Option<&Incident>, assignee: Option<&
         EventKind::ApprovalRequested
         | EventKind::ApprovalApproved
         | EventKind::ApprovalRejected
-        | EventKind::ApprovalCancelled => event
+        | EventKind::ApprovalCancelled
+        | EventKind::ApprovalExpired => event
             .data
             .get("summary")
             .and_then(Value::as_str)
