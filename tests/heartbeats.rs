@@ -3,7 +3,7 @@
 //! resolves it (or leaves a cancelled one alone); after a restart the sender gets one
 //! interval, then the silence opens its incident; bad input is refused; unknown tokens
 //! are 404 like a wrong URL; the token is shown once; the service cannot be deleted
-//! under the monitor.
+//! under the monitor; deleting a silent monitor resolves its incident.
 mod common;
 
 use std::sync::Arc;
@@ -233,7 +233,7 @@ async fn a_silent_heartbeat_opens_one_incident_and_the_next_ping_resolves_it() {
         .await;
     assert_eq!(i.body["status"], "cancelled");
 
-    // Changes are audited; deleting the monitor leaves its incidents.
+    // Changes are audited.
     let audit = d
         .get(&format!("/api/v1/audit?target=heartbeat:{id}"), &d.admin)
         .await;
@@ -265,10 +265,42 @@ async fn a_silent_heartbeat_opens_one_incident_and_the_next_ping_resolves_it() {
         .await;
     let hash = incidentd::auth::secret::sha256_hex(&new_token);
     assert!(!audit.text.contains(&hash), "{}", audit.text);
+    // Deleted while silent: nothing would ever ping its incident away, so the deletion
+    // resolves it (and leaves the earlier ones as they are).
+    clock.advance(Duration::seconds(601));
+    let found = wait_for_missed(&d, 3).await;
+    let third = found
+        .iter()
+        .find(|i| i["status"] == "new")
+        .and_then(|i| i["id"].as_u64())
+        .expect("the third incident");
     let gone = d
         .delete(&format!("/api/v1/heartbeats/{id}"), &d.admin)
         .await;
     assert_eq!(gone.status, 204, "{}", gone.text);
     ping(&d, &new_token).await.assert_problem(404);
-    assert_eq!(missed(&d).await.len(), 2);
+    let after: Vec<(u64, Value)> = missed(&d)
+        .await
+        .iter()
+        .map(|i| (i["id"].as_u64().expect("id"), i["status"].clone()))
+        .collect();
+    assert_eq!(after.len(), 3, "{after:?}");
+    for (incident, status) in &after {
+        let expected = if *incident == second {
+            "cancelled"
+        } else {
+            "resolved"
+        };
+        assert_eq!(status, expected, "incident {incident}: {after:?}");
+    }
+    let timeline = d
+        .get(&format!("/api/v1/incidents/{third}/timeline"), &d.admin)
+        .await;
+    assert!(
+        timeline
+            .text
+            .contains("heartbeat monitor 'prometheus watchdog' was deleted by admin"),
+        "{}",
+        timeline.text
+    );
 }

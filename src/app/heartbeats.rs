@@ -206,13 +206,21 @@ pub async fn update(
     Ok(view(app, saved, None))
 }
 
-/// Deletes a monitor (needs `heartbeat:write`); an incident it opened stays.
+/// Deletes a monitor (needs `heartbeat:write`). The incident its current silence opened,
+/// if still open, is resolved: only the monitor's next ping would have resolved it.
 pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
     let change = catalog::change::<Heartbeat>(app, actor)?;
     app.store
         .write(move |tx| {
             let h: Heartbeat = catalog::load(tx, id)?;
             access::delete_raw(tx, tables::HEARTBEATS_BY_TOKEN, h.token_hash.as_bytes())?;
+            if let Some(incident) = h.incident_id {
+                let why = format!(
+                    "heartbeat monitor '{}' was deleted by {}",
+                    h.name, change.who.name
+                );
+                resolve_if_open(tx, change.at, incident, &why)?;
+            }
             catalog::delete(tx, &change, &h)
         })
         .await
@@ -271,7 +279,12 @@ pub async fn ping(app: &App, token: &str) -> AppResult<HeartbeatView> {
             let ended = h.ping(now);
             access::put(tx, &h)?;
             if let Some(incident) = ended {
-                resolve_if_open(tx, now, &h, incident)?;
+                resolve_if_open(
+                    tx,
+                    now,
+                    incident,
+                    &format!("heartbeat '{}' is back", h.name),
+                )?;
             }
             Ok::<_, AppError>(h)
         })
@@ -279,13 +292,14 @@ pub async fn ping(app: &App, token: &str) -> AppResult<HeartbeatView> {
     Ok(view(app, pinged, None))
 }
 
-/// Resolves the incident a silence opened, if it can still be resolved (somebody may
-/// have resolved, closed or cancelled it meanwhile: the ping is recorded all the same).
+/// Resolves the incident a silence opened, saying `why`, if it can still be resolved
+/// (somebody may have resolved, closed or cancelled it meanwhile: the ping or the
+/// deletion is recorded all the same).
 fn resolve_if_open(
     tx: &redb::WriteTransaction,
     now: DateTime<Utc>,
-    h: &Heartbeat,
     incident: u64,
+    why: &str,
 ) -> AppResult<()> {
     let resolvable = access::get::<crate::domain::incident::Incident>(tx, incident)?
         .is_some_and(|i| i.status.can_move_to(IncidentStatus::Resolved));
@@ -296,7 +310,7 @@ fn resolve_if_open(
             &Actor::system(),
             incident,
             IncidentStatus::Resolved,
-            Some(&format!("heartbeat '{}' is back", h.name)),
+            Some(why),
         )?;
     }
     Ok(())
