@@ -3,7 +3,8 @@
 //! incident gets the playbook's steps, done as the playbook (timeline and comments name
 //! it); a non-matching one is left alone; a failing step stops the playbook with a comment
 //! saying why; events caused by playbooks set nothing off; a restart does not run a
-//! playbook twice; a bad playbook stops start-up; `incidentd playbook test` checks a file
+//! playbook twice, and after a crash mid-playbook it resumes with the step in flight; a
+//! bad playbook stops start-up; `incidentd playbook test` checks a file
 //! and shows what it would do.
 
 mod common;
@@ -209,6 +210,112 @@ async fn a_failing_step_stops_with_a_note_loops_cannot_happen_and_restarts_do_no
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(comments(&d, id).await.len(), before.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_mid_playbook_the_runner_resumes_with_the_step_in_flight() {
+    use incidentd::app::events;
+    use incidentd::app::playbooks::Progress;
+    use incidentd::domain::event::EventKind;
+    use incidentd::store::{Store, StoreError, StoreOptions};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("a-first.yaml"),
+        "name: first\nsteps:\n  - comment: 'first says hi'\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("b-three.yaml"),
+        "name: three\nsteps:\n  - comment: 'one'\n  - comment: 'two'\n  - comment: 'three'\n",
+    )
+    .expect("write");
+    let data = tempfile::tempdir().expect("data");
+    let start = |pb: PathBuf| {
+        TestDaemon::start_in(
+            data.path(),
+            move |c| c.playbooks_dir = Some(pb),
+            Arc::new(SystemClock),
+        )
+    };
+    let mut d = start(dir.path().to_owned()).await;
+    let id = open(&d, "Disk full", "low").await;
+    eventually("all three steps", WAIT, || async {
+        let bodies: Vec<Value> = comments(&d, id)
+            .await
+            .iter()
+            .map(|c| c["body"].clone())
+            .collect();
+        (bodies
+            == vec![
+                json!("first says hi"),
+                json!("one"),
+                json!("two"),
+                json!("three"),
+            ])
+        .then_some(())
+    })
+    .await;
+    d.stop().await;
+    drop(d);
+
+    // Put the store where a crash right after step 2 of 'three' leaves it: the event not
+    // yet handled, the progress saying step 3 is next.
+    let store = Store::open(
+        &data.path().join("incidentd.redb"),
+        &StoreOptions::default(),
+    )
+    .expect("store");
+    let opened = events::read_after(&store.read().expect("read"), 0, 10_000)
+        .expect("events")
+        .into_iter()
+        .find(|e| e.kind == EventKind::IncidentOpened && e.incident_id == Some(id))
+        .expect("the opening event")
+        .seq;
+    store
+        .write(move |tx| {
+            events::set_cursor(tx, "playbooks", opened - 1)?;
+            Progress {
+                event_seq: opened,
+                playbook: "three".into(),
+                next_step: 2,
+            }
+            .save(tx)?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .expect("rewind");
+    store.shutdown().await;
+    drop(store);
+
+    // Only the step in flight runs again; 'first', done before the crash, does not.
+    let d = start(dir.path().to_owned()).await;
+    let bodies = eventually("the step in flight again", WAIT, || async {
+        let bodies: Vec<Value> = comments(&d, id)
+            .await
+            .iter()
+            .map(|c| c["body"].clone())
+            .collect();
+        (bodies.len() >= 5).then_some(bodies)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after: Vec<Value> = comments(&d, id)
+        .await
+        .iter()
+        .map(|c| c["body"].clone())
+        .collect();
+    assert_eq!(after, bodies, "nothing more ran");
+    assert_eq!(
+        bodies,
+        vec![
+            json!("first says hi"),
+            json!("one"),
+            json!("two"),
+            json!("three"),
+            json!("three")
+        ]
+    );
 }
 
 async fn incidentd(args: &[&str]) -> std::process::Output {

@@ -6,6 +6,11 @@
 //! A step that fails (a 409 because somebody already moved the incident, a user who no
 //! longer exists) stops that playbook for that incident, and the reason is left as a
 //! comment on the incident, where the responders look.
+//!
+//! After every step the runner stores how far it got ([`Progress`]), so that a crash in
+//! the middle of a playbook resumes with the step in flight rather than from the first
+//! one: a step is done at least once, and only the one a crash interrupted may be done
+//! twice.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,6 +24,35 @@ use crate::domain::playbook::{self, Facts, Playbook, Step};
 use crate::domain::priority::{Level, Priority, PriorityMatrix};
 use crate::domain::service::Service;
 use crate::store::access::{self, Reader};
+use crate::store::{StoreError, tables};
+
+/// Where the runner is within the playbooks of one event: `playbook`'s steps before
+/// `next_step` are done (and the playbooks the event set off before it). Kept in the
+/// store after every step; it means nothing once the runner's cursor is past `event_seq`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Progress {
+    /// The event whose playbooks run.
+    pub event_seq: u64,
+    /// The playbook being run (names are unique).
+    pub playbook: String,
+    /// The index of its first step not done yet.
+    pub next_step: usize,
+}
+
+/// The META key of the runner's [`Progress`].
+const PROGRESS_KEY: &[u8] = b"playbooks/progress";
+
+impl Progress {
+    /// The progress stored by the last step, if any.
+    pub fn load(r: &impl Reader) -> Result<Option<Progress>, StoreError> {
+        access::get_json(r, tables::META, PROGRESS_KEY)
+    }
+
+    /// Stores it (durably, like every write: it is what a restart resumes from).
+    pub fn save(&self, tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+        access::put_json(tx, tables::META, PROGRESS_KEY, self)
+    }
+}
 
 /// Reads every `*.yaml` / `*.yml` file of `dir` (one playbook each, in file-name order).
 /// The error names the file and the mistake; names must be unique.
@@ -165,25 +199,54 @@ pub enum RunOutcome {
     },
 }
 
-/// Runs `playbook`'s steps on the incident of `facts`, one use case each.
-pub async fn run(app: &App, playbook: &Playbook, facts: &IncidentFacts) -> RunOutcome {
+/// Runs `playbook`'s steps on the incident of `facts` for the event `event_seq`, one use
+/// case each, from step `first` (0 unless resuming after a crash), storing the
+/// [`Progress`] after each.
+pub async fn run(
+    app: &App,
+    playbook: &Playbook,
+    facts: &IncidentFacts,
+    event_seq: u64,
+    first: usize,
+) -> RunOutcome {
     let actor = Actor::playbook(playbook.name());
     let id = facts.incident.id;
-    for (index, step) in playbook.spec.steps.iter().enumerate() {
-        if let Err(error) = run_step(app, &actor, id, step, facts).await {
-            let note = format!(
-                "Playbook '{}' stopped at step {} ({}): {error}",
-                playbook.name(),
-                index + 1,
-                step.kind()
-            );
-            if let Err(e) = incidents::comment(app, &actor, id, NewComment { body: note }).await {
-                tracing::warn!(incident = id, error = %e, "playbook: could not note a failed step");
+    let steps = &playbook.spec.steps;
+    for (index, step) in steps.iter().enumerate().skip(first) {
+        let stopped = match run_step(app, &actor, id, step, facts).await {
+            Ok(()) => None,
+            Err(error) => {
+                let note = format!(
+                    "Playbook '{}' stopped at step {} ({}): {error}",
+                    playbook.name(),
+                    index + 1,
+                    step.kind()
+                );
+                if let Err(e) = incidents::comment(app, &actor, id, NewComment { body: note }).await
+                {
+                    tracing::warn!(incident = id, error = %e, "playbook: could not note a failed step");
+                }
+                Some(RunOutcome::Stopped { index, error })
             }
-            return RunOutcome::Stopped { index, error };
+        };
+        // A stopped playbook is over too: a restart must not run it again.
+        let progress = Progress {
+            event_seq,
+            playbook: playbook.name().to_owned(),
+            next_step: if stopped.is_none() {
+                index + 1
+            } else {
+                steps.len()
+            },
+        };
+        if let Err(e) = app.store.write(move |tx| progress.save(tx)).await {
+            tracing::warn!(incident = id, error = %e, "playbook: could not store its progress; a restart may repeat a step");
+        }
+        if let Some(outcome) = stopped {
+            return outcome;
         }
     }
-    RunOutcome::Done(playbook.spec.steps.len())
+    RunOutcome::Done(steps.len())
 }
 
 async fn run_step(

@@ -2,8 +2,9 @@
 //! every playbook whose conditions an incident event meets.
 //!
 //! The cursor moves past an event once its playbooks have run, so a restart resumes with
-//! the first event not yet handled: each event's playbooks run at least once, and a crash
-//! in the middle of one re-runs its steps from the start. Events caused by playbooks are
+//! the first event not yet handled; within that event, the stored
+//! [`playbooks::Progress`] skips the playbooks and steps already done, so a crash in the
+//! middle of a playbook repeats at most the step in flight. Events caused by playbooks are
 //! skipped, so that playbooks cannot set each other off in a loop. On its very first start
 //! the runner begins at the newest event: playbooks act on what happens from then on, not
 //! on history.
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::app::playbooks::{self, IncidentFacts, RunOutcome};
+use crate::app::playbooks::{self, IncidentFacts, Progress, RunOutcome};
 use crate::app::{App, AppError, events};
 use crate::domain::actor::ActorKind;
 use crate::domain::event::DomainEvent;
@@ -125,8 +126,29 @@ impl PlaybookRunner {
         let Some(incident_id) = event.incident_id.filter(|_| event.kind.is_incident()) else {
             return false;
         };
+        // Resuming after a crash in this event's playbooks: those before the one in
+        // progress are done, and that one goes on where it stopped (it matched then; its
+        // own steps may have changed what it looks at).
+        let resume = match self.app.store.read().map(|r| Progress::load(&r)) {
+            Ok(Ok(p)) => p.filter(|p| {
+                p.event_seq == event.seq && self.playbooks.iter().any(|b| b.name() == p.playbook)
+            }),
+            Ok(Err(e)) | Err(e) => {
+                tracing::warn!(error = %e, "playbooks: cannot read their progress; running the event's playbooks from the start");
+                None
+            }
+        };
+        let mut skipping = resume.is_some();
         let mut ran = false;
         for playbook in self.playbooks.iter() {
+            let mut first = 0;
+            if let Some(p) = resume.as_ref().filter(|_| skipping) {
+                if playbook.name() != p.playbook {
+                    continue;
+                }
+                skipping = false;
+                first = p.next_step;
+            }
             // Read again for each playbook: the one before may have changed the incident.
             let facts = match self
                 .app
@@ -141,11 +163,14 @@ impl PlaybookRunner {
                     return ran;
                 }
             };
-            if !playbook.matches(&facts.for_event(event.kind)) {
+            if first == 0 && !playbook.matches(&facts.for_event(event.kind)) {
                 continue;
             }
             ran = true;
-            match playbooks::run(&self.app, playbook, &facts).await {
+            if first >= playbook.spec.steps.len() {
+                continue;
+            }
+            match playbooks::run(&self.app, playbook, &facts, event.seq, first).await {
                 RunOutcome::Done(steps) => {
                     tracing::info!(
                         playbook = playbook.name(),
