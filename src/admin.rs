@@ -1,5 +1,5 @@
-//! Operator commands that need the store: users, alert integrations, backups, migration
-//! status.
+//! Operator commands that need the store: users, alert integrations, heartbeat monitors,
+//! backups, migration status.
 //!
 //! The daemon holds the store exclusively. When it runs, the CLI sends these commands over
 //! a Unix socket in the data directory (mode 0600: whoever can read the data directory may
@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+use crate::app::heartbeats::{self, HeartbeatView, NewHeartbeat};
 use crate::app::integrations::{self, IntegrationView, NewIntegration};
 use crate::app::page::{MAX_LIMIT, Page, PageRequest};
 use crate::app::users::{self, NewUser};
@@ -63,6 +64,22 @@ pub enum Command {
     IntegrationRotate {
         /// Its id or name.
         integration: String,
+    },
+    /// Create a heartbeat monitor; its ping URL (with the token) is shown once.
+    HeartbeatAdd {
+        /// Name.
+        name: String,
+        /// The longest silence that is still healthy, in seconds.
+        interval_secs: u64,
+        /// The service a silence opens its incident on (default: the Default service).
+        service: Option<String>,
+    },
+    /// List heartbeat monitors (without tokens).
+    HeartbeatList,
+    /// Give a heartbeat monitor a new token (the old one stops working at once).
+    HeartbeatRotate {
+        /// Its id or name.
+        heartbeat: String,
     },
     /// Write a consistent copy of the store.
     Backup {
@@ -152,14 +169,7 @@ async fn run(app: &App, command: Command) -> Result<String, AppError> {
             let kind = kind
                 .parse()
                 .map_err(|e: String| FieldErrors::single("kind", e))?;
-            let service_id = match service {
-                None => None,
-                Some(name) => Some(
-                    services::find_by_name(&app.store.read()?, &name)?
-                        .ok_or_else(|| AppError::not_found("service", format!("named '{name}'")))?
-                        .id,
-                ),
-            };
+            let service_id = service_id(app, service.as_deref())?;
             let created = integrations::create(
                 app,
                 &system,
@@ -195,13 +205,79 @@ async fn run(app: &App, command: Command) -> Result<String, AppError> {
             Ok(out.trim_end().to_owned())
         }
         Command::IntegrationRotate { integration } => {
-            let id = integration_id(app, &system, &integration)?;
+            let all = every_page(|page| integrations::list(app, &system, page))?;
+            let id = id_of(
+                "integration",
+                all.iter().map(|i| (i.id, i.name.as_str())),
+                &integration,
+            )?;
             let rotated = integrations::rotate(app, &system, id).await?;
             Ok(format!(
                 "new token for integration {} (id {}); the old one no longer works\n{}",
                 rotated.name,
                 rotated.id,
                 shown_once(&rotated)
+            ))
+        }
+        Command::HeartbeatAdd {
+            name,
+            interval_secs,
+            service,
+        } => {
+            let service_id = service_id(app, service.as_deref())?;
+            let created = heartbeats::create(
+                app,
+                &system,
+                NewHeartbeat {
+                    name,
+                    interval_secs,
+                    service_id,
+                },
+            )
+            .await?;
+            Ok(format!(
+                "created heartbeat monitor {} (id {}, at least one ping every {} s; inactive until the first)\n{}",
+                created.name,
+                created.id,
+                created.interval_secs,
+                ping_url_once(&created)
+            ))
+        }
+        Command::HeartbeatList => {
+            let mut out = format!(
+                "{:>5}  {:<24} {:>9} {:>7}  {:<8}  {:<25}  token\n",
+                "id", "name", "interval", "service", "state", "last ping"
+            );
+            for h in every_page(|page| heartbeats::list(app, &system, page))? {
+                let last = h
+                    .last_ping_at
+                    .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
+                out.push_str(&format!(
+                    "{:>5}  {:<24} {:>7} s {:>7}  {:<8}  {:<25}  {}…\n",
+                    h.id,
+                    h.name,
+                    h.interval_secs,
+                    h.service_id,
+                    h.state.as_str(),
+                    last,
+                    h.token_hint
+                ));
+            }
+            Ok(out.trim_end().to_owned())
+        }
+        Command::HeartbeatRotate { heartbeat } => {
+            let all = every_page(|page| heartbeats::list(app, &system, page))?;
+            let id = id_of(
+                "heartbeat monitor",
+                all.iter().map(|h| (h.id, h.name.as_str())),
+                &heartbeat,
+            )?;
+            let rotated = heartbeats::rotate(app, &system, id).await?;
+            Ok(format!(
+                "new token for heartbeat monitor {} (id {}); the old one no longer works\n{}",
+                rotated.name,
+                rotated.id,
+                ping_url_once(&rotated)
             ))
         }
         Command::Backup { out } => {
@@ -256,21 +332,42 @@ fn shown_once(i: &IntegrationView) -> String {
     }
 }
 
-/// The id of the integration `given` names: its name if exactly one integration has it
-/// (names compare as the name indexes do, ignoring case), else its id.
-fn integration_id(app: &App, system: &Actor, given: &str) -> Result<u64, AppError> {
+/// Where a heartbeat monitor is pinged, with its token: printed once.
+fn ping_url_once(h: &HeartbeatView) -> String {
+    format!(
+        "ping URL (POST or GET): {}\ntoken: {}",
+        h.url,
+        h.token.as_deref().unwrap_or_default()
+    )
+}
+
+/// The id of the service named `name` (`None`: the caller's default).
+fn service_id(app: &App, name: Option<&str>) -> Result<Option<u64>, AppError> {
+    let Some(name) = name else { return Ok(None) };
+    let service = services::find_by_name(&app.store.read()?, name)?
+        .ok_or_else(|| AppError::not_found("service", format!("named '{name}'")))?;
+    Ok(Some(service.id))
+}
+
+/// The id of the `what` that `given` names among `all` (id, name): its name if exactly
+/// one has it (names compare as the name indexes do, ignoring case), else its id. A name
+/// comes first, so that something named "1" is not mistaken for id 1.
+fn id_of<'a>(
+    what: &'static str,
+    all: impl Iterator<Item = (u64, &'a str)> + Clone,
+    given: &str,
+) -> Result<u64, AppError> {
     let given = given.trim();
-    let all = every_page(|page| integrations::list(app, system, page))?;
     let key = given.to_lowercase();
-    let mut named = all.iter().filter(|i| i.name.to_lowercase() == key);
+    let mut named = all.clone().filter(|(_, name)| name.to_lowercase() == key);
     match (named.next(), named.next()) {
-        (Some(i), None) => Ok(i.id),
+        (Some((id, _)), None) => Ok(id),
         (Some(_), Some(_)) => Err(AppError::Conflict(format!(
-            "several integrations are named '{given}'; give the id (incidentd integration list)"
+            "several {what}s are named '{given}'; give the id (the list command shows it)"
         ))),
         (None, _) => match given.parse::<u64>() {
-            Ok(id) if all.iter().any(|i| i.id == id) => Ok(id),
-            _ => Err(AppError::not_found("integration", format!("'{given}'"))),
+            Ok(id) if all.clone().any(|(i, _)| i == id) => Ok(id),
+            _ => Err(AppError::not_found(what, format!("'{given}'"))),
         },
     }
 }

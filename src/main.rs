@@ -41,6 +41,9 @@ enum Cmd {
     /// Manage alert integrations (a token is printed once: at creation or rotation).
     #[command(subcommand)]
     Integration(IntegrationCmd),
+    /// Heartbeat monitors: add, list, rotate a token.
+    #[command(subcommand)]
+    Heartbeat(HeartbeatCmd),
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -133,6 +136,28 @@ enum IntegrationCmd {
     Rotate {
         /// Its id or name.
         integration: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum HeartbeatCmd {
+    /// Create a heartbeat monitor; prints its ping URL and token.
+    Add {
+        /// Name (shown in the incident a silence opens).
+        name: String,
+        /// The longest silence that is still healthy, in seconds (60 to 604800).
+        #[arg(long = "interval-secs", value_name = "SECS")]
+        interval_secs: u64,
+        /// The service a silence opens its incident on, by name (default: Default).
+        #[arg(long)]
+        service: Option<String>,
+    },
+    /// List heartbeat monitors (without tokens).
+    List,
+    /// Give a heartbeat monitor a new token; the old one stops working at once.
+    Rotate {
+        /// Its id or name.
+        heartbeat: String,
     },
 }
 
@@ -271,6 +296,25 @@ async fn run(command: Cmd, config: Config) -> anyhow::Result<()> {
         Cmd::Integration(IntegrationCmd::List) => dispatch(&config, Command::IntegrationList).await,
         Cmd::Integration(IntegrationCmd::Rotate { integration }) => {
             dispatch(&config, Command::IntegrationRotate { integration }).await
+        }
+        Cmd::Heartbeat(HeartbeatCmd::Add {
+            name,
+            interval_secs,
+            service,
+        }) => {
+            dispatch(
+                &config,
+                Command::HeartbeatAdd {
+                    name,
+                    interval_secs,
+                    service,
+                },
+            )
+            .await
+        }
+        Cmd::Heartbeat(HeartbeatCmd::List) => dispatch(&config, Command::HeartbeatList).await,
+        Cmd::Heartbeat(HeartbeatCmd::Rotate { heartbeat }) => {
+            dispatch(&config, Command::HeartbeatRotate { heartbeat }).await
         }
         Cmd::Backup { out } => {
             let out = absolute(&out)?;

@@ -1,6 +1,6 @@
 //! The `incidentd` binary as an operator uses it: `serve` with a given or generated admin
-//! password, SIGTERM, `config check`, `user add|list|passwd` and `integration
-//! add|list|rotate` with the daemon stopped and running, `backup` while serving and
+//! password, SIGTERM, `config check`, `user add|list|passwd`, `integration
+//! add|list|rotate` and `heartbeat add|list|rotate` with the daemon stopped and running, `backup` while serving and
 //! `restore` into a new directory, `migrate --status`.
 mod common;
 
@@ -740,6 +740,116 @@ async fn integration_commands_print_the_token_once_and_rotate_it() {
     let system = all(&d.base, "/api/v1/audit?actor=system", &admin).await;
     let actions: Vec<&str> = system.iter().filter_map(|e| e["action"].as_str()).collect();
     for action in ["integration.create", "integration.rotate"] {
+        assert!(
+            actions.contains(&action),
+            "{action} not audited: {actions:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn heartbeat_commands_print_the_ping_url_once_and_rotate_it() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (data, env) = initialized_and_stopped(&root).await;
+    let denv = data_env(&data);
+    let denv = env_refs(&denv);
+
+    // Stopped: created in the store directly; the ping URL carries the token.
+    let o = incidentd(
+        &[
+            "heartbeat",
+            "add",
+            "prometheus watchdog",
+            "--interval-secs",
+            "300",
+            "--service",
+            "default",
+        ],
+        &denv,
+        None,
+    );
+    assert_success(&o, "heartbeat add (stopped)");
+    let out = stdout(&o);
+    assert!(
+        out.contains(
+            "created heartbeat monitor prometheus watchdog (id 1, at least one ping every 300 s"
+        ),
+        "{out}"
+    );
+    let first = line_value(&out, "token:");
+    assert!(first.len() >= 32, "{out}");
+    assert!(
+        line_value(&out, "ping URL (POST or GET):").ends_with(&format!("/hooks/heartbeat/{first}")),
+        "{out}"
+    );
+    // Bad input: one line naming what is wrong; nothing stored.
+    assert_one_line_failure(
+        &incidentd(
+            &["heartbeat", "add", "cron", "--interval-secs", "5"],
+            &denv,
+            None,
+        ),
+        &["interval_secs"],
+    );
+    assert_one_line_failure(
+        &incidentd(
+            &[
+                "heartbeat",
+                "add",
+                "cron",
+                "--interval-secs",
+                "60",
+                "--service",
+                "Nope",
+            ],
+            &denv,
+            None,
+        ),
+        &["Nope"],
+    );
+    let o = incidentd(&["heartbeat", "list"], &denv, None);
+    assert_success(&o, "heartbeat list");
+    let list = stdout(&o);
+    assert!(
+        list.contains("prometheus watchdog") && list.contains("inactive") && list.contains("never"),
+        "{list}"
+    );
+    assert!(
+        !list.contains("cron"),
+        "nothing stored for bad input: {list}"
+    );
+    assert!(!list.contains(&first), "tokens are shown only once: {list}");
+
+    // Running: a ping with the token works; a rotation through the control socket
+    // replaces it at once.
+    let d = Daemon::spawn(&data, &env).await;
+    let http = client();
+    let ping = |t: &str| format!("{}/hooks/heartbeat/{t}", d.base);
+    let res = http.post(ping(&first)).send().await.expect("ping");
+    assert_eq!(res.status(), 200);
+    let o = incidentd(&["heartbeat", "list"], &denv, None);
+    assert_success(&o, "heartbeat list (running)");
+    assert!(stdout(&o).contains("healthy"), "{}", stdout(&o));
+    let o = incidentd(&["heartbeat", "rotate", "PROMETHEUS WATCHDOG"], &denv, None);
+    assert_success(&o, "heartbeat rotate (running)");
+    let second = line_value(&stdout(&o), "token:");
+    assert_ne!(second, first);
+    let old = http.get(ping(&first)).send().await.expect("ping");
+    assert_eq!(old.status(), 404, "the old token stops at once");
+    let new = http.get(ping(&second)).send().await.expect("ping");
+    assert_eq!(new.status(), 200);
+    let o = incidentd(&["heartbeat", "rotate", "1"], &denv, None);
+    assert_success(&o, "heartbeat rotate by id");
+    assert_one_line_failure(
+        &incidentd(&["heartbeat", "rotate", "no-such"], &denv, None),
+        &["no-such"],
+    );
+
+    // Audited as the system.
+    let admin = token(&d.base, "admin", PASSWORD).await;
+    let system = all(&d.base, "/api/v1/audit?actor=system", &admin).await;
+    let actions: Vec<&str> = system.iter().filter_map(|e| e["action"].as_str()).collect();
+    for action in ["heartbeat.create", "heartbeat.rotate"] {
         assert!(
             actions.contains(&action),
             "{action} not audited: {actions:?}"

@@ -225,7 +225,19 @@ pub fn save<R: Entry>(
     tx: &WriteTransaction,
     change: &Change,
     before: &R,
+    after: R,
+) -> AppResult<R> {
+    save_as(tx, change, before, after, ("update", "changed"))
+}
+
+/// [`save`] for a change with an audit action of its own (`rotate`: "rotated the token
+/// of"), so that the log tells it from an edit of the settings.
+pub fn save_as<R: Entry>(
+    tx: &WriteTransaction,
+    change: &Change,
+    before: &R,
     mut after: R,
+    (action, done): (&str, &str),
 ) -> AppResult<R> {
     if let Some(names) = R::KIND.names {
         names.rename(tx, before.name(), after.name(), after.id())?;
@@ -236,8 +248,8 @@ pub fn save<R: Entry>(
         tx,
         change,
         &after,
-        "update",
-        "changed",
+        action,
+        done,
         audit::diff_records(before, &after),
     )?;
     Ok(after)

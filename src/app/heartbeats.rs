@@ -248,7 +248,7 @@ pub async fn rotate(app: &App, actor: &Actor, id: u64) -> AppResult<HeartbeatVie
             let mut h = before.clone();
             h.token_hash = hash.clone();
             h.token_hint = hint.clone();
-            catalog::save(tx, &change, &before, h)
+            catalog::save_as(tx, &change, &before, h, ("rotate", "rotated the token of"))
         })
         .await?;
     Ok(view(app, rotated, Some(token)))

@@ -54,6 +54,17 @@ pub enum HeartbeatState {
     Expired,
 }
 
+impl HeartbeatState {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            HeartbeatState::Inactive => "inactive",
+            HeartbeatState::Healthy => "healthy",
+            HeartbeatState::Expired => "expired",
+        }
+    }
+}
+
 /// What the checker must do about a monitor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Due {
