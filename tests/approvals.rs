@@ -343,11 +343,19 @@ async fn a_request_nobody_decides_expires_at_its_deadline_even_across_a_restart(
     })
     .await;
     let entries = timeline(&d, incident).await;
+    let said = |text: &str| {
+        entries.iter().any(|e| {
+            e["kind"] == "approval" && e["summary"].as_str().is_some_and(|s| s.contains(text))
+        })
+    };
     assert!(
-        entries.iter().any(|e| e["kind"] == "approval"
-            && e["summary"]
-                .as_str()
-                .is_some_and(|s| s.contains(&format!("APR-{id} expired at level 1 ('lead')")))),
+        said(", to be decided by "),
+        "the deadline is announced: {entries:#?}"
+    );
+    assert!(
+        said(&format!(
+            "APR-{id} expired at level 1 ('lead'): not decided within 1 hour"
+        )),
         "{entries:#?}"
     );
     let listed = d.get("/api/v1/approvals?status=expired", &d.admin).await;

@@ -148,7 +148,7 @@ pub async fn get(
 }
 
 /// Approves or rejects at the current level: 403 for the requester or a non-approver,
-/// 409 once decided or for a second decision at the same level.
+/// 409 once decided, past its deadline, or for a second decision at the same level.
 #[utoipa::path(post, path = "/api/v1/approvals/{id}/decision", tag = "approvals", security(("bearer" = [])), params(("id" = String, Path)), request_body = DecisionRequest,
     responses((status = 200, body = ApprovalView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn decision(
@@ -164,7 +164,8 @@ pub async fn decision(
     ))
 }
 
-/// Withdraws a pending request (the requester only).
+/// Withdraws a pending request (the requester, or anybody who may decide approvals);
+/// 409 once decided or past its deadline.
 #[utoipa::path(post, path = "/api/v1/approvals/{id}/cancel", tag = "approvals", security(("bearer" = [])), params(("id" = String, Path)),
     responses((status = 200, body = ApprovalView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn cancel(

@@ -202,7 +202,8 @@ fn announce(
             problem_id: r.problem_id,
         },
         json!({"approval_id": r.id, "number": r.number(), "title": r.title, "status": r.status.as_str(),
-               "level": r.level + 1, "level_name": level_name, "workflow": r.workflow_name, "summary": summary}),
+               "level": r.level + 1, "level_name": level_name, "workflow": r.workflow_name, "summary": summary,
+               "expires_at": r.expires_at}),
     )?;
     if !users.is_empty()
         && let Some(event) = access::get::<DomainEvent>(tx, seq)?
@@ -422,11 +423,12 @@ pub async fn request(app: &App, actor: &Actor, input: NewApproval) -> AppResult<
                 None => vec![],
             };
             let summary = format!(
-                "{} requested by {}: {} (level 1, '{}')",
+                "{} requested by {}: {} (level 1, '{}'){}",
                 r.number(),
                 who.name,
                 r.title,
-                first.map(|l| l.name).unwrap_or_default()
+                first.map(|l| l.name).unwrap_or_default(),
+                decide_by(&r)
             );
             announce(
                 tx,
@@ -589,12 +591,13 @@ pub async fn decide(
                         None => vec![],
                     };
                     let summary = format!(
-                        "{} passed level {} ('{passed}') with {}'s approval{said}; level {} ('{}') decides next",
+                        "{} passed level {} ('{passed}') with {}'s approval{said}; level {} ('{}') decides next{}",
                         r.number(),
                         before.level + 1,
                         who.name,
                         next + 1,
-                        level.map(|l| l.name).unwrap_or_default()
+                        level.map(|l| l.name).unwrap_or_default(),
+                        decide_by(&r)
                     );
                     announce(tx, &r, EventKind::ApprovalRequested, &who, &users, summary.clone())?;
                     summary
@@ -672,6 +675,13 @@ pub async fn cancel(app: &App, actor: &Actor, id: u64) -> AppResult<ApprovalRequ
         .await
 }
 
+/// ", to be decided by <deadline>", or nothing without one.
+fn decide_by(r: &ApprovalRequest) -> String {
+    r.expires_at
+        .map(|t| format!(", to be decided by {}", t.format("%Y-%m-%d %H:%M UTC")))
+        .unwrap_or_default()
+}
+
 /// The ids of the pending requests, oldest first.
 fn pending_ids(r: &impl Reader) -> Result<Vec<u64>, StoreError> {
     let mut ids = Vec::new();
@@ -699,8 +709,13 @@ pub async fn expire_due(app: &App) -> AppResult<usize> {
     let r = app.store.read()?;
     let mut due = Vec::new();
     for id in pending_ids(&r)? {
-        if load(&r, id)?.is_overdue(now) {
-            due.push(id);
+        // One unreadable request must not stop the others from expiring.
+        match load(&r, id) {
+            Ok(a) if a.is_overdue(now) => due.push(id),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(approval = id, error = %e, "cannot read a pending approval request")
+            }
         }
     }
     drop(r);
@@ -719,7 +734,7 @@ pub async fn expire_due(app: &App) -> AppResult<usize> {
                 save(tx, Some(&before), &r)?;
                 let system = Actor::system().reference;
                 let summary = format!(
-                    "{} expired at level {} ('{}'): no decision within {}",
+                    "{} expired at level {} ('{}'): not decided within {}",
                     r.number(),
                     r.level + 1,
                     r.current_level()
@@ -773,7 +788,7 @@ pub fn waiting_for(
     let mut out = Vec::new();
     for id in pending_ids(&r)? {
         let a = load(&r, id)?;
-        let mine = !a.is_overdue(now)
+        let mine = a.is_open(now)
             && a.requester_id != Some(user_id)
             && !a
                 .decisions

@@ -380,9 +380,17 @@ impl ApprovalRequest {
         }
     }
 
-    /// Withdraws a pending request.
+    /// Withdraws a pending request (not past its deadline: it expires instead).
     pub fn cancel(&mut self, at: DateTime<Utc>) -> Result<(), DecisionError> {
+        if self.is_overdue(at) {
+            return Err(DecisionError::Overdue(self.id));
+        }
         self.close(ApprovalStatus::Cancelled, at)
+    }
+
+    /// Whether somebody may still decide on it at `now` (pending, deadline not passed).
+    pub fn is_open(&self, now: DateTime<Utc>) -> bool {
+        self.status == ApprovalStatus::Pending && !self.is_overdue(now)
     }
 
     /// Whether it is pending past its deadline at `now` (and so must expire: no decision
@@ -684,7 +692,13 @@ mod tests {
             );
         }
         assert_eq!(r.decisions.len(), 1, "the late decisions are not recorded");
+        assert_eq!(
+            r.cancel(t(61)),
+            Err(DecisionError::Overdue(7)),
+            "nor a withdrawal"
+        );
         assert_eq!(r.status, ApprovalStatus::Pending, "the checker expires it");
+        assert!(r.is_open(t(59)) && !r.is_open(t(60)));
     }
 
     #[test]

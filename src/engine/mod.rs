@@ -16,7 +16,8 @@ pub(crate) async fn pause(
 ) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(period) => {}
-        _ = shutdown.changed() => {}
+        // The sender gone means nobody can stop the worker any more: stop now.
+        changed = shutdown.changed() => if changed.is_err() { return false; },
     }
     !*shutdown.borrow()
 }

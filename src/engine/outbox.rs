@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use crate::app::App;
 use crate::app::notifications::outbox::{self, Outcome};
 use crate::app::notifications::templates::{self, Rendered};
+use crate::domain::approval::ApprovalRequest;
 use crate::domain::event::{DomainEvent, EventKind};
 use crate::domain::notification::{ChannelKind, Delivery, RetryPolicy};
 use crate::notify::{Channels, Outbound, SendError};
@@ -277,8 +278,17 @@ fn render(app: &App, d: &Delivery) -> Result<(Rendered, Option<String>), Outcome
                         .map_err(transient)?
                         .map_err(Outcome::Permanent)?
                         .body;
-                    // Approvers are asked with buttons that decide.
-                    let asks = (event.kind == EventKind::ApprovalRequested)
+                    // Approvers are asked with buttons that decide, while the request is
+                    // still open (a delivery retried for long may arrive after the end).
+                    let open = || {
+                        event
+                            .data
+                            .get("approval_id")
+                            .and_then(Value::as_u64)
+                            .and_then(|id| access::get::<ApprovalRequest>(&r, id).ok().flatten())
+                            .is_some_and(|a| a.is_open(app.clock.now()))
+                    };
+                    let asks = (event.kind == EventKind::ApprovalRequested && open())
                         .then(|| event.data.get("number").and_then(Value::as_str))
                         .flatten();
                     if d.channel == ChannelKind::Discord {

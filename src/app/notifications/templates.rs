@@ -517,6 +517,47 @@ mod tests {
         }
     }
 
+    /// The requester of an expired (or decided) request is not told to decide; an approver
+    /// asked is told by when.
+    #[test]
+    fn only_a_request_asks_for_a_decision_and_says_by_when() {
+        let event = |kind: &str, status: &str| {
+            json!({
+                "event": {"kind": kind, "headline": "APR-12 ...", "actor": "system",
+                    "data": {"approval_id": 12, "number": "APR-12", "title": "Fail over",
+                        "status": status, "level": 1, "level_name": "manager", "workflow": "Failover",
+                        "expires_at": "2026-12-02T10:00:00Z"}},
+                "incident": null, "problem": null,
+                "site": {"name": "incidentd", "url": "http://h"},
+            })
+        };
+        let env = environment();
+        let body = |ctx: Value| {
+            let (_, _, source) = DEFAULTS
+                .iter()
+                .find(|(c, p, _)| *c == ChannelKind::Email && *p == "body")
+                .expect("the e-mail body");
+            env.render_str(source, minijinja::value::Serde(&ctx))
+                .expect("renders")
+        };
+        let asked = body(event("approval.requested", "pending"));
+        assert!(asked.contains("Decide with POST"), "{asked}");
+        assert!(asked.contains("Deadline:  2026-12-02T10:00:00Z"), "{asked}");
+        for (kind, status) in [
+            ("approval.expired", "expired"),
+            ("approval.approved", "approved"),
+            ("approval.rejected", "rejected"),
+            ("approval.cancelled", "cancelled"),
+        ] {
+            let told = body(event(kind, status));
+            assert!(told.contains(&format!("Status:    {status}")), "{told}");
+            assert!(
+                !told.contains("Decide") && !told.contains("Deadline"),
+                "{kind}: {told}"
+            );
+        }
+    }
+
     #[test]
     fn truncate_is_jinjas() {
         let t = |s: &str, n| truncate(s.into(), Some(n), None, None, None);
