@@ -465,7 +465,7 @@ async fn register_commands_overwrites_the_applications_commands() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("registered 3 commands in server 1400000000000000004"),
+        stdout.contains("registered 4 commands in server 1400000000000000004"),
         "{stdout}"
     );
     let put = fake.to("/commands");
@@ -588,4 +588,25 @@ async fn approvers_decide_from_the_buttons_on_their_direct_message() {
         .await;
     assert_eq!(r.body["status"], "approved", "{}", r.text);
     assert_eq!(r.body["decisions"][0]["username"], "mona");
+
+    // `/approve` takes Slack's words: a second request rejected with a reason.
+    let a = d
+        .post(
+            "/api/v1/approvals",
+            &alice_token,
+            json!({"workflow_id": wf.id(), "title": "Drop the old replica"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let second = a.id();
+    let mut typed = fixture("discord_interaction_command.json");
+    typed["data"] = json!({"name": "approve", "type": 1, "options": [
+        {"type": 3, "name": "command", "value": format!("reject APR-{second} too risky today")}]});
+    let t = self::content(&post(&d, &typed).await);
+    assert!(t.contains(&format!("APR-{second} is rejected")), "{t}");
+    let r = d
+        .get(&format!("/api/v1/approvals/{second}"), &d.admin)
+        .await;
+    assert_eq!(r.body["status"], "rejected", "{}", r.text);
+    assert_eq!(r.body["decisions"][0]["comment"], "too risky today");
 }

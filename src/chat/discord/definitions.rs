@@ -2,7 +2,9 @@
 //! register-commands`). They are the shared chat grammar written as Discord subcommands
 //! and options: [`super::command_text`] reads an invocation back into the same words a
 //! Slack user types, so each subcommand here must exist in `chat::grammar`, which the
-//! tests check.
+//! tests check. `/approve` is also there as Slack has it, one line of free text in the
+//! same grammar (`APR-12 looks good`, `reject APR-12 too risky`, `list`), besides the
+//! structured `/approval approve|reject|list`.
 
 use serde_json::{Value, json};
 
@@ -34,6 +36,9 @@ fn sub(name: &str, description: &str, options: Vec<Value>) -> Value {
 fn incident() -> Value {
     text("id", "Incident id: INC-42, #42 or 42", true)
 }
+
+/// The free-text option of `/approve`: its words go to the grammar as they are.
+pub const FREE_TEXT: &str = "command";
 
 /// A top-level command usable in servers.
 fn command(name: &str, description: &str, subs: Vec<Value>) -> Value {
@@ -130,6 +135,15 @@ pub fn all() -> Value {
             ]
         ),
         command(
+            "approve",
+            "Approve, reject or list approval requests, as in Slack",
+            vec![text(
+                FREE_TEXT,
+                "APR-12 [comment] | reject APR-12 [reason] | list (empty: help)",
+                false
+            )]
+        ),
+        command(
             "approval",
             "Decide on approval requests",
             vec![
@@ -183,8 +197,8 @@ mod tests {
     fn every_registered_subcommand_parses_in_the_shared_grammar() {
         let all = all();
         let commands = all.as_array().expect("list");
-        assert_eq!(commands.len(), 3);
-        for c in commands {
+        assert_eq!(commands.len(), 4);
+        for c in commands.iter().filter(|c| c["name"] != "approve") {
             assert!(c["description"].as_str().is_some_and(|d| d.len() <= 100));
             for s in c["options"].as_array().expect("subcommands") {
                 let data = invocation(c, s, "7");
@@ -221,6 +235,38 @@ mod tests {
         assert!(matches!(
             grammar::parse_incident(&text, None),
             Ok(Command::Assign { id: 3, .. })
+        ));
+    }
+
+    /// `/approve` carries Slack's words through unchanged.
+    #[test]
+    fn approve_reads_its_free_text_as_slack_does() {
+        let all = all();
+        let approve = all
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|c| c["name"] == "approve")
+            .expect("/approve");
+        assert_eq!(approve["options"][0]["name"], FREE_TEXT);
+        assert_eq!(approve["options"][0]["type"], STRING);
+        let typed = |words: &str| {
+            let data = json!({"name": "approve", "options": [{"type": STRING, "name": FREE_TEXT, "value": words}]});
+            grammar::parse_approve(&super::super::command_text(&data))
+        };
+        assert!(matches!(
+            typed("APR-12 looks \"good\" to me"),
+            Ok(Command::Approve { id: 12, comment: Some(ref c) }) if c.contains("looks") && c.contains("me")
+        ));
+        assert!(matches!(
+            typed("reject APR-12 too risky"),
+            Ok(Command::Reject { id: 12, reason: Some(ref r) }) if r == "too risky"
+        ));
+        assert!(matches!(typed("list"), Ok(Command::ApprovalsWaiting)));
+        let bare = json!({"name": "approve"});
+        assert!(matches!(
+            grammar::parse_approve(&super::super::command_text(&bare)),
+            Ok(Command::ApproveHelp)
         ));
     }
 }

@@ -109,6 +109,11 @@ pub fn command_text(data: &Value) -> String {
         for o in options {
             let name = o.get("name").and_then(Value::as_str).unwrap_or_default();
             let value = match o.get("value") {
+                // `/approve`'s free text is already in the grammar's words.
+                Some(Value::String(s)) if name == definitions::FREE_TEXT => {
+                    words.push(s.clone());
+                    continue;
+                }
                 // A user option carries the id; the grammar reads users as mentions.
                 Some(Value::String(s)) if o.get("type").and_then(Value::as_u64) == Some(6) => {
                     format!("<@{s}>")
