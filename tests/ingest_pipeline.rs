@@ -433,6 +433,41 @@ async fn refire_reopens_within_the_window_and_opens_anew_after_it() {
     }
 }
 
+/// Resolved by hand while its alert still fires: Alertmanager's next repeat reopens the
+/// incident without counting the alert twice, and the alert's resolution then resolves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeat_after_a_manual_resolve_reopens_without_counting_the_alert_twice() {
+    let d = TestDaemon::start().await;
+    let int = d.integration("alertmanager", json!({})).await;
+    let a = labels("DiskFull", "manual");
+    let fire = am_webhook(GROUP, vec![am_alert("firing", a.clone())]);
+    let resolve = am_webhook(GROUP, vec![am_alert("resolved", a.clone())]);
+    let inc = opened_one(&send(&d, &int, &fire).await);
+    let done = d
+        .post(
+            &format!("/api/v1/incidents/{inc}/transition"),
+            &d.admin,
+            json!({"to": "resolved", "note": "looks fine to me"}),
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.text);
+
+    let s = send(&d, &int, &fire).await;
+    assert_eq!(s["reopened"], json!([inc]), "{s}");
+    let i = d.incident(inc).await;
+    assert_eq!(i["status"], "new", "{i}");
+    assert_eq!(
+        (i["firing_alerts"].as_u64(), i["alert_count"].as_u64()),
+        (Some(1), Some(1)),
+        "{i}"
+    );
+    let s = send(&d, &int, &resolve).await;
+    assert_eq!(s["auto_resolved"], json!([inc]), "{s}");
+    let i = d.incident(inc).await;
+    assert_eq!(i["status"], "resolved", "{i}");
+    assert_eq!(i["firing_alerts"], 0, "{i}");
+}
+
 /// Webhooks find their integration through an in-memory cache: a change to the integration
 /// takes effect on the very next request (rotated token refused, new settings applied,
 /// deleted integration gone).

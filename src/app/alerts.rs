@@ -491,13 +491,22 @@ impl<'t> Session<'t> {
                             .resolved_at
                             .is_some_and(|r| within(now - r, settings.reopen_window_secs))
                     {
+                        // Resolved by hand while the alert kept firing, the incident
+                        // reopens on the sender's next repeat; the alert was counted as
+                        // firing all along, so only an alert that had resolved fires again.
+                        let refired = before.state == AlertState::Resolved;
+                        let why = if refired {
+                            format!("alert fired again: {}", incoming.title)
+                        } else {
+                            format!("alert still firing: {}", incoming.title)
+                        };
                         incidents::transition_in_tx(
                             tx,
                             now,
                             &actor,
                             inc.id,
                             IncidentStatus::New,
-                            Some(&format!("alert fired again: {}", incoming.title)),
+                            Some(&why),
                         )?;
                         cache.forget(inc.id);
                         let mut a = before.clone();
@@ -505,9 +514,11 @@ impl<'t> Session<'t> {
                         a.state = AlertState::Firing;
                         a.ends_at = None;
                         tables.save(Some(before), &a)?;
-                        touch(touches, inc.id, integration, &actor, now)
-                            .refired
-                            .push(a.id);
+                        if refired {
+                            touch(touches, inc.id, integration, &actor, now)
+                                .refired
+                                .push(a.id);
+                        }
                         summary.reopened.push(inc.id);
                         continue;
                     }
