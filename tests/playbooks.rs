@@ -215,7 +215,7 @@ async fn a_failing_step_stops_with_a_note_loops_cannot_happen_and_restarts_do_no
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_crash_mid_playbook_the_runner_resumes_with_the_step_in_flight() {
     use incidentd::app::events;
-    use incidentd::app::playbooks::Progress;
+    use incidentd::app::playbooks::{Progress, Running, steps_digest};
     use incidentd::domain::event::EventKind;
     use incidentd::store::{Store, StoreError, StoreOptions};
 
@@ -272,15 +272,31 @@ async fn after_a_crash_mid_playbook_the_runner_resumes_with_the_step_in_flight()
         .find(|e| e.kind == EventKind::IncidentOpened && e.incident_id == Some(id))
         .expect("the opening event")
         .seq;
+    // What the runner stored: both playbooks finished for that event.
+    let stored = Progress::load(&store.read().expect("read"))
+        .expect("progress")
+        .expect("stored");
+    assert_eq!(stored.event_seq, opened, "{stored:?}");
+    assert_eq!(
+        stored.finished,
+        vec!["first".to_owned(), "three".to_owned()]
+    );
+    assert_eq!(stored.running, None);
+    let three =
+        incidentd::app::playbooks::load_file(&dir.path().join("b-three.yaml")).expect("playbook");
+    let crashed = Progress {
+        event_seq: opened,
+        finished: vec!["first".into()],
+        running: Some(Running {
+            playbook: "three".into(),
+            next_step: 2,
+            steps_digest: steps_digest(&three),
+        }),
+    };
     store
         .write(move |tx| {
             events::set_cursor(tx, "playbooks", opened - 1)?;
-            Progress {
-                event_seq: opened,
-                playbook: "three".into(),
-                next_step: 2,
-            }
-            .save(tx)?;
+            crashed.save(tx)?;
             Ok::<_, StoreError>(())
         })
         .await

@@ -26,23 +26,65 @@ use crate::domain::service::Service;
 use crate::store::access::{self, Reader};
 use crate::store::{StoreError, tables};
 
-/// Where the runner is within the playbooks of one event: `playbook`'s steps before
-/// `next_step` are done (and the playbooks the event set off before it). Kept in the
-/// store after every step; it means nothing once the runner's cursor is past `event_seq`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// How far the runner got with the playbooks one event set off, so that a restart after
+/// a crash neither runs a finished playbook again nor starts a half-done one over. Kept
+/// in the store after every step; it means nothing once the runner's cursor is past
+/// `event_seq`. Playbooks are known by name (ignoring case, as their uniqueness is), not
+/// by their place in the directory, which may change between the crash and the restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Progress {
     /// The event whose playbooks run.
     pub event_seq: u64,
-    /// The playbook being run (names are unique).
+    /// The playbooks done with the event (all steps, or stopped by a failing one).
+    #[serde(default)]
+    pub finished: Vec<String>,
+    /// The playbook half done, if any.
+    #[serde(default)]
+    pub running: Option<Running>,
+}
+
+/// A playbook half done.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Running {
+    /// Its name.
     pub playbook: String,
     /// The index of its first step not done yet.
     pub next_step: usize,
+    /// [`steps_digest`] of its steps then: a playbook edited since resumes nowhere.
+    pub steps_digest: String,
+}
+
+/// What to do with a playbook for the event of a [`Progress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Not started: run it if its conditions hold.
+    Start,
+    /// Half done: go on at this step (its conditions held when it started; its own steps
+    /// may have changed what they look at since).
+    At(usize),
+    /// Finished, or half done and edited since (where to go on is unknowable; repeating
+    /// its steps is worse than leaving them): leave it.
+    Skip,
 }
 
 /// The META key of the runner's [`Progress`].
 const PROGRESS_KEY: &[u8] = b"playbooks/progress";
 
+/// A digest of a playbook's steps as they are now.
+pub fn steps_digest(playbook: &Playbook) -> String {
+    let steps = serde_json::to_string(&playbook.spec.steps).unwrap_or_default();
+    crate::auth::secret::sha256_hex(&steps)
+}
+
 impl Progress {
+    /// Nothing done yet for the event `event_seq`.
+    pub fn of(event_seq: u64) -> Self {
+        Self {
+            event_seq,
+            ..Self::default()
+        }
+    }
+
     /// The progress stored by the last step, if any.
     pub fn load(r: &impl Reader) -> Result<Option<Progress>, StoreError> {
         access::get_json(r, tables::META, PROGRESS_KEY)
@@ -51,6 +93,39 @@ impl Progress {
     /// Stores it (durably, like every write: it is what a restart resumes from).
     pub fn save(&self, tx: &redb::WriteTransaction) -> Result<(), StoreError> {
         access::put_json(tx, tables::META, PROGRESS_KEY, self)
+    }
+
+    /// What to do with `playbook` now.
+    pub fn resume(&self, playbook: &Playbook) -> Resume {
+        let name = playbook.name();
+        if self.finished.iter().any(|f| f.eq_ignore_ascii_case(name)) {
+            return Resume::Skip;
+        }
+        match &self.running {
+            Some(r) if r.playbook.eq_ignore_ascii_case(name) => {
+                if r.steps_digest == steps_digest(playbook) {
+                    Resume::At(r.next_step)
+                } else {
+                    Resume::Skip
+                }
+            }
+            _ => Resume::Start,
+        }
+    }
+
+    /// Records that `playbook` did its steps before `next_step`; finished if that is all
+    /// of them or `stopped`.
+    fn record(&mut self, playbook: &Playbook, next_step: usize, stopped: bool) {
+        if stopped || next_step >= playbook.spec.steps.len() {
+            self.running = None;
+            self.finished.push(playbook.name().to_owned());
+        } else {
+            self.running = Some(Running {
+                playbook: playbook.name().to_owned(),
+                next_step,
+                steps_digest: steps_digest(playbook),
+            });
+        }
     }
 }
 
@@ -188,7 +263,7 @@ pub fn describe(step: &Step, facts: &IncidentFacts) -> String {
 /// How a run ended.
 #[derive(Debug)]
 pub enum RunOutcome {
-    /// Every step was done.
+    /// Every step was done (the count: those done in this run, after a resume fewer).
     Done(usize),
     /// Step `index` failed with `error`; the steps after it were not run.
     Stopped {
@@ -199,14 +274,13 @@ pub enum RunOutcome {
     },
 }
 
-/// Runs `playbook`'s steps on the incident of `facts` for the event `event_seq`, one use
-/// case each, from step `first` (0 unless resuming after a crash), storing the
-/// [`Progress`] after each.
+/// Runs `playbook`'s steps on the incident of `facts`, one use case each, from step
+/// `first` (0 unless resuming after a crash), recording each in `progress` and storing it.
 pub async fn run(
     app: &App,
     playbook: &Playbook,
     facts: &IncidentFacts,
-    event_seq: u64,
+    progress: &mut Progress,
     first: usize,
 ) -> RunOutcome {
     let actor = Actor::playbook(playbook.name());
@@ -229,24 +303,17 @@ pub async fn run(
                 Some(RunOutcome::Stopped { index, error })
             }
         };
-        // A stopped playbook is over too: a restart must not run it again.
-        let progress = Progress {
-            event_seq,
-            playbook: playbook.name().to_owned(),
-            next_step: if stopped.is_none() {
-                index + 1
-            } else {
-                steps.len()
-            },
-        };
-        if let Err(e) = app.store.write(move |tx| progress.save(tx)).await {
+        // A stopped playbook is finished too: a restart must not run it again.
+        progress.record(playbook, index + 1, stopped.is_some());
+        let stored = progress.clone();
+        if let Err(e) = app.store.write(move |tx| stored.save(tx)).await {
             tracing::warn!(incident = id, error = %e, "playbook: could not store its progress; a restart may repeat a step");
         }
         if let Some(outcome) = stopped {
             return outcome;
         }
     }
-    RunOutcome::Done(steps.len())
+    RunOutcome::Done(steps.len().saturating_sub(first))
 }
 
 async fn run_step(
@@ -389,5 +456,78 @@ impl SampleIncident {
             service: self.service.clone(),
             labels: self.labels.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn playbook(name: &str, steps: &[&str]) -> Playbook {
+        let steps: String = steps
+            .iter()
+            .map(|s| format!("  - comment: '{s}'\n"))
+            .collect();
+        playbook::parse(&format!("name: {name}\nsteps:\n{steps}")).expect("playbook")
+    }
+
+    #[test]
+    fn a_new_event_starts_every_playbook() {
+        let p = Progress::of(9);
+        assert_eq!(p.resume(&playbook("a", &["x"])), Resume::Start);
+    }
+
+    #[test]
+    fn steps_are_recorded_until_the_playbook_finishes() {
+        let three = playbook("Three", &["one", "two", "three"]);
+        let other = playbook("other", &["x"]);
+        let mut p = Progress::of(9);
+        p.record(&three, 1, false);
+        assert_eq!(p.resume(&three), Resume::At(1));
+        assert_eq!(p.resume(&other), Resume::Start, "by name, not by place");
+        p.record(&three, 2, false);
+        assert_eq!(p.resume(&three), Resume::At(2));
+        p.record(&three, 3, false);
+        assert_eq!(p.running, None);
+        assert_eq!(p.resume(&three), Resume::Skip, "finished");
+        assert_eq!(
+            p.resume(&playbook("THREE", &["one", "two", "three"])),
+            Resume::Skip,
+            "names ignore case, as their uniqueness does"
+        );
+        assert_eq!(p.resume(&other), Resume::Start);
+    }
+
+    #[test]
+    fn a_stopped_playbook_is_finished_even_if_steps_are_added_later() {
+        let two = playbook("two", &["one", "two"]);
+        let mut p = Progress::of(9);
+        p.record(&two, 1, true);
+        assert_eq!(p.finished, vec!["two".to_owned()]);
+        assert_eq!(p.resume(&two), Resume::Skip);
+        assert_eq!(
+            p.resume(&playbook("two", &["one", "two", "three"])),
+            Resume::Skip
+        );
+    }
+
+    #[test]
+    fn a_half_done_playbook_edited_since_is_not_resumed() {
+        let before = playbook("three", &["one", "two", "three"]);
+        let mut p = Progress::of(9);
+        p.record(&before, 1, false);
+        let inserted = playbook("three", &["one", "new", "two", "three"]);
+        assert_eq!(p.resume(&inserted), Resume::Skip);
+        assert_eq!(p.resume(&before), Resume::At(1));
+    }
+
+    #[test]
+    fn progress_round_trips_through_the_store_format() {
+        let mut p = Progress::of(4);
+        p.record(&playbook("a", &["x"]), 1, false);
+        p.record(&playbook("b", &["x", "y"]), 1, false);
+        let back: Progress =
+            serde_json::from_str(&serde_json::to_string(&p).expect("json")).expect("parse");
+        assert_eq!(back, p);
     }
 }

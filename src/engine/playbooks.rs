@@ -3,8 +3,9 @@
 //!
 //! The cursor moves past an event once its playbooks have run, so a restart resumes with
 //! the first event not yet handled; within that event, the stored
-//! [`playbooks::Progress`] skips the playbooks and steps already done, so a crash in the
-//! middle of a playbook repeats at most the step in flight. Events caused by playbooks are
+//! [`playbooks::Progress`] skips the playbooks (by name) and steps already done, so a
+//! crash in the middle of a playbook repeats at most the step in flight (more only if the
+//! progress could not be stored; a playbook edited in between is not resumed). Events caused by playbooks are
 //! skipped, so that playbooks cannot set each other off in a loop. On its very first start
 //! the runner begins at the newest event: playbooks act on what happens from then on, not
 //! on history.
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::app::playbooks::{self, IncidentFacts, Progress, RunOutcome};
+use crate::app::playbooks::{self, IncidentFacts, Progress, Resume, RunOutcome};
 use crate::app::{App, AppError, events};
 use crate::domain::actor::ActorKind;
 use crate::domain::event::DomainEvent;
@@ -126,29 +127,26 @@ impl PlaybookRunner {
         let Some(incident_id) = event.incident_id.filter(|_| event.kind.is_incident()) else {
             return false;
         };
-        // Resuming after a crash in this event's playbooks: those before the one in
-        // progress are done, and that one goes on where it stopped (it matched then; its
-        // own steps may have changed what it looks at).
-        let resume = match self.app.store.read().map(|r| Progress::load(&r)) {
-            Ok(Ok(p)) => p.filter(|p| {
-                p.event_seq == event.seq && self.playbooks.iter().any(|b| b.name() == p.playbook)
-            }),
+        // Resuming after a crash in this event's playbooks: the finished ones are left,
+        // the half-done one goes on where it stopped (see `Progress::resume`).
+        let mut progress = match self.app.store.read().map(|r| Progress::load(&r)) {
+            Ok(Ok(Some(p))) if p.event_seq == event.seq => p,
+            Ok(Ok(_)) => Progress::of(event.seq),
             Ok(Err(e)) | Err(e) => {
                 tracing::warn!(error = %e, "playbooks: cannot read their progress; running the event's playbooks from the start");
-                None
+                Progress::of(event.seq)
             }
         };
-        let mut skipping = resume.is_some();
         let mut ran = false;
         for playbook in self.playbooks.iter() {
-            let mut first = 0;
-            if let Some(p) = resume.as_ref().filter(|_| skipping) {
-                if playbook.name() != p.playbook {
+            let first = match progress.resume(playbook) {
+                Resume::Skip => {
+                    ran = true;
                     continue;
                 }
-                skipping = false;
-                first = p.next_step;
-            }
+                Resume::At(step) => step,
+                Resume::Start => 0,
+            };
             // Read again for each playbook: the one before may have changed the incident.
             let facts = match self
                 .app
@@ -167,10 +165,7 @@ impl PlaybookRunner {
                 continue;
             }
             ran = true;
-            if first >= playbook.spec.steps.len() {
-                continue;
-            }
-            match playbooks::run(&self.app, playbook, &facts, event.seq, first).await {
+            match playbooks::run(&self.app, playbook, &facts, &mut progress, first).await {
                 RunOutcome::Done(steps) => {
                     tracing::info!(
                         playbook = playbook.name(),
