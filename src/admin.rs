@@ -249,9 +249,10 @@ async fn run(app: &App, command: Command) -> Result<String, AppError> {
                 "id", "name", "interval", "service", "state", "last ping"
             );
             for h in every_page(|page| heartbeats::list(app, &system, page))? {
-                let last = h
-                    .last_ping_at
-                    .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
+                let last = h.last_ping_at.map_or_else(
+                    || "never".to_owned(),
+                    |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                );
                 out.push_str(&format!(
                     "{:>5}  {:<24} {:>7} s {:>7}  {:<8}  {:<25}  {}…\n",
                     h.id,
@@ -349,21 +350,28 @@ fn service_id(app: &App, name: Option<&str>) -> Result<Option<u64>, AppError> {
     Ok(Some(service.id))
 }
 
-/// The id of the `what` that `given` names among `all` (id, name): its name if exactly
-/// one has it (names compare as the name indexes do, ignoring case), else its id. A name
-/// comes first, so that something named "1" is not mistaken for id 1.
+/// The id of the `what` that `given` names among `all` (id, name): `#N` is id N; else
+/// its name if exactly one has it (ignoring case), else its id. A name comes first, so
+/// that something named "1" is not mistaken for id 1; `#1` says the id.
 fn id_of<'a>(
     what: &'static str,
     all: impl Iterator<Item = (u64, &'a str)> + Clone,
     given: &str,
 ) -> Result<u64, AppError> {
     let given = given.trim();
+    if let Some(id) = given.strip_prefix('#').and_then(|n| n.parse::<u64>().ok()) {
+        return if all.clone().any(|(i, _)| i == id) {
+            Ok(id)
+        } else {
+            Err(AppError::not_found(what, format!("with id {id}")))
+        };
+    }
     let key = given.to_lowercase();
     let mut named = all.clone().filter(|(_, name)| name.to_lowercase() == key);
     match (named.next(), named.next()) {
         (Some((id, _)), None) => Ok(id),
         (Some(_), Some(_)) => Err(AppError::Conflict(format!(
-            "several {what}s are named '{given}'; give the id (the list command shows it)"
+            "several {what}s are named '{given}'; give the id as #N (the list command shows it)"
         ))),
         (None, _) => match given.parse::<u64>() {
             Ok(id) if all.clone().any(|(i, _)| i == id) => Ok(id),

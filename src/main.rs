@@ -25,6 +25,7 @@ struct Cli {
     command: Cmd,
 }
 
+/// The top-level commands.
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the daemon.
@@ -41,7 +42,7 @@ enum Cmd {
     /// Manage alert integrations (a token is printed once: at creation or rotation).
     #[command(subcommand)]
     Integration(IntegrationCmd),
-    /// Heartbeat monitors: add, list, rotate a token.
+    /// Manage heartbeat monitors (the ping URL with its token is printed once: at creation or rotation)
     #[command(subcommand)]
     Heartbeat(HeartbeatCmd),
     /// Check the configuration.
@@ -66,6 +67,7 @@ enum Cmd {
     Playbook(PlaybookCmd),
 }
 
+/// `incidentd playbook ...`.
 #[derive(Subcommand)]
 enum PlaybookCmd {
     /// Check a playbook file and show what it would do; with `--incident`, whether it
@@ -80,6 +82,7 @@ enum PlaybookCmd {
     },
 }
 
+/// `incidentd discord ...`.
 #[derive(Subcommand)]
 enum DiscordCmd {
     /// Register (overwrite) the /incident, /problem and /approval slash commands with
@@ -95,6 +98,7 @@ enum DiscordCmd {
     },
 }
 
+/// `incidentd user ...`: accounts, through the daemon while it runs.
 #[derive(Subcommand)]
 enum UserCmd {
     /// Create a user.
@@ -117,6 +121,7 @@ enum UserCmd {
     List,
 }
 
+/// `incidentd integration ...`: alert sources, through the daemon while it runs.
 #[derive(Subcommand)]
 enum IntegrationCmd {
     /// Create an integration; prints its webhook URL and token.
@@ -139,6 +144,7 @@ enum IntegrationCmd {
     },
 }
 
+/// `incidentd heartbeat ...`: heartbeat monitors, through the daemon while it runs.
 #[derive(Subcommand)]
 enum HeartbeatCmd {
     /// Create a heartbeat monitor; prints its ping URL and token.
@@ -161,6 +167,7 @@ enum HeartbeatCmd {
     },
 }
 
+/// `incidentd config ...`.
 #[derive(Subcommand)]
 enum ConfigCmd {
     /// Load and validate the configuration; print the effective values.
@@ -462,7 +469,7 @@ async fn dispatch(config: &Config, command: Command) -> anyhow::Result<()> {
                 }) =>
         {
             anyhow::bail!(
-                "the store is in use by a running daemon whose control socket does not answer: {e}"
+                "the store is in use by a running daemon whose control socket does not answer (if it stopped answering after taking the command, the command may have been applied: check with a list command): {e}"
             );
         }
         Err(e) => return Err(e),

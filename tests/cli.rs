@@ -840,6 +840,30 @@ async fn heartbeat_commands_print_the_ping_url_once_and_rotate_it() {
     assert_eq!(new.status(), 200);
     let o = incidentd(&["heartbeat", "rotate", "1"], &denv, None);
     assert_success(&o, "heartbeat rotate by id");
+    // Monitor names may repeat: the name is then ambiguous, `#N` is not.
+    let o = incidentd(
+        &[
+            "heartbeat",
+            "add",
+            "Prometheus Watchdog",
+            "--interval-secs",
+            "60",
+        ],
+        &denv,
+        None,
+    );
+    assert_success(&o, "heartbeat add (same name)");
+    assert_one_line_failure(
+        &incidentd(&["heartbeat", "rotate", "prometheus watchdog"], &denv, None),
+        &["several", "#N"],
+    );
+    let o = incidentd(&["heartbeat", "rotate", "#2"], &denv, None);
+    assert_success(&o, "heartbeat rotate #2");
+    assert!(stdout(&o).contains("(id 2)"), "{}", stdout(&o));
+    assert_one_line_failure(
+        &incidentd(&["heartbeat", "rotate", "#99"], &denv, None),
+        &["99"],
+    );
     assert_one_line_failure(
         &incidentd(&["heartbeat", "rotate", "no-such"], &denv, None),
         &["no-such"],

@@ -303,4 +303,58 @@ async fn a_silent_heartbeat_opens_one_incident_and_the_next_ping_resolves_it() {
         "{}",
         timeline.text
     );
+    let resolved_by = timeline.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "status_changed")
+        .map(|e| e["actor"]["name"].clone());
+    assert_eq!(resolved_by, Some(json!("admin")), "{}", timeline.text);
+
+    // An incident already ended by hand stays as it was; the monitor goes all the same.
+    let cron = d
+        .post(
+            "/api/v1/heartbeats",
+            &d.admin,
+            json!({"name": "nightly backup", "interval_secs": 60}),
+        )
+        .await;
+    assert_eq!(cron.status, 201, "{}", cron.text);
+    let cron_token = cron.body["token"].as_str().expect("token").to_owned();
+    assert_eq!(ping(&d, &cron_token).await.status, 200);
+    clock.advance(Duration::seconds(61));
+    let cron_incident = {
+        let mut found = None;
+        for _ in 0..50 {
+            let a = d.get("/api/v1/incidents?limit=500", &d.admin).await;
+            found = a.body["items"].as_array().and_then(|items| {
+                items
+                    .iter()
+                    .find(|i| i["title"] == "Heartbeat missed: nightly backup")
+                    .and_then(|i| i["id"].as_u64())
+            });
+            if found.is_some() {
+                break;
+            }
+            tokio::time::sleep(StdDuration::from_millis(100)).await;
+        }
+        found.expect("the nightly backup's incident")
+    };
+    let cancel = d
+        .post(
+            &format!("/api/v1/incidents/{cron_incident}/transition"),
+            &d.admin,
+            json!({"to": "cancelled"}),
+        )
+        .await;
+    assert_eq!(cancel.status, 200, "{}", cancel.text);
+    let gone = d
+        .delete(&format!("/api/v1/heartbeats/{}", cron.id()), &d.admin)
+        .await;
+    assert_eq!(gone.status, 204, "{}", gone.text);
+    let i = d
+        .get(&format!("/api/v1/incidents/{cron_incident}"), &d.admin)
+        .await;
+    assert_eq!(i.body["status"], "cancelled", "{}", i.text);
 }

@@ -63,7 +63,8 @@ pub async fn update(
     ))
 }
 
-/// Deletes a monitor (an incident it opened stays).
+/// Deletes a monitor; the open incident of its current silence is resolved (earlier
+/// incidents stay as they are).
 #[utoipa::path(delete, path = "/api/v1/heartbeats/{id}", tag = "heartbeats", security(("bearer" = [])), params(("id" = u64, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
 pub async fn delete(

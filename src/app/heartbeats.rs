@@ -207,9 +207,11 @@ pub async fn update(
 }
 
 /// Deletes a monitor (needs `heartbeat:write`). The incident its current silence opened,
-/// if still open, is resolved: only the monitor's next ping would have resolved it.
+/// if still open, is resolved by the same actor: only the monitor's next ping would have
+/// resolved it.
 pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
     let change = catalog::change::<Heartbeat>(app, actor)?;
+    let who = actor.clone();
     app.store
         .write(move |tx| {
             let h: Heartbeat = catalog::load(tx, id)?;
@@ -219,7 +221,7 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                     "heartbeat monitor '{}' was deleted by {}",
                     h.name, change.who.name
                 );
-                resolve_if_open(tx, change.at, incident, &why)?;
+                resolve_if_open(tx, change.at, &who, incident, &why)?;
             }
             catalog::delete(tx, &change, &h)
         })
@@ -279,12 +281,8 @@ pub async fn ping(app: &App, token: &str) -> AppResult<HeartbeatView> {
             let ended = h.ping(now);
             access::put(tx, &h)?;
             if let Some(incident) = ended {
-                resolve_if_open(
-                    tx,
-                    now,
-                    incident,
-                    &format!("heartbeat '{}' is back", h.name),
-                )?;
+                let why = format!("heartbeat '{}' is back", h.name);
+                resolve_if_open(tx, now, &Actor::system(), incident, &why)?;
             }
             Ok::<_, AppError>(h)
         })
@@ -292,12 +290,13 @@ pub async fn ping(app: &App, token: &str) -> AppResult<HeartbeatView> {
     Ok(view(app, pinged, None))
 }
 
-/// Resolves the incident a silence opened, saying `why`, if it can still be resolved
-/// (somebody may have resolved, closed or cancelled it meanwhile: the ping or the
-/// deletion is recorded all the same).
+/// Resolves the incident a silence opened as `actor`, saying `why`, if it can still be
+/// resolved (somebody may have resolved, closed or cancelled it meanwhile: the ping or
+/// the deletion is recorded all the same).
 fn resolve_if_open(
     tx: &redb::WriteTransaction,
     now: DateTime<Utc>,
+    actor: &Actor,
     incident: u64,
     why: &str,
 ) -> AppResult<()> {
@@ -307,7 +306,7 @@ fn resolve_if_open(
         incidents::transition_in_tx(
             tx,
             now,
-            &Actor::system(),
+            actor,
             incident,
             IncidentStatus::Resolved,
             Some(why),
