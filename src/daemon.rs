@@ -71,6 +71,13 @@ pub async fn bootstrap_admin(app: &App) -> Result<(), StartError> {
 
 /// Binds and starts serving `app`; returns at once.
 pub async fn start(app: Arc<App>) -> std::io::Result<Running> {
+    let listener = TcpListener::bind(app.config.listen).await?;
+    start_on(app, listener).await
+}
+
+/// Starts serving `app` on `listener` (bound by the caller, so that it can fail before
+/// anything else happens); returns at once.
+pub async fn start_on(app: Arc<App>, listener: TcpListener) -> std::io::Result<Running> {
     let channels =
         crate::notify::Channels::from_config(&app.config).map_err(std::io::Error::other)?;
     let playbooks = match &app.config.playbooks_dir {
@@ -84,7 +91,6 @@ pub async fn start(app: Arc<App>) -> std::io::Result<Running> {
     crate::engine::playbooks::PlaybookRunner::prepare(&app, !playbooks.is_empty())
         .await
         .map_err(std::io::Error::other)?;
-    let listener = TcpListener::bind(app.config.listen).await?;
     let addr = listener.local_addr()?;
     app.set_bound_addr(addr);
     let (shutdown, signal) = watch::channel(false);
@@ -190,9 +196,15 @@ pub async fn terminated() {
 
 /// `incidentd serve` from start to a clean exit.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
     let app = open_app(config, Arc::new(SystemClock)).await?;
+    // The port first: a start that fails there must not use up the one-time display of a
+    // generated admin password.
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot serve on {listen}: {e}"))?;
     bootstrap_admin(&app).await?;
-    let running = start(app).await?;
+    let running = start_on(app, listener).await?;
     terminated().await;
     tracing::info!("shutting down");
     running.stop().await;

@@ -177,6 +177,23 @@ async fn serve_with_a_given_admin_password() {
 async fn a_generated_admin_password_is_printed_once_and_kept() {
     let root = tempfile::tempdir().expect("tempdir");
     let data = data_dir(&root, "data");
+    // A start that fails (its port is taken) says where, and keeps the one-time password
+    // for the start that works.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let failed = incidentd(
+        &["serve"],
+        &[
+            ("INCIDENTD_DATA_DIR", data.to_str().expect("path")),
+            ("INCIDENTD_LISTEN", &addr),
+        ],
+        None,
+    );
+    let why = stderr(&failed);
+    assert!(!failed.status.success(), "{why}");
+    assert!(why.contains(&format!("cannot serve on {addr}")), "{why}");
+    assert!(!why.contains("generated password"), "{why}");
+    drop(taken);
     let mut d = Daemon::spawn(&data, &[("INCIDENTD_LOG", "debug")]).await;
     let err = d.stderr();
     let line = err
@@ -184,6 +201,10 @@ async fn a_generated_admin_password_is_printed_once_and_kept() {
         .find(|l| l.contains("generated password"))
         .unwrap_or_else(|| panic!("no generated password on stderr: {err}"));
     let generated = line.split_whitespace().last().expect("password").to_owned();
+    assert!(
+        !err.contains('\u{1b}'),
+        "no colour escapes in a log that is not a terminal: {err}"
+    );
     assert!(generated.len() >= 16, "{line}");
     assert_eq!(
         err.matches(&generated).count(),
