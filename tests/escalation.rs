@@ -457,3 +457,49 @@ async fn policies_are_checked_and_one_in_use_is_not_deleted() {
         assert!(audit.contains(action), "{action}");
     }
 }
+
+/// `POST /escalate` needs no body (as `curl -X POST` sends none); without a policy the
+/// timeline says nobody is paged by it, rather than suggest that help is on its way. A
+/// body-less create gets the 422 naming what is missing, not a JSON syntax error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalating_without_a_body_or_a_policy_says_what_happened() {
+    let d = TestDaemon::start().await;
+    let a = d
+        .post(
+            "/api/v1/incidents",
+            &d.admin,
+            json!({"title": "Cache misses", "impact": "low", "urgency": "low"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = a.id();
+    let e = d
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/incidents/{id}/escalate"),
+            Some(&d.admin),
+            None,
+        )
+        .await;
+    assert_eq!(e.status, 200, "{}", e.text);
+    let timeline = d
+        .get(&format!("/api/v1/incidents/{id}/timeline"), &d.admin)
+        .await;
+    assert!(
+        timeline
+            .text
+            .contains("escalated by admin (no escalation policy: nobody is paged by escalation)"),
+        "{}",
+        timeline.text
+    );
+    let empty = d
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/incidents",
+            Some(&d.admin),
+            None,
+        )
+        .await;
+    empty.assert_problem(422);
+    assert!(empty.text.contains("title"), "{}", empty.text);
+}

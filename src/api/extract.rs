@@ -128,7 +128,9 @@ impl<N: Need> FromRequestParts<AppState> for Auth<N> {
 }
 
 /// A JSON body: malformed JSON is 400, a wrong or missing field 422 naming it, a body over
-/// the limit 413, a non-JSON content type 415.
+/// the limit 413, a non-JSON content type 415. No body at all reads as `{}`: an action
+/// whose fields are all optional (`POST .../escalate`, `/auth/logout`) needs none, and a
+/// resource that needs fields gets the 422 naming them rather than a JSON syntax error.
 pub struct Body<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
@@ -148,6 +150,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(body_rejection)?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return parse_json(b"{}").map(Body);
+        }
         parse_json(&bytes).map(Body)
     }
 }

@@ -789,9 +789,16 @@ pub async fn escalate(
             let mut i = before.clone();
             i.updated_at = now;
             save(tx, Some(&before), &i)?;
+            // Without a policy only notification rules on `incident.escalated` act: the
+            // timeline says so, rather than suggest that somebody was paged.
+            let unpaged = if i.escalation_policy_id.is_some() {
+                ""
+            } else {
+                " (no escalation policy: nobody is paged by escalation)"
+            };
             let summary = match &note {
-                Some(n) => format!("escalated by {}: {n}", who.name),
-                None => format!("escalated by {}", who.name),
+                Some(n) => format!("escalated by {}: {n}{unpaged}", who.name),
+                None => format!("escalated by {}{unpaged}", who.name),
             };
             timeline(
                 tx,
