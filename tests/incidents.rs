@@ -1275,3 +1275,46 @@ async fn unknown_incidents_are_404_everywhere() {
     // Nothing was written on the way.
     assert_eq!(list_ids(&d, "").await.len(), 1);
 }
+
+/// Paths take ids as people write them: `INC-42` (any case) and `#42` besides `42`, as
+/// chat does and the `number` fields show; problems `PRB-7`.
+#[tokio::test]
+async fn paths_take_incident_and_problem_numbers() {
+    let d = TestDaemon::start().await;
+    let a = d
+        .post(
+            "/api/v1/incidents",
+            &d.admin,
+            json!({"title": "Queue stuck", "impact": "low", "urgency": "low"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = a.id();
+    for path in [
+        format!("/api/v1/incidents/INC-{id}"),
+        format!("/api/v1/incidents/inc-{id}"),
+        format!("/api/v1/incidents/%23{id}"),
+        format!("/api/v1/incidents/INC-{id}/timeline"),
+        format!("/api/v1/incidents/INC-{id}/alerts"),
+    ] {
+        let got = d.get(&path, &d.admin).await;
+        assert_eq!(got.status, 200, "{path}: {}", got.text);
+    }
+    let p = d
+        .post(
+            "/api/v1/problems",
+            &d.admin,
+            json!({"title": "Queue consumer leaks connections"}),
+        )
+        .await;
+    assert_eq!(p.status, 201, "{}", p.text);
+    let shown = d
+        .get(&format!("/api/v1/problems/PRB-{}", p.id()), &d.admin)
+        .await;
+    assert_eq!(shown.status, 200, "{}", shown.text);
+    for wrong in ["INC-", "INC-x", "PRB-1", "0", "INC-99999"] {
+        d.get(&format!("/api/v1/incidents/{wrong}"), &d.admin)
+            .await
+            .assert_problem(404);
+    }
+}

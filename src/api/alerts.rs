@@ -52,7 +52,7 @@ pub async fn of_incident(
     Ok(Json(alerts::list(
         &app,
         &auth.actor,
-        &AlertFilter::of_incident(parse_id(&id)?),
+        &AlertFilter::of_incident(super::extract::incident_id(&id)?),
         page,
     )?))
 }

@@ -33,10 +33,7 @@ impl From<ApprovalRequest> for ApprovalView {
 
 /// An approval id: `12`, `APR-12` (any case) or `#12`, as chat accepts.
 fn approval_id(raw: &str) -> Result<u64, AppError> {
-    match crate::domain::approval::parse_approval_ref(raw) {
-        Some(id) => Ok(id),
-        None => parse_id(raw),
-    }
+    super::extract::parse_ref(raw, "APR-")
 }
 
 /// Lists approval workflows.

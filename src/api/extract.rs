@@ -296,6 +296,24 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
+/// A record id as people write it: `42`, `#42` or `PREFIX-42` (any case), as chat and the
+/// `number` fields show it; anything else is a 404 like an unknown id.
+pub fn parse_ref(raw: &str, prefix: &str) -> Result<u64, AppError> {
+    crate::domain::incident::parse_prefixed_id(raw, prefix)
+        .filter(|id| *id > 0)
+        .ok_or_else(|| AppError::not_found("resource", raw))
+}
+
+/// An incident id in a path: `42`, `INC-42` or `#42`.
+pub fn incident_id(raw: &str) -> Result<u64, AppError> {
+    parse_ref(raw, "INC-")
+}
+
+/// A problem id in a path: `7`, `PRB-7` or `#7`.
+pub fn problem_id(raw: &str) -> Result<u64, AppError> {
+    parse_ref(raw, "PRB-")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

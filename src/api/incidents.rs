@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 
 use super::ListParams;
-use super::extract::{AppState, Auth, Body, parse_id, perm};
+use super::extract::{AppState, Auth, Body, incident_id, perm};
 use super::problem::Problem;
 use crate::app::AppError;
 use crate::app::incidents::query::{IncidentFilter, IncidentParams};
@@ -57,7 +57,7 @@ pub async fn get(
     auth: Auth<perm::IncidentRead>,
     Path(id): Path<String>,
 ) -> Result<Json<IncidentView>, AppError> {
-    Ok(Json(incidents::get(&app, &auth.actor, parse_id(&id)?)?))
+    Ok(Json(incidents::get(&app, &auth.actor, incident_id(&id)?)?))
 }
 
 /// Changes an incident's fields; priority follows impact and urgency.
@@ -70,7 +70,7 @@ pub async fn update(
     Body(patch): Body<IncidentPatch>,
 ) -> Result<Json<IncidentView>, AppError> {
     Ok(Json(
-        incidents::update(&app, &auth.actor, parse_id(&id)?, patch).await?,
+        incidents::update(&app, &auth.actor, incident_id(&id)?, patch).await?,
     ))
 }
 
@@ -84,7 +84,7 @@ pub async fn transition(
     Body(req): Body<TransitionRequest>,
 ) -> Result<Json<IncidentView>, AppError> {
     Ok(Json(
-        incidents::transition(&app, &auth.actor, parse_id(&id)?, req).await?,
+        incidents::transition(&app, &auth.actor, incident_id(&id)?, req).await?,
     ))
 }
 
@@ -99,7 +99,7 @@ pub async fn escalate(
     Body(req): Body<EscalationRequest>,
 ) -> Result<Json<IncidentView>, AppError> {
     Ok(Json(
-        incidents::escalate(&app, &auth.actor, parse_id(&id)?, req.note).await?,
+        incidents::escalate(&app, &auth.actor, incident_id(&id)?, req.note).await?,
     ))
 }
 
@@ -115,7 +115,7 @@ pub async fn escalation(
     Ok(Json(crate::app::escalation::runs::of_incident(
         &app,
         &auth.actor,
-        parse_id(&id)?,
+        incident_id(&id)?,
     )?))
 }
 
@@ -129,7 +129,7 @@ pub async fn assign(
     Body(req): Body<Assignment>,
 ) -> Result<Json<IncidentView>, AppError> {
     Ok(Json(
-        incidents::assign(&app, &auth.actor, parse_id(&id)?, req).await?,
+        incidents::assign(&app, &auth.actor, incident_id(&id)?, req).await?,
     ))
 }
 
@@ -146,7 +146,7 @@ pub async fn comments(
     Ok(Json(incidents::comments(
         &app,
         &auth.actor,
-        parse_id(&id)?,
+        incident_id(&id)?,
         page,
     )?))
 }
@@ -162,7 +162,7 @@ pub async fn add_comment(
 ) -> Result<(StatusCode, Json<Comment>), AppError> {
     Ok((
         StatusCode::CREATED,
-        Json(incidents::comment(&app, &auth.actor, parse_id(&id)?, input).await?),
+        Json(incidents::comment(&app, &auth.actor, incident_id(&id)?, input).await?),
     ))
 }
 
@@ -179,7 +179,7 @@ pub async fn timeline(
     Ok(Json(incidents::timeline_of(
         &app,
         &auth.actor,
-        parse_id(&id)?,
+        incident_id(&id)?,
         page,
     )?))
 }

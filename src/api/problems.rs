@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::extract::{AppState, Auth, Body, parse_id, perm};
+use super::extract::{AppState, Auth, Body, incident_id, perm, problem_id};
 use super::problem::Problem;
 use crate::app::AppError;
 use crate::app::page::{Page, PageRequest};
@@ -54,7 +54,7 @@ pub async fn get(
     auth: Auth<perm::ProblemRead>,
     Path(id): Path<String>,
 ) -> Result<Json<ProblemView>, AppError> {
-    Ok(Json(problems::get(&app, &auth.actor, parse_id(&id)?)?))
+    Ok(Json(problems::get(&app, &auth.actor, problem_id(&id)?)?))
 }
 
 /// Changes a problem: fields, root cause, impact analysis, workaround, status.
@@ -67,7 +67,7 @@ pub async fn update(
     Body(patch): Body<ProblemPatch>,
 ) -> Result<Json<ProblemView>, AppError> {
     Ok(Json(
-        problems::update(&app, &auth.actor, parse_id(&id)?, patch).await?,
+        problems::update(&app, &auth.actor, problem_id(&id)?, patch).await?,
     ))
 }
 
@@ -81,7 +81,7 @@ pub async fn known_error(
     Body(req): Body<KnownErrorRequest>,
 ) -> Result<Json<ProblemView>, AppError> {
     Ok(Json(
-        problems::known_error(&app, &auth.actor, parse_id(&id)?, req).await?,
+        problems::known_error(&app, &auth.actor, problem_id(&id)?, req).await?,
     ))
 }
 
@@ -95,7 +95,7 @@ pub async fn link(
     Body(req): Body<LinkRequest>,
 ) -> Result<Json<ProblemView>, AppError> {
     Ok(Json(
-        problems::link(&app, &auth.actor, parse_id(&id)?, req.incident_id).await?,
+        problems::link(&app, &auth.actor, problem_id(&id)?, req.incident_id).await?,
     ))
 }
 
@@ -108,7 +108,7 @@ pub async fn unlink(
     Path((id, incident)): Path<(String, String)>,
 ) -> Result<Json<ProblemView>, AppError> {
     Ok(Json(
-        problems::unlink(&app, &auth.actor, parse_id(&id)?, parse_id(&incident)?).await?,
+        problems::unlink(&app, &auth.actor, problem_id(&id)?, incident_id(&incident)?).await?,
     ))
 }
 
