@@ -283,6 +283,23 @@ async fn probes_answer_200() {
         .await;
     assert_eq!(a.status, 200);
     assert!(a.body["paths"]["/api/v1/users"].is_object());
+    // The project's own info, and what OpenAPI requires of every response.
+    assert_eq!(a.body["info"]["title"], "incidentd", "{}", a.body["info"]);
+    assert_eq!(a.body["info"]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(a.body["components"]["securitySchemes"]["bearer"].is_object());
+    let mut responses = 0;
+    for (path, item) in a.body["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            for (status, r) in op["responses"].as_object().into_iter().flatten() {
+                responses += 1;
+                assert!(
+                    r["description"].as_str().is_some_and(|d| !d.is_empty()),
+                    "{method} {path} {status} has no description"
+                );
+            }
+        }
+    }
+    assert!(responses > 100, "{responses}");
 }
 
 #[tokio::test]

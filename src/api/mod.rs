@@ -246,10 +246,52 @@ fn hook_routes(limit: usize) -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of the API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    health_routes()
-        .merge(routes())
-        .merge(hook_routes(0))
-        .into_openapi()
+    finished(
+        health_routes()
+            .merge(routes())
+            .merge(hook_routes(0))
+            .into_openapi(),
+    )
+}
+
+/// The merged document made whole: the project's `info` and security scheme (a merge keeps
+/// the first router's, utoipa-axum's placeholder), and a description on every response,
+/// which OpenAPI requires and the handlers leave out where the status says it all.
+fn finished(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let ours = ApiDoc::openapi();
+    doc.info = ours.info;
+    if let Some(theirs) = ours.components {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.security_schemes.extend(theirs.security_schemes);
+    }
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+            &mut item.trace,
+        ];
+        for op in operations.into_iter().flatten() {
+            for (status, response) in op.responses.responses.iter_mut() {
+                if let utoipa::openapi::RefOr::T(r) = response
+                    && r.description.is_empty()
+                {
+                    r.description = status
+                        .parse::<u16>()
+                        .ok()
+                        .and_then(|c| StatusCode::from_u16(c).ok())
+                        .and_then(|c| c.canonical_reason())
+                        .unwrap_or("Response")
+                        .to_owned();
+                }
+            }
+        }
+    }
+    doc
 }
 
 /// The whole HTTP application.
@@ -260,7 +302,11 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(routes().layer(barrier))
         .merge(hook_routes(app.config.http.hook_body_limit_bytes))
         .split_for_parts();
-    let doc = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
+    let doc = Arc::new(
+        finished(doc)
+            .to_pretty_json()
+            .unwrap_or_else(|_| "{}".into()),
+    );
     let timeout = Duration::from_secs(app.config.http.request_timeout_secs);
     let body_limit = app.config.http.body_limit_bytes;
     let mut all: Router = api

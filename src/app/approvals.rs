@@ -42,6 +42,7 @@ pub struct NewWorkflow {
     /// Minutes a request may wait for its decisions before it expires (1 to 43200; absent
     /// or null: never).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 43200)]
     pub expires_after_minutes: Option<u32>,
 }
 
@@ -58,7 +59,7 @@ pub struct WorkflowPatch {
     pub levels: Option<Vec<ApprovalLevel>>,
     /// New expiry in minutes, or null for never.
     #[serde(default, deserialize_with = "super::nullable")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 43200)]
     pub expires_after_minutes: Option<Option<u32>>,
 }
 
