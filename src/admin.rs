@@ -342,12 +342,18 @@ fn ping_url_once(h: &HeartbeatView) -> String {
     )
 }
 
-/// The id of the service named `name` (`None`: the caller's default).
-fn service_id(app: &App, name: Option<&str>) -> Result<Option<u64>, AppError> {
-    let Some(name) = name else { return Ok(None) };
-    let service = services::find_by_name(&app.store.read()?, name)?
-        .ok_or_else(|| AppError::not_found("service", format!("named '{name}'")))?;
-    Ok(Some(service.id))
+/// The id of the service `given` names, by name or id as [`id_of`] reads them (`None`:
+/// the caller's default): `integration list` shows services by id.
+fn service_id(app: &App, given: Option<&str>) -> Result<Option<u64>, AppError> {
+    let Some(given) = given else { return Ok(None) };
+    let system = Actor::system();
+    let all = every_page(|page| services::list(app, &system, page))?;
+    id_of(
+        "service",
+        all.iter().map(|s| (s.id, s.name.as_str())),
+        given,
+    )
+    .map(Some)
 }
 
 /// The id of the `what` that `given` names among `all` (id, name): `#N` is id N; else

@@ -885,6 +885,23 @@ async fn heartbeat_commands_print_the_ping_url_once_and_rotate_it() {
         &incidentd(&["heartbeat", "rotate", "#99"], &denv, None),
         &["99"],
     );
+    // A service by id as well as by name (`integration list` shows ids).
+    for service in ["1", "#1", "DEFAULT"] {
+        let o = incidentd(
+            &[
+                "heartbeat",
+                "add",
+                "db backup",
+                "--interval-secs",
+                "3600",
+                "--service",
+                service,
+            ],
+            &denv,
+            None,
+        );
+        assert_success(&o, &format!("heartbeat add --service {service}"));
+    }
     assert_one_line_failure(
         &incidentd(&["heartbeat", "rotate", "no-such"], &denv, None),
         &["no-such"],

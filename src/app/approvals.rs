@@ -646,7 +646,7 @@ pub async fn cancel(app: &App, actor: &Actor, id: u64) -> AppResult<ApprovalRequ
             let own = user_id.is_some() && before.requester_id == user_id;
             if !own && !may_decide {
                 return Err(AppError::Refused(format!(
-                    "only the requester or an approver may withdraw {}",
+                    "only the requester, or someone who may decide approvals (approval:decide), may withdraw {}",
                     before.number()
                 )));
             }
