@@ -334,14 +334,17 @@ async fn a_request_nobody_decides_expires_at_its_deadline_even_across_a_restart(
     .await
     .assert_problem(409);
 
-    // The requester is told; the incident's timeline, the list and the audit log say so.
-    eventually("the requester told", WAIT, async || {
-        hook.to("/mia")
-            .iter()
-            .any(|r| r.json()["event"]["kind"] == "approval.expired")
-            .then_some(())
-    })
-    .await;
+    // The requester and the approver asked are told; the incident's timeline, the list and
+    // the audit log say so.
+    for name in ["/mia", "/lead"] {
+        eventually(&format!("{name} told"), WAIT, async || {
+            hook.to(name)
+                .iter()
+                .any(|r| r.json()["event"]["kind"] == "approval.expired")
+                .then_some(())
+        })
+        .await;
+    }
     let entries = timeline(&d, incident).await;
     let said = |text: &str| {
         entries.iter().any(|e| {

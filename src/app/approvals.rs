@@ -225,12 +225,14 @@ fn announce(
     Ok(())
 }
 
+/// Adds the 422 reason of a bad `expires_after_minutes`, if it is bad.
 fn check_expiry(e: &mut FieldErrors, minutes: Option<u32>) {
     if let Some(reason) = approval::check_expiry(minutes) {
         e.add("expires_after_minutes", reason);
     }
 }
 
+/// Adds a 422 reason if `value` is longer than `max` characters.
 fn check_length(e: &mut FieldErrors, field: &str, value: &str, max: usize) {
     if value.chars().count() > max {
         e.add(field, format!("must be at most {max} characters"));
@@ -743,13 +745,20 @@ pub async fn expire_due(app: &App) -> AppResult<usize> {
                         .unwrap_or_default(),
                     approval::wait_in_words(before.expires_at.unwrap_or(now) - before.created_at),
                 );
-                let requester: Vec<u64> = r.requester_id.into_iter().collect();
+                // The requester, and the approvers who were asked (their request with
+                // its buttons is stale now).
+                let mut told: Vec<u64> = r.requester_id.into_iter().collect();
+                if let Some(level) = r.current_level() {
+                    told.extend(approver_ids(tx, level)?);
+                }
+                told.sort_unstable();
+                told.dedup();
                 announce(
                     tx,
                     &r,
                     EventKind::ApprovalExpired,
                     &system,
-                    &requester,
+                    &told,
                     summary.clone(),
                 )?;
                 super::audit::record(
