@@ -344,6 +344,16 @@ async fn metrics_are_prometheus_text_by_route_template() {
         text.contains("# TYPE http_requests_total counter"),
         "{text}"
     );
+    // Described, counters typed as counters, and present before their first event.
+    for needle in [
+        "# HELP http_requests_total ",
+        "# HELP incidentd_store_commits_total ",
+        "# TYPE incidentd_store_commits_total counter",
+        "# TYPE incidentd_store_durable_commits_total counter",
+        r#"incidentd_retention_deleted_total{kind="events"} 0"#,
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
     // Every sample line is `name{labels} value` or `name value`.
     for line in text
         .lines()

@@ -155,7 +155,7 @@ async fn stop_mid_stream_and_restart(
         let (client, base) = (client.clone(), daemon.base.clone());
         async move { metric(&metrics_text(&client, &base).await, name) }
     };
-    let durable_before = scrape("incidentd_store_durable_commits").await;
+    let durable_before = scrape("incidentd_store_durable_commits_total").await;
 
     // Senders post new alerts until the daemon dies under them.
     let acked: Acked = Arc::default();
@@ -189,7 +189,7 @@ async fn stop_mid_stream_and_restart(
     }
     if expect_checkpoint {
         // Application trails the acknowledgements: keep posting until one checkpoint is in.
-        while scrape("incidentd_store_durable_commits").await <= durable_before {
+        while scrape("incidentd_store_durable_commits_total").await <= durable_before {
             assert!(
                 Instant::now() < deadline,
                 "no checkpoint before the deadline"
@@ -197,8 +197,8 @@ async fn stop_mid_stream_and_restart(
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    let durable_commits = scrape("incidentd_store_durable_commits").await - durable_before;
-    let logged = scrape("incidentd_store_logged_operations").await;
+    let durable_commits = scrape("incidentd_store_durable_commits_total").await - durable_before;
+    let logged = scrape("incidentd_store_logged_operations_total").await;
     println!("before the kill: {durable_commits} checkpoints, {logged} logged operations");
     assert!(logged > 0.0, "ingestion did not go through the redo log");
     if expect_checkpoint {

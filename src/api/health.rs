@@ -40,11 +40,12 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(app): State<AppState>) -> Response {
     let stats = app.store.writer_stats();
-    metrics::gauge!("incidentd_store_commits").set(stats.commits as f64);
-    metrics::gauge!("incidentd_store_operations").set(stats.operations as f64);
-    metrics::gauge!("incidentd_store_replays").set(stats.replays as f64);
-    metrics::gauge!("incidentd_store_durable_commits").set(stats.durable_commits as f64);
-    metrics::gauge!("incidentd_store_logged_operations").set(stats.logged_operations as f64);
+    // Counted by the writer since the start; exported as the counters they are.
+    metrics::counter!("incidentd_store_commits_total").absolute(stats.commits);
+    metrics::counter!("incidentd_store_operations_total").absolute(stats.operations);
+    metrics::counter!("incidentd_store_replays_total").absolute(stats.replays);
+    metrics::counter!("incidentd_store_durable_commits_total").absolute(stats.durable_commits);
+    metrics::counter!("incidentd_store_logged_operations_total").absolute(stats.logged_operations);
     (
         [(
             header::CONTENT_TYPE,

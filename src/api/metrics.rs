@@ -28,8 +28,78 @@ pub fn install() {
             .build_recorder();
         let handle = recorder.handle();
         metrics::set_global_recorder(recorder).ok()?;
+        describe();
         Some(handle)
     });
+}
+
+/// `# HELP` for every metric the daemon exports, and the counters a dashboard needs
+/// from the start at zero (a counter that appears only on its first event breaks
+/// `rate()` and alert rules that expect it).
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_histogram};
+    describe_counter!(
+        "http_requests_total",
+        "HTTP requests answered, by method, route template and status."
+    );
+    describe_histogram!(
+        "http_request_duration_seconds",
+        Unit::Seconds,
+        "Time to answer an HTTP request, by method and route template."
+    );
+    describe_counter!(
+        "incidentd_alerts_received_total",
+        "Alerts accepted by the webhooks, by integration kind."
+    );
+    describe_counter!(
+        "incidentd_ingest_skipped_requests_total",
+        "Acknowledged ingestion requests that could not be applied (logged, skipped)."
+    );
+    describe_histogram!(
+        "incidentd_ingest_record_requests",
+        "Requests per redo log record (group commit size)."
+    );
+    describe_histogram!(
+        "incidentd_redo_append_seconds",
+        Unit::Seconds,
+        "Time to append and fdatasync one redo log record."
+    );
+    describe_counter!(
+        "incidentd_deliveries_total",
+        "Notification delivery attempts, by channel and result (sent, retry, dead)."
+    );
+    describe_histogram!(
+        "incidentd_delivery_seconds",
+        Unit::Seconds,
+        "Time of one notification delivery attempt, by channel."
+    );
+    describe_counter!(
+        "incidentd_retention_deleted_total",
+        "Records deleted by retention, by kind."
+    );
+    describe_counter!(
+        "incidentd_store_commits_total",
+        "Store write transactions committed."
+    );
+    describe_counter!(
+        "incidentd_store_operations_total",
+        "Store write operations applied."
+    );
+    describe_counter!(
+        "incidentd_store_replays_total",
+        "Redo log records replayed at start-up."
+    );
+    describe_counter!(
+        "incidentd_store_durable_commits_total",
+        "Store commits made durable (fsync)."
+    );
+    describe_counter!(
+        "incidentd_store_logged_operations_total",
+        "Store operations made durable through the redo log."
+    );
+    for kind in ["events", "deliveries"] {
+        metrics::counter!("incidentd_retention_deleted_total", "kind" => kind).increment(0);
+    }
 }
 
 /// The current metrics in text format.
