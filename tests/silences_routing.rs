@@ -71,6 +71,11 @@ async fn silences_mute_matching_alerts_until_expired() {
     assert_eq!(silenced[0]["labels"], muted);
     assert_eq!(d.all("/api/v1/incidents").await.len(), 0);
     assert_eq!(d.all("/api/v1/alerts?status=firing").await.len(), 0);
+    assert_eq!(
+        d.all("/api/v1/alerts?state=silenced").await.len(),
+        1,
+        "state= filters as status= does"
+    );
 
     // Not matching: the negative matcher (env=prod), the anchored regex (DiskFullSoon is
     // not DiskFull), another name.

@@ -725,7 +725,9 @@ pub(crate) fn ingest_many_in_tx<'a>(
 pub struct AlertParams {
     /// Alerts of this incident.
     pub incident_id: Option<String>,
-    /// `firing`, `resolved` or `silenced` (firing but muted).
+    /// `firing`, `resolved` or `silenced` (firing but muted); also as `state`, the name
+    /// of the field it filters on.
+    #[serde(alias = "state")]
     pub status: Option<String>,
     /// Alerts of this integration.
     pub integration_id: Option<String>,
