@@ -205,10 +205,10 @@ async fn run(app: &App, command: Command) -> Result<String, AppError> {
             Ok(out.trim_end().to_owned())
         }
         Command::IntegrationRotate { integration } => {
-            let all = every_page(|page| integrations::list(app, &system, page))?;
-            let id = id_of(
+            let id = named_id(
                 "integration",
-                all.iter().map(|i| (i.id, i.name.as_str())),
+                |page| integrations::list(app, &system, page),
+                |i| (i.id, i.name.as_str()),
                 &integration,
             )?;
             let rotated = integrations::rotate(app, &system, id).await?;
@@ -267,10 +267,10 @@ async fn run(app: &App, command: Command) -> Result<String, AppError> {
             Ok(out.trim_end().to_owned())
         }
         Command::HeartbeatRotate { heartbeat } => {
-            let all = every_page(|page| heartbeats::list(app, &system, page))?;
-            let id = id_of(
+            let id = named_id(
                 "heartbeat monitor",
-                all.iter().map(|h| (h.id, h.name.as_str())),
+                |page| heartbeats::list(app, &system, page),
+                |h| (h.id, h.name.as_str()),
                 &heartbeat,
             )?;
             let rotated = heartbeats::rotate(app, &system, id).await?;
@@ -347,13 +347,24 @@ fn ping_url_once(h: &HeartbeatView) -> String {
 fn service_id(app: &App, given: Option<&str>) -> Result<Option<u64>, AppError> {
     let Some(given) = given else { return Ok(None) };
     let system = Actor::system();
-    let all = every_page(|page| services::list(app, &system, page))?;
-    id_of(
+    named_id(
         "service",
-        all.iter().map(|s| (s.id, s.name.as_str())),
+        |page| services::list(app, &system, page),
+        |s| (s.id, s.name.as_str()),
         given,
     )
     .map(Some)
+}
+
+/// [`id_of`] over every item of a paged list, each seen as `(id, name)` by `key`.
+fn named_id<T>(
+    what: &'static str,
+    list: impl FnMut(PageRequest) -> Result<Page<T>, AppError>,
+    key: fn(&T) -> (u64, &str),
+    given: &str,
+) -> Result<u64, AppError> {
+    let all = every_page(list)?;
+    id_of(what, all.iter().map(key), given)
 }
 
 /// The id of the `what` that `given` names among `all` (id, name): `#N` is id N; else
