@@ -3,9 +3,12 @@
 //! and override impact and urgency in order, with `continue` and integration filters.
 mod common;
 
+use std::sync::Arc;
+
 use chrono::{Duration, Utc};
 use common::TestDaemon;
 use common::ingest::{Integration, am_alert, am_webhook, assert_invalid_field};
+use incidentd::domain::clock::{Clock, ManualClock};
 use serde_json::{Value, json};
 
 /// Fires one alert through an Alertmanager integration, in its own group.
@@ -98,7 +101,8 @@ async fn silences_mute_matching_alerts_until_expired() {
     assert_eq!(again[0]["receive_count"], 2);
     assert_eq!(d.all("/api/v1/incidents").await.len(), 3);
 
-    // Expire (DELETE); the next delivery opens an incident.
+    // Expire (DELETE): the alert still fires, so its incident opens at once, without
+    // waiting for the sender to repeat it.
     let e = d
         .delete(&format!("/api/v1/silences/{sid}"), &engineer)
         .await;
@@ -107,23 +111,174 @@ async fn silences_mute_matching_alerts_until_expired() {
     d.delete(&format!("/api/v1/silences/{sid}"), &engineer)
         .await
         .assert_problem(409);
-    let sum = fire(&d, &int, muted.clone()).await;
-    assert_eq!(sum["silenced"], 0, "{sum}");
-    let opened = sum["opened"].as_array().expect("opened");
-    assert_eq!(opened.len(), 1, "{sum}");
     assert_eq!(d.all("/api/v1/alerts?status=silenced").await.len(), 0);
     let a = d
         .get(&format!("/api/v1/alerts/{alert_id}"), &d.admin)
         .await
         .body;
     assert_eq!(a["silenced_by"], Value::Null, "{a}");
+    assert_eq!(a["receive_count"], 2, "a release is not a delivery: {a}");
+    let opened = a["incident_id"]
+        .as_u64()
+        .expect("the same alert record joins it");
+    assert_eq!(d.all("/api/v1/incidents").await.len(), 4);
+    let timeline = d.all(&format!("/api/v1/incidents/{opened}/timeline")).await;
+    let note = timeline
+        .iter()
+        .find(|e| e["kind"] == "silence")
+        .unwrap_or_else(|| panic!("no silence entry: {timeline:?}"));
     assert_eq!(
-        a["incident_id"], opened[0],
-        "the same alert record joins it"
+        note["summary"],
+        format!("silence {sid} no longer mutes 1 alert(s) that still fire")
     );
+    assert_eq!(note["actor"]["name"], "eng", "{note}");
+
+    // The next delivery is a duplicate of the alert on that incident.
+    let sum = fire(&d, &int, muted.clone()).await;
+    assert_eq!(sum["silenced"], 0, "{sum}");
+    assert_eq!(sum["deduplicated"], 1, "{sum}");
+    assert_eq!(sum["opened"], json!([]), "{sum}");
+    let a = d
+        .get(&format!("/api/v1/alerts/{alert_id}"), &d.admin)
+        .await
+        .body;
     assert_eq!(a["receive_count"], 3);
     assert_eq!(d.all("/api/v1/incidents").await.len(), 4);
     assert_eq!(d.all("/api/v1/alerts").await.len(), 4);
+}
+
+/// The alerts whose `alertname` label is `name`.
+async fn alert_named(d: &TestDaemon, name: &str) -> Value {
+    d.all("/api/v1/alerts")
+        .await
+        .into_iter()
+        .find(|a| a["labels"]["alertname"] == name)
+        .unwrap_or_else(|| panic!("no alert {name}"))
+}
+
+/// Waits (up to 10 s) until alert `name` is on an incident; returns the alert.
+async fn released(d: &TestDaemon, name: &str) -> Value {
+    for _ in 0..100 {
+        let a = alert_named(d, name).await;
+        if a["incident_id"].is_u64() {
+            return a;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "alert {name} was not released: {}",
+        alert_named(d, name).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_of_a_silence_releases_what_still_fires_even_across_a_restart() {
+    let clock = ManualClock::new(Utc::now());
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut d = TestDaemon::start_in(root.path(), |_| {}, Arc::new(clock.clone())).await;
+    let int = d.integration("alertmanager", json!({})).await;
+    let silence = |matchers: Value, hours: i64| json!({"matchers": matchers, "ends_at": (clock.now() + Duration::hours(hours)).to_rfc3339(), "comment": "maintenance"});
+    let staging = d
+        .post(
+            "/api/v1/silences",
+            &d.admin,
+            silence(json!([{"name": "env", "value": "staging"}]), 1),
+        )
+        .await;
+    assert_eq!(staging.status, 201, "{}", staging.text);
+    let db = d
+        .post(
+            "/api/v1/silences",
+            &d.admin,
+            silence(json!([{"name": "team", "value": "db"}]), 3),
+        )
+        .await;
+    assert_eq!(db.status, 201, "{}", db.text);
+    let (staging, db) = (staging.id(), db.id());
+
+    for name in ["DiskFull", "Cpu", "Mem"] {
+        fire(&d, &int, json!({"alertname": name, "env": "staging"})).await;
+    }
+    // Both silences match this one; the one that ends first muted it.
+    fire(
+        &d,
+        &int,
+        json!({"alertname": "Backup", "env": "staging", "team": "db"}),
+    )
+    .await;
+    // Resolved while muted: nothing to release.
+    let cpu = json!({"alertname": "Cpu", "env": "staging"});
+    let r = d
+        .hook(
+            "alertmanager",
+            &int.token,
+            &am_webhook(
+                &format!("{{}}:{cpu}"),
+                vec![am_alert("resolved", cpu.clone())],
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(d.all("/api/v1/alerts?status=silenced").await.len(), 3);
+    assert_eq!(alert_named(&d, "Backup").await["silenced_by"], staging);
+
+    // A change of matchers that no longer covers Mem releases it at once.
+    let p = d
+        .patch(
+            &format!("/api/v1/silences/{staging}"),
+            &d.admin,
+            json!({"matchers": [{"name": "env", "value": "staging"}, {"name": "alertname", "value": "Mem", "is_equal": false}]}),
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.text);
+    let mem = alert_named(&d, "Mem").await;
+    assert!(mem["incident_id"].is_u64(), "{mem}");
+    assert_eq!(mem["silenced_by"], Value::Null, "{mem}");
+    assert_eq!(d.all("/api/v1/incidents").await.len(), 1);
+
+    // The staging silence runs out: DiskFull still fires and pages within seconds;
+    // Backup is still muted, by the other silence; Cpu resolved and opens nothing.
+    clock.advance(Duration::minutes(61));
+    let disk = released(&d, "DiskFull").await;
+    assert_eq!(disk["receive_count"], 1, "{disk}");
+    let incident = &d
+        .get(
+            &format!("/api/v1/incidents/{}", disk["incident_id"]),
+            &d.admin,
+        )
+        .await
+        .body;
+    assert_eq!(incident["status"], "new", "{incident}");
+    assert_eq!(incident["firing_alerts"], 1, "{incident}");
+    let backup = alert_named(&d, "Backup").await;
+    assert_eq!(backup["silenced_by"], db, "{backup}");
+    assert_eq!(backup["incident_id"], Value::Null, "{backup}");
+    let cpu = alert_named(&d, "Cpu").await;
+    assert_eq!(cpu["state"], "resolved", "{cpu}");
+    assert_eq!(cpu["incident_id"], Value::Null, "{cpu}");
+    assert_eq!(d.all("/api/v1/incidents").await.len(), 2);
+
+    // The db silence ends while the daemon is down: released after the start.
+    d.stop().await;
+    drop(d);
+    clock.advance(Duration::hours(3));
+    let d = TestDaemon::start_in(root.path(), |_| {}, Arc::new(clock.clone())).await;
+    let backup = released(&d, "Backup").await;
+    assert_eq!(backup["silenced_by"], Value::Null, "{backup}");
+    assert_eq!(d.all("/api/v1/incidents").await.len(), 3);
+    assert_eq!(d.all("/api/v1/alerts?status=silenced").await.len(), 0);
+    let timeline = d
+        .all(&format!(
+            "/api/v1/incidents/{}/timeline",
+            backup["incident_id"]
+        ))
+        .await;
+    assert!(
+        timeline.iter().any(|e| e["kind"] == "silence"
+            && e["summary"] == format!("silence {db} no longer mutes 1 alert(s) that still fire")
+            && e["actor"]["kind"] == "system"),
+        "{timeline:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,8 +310,10 @@ async fn post_expire_lifts_a_silence() {
     assert_eq!(e.body["state"], "expired");
     assert_eq!(d.all("/api/v1/silences?state=active").await.len(), 0);
     assert_eq!(d.all("/api/v1/silences?state=expired").await.len(), 1);
+    // The alert still fired: its incident opened with the expiry.
+    assert_eq!(d.all("/api/v1/incidents").await.len(), 1);
     let sum = fire(&d, &int, labels).await;
-    assert_eq!(sum["opened"].as_array().map(Vec::len), Some(1), "{sum}");
+    assert_eq!(sum["deduplicated"], 1, "{sum}");
     d.post("/api/v1/silences/999/expire", &d.admin, json!({}))
         .await
         .assert_problem(404);

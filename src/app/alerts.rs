@@ -30,7 +30,7 @@ use super::page::{Page, PageRequest, Take, walk};
 use super::{App, AppError, AppResult, FieldErrors, require};
 use crate::domain::actor::Actor;
 use crate::domain::alert::{
-    Alert, AlertState, Batch, IncomingAction, IncomingAlert, Levels, group_key,
+    Alert, AlertState, Batch, IncomingAction, IncomingAlert, Levels, group_key, group_key_of,
 };
 use crate::domain::event::EventKind;
 use crate::domain::incident::{Incident, IncidentStatus};
@@ -38,7 +38,7 @@ use crate::domain::integration::Integration;
 use crate::domain::permission::Permission;
 use crate::domain::silence::{Router, Silencer};
 use crate::store::StoreError;
-use crate::store::access::{self, Order, Record};
+use crate::store::access::{self, Order, Reader, Record};
 use crate::store::keys::{Key, KeyReader};
 use crate::store::tables::{self, alert_field as field};
 
@@ -81,6 +81,20 @@ struct Touch {
     actor: Option<Actor>,
     /// The latest request time that touched it.
     now: Option<DateTime<Utc>>,
+}
+
+/// A firing alert on its way into a silence or an incident ([`Session::place`]).
+struct Placement {
+    /// Its fingerprint key.
+    key: Vec<u8>,
+    /// The stored record it replaces, if any.
+    before: Option<Alert>,
+    /// The record to store.
+    alert: Alert,
+    /// The group it joins.
+    group: String,
+    /// The silence muting it.
+    silenced: Option<u64>,
 }
 
 /// Incidents read during one batch, so that a hundred alerts of one group load their
@@ -135,6 +149,9 @@ fn index_entries(a: &Alert) -> BTreeSet<(u8, u64)> {
     out.insert((field::INTEGRATION, a.integration_id));
     if let Some(i) = a.incident_id {
         out.insert((field::INCIDENT, i));
+    }
+    if let (AlertState::Firing, Some(s)) = (a.state, a.silenced_by) {
+        out.insert((field::SILENCE, s));
     }
     out
 }
@@ -390,19 +407,197 @@ impl<'t> Session<'t> {
     ) -> AppResult<()> {
         let request = self.summaries.len();
         let actor = Actor::integration(integration.id, &integration.name);
-        let settings = &integration.settings;
         let mut summary = IngestSummary {
             received: batch.alerts.len(),
             truncated: batch.truncated,
             ..Default::default()
         };
-        let silencer = self.silencer_at(now).cloned();
+        for incoming in &batch.alerts {
+            self.one(now, integration, &actor, request, incoming, &mut summary)?;
+        }
+        self.summaries.push(summary);
+        Ok(())
+    }
+
+    /// One alert of request number `request`.
+    fn one(
+        &mut self,
+        now: DateTime<Utc>,
+        integration: &Integration,
+        actor: &Actor,
+        request: usize,
+        incoming: &IncomingAlert,
+        summary: &mut IngestSummary,
+    ) -> AppResult<()> {
+        let settings = &integration.settings;
+        let silenced = match incoming.action {
+            IncomingAction::Fire => self
+                .silencer_at(now)
+                .and_then(|s| s.silenced_by(&incoming.labels)),
+            _ => None,
+        };
+        let Session {
+            tx,
+            tables,
+            cache,
+            ids,
+            touches,
+            ..
+        } = self;
+        let tx: &WriteTransaction = tx;
+        let tables = tables
+            .as_mut()
+            .ok_or_else(|| AppError::Internal("alerts added after the session finished".into()))?;
+        let key = fp_key(integration.id, &incoming.fingerprint);
+        let existing: Option<Alert> = tables.by_fingerprint(&key)?;
+        let current_incident = match existing.as_ref().and_then(|a| a.incident_id) {
+            Some(id) => cache.get(tx, id)?,
+            None => None,
+        };
+        match incoming.action {
+            IncomingAction::Acknowledge => {
+                if let Some(i) = current_incident.filter(|i| i.status == IncidentStatus::New) {
+                    incidents::transition_in_tx(
+                        tx,
+                        now,
+                        actor,
+                        i.id,
+                        IncidentStatus::Acknowledged,
+                        Some("acknowledged at the source"),
+                    )?;
+                    cache.forget(i.id);
+                    summary.acknowledged.push(i.id);
+                }
+            }
+            IncomingAction::Resolve => {
+                summary.resolved += 1;
+                match existing {
+                    Some(before) => {
+                        let mut a = before.clone();
+                        let was_firing = a.state == AlertState::Firing;
+                        refresh(&mut a, incoming, now);
+                        a.state = AlertState::Resolved;
+                        a.ends_at = incoming.ends_at.or(a.ends_at).or(Some(now));
+                        tables.save(Some(&before), &a)?;
+                        if was_firing && let Some(inc) = a.incident_id {
+                            let t = touch(touches, inc, integration, actor, now);
+                            t.resolved.push(a.id);
+                            t.resolving_requests.insert(request);
+                        }
+                    }
+                    None => {
+                        // Never seen firing: keep the record, open nothing.
+                        let mut a = new_alert(ids, integration, incoming, now);
+                        a.state = AlertState::Resolved;
+                        a.ends_at = incoming.ends_at.or(Some(now));
+                        tables.save(None, &a)?;
+                        tables.point(&key, a.id);
+                    }
+                }
+            }
+            IncomingAction::Fire => {
+                // 1. Still on an open incident: dedup (or re-fire within it).
+                if let (Some(before), Some(inc)) = (&existing, &current_incident)
+                    && inc.status.is_open()
+                {
+                    let mut a = before.clone();
+                    let refired = a.state == AlertState::Resolved;
+                    refresh(&mut a, incoming, now);
+                    a.state = AlertState::Firing;
+                    a.ends_at = None;
+                    tables.save(Some(before), &a)?;
+                    if refired {
+                        let t = touch(touches, inc.id, integration, actor, now);
+                        t.refired.push(a.id);
+                        t.levels
+                            .push(settings.severity_map.levels(incoming.severity.as_deref()));
+                    } else {
+                        summary.deduplicated += 1;
+                    }
+                    return Ok(());
+                }
+                // 2. Its incident resolved recently: reopen it (unless now silenced).
+                if let (Some(before), Some(inc), None) = (&existing, &current_incident, silenced)
+                    && inc.status == IncidentStatus::Resolved
+                    && inc
+                        .resolved_at
+                        .is_some_and(|r| within(now - r, settings.reopen_window_secs))
+                {
+                    // Resolved by hand while the alert kept firing, the incident
+                    // reopens on the sender's next repeat; the alert was counted as
+                    // firing all along, so only an alert that had resolved fires again.
+                    let refired = before.state == AlertState::Resolved;
+                    let why = if refired {
+                        format!("alert fired again: {}", incoming.title)
+                    } else {
+                        format!("alert still firing: {}", incoming.title)
+                    };
+                    incidents::transition_in_tx(
+                        tx,
+                        now,
+                        actor,
+                        inc.id,
+                        IncidentStatus::New,
+                        Some(&why),
+                    )?;
+                    cache.forget(inc.id);
+                    let mut a = before.clone();
+                    refresh(&mut a, incoming, now);
+                    a.state = AlertState::Firing;
+                    a.ends_at = None;
+                    tables.save(Some(before), &a)?;
+                    if refired {
+                        touch(touches, inc.id, integration, actor, now)
+                            .refired
+                            .push(a.id);
+                    }
+                    summary.reopened.push(inc.id);
+                    return Ok(());
+                }
+                // 3-4. The stored record is reused only if it never joined an incident.
+                let reusable = existing.filter(|a| a.incident_id.is_none());
+                let (before, mut alert) = reuse_or_new(reusable, ids, integration, incoming, now);
+                if before.is_some() && alert.labels != incoming.labels {
+                    // Routing and silences go by the labels of this delivery.
+                    alert.labels = incoming.labels.clone();
+                }
+                let placement = Placement {
+                    key,
+                    before,
+                    alert,
+                    group: group_key(&settings.group_by, incoming),
+                    silenced,
+                };
+                self.place(now, integration, actor, placement, summary)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Steps 3 and 4 for a firing alert that no open incident holds: muted by a silence
+    /// (stored, opens nothing), or into its group's open incident, opening one if there
+    /// is none.
+    fn place(
+        &mut self,
+        now: DateTime<Utc>,
+        integration: &Integration,
+        actor: &Actor,
+        placement: Placement,
+        summary: &mut IngestSummary,
+    ) -> AppResult<()> {
+        let Placement {
+            key,
+            before,
+            alert: mut a,
+            group: gkey,
+            silenced,
+        } = placement;
+        let settings = &integration.settings;
         let Session {
             tx,
             tables,
             router,
             cache,
-            ids,
             groups,
             touches,
             ..
@@ -411,202 +606,123 @@ impl<'t> Session<'t> {
         let tables = tables
             .as_mut()
             .ok_or_else(|| AppError::Internal("alerts added after the session finished".into()))?;
-        for incoming in &batch.alerts {
-            let key = fp_key(integration.id, &incoming.fingerprint);
-            let existing: Option<Alert> = tables.by_fingerprint(&key)?;
-            let current_incident = match existing.as_ref().and_then(|a| a.incident_id) {
-                Some(id) => cache.get(tx, id)?,
-                None => None,
-            };
-            match incoming.action {
-                IncomingAction::Acknowledge => {
-                    if let Some(i) = current_incident.filter(|i| i.status == IncidentStatus::New) {
-                        incidents::transition_in_tx(
-                            tx,
-                            now,
-                            &actor,
-                            i.id,
-                            IncidentStatus::Acknowledged,
-                            Some("acknowledged at the source"),
-                        )?;
-                        cache.forget(i.id);
-                        summary.acknowledged.push(i.id);
-                    }
-                }
-                IncomingAction::Resolve => {
-                    summary.resolved += 1;
-                    match existing {
-                        Some(before) => {
-                            let mut a = before.clone();
-                            let was_firing = a.state == AlertState::Firing;
-                            refresh(&mut a, incoming, now);
-                            a.state = AlertState::Resolved;
-                            a.ends_at = incoming.ends_at.or(a.ends_at).or(Some(now));
-                            tables.save(Some(&before), &a)?;
-                            if was_firing && let Some(inc) = a.incident_id {
-                                let t = touch(touches, inc, integration, &actor, now);
-                                t.resolved.push(a.id);
-                                t.resolving_requests.insert(request);
-                            }
-                        }
-                        None => {
-                            // Never seen firing: keep the record, open nothing.
-                            let mut a = new_alert(ids, integration, incoming, now);
-                            a.state = AlertState::Resolved;
-                            a.ends_at = incoming.ends_at.or(Some(now));
-                            tables.save(None, &a)?;
-                            tables.point(&key, a.id);
-                        }
-                    }
-                }
-                IncomingAction::Fire => {
-                    let silenced = silencer
-                        .as_ref()
-                        .and_then(|s| s.silenced_by(&incoming.labels));
-                    // 1. Still on an open incident: dedup (or re-fire within it).
-                    if let (Some(before), Some(inc)) = (&existing, &current_incident)
-                        && inc.status.is_open()
-                    {
-                        let mut a = before.clone();
-                        let refired = a.state == AlertState::Resolved;
-                        refresh(&mut a, incoming, now);
-                        a.state = AlertState::Firing;
-                        a.ends_at = None;
-                        tables.save(Some(before), &a)?;
-                        if refired {
-                            let t = touch(touches, inc.id, integration, &actor, now);
-                            t.refired.push(a.id);
-                            t.levels
-                                .push(settings.severity_map.levels(incoming.severity.as_deref()));
-                        } else {
-                            summary.deduplicated += 1;
-                        }
-                        continue;
-                    }
-                    // 2. Its incident resolved recently: reopen it (unless now silenced).
-                    if let (Some(before), Some(inc), None) =
-                        (&existing, &current_incident, silenced)
-                        && inc.status == IncidentStatus::Resolved
-                        && inc
-                            .resolved_at
-                            .is_some_and(|r| within(now - r, settings.reopen_window_secs))
-                    {
-                        // Resolved by hand while the alert kept firing, the incident
-                        // reopens on the sender's next repeat; the alert was counted as
-                        // firing all along, so only an alert that had resolved fires again.
-                        let refired = before.state == AlertState::Resolved;
-                        let why = if refired {
-                            format!("alert fired again: {}", incoming.title)
-                        } else {
-                            format!("alert still firing: {}", incoming.title)
-                        };
-                        incidents::transition_in_tx(
-                            tx,
-                            now,
-                            &actor,
-                            inc.id,
-                            IncidentStatus::New,
-                            Some(&why),
-                        )?;
-                        cache.forget(inc.id);
-                        let mut a = before.clone();
-                        refresh(&mut a, incoming, now);
-                        a.state = AlertState::Firing;
-                        a.ends_at = None;
-                        tables.save(Some(before), &a)?;
-                        if refired {
-                            touch(touches, inc.id, integration, &actor, now)
-                                .refired
-                                .push(a.id);
-                        }
-                        summary.reopened.push(inc.id);
-                        continue;
-                    }
-                    // The stored record is reused only if it never joined an incident.
-                    let reusable = existing.filter(|a| a.incident_id.is_none());
-                    // 3. Silenced: stored, opens nothing.
-                    if let Some(silence_id) = silenced {
-                        let (before, mut a) =
-                            reuse_or_new(reusable, ids, integration, incoming, now);
-                        a.state = AlertState::Firing;
-                        a.ends_at = None;
-                        a.silenced_by = Some(silence_id);
-                        tables.save(before.as_ref(), &a)?;
-                        tables.point(&key, a.id);
-                        summary.silenced += 1;
-                        continue;
-                    }
-                    // 4. Join the group's open incident, or open one.
-                    summary.new += 1;
-                    let gkey = group_key(&settings.group_by, incoming);
-                    let group_db_key = Key::new().u64(integration.id).str(&gkey).into_bytes();
-                    let group_incident = match groups.get(&group_db_key) {
-                        Some(known) => *known,
-                        None => {
-                            let id = access::get_id(tx, tables::ALERT_GROUPS, &group_db_key)?;
-                            groups.insert(group_db_key.clone(), id);
-                            id
-                        }
-                    };
-                    let joinable = match group_incident {
-                        Some(id) => cache.get(tx, id)?.filter(|i| {
-                            i.status.is_open()
-                                && settings
-                                    .group_window_secs
-                                    .is_none_or(|w| within(now - i.created_at, w))
-                        }),
-                        None => None,
-                    };
-                    let route = router.route(integration.id, &incoming.labels);
-                    let mapped = settings.severity_map.levels(incoming.severity.as_deref());
-                    let levels = Levels {
-                        impact: route.impact.unwrap_or(mapped.impact),
-                        urgency: route.urgency.unwrap_or(mapped.urgency),
-                    };
-                    let mut opened_by_this = false;
-                    let incident_id = match joinable {
-                        Some(i) => i.id,
-                        None => {
-                            let opening = Opening {
-                                title: incoming.title.clone(),
-                                description: incoming.description.clone(),
-                                impact: levels.impact,
-                                urgency: levels.urgency,
-                                service_id: route.service_id.unwrap_or(integration.service_id),
-                                assignee_id: None,
-                                group_id: None,
-                                integration_id: Some(integration.id),
-                                escalation_policy_id: route
-                                    .escalation_policy_id
-                                    .or(integration.escalation_policy_id),
-                            };
-                            let opened =
-                                incidents::open_in_tx(tx, now, &actor.reference, &opening)?;
-                            access::put_id(tx, tables::ALERT_GROUPS, &group_db_key, opened.id)?;
-                            groups.insert(group_db_key.clone(), Some(opened.id));
-                            cache.put(opened.clone());
-                            summary.opened.push(opened.id);
-                            opened_by_this = true;
-                            opened.id
-                        }
-                    };
-                    let (before, mut a) = reuse_or_new(reusable, ids, integration, incoming, now);
-                    a.state = AlertState::Firing;
-                    a.ends_at = None;
-                    a.silenced_by = None;
-                    a.incident_id = Some(incident_id);
-                    a.group_key = Some(gkey);
-                    tables.save(before.as_ref(), &a)?;
-                    tables.point(&key, a.id);
-                    let t = touch(touches, incident_id, integration, &actor, now);
-                    t.attached.push(a.id);
-                    if !opened_by_this {
-                        t.levels.push(levels);
-                    }
-                }
-            }
+        a.state = AlertState::Firing;
+        a.ends_at = None;
+        // 3. Silenced: stored with the group it would join once the silence ends.
+        if let Some(silence_id) = silenced {
+            a.silenced_by = Some(silence_id);
+            a.group_key = Some(gkey);
+            tables.save(before.as_ref(), &a)?;
+            tables.point(&key, a.id);
+            summary.silenced += 1;
+            return Ok(());
         }
+        // 4. Join the group's open incident, or open one.
+        summary.new += 1;
+        let group_db_key = Key::new().u64(integration.id).str(&gkey).into_bytes();
+        let group_incident = match groups.get(&group_db_key) {
+            Some(known) => *known,
+            None => {
+                let id = access::get_id(tx, tables::ALERT_GROUPS, &group_db_key)?;
+                groups.insert(group_db_key.clone(), id);
+                id
+            }
+        };
+        let joinable = match group_incident {
+            Some(id) => cache.get(tx, id)?.filter(|i| {
+                i.status.is_open()
+                    && settings
+                        .group_window_secs
+                        .is_none_or(|w| within(now - i.created_at, w))
+            }),
+            None => None,
+        };
+        let route = router.route(integration.id, &a.labels);
+        let mapped = settings.severity_map.levels(a.severity.as_deref());
+        let levels = Levels {
+            impact: route.impact.unwrap_or(mapped.impact),
+            urgency: route.urgency.unwrap_or(mapped.urgency),
+        };
+        let mut opened_by_this = false;
+        let incident_id = match joinable {
+            Some(i) => i.id,
+            None => {
+                let opening = Opening {
+                    title: a.title.clone(),
+                    description: a.description.clone(),
+                    impact: levels.impact,
+                    urgency: levels.urgency,
+                    service_id: route.service_id.unwrap_or(integration.service_id),
+                    assignee_id: None,
+                    group_id: None,
+                    integration_id: Some(integration.id),
+                    escalation_policy_id: route
+                        .escalation_policy_id
+                        .or(integration.escalation_policy_id),
+                };
+                let opened = incidents::open_in_tx(tx, now, &actor.reference, &opening)?;
+                access::put_id(tx, tables::ALERT_GROUPS, &group_db_key, opened.id)?;
+                groups.insert(group_db_key.clone(), Some(opened.id));
+                cache.put(opened.clone());
+                summary.opened.push(opened.id);
+                opened_by_this = true;
+                opened.id
+            }
+        };
+        a.silenced_by = None;
+        a.incident_id = Some(incident_id);
+        a.group_key = Some(gkey);
+        tables.save(before.as_ref(), &a)?;
+        tables.point(&key, a.id);
+        let t = touch(touches, incident_id, integration, actor, now);
+        t.attached.push(a.id);
+        if !opened_by_this {
+            t.levels.push(levels);
+        }
+        Ok(())
+    }
 
+    /// Reconsiders a firing alert a silence muted, as if it had just arrived but without
+    /// counting a delivery: it stays muted while a silence in force at `now` matches it
+    /// (preferably the one that muted it), else it joins or opens its group's incident.
+    fn reconsider(
+        &mut self,
+        now: DateTime<Utc>,
+        integration: &Integration,
+        alert: Alert,
+    ) -> AppResult<()> {
+        let silenced = self.silencer_at(now).and_then(|s| {
+            alert
+                .silenced_by
+                .filter(|id| s.mutes(*id, &alert.labels))
+                .or_else(|| s.silenced_by(&alert.labels))
+        });
+        let mut summary = IngestSummary {
+            received: 1,
+            ..Default::default()
+        };
+        if silenced.is_some() && silenced == alert.silenced_by {
+            summary.silenced = 1;
+            self.summaries.push(summary);
+            return Ok(());
+        }
+        let actor = Actor::integration(integration.id, &integration.name);
+        let group = alert.group_key.clone().unwrap_or_else(|| {
+            group_key_of(
+                &integration.settings.group_by,
+                &alert.labels,
+                None,
+                &alert.fingerprint,
+            )
+        });
+        let placement = Placement {
+            key: fp_key(integration.id, &alert.fingerprint),
+            before: Some(alert.clone()),
+            alert,
+            group,
+            silenced,
+        };
+        self.place(now, integration, &actor, placement, &mut summary)?;
         self.summaries.push(summary);
         Ok(())
     }
@@ -717,6 +833,81 @@ pub(crate) fn ingest_many_in_tx<'a>(
         session.add(now, integration, batch)?;
     }
     session.finish()
+}
+
+/// Reconsiders firing alerts that silences muted, at `now` (see `Session::reconsider`):
+/// each stays muted while a silence in force matches it, else joins or opens its group's
+/// incident. One summary per alert with an integration, in order. An alert whose integration is gone is
+/// unmuted and left alone: nothing routes it any more.
+pub(crate) fn reconsider_in_tx(
+    tx: &WriteTransaction,
+    now: DateTime<Utc>,
+    alerts: Vec<Alert>,
+) -> AppResult<Vec<IngestSummary>> {
+    let mut integrations: HashMap<u64, Option<Integration>> = HashMap::new();
+    for a in &alerts {
+        if let std::collections::hash_map::Entry::Vacant(e) = integrations.entry(a.integration_id) {
+            e.insert(access::get::<Integration>(tx, a.integration_id)?);
+        }
+    }
+    let mut session = Session::open(tx, now)?;
+    let mut orphans = Vec::new();
+    for a in alerts {
+        match integrations.get(&a.integration_id).and_then(Option::as_ref) {
+            Some(integration) => session.reconsider(now, integration, a)?,
+            None => orphans.push(a),
+        }
+    }
+    let summaries = session.finish()?;
+    if !orphans.is_empty() {
+        let mut tables = AlertTables::open(tx)?;
+        for before in orphans {
+            let mut a = before.clone();
+            a.silenced_by = None;
+            tables.save(Some(&before), &a)?;
+        }
+        tables.flush()?;
+    }
+    Ok(summaries)
+}
+
+/// The silences muting at least one firing alert, ascending: one index seek per silence.
+pub(crate) fn muting_silences(r: &impl Reader) -> Result<Vec<u64>, StoreError> {
+    let mut ids = Vec::new();
+    let end = Key::new().u8(field::SILENCE + 1).into_bytes();
+    loop {
+        let start = match ids.last() {
+            None => Key::new().u8(field::SILENCE).into_bytes(),
+            Some(last) => Key::new().u8(field::SILENCE).u64(last + 1).into_bytes(),
+        };
+        let mut found = None;
+        r.scan_raw(
+            tables::ALERT_INDEX,
+            std::ops::Bound::Included(start.as_slice()),
+            std::ops::Bound::Excluded(end.as_slice()),
+            Order::Asc,
+            &mut |k, _| {
+                let mut kr = KeyReader::new(k);
+                kr.u8();
+                found = kr.u64();
+                Ok(ControlFlow::Break(()))
+            },
+        )?;
+        match found {
+            Some(id) => ids.push(id),
+            None => return Ok(ids),
+        }
+    }
+}
+
+/// The firing alerts silence `silence_id` mutes, oldest first.
+pub(crate) fn muted_by(r: &impl Reader, silence_id: u64) -> Result<Vec<Alert>, StoreError> {
+    let prefix = Key::new().u8(field::SILENCE).u64(silence_id).into_bytes();
+    let mut out = Vec::new();
+    for id in access::ids_with_prefix(r, tables::ALERT_INDEX, &prefix, usize::MAX)? {
+        out.extend(access::get::<Alert>(r, id)?);
+    }
+    Ok(out)
 }
 
 /// `GET /api/v1/alerts` filters.
@@ -855,25 +1046,7 @@ fn first_alert_ids(
     limit: usize,
 ) -> Result<Vec<u64>, StoreError> {
     let prefix = Key::new().u8(field::INCIDENT).u64(incident_id).into_bytes();
-    let mut ids = Vec::new();
-    access::scan_prefix(
-        r,
-        tables::ALERT_INDEX,
-        &prefix,
-        None,
-        Order::Asc,
-        &mut |k, _| {
-            if let Some(id) = KeyReader::new(&k[k.len().saturating_sub(8)..]).u64() {
-                ids.push(id);
-            }
-            Ok(if ids.len() >= limit {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            })
-        },
-    )?;
-    Ok(ids)
+    access::ids_with_prefix(r, tables::ALERT_INDEX, &prefix, limit)
 }
 
 /// The runbook link of an incident: the first of its first alerts that has one.

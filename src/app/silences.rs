@@ -1,6 +1,12 @@
 //! Silences: mute alerts matching label matchers for a time window, with a comment and a
 //! creator. A silenced alert is stored as silenced and opens nothing.
+//!
+//! Muting is not forgetting: when a silence ends (its time runs out, somebody expires it,
+//! or its matchers change) the alerts it muted that still fire are released into their
+//! incidents at once, as Alertmanager notifies of them after a silence, without waiting
+//! for the sender to repeat them (a PagerDuty or generic sender may never repeat).
 
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use chrono::{DateTime, Utc};
@@ -9,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::page::{Page, PageRequest};
-use super::{App, AppError, AppResult, FieldErrors, require, required_text};
-use crate::domain::actor::Actor;
+use super::{App, AppError, AppResult, FieldErrors, alerts, incidents, require, required_text};
+use crate::domain::actor::{Actor, ActorRef};
+use crate::domain::alert::Alert;
 use crate::domain::audit;
 use crate::domain::matcher::{Matcher, MatcherSet};
 use crate::domain::permission::Permission;
@@ -138,6 +145,73 @@ pub fn current(r: &impl Reader, now: DateTime<Utc>) -> Result<Vec<Silence>, Stor
         }
     }
     Ok(out)
+}
+
+/// Releases the firing alerts silence `id` mutes that no silence in force at `now` mutes
+/// any more: they join or open their group's incident, whose timeline says why. Inside
+/// the transaction that ended or changed the silence, or the release pass's.
+fn release_in_tx(
+    tx: &WriteTransaction,
+    now: DateTime<Utc>,
+    who: &ActorRef,
+    id: u64,
+) -> AppResult<usize> {
+    let muted = alerts::muted_by(tx, id)?;
+    if muted.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<u64> = muted.iter().map(|a| a.id).collect();
+    alerts::reconsider_in_tx(tx, now, muted)?;
+    let mut released: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for alert_id in ids {
+        if let Some(a) = access::get::<Alert>(tx, alert_id)?
+            && let Some(incident) = a.incident_id
+        {
+            released.entry(incident).or_default().push(alert_id);
+        }
+    }
+    let mut count = 0;
+    for (incident, alert_ids) in released {
+        count += alert_ids.len();
+        incidents::timeline(
+            tx,
+            incident,
+            now,
+            who,
+            "silence",
+            format!(
+                "silence {id} no longer mutes {} alert(s) that still fire",
+                alert_ids.len()
+            ),
+            serde_json::json!({"silence_id": id, "alerts": alert_ids}),
+        )?;
+    }
+    Ok(count)
+}
+
+/// Releases the alerts of every silence that has ended (or not yet begun) while alerts it
+/// muted still fire: the pass of [`crate::engine::silences`]. Returns how many alerts
+/// went to incidents.
+pub async fn release_ended(app: &App) -> AppResult<usize> {
+    let now = app.clock.now();
+    let r = app.store.read()?;
+    let mut ended = Vec::new();
+    for id in alerts::muting_silences(&r)? {
+        let in_force =
+            access::get::<Silence>(&r, id)?.is_some_and(|s| s.state(now) == SilenceState::Active);
+        if !in_force {
+            ended.push(id);
+        }
+    }
+    drop(r);
+    let mut released = 0;
+    for id in ended {
+        released += app
+            .store
+            .write(move |tx| release_in_tx(tx, now, &Actor::system().reference, id))
+            .await?;
+    }
+    Ok(released)
 }
 
 fn view(s: Silence, now: DateTime<Utc>) -> SilenceView {
@@ -290,6 +364,7 @@ pub async fn update(
             e.into_result()?;
             s.updated_at = now;
             save(tx, Some(&before), &s)?;
+            release_in_tx(tx, now, &who, id)?;
             let changes = audit::diff_records(&before, &s);
             super::audit::record(
                 tx,
@@ -328,6 +403,7 @@ pub async fn expire(app: &App, actor: &Actor, id: u64) -> AppResult<SilenceView>
             }
             s.updated_at = now;
             save(tx, Some(&before), &s)?;
+            release_in_tx(tx, now, &who, id)?;
             super::audit::record(
                 tx,
                 now,

@@ -227,21 +227,37 @@ impl SeverityMap {
 /// The grouping key of an alert: the chosen labels' values when the integration groups by
 /// labels, else the source's group key, else the fingerprint (one incident per alert).
 pub fn group_key(group_by: &[String], alert: &IncomingAlert) -> String {
+    group_key_of(
+        group_by,
+        &alert.labels,
+        alert.group_key.as_deref(),
+        &alert.fingerprint,
+    )
+}
+
+/// [`group_key`] from its parts: the alert's labels, the group the source put it in, and
+/// its fingerprint.
+pub fn group_key_of(
+    group_by: &[String],
+    labels: &BTreeMap<String, String>,
+    source_group: Option<&str>,
+    fingerprint: &str,
+) -> String {
     if !group_by.is_empty() {
         let parts: Vec<String> = group_by
             .iter()
             .map(|name| {
                 format!(
                     "{name}={:?}",
-                    alert.labels.get(name).map(String::as_str).unwrap_or("")
+                    labels.get(name).map(String::as_str).unwrap_or("")
                 )
             })
             .collect();
         return format!("labels:{{{}}}", parts.join(","));
     }
-    match &alert.group_key {
+    match source_group {
         Some(k) => format!("source:{k}"),
-        None => format!("alert:{}", alert.fingerprint),
+        None => format!("alert:{fingerprint}"),
     }
 }
 
@@ -321,5 +337,22 @@ mod tests {
         assert_ne!(group_key(&by, &a), group_key(&by, &b));
         let alone = incoming(labels(&[("x", "1")]), None);
         assert!(group_key(&[], &alone).starts_with("alert:"));
+        // From the parts a stored alert keeps: the same keys.
+        for (group_by, alert) in [(&[][..], &a), (&by[..], &b), (&[][..], &alone)] {
+            assert_eq!(
+                group_key_of(
+                    group_by,
+                    &alert.labels,
+                    alert.group_key.as_deref(),
+                    &alert.fingerprint
+                ),
+                group_key(group_by, alert)
+            );
+        }
+        assert_eq!(
+            group_key_of(&by, &labels(&[]), None, "f"),
+            "labels:{instance=\"\"}",
+            "a missing label groups as empty"
+        );
     }
 }

@@ -167,6 +167,13 @@ impl Silencer {
         }
     }
 
+    /// Whether silence `id` is in force and mutes `labels`.
+    pub fn mutes(&self, id: u64, labels: &BTreeMap<String, String>) -> bool {
+        self.silences
+            .iter()
+            .any(|(s, m)| *s == id && m.matches(labels))
+    }
+
     /// The first silence that mutes `labels`.
     pub fn silenced_by(&self, labels: &BTreeMap<String, String>) -> Option<u64> {
         self.silences
@@ -253,7 +260,14 @@ mod tests {
             active.silenced_by(&labels(&[("env", "prod"), ("instance", "web-1")])),
             None
         );
+        assert!(active.mutes(4, &labels(&[("env", "prod"), ("instance", "db-1")])));
+        assert!(!active.mutes(4, &labels(&[("env", "prod"), ("instance", "web-1")])));
+        assert!(
+            !active.mutes(5, &labels(&[("env", "prod"), ("instance", "db-1")])),
+            "only the silence named"
+        );
         let later = Silencer::new(&[s], at("2026-01-01T13:00:00Z"));
+        assert!(!later.mutes(4, &labels(&[("env", "prod"), ("instance", "db-1")])));
         assert_eq!(
             later.silenced_by(&labels(&[("env", "prod"), ("instance", "db-1")])),
             None

@@ -7,6 +7,7 @@ pub mod heartbeats;
 pub mod outbox;
 pub mod playbooks;
 pub mod retention;
+pub mod silences;
 
 /// Waits `period`, or less if shutdown begins: `true` if the worker should go on. The
 /// sleep-then-work loop of the periodic workers, with a prompt stop.

@@ -418,6 +418,39 @@ pub fn scan_prefix(
     r.scan_raw(table, start, end, order, visit)
 }
 
+/// The record ids at the end of the index keys of `table` that start with `prefix`
+/// (`(field, value, id)` keys), in key order, at most `limit` of them.
+pub fn ids_with_prefix(
+    r: &impl Reader,
+    table: Table,
+    prefix: &[u8],
+    limit: usize,
+) -> Result<Vec<u64>, StoreError> {
+    let mut ids = Vec::new();
+    if limit == 0 {
+        return Ok(ids);
+    }
+    scan_prefix(r, table, prefix, None, Order::Asc, &mut |k, _| {
+        ids.extend(super::keys::KeyReader::new(&k[k.len().saturating_sub(8)..]).u64());
+        Ok(if ids.len() >= limit {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        })
+    })?;
+    Ok(ids)
+}
+
+/// How many keys of `table` start with `prefix`.
+pub fn count_with_prefix(r: &impl Reader, table: Table, prefix: &[u8]) -> Result<u64, StoreError> {
+    let mut n = 0;
+    scan_prefix(r, table, prefix, None, Order::Asc, &mut |_, _| {
+        n += 1;
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(n)
+}
+
 /// Whether any key of `table` starts with `prefix`.
 pub fn any_with_prefix(r: &impl Reader, table: Table, prefix: &[u8]) -> Result<bool, StoreError> {
     let mut found = false;

@@ -60,6 +60,12 @@ pub const MIGRATIONS: &[Migration] = &[
         source: include_str!("../../migrations/0004_heartbeat_permissions.toml"),
         apply: apply_heartbeat_permissions,
     },
+    Migration {
+        version: 5,
+        name: "silenced_alert_index",
+        source: include_str!("../../migrations/0005_silenced_alert_index.toml"),
+        apply: apply_silenced_alert_index,
+    },
 ];
 
 /// The newest schema version this binary knows.
@@ -317,6 +323,34 @@ fn apply_escalation_refs(tx: &WriteTransaction, _source: &'static str) -> Result
     Ok(())
 }
 
+/// Indexes every firing alert that names a silence under that silence (field
+/// [`tables::alert_field::SILENCE`]), as `app::alerts` does for alerts it stores.
+fn apply_silenced_alert_index(
+    tx: &WriteTransaction,
+    _source: &'static str,
+) -> Result<(), StoreError> {
+    use crate::domain::alert::{Alert, AlertState};
+    use tables::alert_field as field;
+    let prefix = Key::new()
+        .u8(field::STATE)
+        .u64(u64::from(AlertState::Firing.code()))
+        .into_bytes();
+    for id in access::ids_with_prefix(tx, tables::ALERT_INDEX, &prefix, usize::MAX)? {
+        if let Some(a) = access::get::<Alert>(tx, id)?
+            && a.state == AlertState::Firing
+            && let Some(silence) = a.silenced_by
+        {
+            let key = Key::new()
+                .u8(field::SILENCE)
+                .u64(silence)
+                .u64(id)
+                .into_bytes();
+            access::put_raw(tx, tables::ALERT_INDEX, &key, &[])?;
+        }
+    }
+    Ok(())
+}
+
 /// Roles holding `integration:read|write` get `heartbeat:read|write`.
 fn apply_heartbeat_permissions(
     tx: &WriteTransaction,
@@ -417,6 +451,70 @@ mod tests {
             assert_ne!(raw[0], b'{', "alert {} is still JSON", a.id);
             assert_eq!(&Alert::from_bytes(&raw).expect("decode"), a);
         }
+    }
+
+    #[test]
+    fn firing_silenced_alerts_are_indexed_under_their_silence() {
+        use crate::domain::alert::{Alert, AlertState};
+        use crate::store::access::Record;
+        use crate::store::keys::KeyReader;
+        use tables::alert_field as field;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Database::create(dir.path().join("s.redb")).expect("db");
+        run(&db).expect("migrate");
+        // A store as version 4 left it: state entries only.
+        let alert = |id, state: AlertState, silenced_by| Alert {
+            id,
+            fingerprint: format!("fp{id}"),
+            state,
+            silenced_by,
+            incident_id: None,
+            ..crate::store::codec::sample_alert()
+        };
+        let alerts = [
+            alert(1, AlertState::Firing, Some(7)),
+            alert(2, AlertState::Firing, None),
+            alert(3, AlertState::Resolved, Some(7)),
+            alert(4, AlertState::Firing, Some(9)),
+        ];
+        let tx = db.begin_write().expect("tx");
+        for a in &alerts {
+            access::put_raw(
+                &tx,
+                tables::ALERTS,
+                &id_key(a.id),
+                &a.to_bytes().expect("bytes"),
+            )
+            .expect("put");
+            let state = Key::new()
+                .u8(field::STATE)
+                .u64(u64::from(a.state.code()))
+                .u64(a.id)
+                .into_bytes();
+            access::put_raw(&tx, tables::ALERT_INDEX, &state, &[]).expect("index");
+        }
+        tx.commit().expect("commit");
+        force_version(&db, 4).expect("version 4");
+
+        run(&db).expect("migrate");
+
+        let r = db.begin_read().expect("read");
+        let mut entries = Vec::new();
+        let prefix = Key::new().u8(field::SILENCE).into_bytes();
+        access::scan_prefix(
+            &r,
+            tables::ALERT_INDEX,
+            &prefix,
+            None,
+            access::Order::Asc,
+            &mut |k, _| {
+                let mut kr = KeyReader::new(&k[1..]);
+                entries.push((kr.u64().expect("silence"), kr.u64().expect("alert")));
+                Ok(std::ops::ControlFlow::Continue(()))
+            },
+        )
+        .expect("scan");
+        assert_eq!(entries, [(7, 1), (9, 4)]);
     }
 
     #[test]

@@ -176,6 +176,8 @@ pub mod alert_field {
     pub const STATE: u8 = 2;
     /// Integration id.
     pub const INTEGRATION: u8 = 3;
+    /// Id of the silence muting a firing alert (so that its end can release them).
+    pub const SILENCE: u8 = 4;
 }
 
 /// Field codes, the first component of [`DELIVERY_INDEX`] keys.

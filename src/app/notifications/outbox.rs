@@ -322,21 +322,11 @@ pub(crate) fn cancel_pages(
     incident: u64,
     reason: &str,
 ) -> Result<usize, StoreError> {
-    let mut ids = Vec::new();
-    access::scan_prefix(
+    let ids = access::ids_with_prefix(
         tx,
         tables::DELIVERY_INDEX,
         &Key::new().u8(field::INCIDENT).u64(incident).into_bytes(),
-        None,
-        access::Order::Asc,
-        &mut |k, _| {
-            if let Some(id) =
-                crate::store::keys::KeyReader::new(&k[k.len().saturating_sub(8)..]).u64()
-            {
-                ids.push(id);
-            }
-            Ok(std::ops::ControlFlow::Continue(()))
-        },
+        usize::MAX,
     )?;
     let mut cancelled = 0;
     for id in ids {
