@@ -191,8 +191,17 @@ async fn incident_opened_reaches_email_sms_voice_and_webhook() {
         assert_eq!(v["event"]["kind"], "incident.opened", "{v}");
         assert_eq!(h.header("x-incidentd-event"), Some("incident.opened"));
         let sig = h.header("x-incidentd-signature").expect("signature header");
-        assert_eq!(sig, webhook_signature(secret, &h.body), "{path}");
-        assert_ne!(sig, webhook_signature("wrong", &h.body));
+        let ts = h.header("x-incidentd-timestamp").expect("timestamp header");
+        let sent: i64 = ts.parse().expect("Unix seconds");
+        assert!((now_secs() - sent).abs() < 300, "{ts}");
+        assert_eq!(sig, webhook_signature(secret, ts, &h.body), "{path}");
+        assert_ne!(sig, webhook_signature("wrong", ts, &h.body));
+        let replayed_later = (sent + 600).to_string();
+        assert_ne!(
+            sig,
+            webhook_signature(secret, &replayed_later, &h.body),
+            "the signature covers the time"
+        );
         assert_eq!(
             h.header("x-incidentd-delivery"),
             Some(v["delivery_id"].to_string().as_str())

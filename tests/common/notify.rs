@@ -72,12 +72,14 @@ pub fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> Stri
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// `sha256=` + hex HMAC-SHA256(secret, body): what `X-Incidentd-Signature` must say.
-pub fn webhook_signature(secret: &str, body: &[u8]) -> String {
+/// `v1=` + hex HMAC-SHA256(secret, "{timestamp}.{body}"): what `X-Incidentd-Signature`
+/// must say for a request with `X-Incidentd-Timestamp: {timestamp}`.
+pub fn webhook_signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
     let mut mac =
         <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("hmac key");
+    mac.update(format!("{timestamp}.").as_bytes());
     mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 pub fn now_secs() -> i64 {
