@@ -567,3 +567,161 @@ async fn mtta_over_a_busy_hour_matches_a_brute_force_mean() {
         assert_mean(&d, "mtta", from, to, expected, inside.len() as i64).await;
     }
 }
+
+/// The value of the `/metrics` sample that is exactly `series` (name and labels).
+async fn sample(d: &TestDaemon, series: &str) -> u64 {
+    let text = d
+        .http
+        .get(d.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {series}:\n{text}"))
+}
+
+#[tokio::test]
+async fn metrics_gauge_what_the_store_holds_now() {
+    use common::ingest::{am_alert, am_webhook};
+    let d = TestDaemon::start().await;
+    // Every series is there from the start, at zero.
+    for series in [
+        r#"incidentd_open_incidents{status="new"}"#,
+        r#"incidentd_open_incidents{status="on_hold"}"#,
+        r#"incidentd_open_incidents_by_priority{priority="P1"}"#,
+        r#"incidentd_open_incidents_by_priority{priority="P5"}"#,
+        "incidentd_firing_alerts",
+        "incidentd_silenced_alerts",
+        r#"incidentd_notifications{status="pending"}"#,
+        r#"incidentd_notifications{status="retrying"}"#,
+        r#"incidentd_notifications{status="dead"}"#,
+        r#"incidentd_heartbeats{state="expired"}"#,
+        "incidentd_pending_approvals",
+    ] {
+        assert_eq!(sample(&d, series).await, 0, "{series}");
+    }
+
+    let open = |impact: &str, urgency: &str| json!({"title": format!("{impact}/{urgency}"), "impact": impact, "urgency": urgency});
+    let mut priorities = Vec::new();
+    for (impact, urgency) in [
+        ("high", "high"),
+        ("high", "high"),
+        ("low", "low"),
+        ("medium", "low"),
+    ] {
+        let a = d
+            .post("/api/v1/incidents", &d.admin, open(impact, urgency))
+            .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        priorities.push((
+            a.id(),
+            a.body["priority"].as_str().expect("priority").to_owned(),
+        ));
+    }
+    let (acked, resolved) = (priorities[1].0, priorities[3].0);
+    for (id, to) in [(acked, "acknowledged"), (resolved, "resolved")] {
+        let a = d
+            .post(
+                &format!("/api/v1/incidents/{id}/transition"),
+                &d.admin,
+                json!({"to": to}),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    assert_eq!(
+        sample(&d, r#"incidentd_open_incidents{status="new"}"#).await,
+        2
+    );
+    assert_eq!(
+        sample(&d, r#"incidentd_open_incidents{status="acknowledged"}"#).await,
+        1
+    );
+    assert_eq!(
+        sample(&d, r#"incidentd_open_incidents{status="in_progress"}"#).await,
+        0
+    );
+    let p1 = &priorities[0].1;
+    assert_eq!(p1, &priorities[1].1);
+    assert_ne!(p1, &priorities[2].1);
+    assert_eq!(
+        sample(
+            &d,
+            &format!(r#"incidentd_open_incidents_by_priority{{priority="{p1}"}}"#)
+        )
+        .await,
+        2,
+        "the resolved one does not count"
+    );
+
+    // Two alerts fire, one of them muted.
+    let int = d.integration("alertmanager", json!({})).await;
+    let s = d
+        .post(
+            "/api/v1/silences",
+            &d.admin,
+            json!({"matchers": [{"name": "env", "value": "lab"}], "ends_at": (Utc::now() + Duration::hours(1)).to_rfc3339(), "comment": "lab"}),
+        )
+        .await;
+    assert_eq!(s.status, 201, "{}", s.text);
+    for env in ["prod", "lab"] {
+        let labels = json!({"alertname": "Down", "env": env});
+        let a = d
+            .hook(
+                "alertmanager",
+                &int.token,
+                &am_webhook(&format!("{{}}:{labels}"), vec![am_alert("firing", labels)]),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    assert_eq!(sample(&d, "incidentd_firing_alerts").await, 2);
+    assert_eq!(sample(&d, "incidentd_silenced_alerts").await, 1);
+    assert_eq!(
+        sample(&d, r#"incidentd_open_incidents{status="new"}"#).await,
+        3
+    );
+
+    // A heartbeat never pinged is inactive.
+    let h = d
+        .post(
+            "/api/v1/heartbeats",
+            &d.admin,
+            json!({"name": "backup-cron", "interval_secs": 3600}),
+        )
+        .await;
+    assert_eq!(h.status, 201, "{}", h.text);
+    assert_eq!(
+        sample(&d, r#"incidentd_heartbeats{state="inactive"}"#).await,
+        1
+    );
+    assert_eq!(
+        sample(&d, r#"incidentd_heartbeats{state="healthy"}"#).await,
+        0
+    );
+
+    // An approval waits for a decision.
+    let (lead, _) = d.user("lead", "Manager").await;
+    let wf = d
+        .post(
+            "/api/v1/approval-workflows",
+            &d.admin,
+            json!({"name": "Change", "levels": [{"name": "lead", "approvers": [{"type": "user", "id": lead}]}]}),
+        )
+        .await;
+    assert_eq!(wf.status, 201, "{}", wf.text);
+    let a = d
+        .post(
+            "/api/v1/approvals",
+            &d.admin,
+            json!({"workflow_id": wf.id(), "title": "Fail over"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(sample(&d, "incidentd_pending_approvals").await, 1);
+}

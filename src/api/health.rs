@@ -46,12 +46,19 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
     metrics::counter!("incidentd_store_replays_total").absolute(stats.replays);
     metrics::counter!("incidentd_store_durable_commits_total").absolute(stats.durable_commits);
     metrics::counter!("incidentd_store_logged_operations_total").absolute(stats.logged_operations);
+    let mut text = super::metrics::render();
+    // What the store holds now; a store that cannot be read leaves them out (readyz says
+    // why) rather than failing the scrape of everything else.
+    match crate::app::gauges::current(&app) {
+        Ok(gauges) => super::metrics::render_gauges(&mut text, &gauges),
+        Err(e) => tracing::warn!(error = %e, "/metrics: cannot read the store's gauges"),
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        super::metrics::render(),
+        text,
     )
         .into_response()
 }

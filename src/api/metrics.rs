@@ -111,6 +111,24 @@ pub fn render() -> String {
         .unwrap_or_default()
 }
 
+/// Appends `gauges` to `out` in the Prometheus text format. Label values are fixed
+/// names (statuses, priorities), never user input, so they need no escaping.
+pub fn render_gauges(out: &mut String, gauges: &[crate::app::gauges::Gauge]) {
+    use std::fmt::Write;
+    for g in gauges {
+        let _ = writeln!(out, "# HELP {} {}", g.name, g.help);
+        let _ = writeln!(out, "# TYPE {} gauge", g.name);
+        for (labels, value) in &g.samples {
+            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+            if labels.is_empty() {
+                let _ = writeln!(out, "{} {value}", g.name);
+            } else {
+                let _ = writeln!(out, "{}{{{}}} {value}", g.name, labels.join(","));
+            }
+        }
+    }
+}
+
 /// The request metrics of one route and method: handles looked up once, because a
 /// lookup by name and labels allocates and hashes every label (the webhooks take tens of
 /// thousands of requests a second).

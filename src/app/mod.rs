@@ -15,6 +15,7 @@ pub mod dashboard;
 pub mod error;
 pub mod escalation;
 pub mod events;
+pub mod gauges;
 pub mod groups;
 pub mod heartbeats;
 pub mod incidents;
