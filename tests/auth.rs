@@ -21,6 +21,20 @@ async fn login_answer(d: &TestDaemon, username: &str, password: &str) -> Answer 
     .await
 }
 
+/// The login session (`sid` claim) of the test daemon's admin token, read from its payload
+/// without checking it (it may have expired).
+fn admin_session(d: &TestDaemon) -> u64 {
+    use base64::Engine;
+    let payload = d.admin.split('.').nth(1).expect("a JWT");
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url"),
+    )
+    .expect("JSON claims");
+    claims["sid"].as_u64().expect("a session")
+}
+
 async fn refresh(d: &TestDaemon, token: &str) -> Answer {
     d.call(
         Method::POST,
@@ -128,14 +142,14 @@ async fn an_expired_token_is_refused() {
     let old = d
         .app
         .tokens
-        .issue(1, 0, three_days_ago.timestamp(), 3600)
+        .issue(1, 0, admin_session(&d), three_days_ago.timestamp(), 3600)
         .expect("issue");
     assert_refused(&d, &old, "expired issued token").await;
     // Control: the same claims issued now are accepted, so expiry is what was refused.
     let fresh = d
         .app
         .tokens
-        .issue(1, 0, Utc::now().timestamp(), 3600)
+        .issue(1, 0, admin_session(&d), Utc::now().timestamp(), 3600)
         .expect("issue");
     let me = d.get("/api/v1/auth/me", &fresh).await;
     assert_eq!(me.status, 200, "{}", me.text);
@@ -184,14 +198,14 @@ async fn a_tampered_token_is_refused() {
 async fn a_token_signed_with_another_secret_is_refused() {
     let d = TestDaemon::start().await;
     let foreign = incidentd::auth::jwt::TokenKeys::new(b"another-secret-another-secret-xx")
-        .issue(1, 0, Utc::now().timestamp(), 3600)
+        .issue(1, 0, admin_session(&d), Utc::now().timestamp(), 3600)
         .expect("issue");
     assert_refused(&d, &foreign, "foreign secret").await;
     // Control: our own keys with the same claims work.
     let ours = d
         .app
         .tokens
-        .issue(1, 0, Utc::now().timestamp(), 3600)
+        .issue(1, 0, admin_session(&d), Utc::now().timestamp(), 3600)
         .expect("issue");
     assert_eq!(d.get("/api/v1/auth/me", &ours).await.status, 200);
 }
@@ -239,8 +253,12 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
 
     // The old refresh token no longer works; presenting it is reuse and revokes the family...
     refresh(&d, &old_refresh).await.assert_problem(401);
-    // ...so the new one, never used, fails too.
+    // ...so the new one, never used, fails too, and so does the session's access token
+    // (whoever stole the refresh token may hold it).
     refresh(&d, &new_refresh).await.assert_problem(401);
+    d.get("/api/v1/auth/me", &new_access)
+        .await
+        .assert_problem(401);
 
     // Other sessions are unaffected.
     let other = login_answer(&d, "admin", ADMIN_PASSWORD).await;
@@ -340,6 +358,16 @@ async fn logout_ends_the_refresh_session() {
     let d = TestDaemon::start().await;
     let session = login_answer(&d, "admin", ADMIN_PASSWORD).await;
     let refresh_token = str_field(&session.body, "refresh_token").to_owned();
+    let first_access = str_field(&session.body, "access_token").to_owned();
+    // A refresh in the same session, and another session (another device).
+    let rotated = refresh(&d, &refresh_token).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let refresh_token = str_field(&rotated.body, "refresh_token").to_owned();
+    let second_access = str_field(&rotated.body, "access_token").to_owned();
+    let elsewhere = d.login("admin", ADMIN_PASSWORD).await;
+    for token in [&first_access, &second_access, &elsewhere] {
+        assert_eq!(d.get("/api/v1/auth/me", token).await.status, 200);
+    }
     let a = d
         .call(
             Method::POST,
@@ -350,6 +378,14 @@ async fn logout_ends_the_refresh_session() {
         .await;
     assert_eq!(a.status, 204, "{}", a.text);
     refresh(&d, &refresh_token).await.assert_problem(401);
+    // Every access token of the session stops at once, not when it expires; the other
+    // session goes on.
+    for token in [&first_access, &second_access] {
+        let a = d.get("/api/v1/auth/me", token).await;
+        a.assert_problem(401);
+        assert!(a.text.contains("logged out"), "{}", a.text);
+    }
+    assert_eq!(d.get("/api/v1/auth/me", &elsewhere).await.status, 200);
     // Logging out an unknown session is not an error (and says nothing).
     let a = d
         .call(

@@ -116,7 +116,8 @@ impl<N: Need> FromRequestParts<AppState> for Auth<N> {
             .sub
             .parse()
             .map_err(|_| AppError::Unauthorized("the token is invalid".into()))?;
-        let actor = crate::app::users::actor_for(&app.store.read()?, user_id, claims.ver)?;
+        let actor =
+            crate::app::users::actor_for(&app.store.read()?, user_id, claims.ver, claims.sid)?;
         if let Some(p) = N::PERMISSION {
             crate::app::require(&actor, p)?;
         }

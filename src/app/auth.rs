@@ -102,11 +102,18 @@ async fn start_session(app: &App, user: &User) -> AppResult<TokenPair> {
     )
 }
 
+/// An access token in the session of `refresh` (its family), and `refresh` itself.
 fn pair(app: &App, user_id: u64, version: u64, refresh: RefreshToken) -> AppResult<TokenPair> {
     let ttl = app.config.auth.access_token_ttl_secs;
     let access_token = app
         .tokens
-        .issue(user_id, version, app.clock.now().timestamp(), ttl)
+        .issue(
+            user_id,
+            version,
+            refresh.family,
+            app.clock.now().timestamp(),
+            ttl,
+        )
         .map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(TokenPair {
         access_token,
@@ -183,7 +190,8 @@ pub async fn refresh(app: &App, token: &str) -> AppResult<TokenPair> {
     }
 }
 
-/// Revokes the session a refresh token belongs to (logout). Unknown tokens are ignored.
+/// Ends the session a refresh token belongs to (logout): the refresh token and every
+/// access token issued in the session stop working. Unknown tokens are ignored.
 pub async fn logout(app: &App, token: &str) -> AppResult<()> {
     let Some(presented) = RefreshToken::parse(token) else {
         return Ok(());

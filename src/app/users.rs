@@ -174,13 +174,28 @@ fn check_privileges(
     Ok(())
 }
 
-/// The actor for an authenticated user, or 401 if the user is gone, inactive, or the
-/// token predates a password change.
-pub fn actor_for(r: &impl Reader, user_id: u64, token_version: u64) -> AppResult<Actor> {
+/// The actor for an authenticated user, or 401 if the user is gone, inactive, the token
+/// predates a password change, or its session has ended.
+pub fn actor_for(
+    r: &impl Reader,
+    user_id: u64,
+    token_version: u64,
+    session: Option<u64>,
+) -> AppResult<Actor> {
     let unauthorized = || AppError::Unauthorized("the token is no longer valid".into());
     let user = access::get::<User>(r, user_id)?.ok_or_else(unauthorized)?;
     if !user.active || user.token_version != token_version {
         return Err(unauthorized());
+    }
+    // Tokens from before sessions were named carry none; they expire on their own.
+    if let Some(sid) = session {
+        let live = access::get::<crate::auth::refresh::RefreshFamily>(r, sid)?
+            .is_some_and(|f| f.user_id == user_id && !f.revoked);
+        if !live {
+            return Err(AppError::Unauthorized(
+                "the session has ended (logged out); log in again".into(),
+            ));
+        }
     }
     Ok(Actor::user(user.id, &user.username, permissions(r, &user)?))
 }

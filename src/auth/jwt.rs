@@ -19,6 +19,10 @@ pub struct Claims {
     pub exp: i64,
     /// Issuer, always `incidentd`.
     pub iss: String,
+    /// The login session (refresh family) the token belongs to: logging out, or a stolen
+    /// refresh token being reused, ends the session and with it this token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<u64>,
 }
 
 const ISSUER: &str = "incidentd";
@@ -62,11 +66,13 @@ impl TokenKeys {
         }
     }
 
-    /// A token for `user_id` at `token_version`, valid from `now` for `ttl_secs`.
+    /// A token for `user_id` at `token_version` in login session `session`, valid from
+    /// `now` for `ttl_secs`.
     pub fn issue(
         &self,
         user_id: u64,
         token_version: u64,
+        session: u64,
         now: i64,
         ttl_secs: u64,
     ) -> Result<String, TokenError> {
@@ -76,6 +82,7 @@ impl TokenKeys {
             iat: now,
             exp: now + i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2),
             iss: ISSUER.into(),
+            sid: Some(session),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|_| TokenError::Invalid)
@@ -103,17 +110,17 @@ mod tests {
     #[test]
     fn issue_and_verify() {
         let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef");
-        let t = keys.issue(7, 2, now(), 60).expect("issue");
+        let t = keys.issue(7, 2, 3, now(), 60).expect("issue");
         let c = keys.verify(&t).expect("valid");
-        assert_eq!((c.sub.as_str(), c.ver), ("7", 2));
+        assert_eq!((c.sub.as_str(), c.ver, c.sid), ("7", 2, Some(3)));
     }
 
     #[test]
     fn expired_tampered_and_foreign_tokens_are_refused() {
         let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef");
-        let old = keys.issue(7, 0, now() - 7200, 60).expect("issue");
+        let old = keys.issue(7, 0, 3, now() - 7200, 60).expect("issue");
         assert_eq!(keys.verify(&old), Err(TokenError::Expired));
-        let good = keys.issue(7, 0, now(), 60).expect("issue");
+        let good = keys.issue(7, 0, 3, now(), 60).expect("issue");
         let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
         parts[1] = parts[1].chars().rev().collect();
         assert_eq!(keys.verify(&parts.join(".")), Err(TokenError::Invalid));
