@@ -164,6 +164,10 @@ pub struct RetentionConfig {
     pub events_days: u32,
     /// Days finished deliveries stay in the notification log; 0 keeps them forever.
     pub deliveries_days: u32,
+    /// Days a resolved alert stays once last seen, its incident (if any) having ended and
+    /// not changed for as long; 0 keeps them forever. Incidents keep their counts and
+    /// timelines.
+    pub alerts_days: u32,
     /// Seconds between two clean-ups.
     pub interval_secs: u64,
 }
@@ -173,6 +177,7 @@ impl Default for RetentionConfig {
         Self {
             events_days: 30,
             deliveries_days: 30,
+            alerts_days: 90,
             interval_secs: 3600,
         }
     }
@@ -789,6 +794,7 @@ impl Config {
                 "retention.deliveries_days",
                 days(self.retention.deliveries_days),
             ),
+            ("retention.alerts_days", days(self.retention.alerts_days)),
             ("retention.interval_secs", self.retention.interval_secs),
             ("store.checkpoint_secs", self.store.checkpoint_secs),
             ("notify.timeout_secs", self.notify.timeout_secs),

@@ -90,3 +90,94 @@ async fn old_deliveries_and_events_go_and_the_record_stays() {
     let audit = d.get("/api/v1/audit?limit=500", &d.admin).await;
     assert!(audit.text.contains(&format!("INC-{old}")), "{}", audit.text);
 }
+
+/// The alert whose `alertname` is `name`, if it is still stored.
+async fn alert_named(d: &TestDaemon, name: &str) -> Option<serde_json::Value> {
+    d.all("/api/v1/alerts")
+        .await
+        .into_iter()
+        .find(|a| a["labels"]["alertname"] == name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolved_alerts_of_ended_incidents_go_after_alerts_days() {
+    use common::ingest::{am_alert, am_webhook};
+    let clock = ManualClock::new(Utc::now());
+    let d = TestDaemon::start_with(
+        |c| {
+            c.retention.alerts_days = 10;
+            c.retention.interval_secs = 1;
+        },
+        Arc::new(clock.clone()),
+    )
+    .await;
+    let int = d.integration("alertmanager", json!({})).await;
+    let send = async |group: &str, alerts: Vec<(&str, &str)>| {
+        let body = am_webhook(
+            &format!("{{}}:{{group=\"{group}\"}}"),
+            alerts
+                .into_iter()
+                .map(|(status, name)| am_alert(status, json!({"alertname": name, "group": group})))
+                .collect(),
+        );
+        let a = d.hook("alertmanager", &int.token, &body).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        a.body
+    };
+    // Done: fired, resolved, its incident auto-resolved.
+    let done = send("done", vec![("firing", "Done")]).await["opened"][0]
+        .as_u64()
+        .expect("opened");
+    send("done", vec![("resolved", "Done")]).await;
+    assert_eq!(incident(&d, done).await["status"], "resolved");
+    // Half: one of two alerts resolved, the incident still open.
+    send("half", vec![("firing", "HalfA"), ("firing", "HalfB")]).await;
+    send("half", vec![("resolved", "HalfA")]).await;
+    // Never seen firing: stored resolved, no incident.
+    send("stray", vec![("resolved", "Stray")]).await;
+
+    clock.advance(chrono::Duration::days(11));
+    // Resolved just now: young.
+    send("young", vec![("firing", "Young")]).await;
+    send("young", vec![("resolved", "Young")]).await;
+    eventually("old resolved alerts are gone", WAIT, async || {
+        (alert_named(&d, "Done").await.is_none() && alert_named(&d, "Stray").await.is_none())
+            .then_some(())
+    })
+    .await;
+    // A resolved alert of an open incident stays, as do firing and young ones.
+    assert_eq!(
+        alert_named(&d, "HalfA").await.expect("HalfA")["state"],
+        "resolved"
+    );
+    assert_eq!(
+        alert_named(&d, "HalfB").await.expect("HalfB")["state"],
+        "firing"
+    );
+    assert_eq!(
+        alert_named(&d, "Young").await.expect("Young")["state"],
+        "resolved"
+    );
+    let text = d
+        .http
+        .get(d.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(deleted(&text, "alerts"), 2, "{text}");
+
+    // The incident keeps its record and counts; the fingerprint fires anew into a new
+    // incident with a new record.
+    let old = incident(&d, done).await;
+    assert_eq!(old["alert_count"], 1, "{old}");
+    assert!(!timeline(&d, done).await.is_empty());
+    let again = send("done", vec![("firing", "Done")]).await;
+    let reopened = again["opened"][0].as_u64().expect("a new incident");
+    assert_ne!(reopened, done);
+    let a = alert_named(&d, "Done").await.expect("Done again");
+    assert_eq!(a["incident_id"], reopened, "{a}");
+    assert_eq!(a["receive_count"], 1, "{a}");
+}

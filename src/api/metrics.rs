@@ -97,7 +97,7 @@ fn describe() {
         "incidentd_store_logged_operations_total",
         "Store operations made durable through the redo log."
     );
-    for kind in ["events", "deliveries"] {
+    for kind in ["events", "deliveries", "alerts"] {
         metrics::counter!("incidentd_retention_deleted_total", "kind" => kind).increment(0);
     }
 }

@@ -194,13 +194,40 @@ impl<'t> AlertTables<'t> {
                 .get(key)?
                 .and_then(|g| crate::store::keys::id_from_key(g.value())),
         };
-        let Some(id) = id else {
-            return Ok(None);
-        };
+        match id {
+            Some(id) => self.get(id),
+            None => Ok(None),
+        }
+    }
+
+    /// The alert record `id`.
+    fn get(&self, id: u64) -> Result<Option<Alert>, StoreError> {
+        use redb::ReadableTable;
         self.alerts
             .get(crate::store::keys::id_key(id).as_slice())?
             .map(|g| Alert::from_bytes(g.value()))
             .transpose()
+    }
+
+    /// Deletes an alert, its index entries, and its fingerprint's pointer if it is the
+    /// latest record of the fingerprint.
+    fn delete(&mut self, a: &Alert) -> Result<(), StoreError> {
+        use redb::ReadableTable;
+        self.alerts
+            .remove(crate::store::keys::id_key(a.id).as_slice())?;
+        for (f, v) in index_entries(a) {
+            let key = Key::new().u8(f).u64(v).u64(a.id).into_bytes();
+            self.index_changes.push((key, false));
+        }
+        let fp = fp_key(a.integration_id, &a.fingerprint);
+        let latest = self
+            .by_fingerprint
+            .get(fp.as_slice())?
+            .and_then(|g| crate::store::keys::id_from_key(g.value()));
+        if latest == Some(a.id) {
+            self.by_fingerprint.remove(fp.as_slice())?;
+        }
+        Ok(())
     }
 
     /// Makes `id` the latest record of a fingerprint.
@@ -908,6 +935,83 @@ pub(crate) fn muted_by(r: &impl Reader, silence_id: u64) -> Result<Vec<Alert>, S
         out.extend(access::get::<Alert>(r, id)?);
     }
     Ok(out)
+}
+
+/// What one retention step over resolved alerts did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pruned {
+    /// Alerts deleted.
+    pub deleted: u64,
+    /// The last alert id looked at, to go on after; `None` once every alert old enough
+    /// has been looked at.
+    pub next: Option<u64>,
+}
+
+/// Deletes resolved alerts last seen before `cutoff` whose incident (if any) has ended
+/// and not changed since `cutoff`, looking at up to `limit` resolved alerts with ids
+/// above `after`. An alert that joined an incident goes with its index entries and its
+/// fingerprint's pointer (the next delivery of the fingerprint starts a new record); the
+/// incident keeps its counts and timeline. Alert ids grow with `first_seen_at`, so the
+/// walk stops at the first alert first seen after `cutoff`.
+pub(crate) fn prune_resolved(
+    tx: &WriteTransaction,
+    cutoff: DateTime<Utc>,
+    after: u64,
+    limit: usize,
+) -> AppResult<Pruned> {
+    let state = Key::new()
+        .u8(field::STATE)
+        .u64(u64::from(AlertState::Resolved.code()));
+    let start = state.clone().u64(after.saturating_add(1)).into_bytes();
+    let end = Key::new()
+        .u8(field::STATE)
+        .u64(u64::from(AlertState::Resolved.code()) + 1)
+        .into_bytes();
+    let mut ids = Vec::new();
+    tx.scan_raw(
+        tables::ALERT_INDEX,
+        std::ops::Bound::Included(start.as_slice()),
+        std::ops::Bound::Excluded(end.as_slice()),
+        Order::Asc,
+        &mut |k, _| {
+            ids.extend(KeyReader::new(&k[k.len().saturating_sub(8)..]).u64());
+            Ok(if ids.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        },
+    )?;
+    let mut pruned = Pruned {
+        deleted: 0,
+        next: None,
+    };
+    let mut cache = IncidentCache::default();
+    let mut tables = AlertTables::open(tx)?;
+    for id in &ids {
+        let Some(a) = tables.get(*id)? else {
+            continue;
+        };
+        if a.first_seen_at >= cutoff {
+            tables.flush()?;
+            return Ok(pruned);
+        }
+        let ended = match a.incident_id {
+            None => true,
+            Some(i) => cache
+                .get(tx, i)?
+                .is_none_or(|i| !i.status.is_open() && i.updated_at < cutoff),
+        };
+        if a.state == AlertState::Resolved && a.last_seen_at < cutoff && ended {
+            tables.delete(&a)?;
+            pruned.deleted += 1;
+        }
+    }
+    tables.flush()?;
+    if ids.len() >= limit {
+        pruned.next = ids.last().copied();
+    }
+    Ok(pruned)
 }
 
 /// `GET /api/v1/alerts` filters.

@@ -2,8 +2,10 @@
 //! years keeps a store of bounded size. The event log goes after `retention.events_days`
 //! (never before every consumer, such as the playbook runner, has handled it, nor while
 //! a delivery still waiting to be sent needs it), finished
-//! deliveries leave the notification log after `retention.deliveries_days`. Incidents,
-//! problems, timelines, alerts and the audit log are the record and stay.
+//! deliveries leave the notification log after `retention.deliveries_days`, resolved
+//! alerts of ended incidents after `retention.alerts_days` (a daemon taking thousands of
+//! alerts a second would otherwise grow without bound). Incidents, problems, timelines
+//! and the audit log are the record and stay.
 //!
 //! Each pass deletes in small transactions, so that it never holds the writer for long;
 //! it keeps no state of its own, so stopping it at any moment loses nothing.
@@ -31,6 +33,8 @@ pub struct Pruned {
     pub events: u64,
     /// Deliveries.
     pub deliveries: u64,
+    /// Alerts.
+    pub alerts: u64,
 }
 
 impl RetentionWorker {
@@ -48,6 +52,7 @@ impl RetentionWorker {
                     tracing::info!(
                         events = p.events,
                         deliveries = p.deliveries,
+                        alerts = p.alerts,
                         "retention: deleted old records"
                     );
                 }
@@ -94,6 +99,23 @@ impl RetentionWorker {
                     .increment(n);
                 if n < CHUNK as u64 {
                     break;
+                }
+            }
+        }
+        if let Some(cutoff) = cutoff(now, r.alerts_days) {
+            let mut after = 0;
+            loop {
+                let step = self
+                    .app
+                    .store
+                    .write(move |tx| crate::app::alerts::prune_resolved(tx, cutoff, after, CHUNK))
+                    .await?;
+                pruned.alerts += step.deleted;
+                metrics::counter!("incidentd_retention_deleted_total", "kind" => "alerts")
+                    .increment(step.deleted);
+                match step.next {
+                    Some(next) => after = next,
+                    None => break,
                 }
             }
         }
