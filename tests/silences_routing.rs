@@ -172,6 +172,83 @@ async fn released(d: &TestDaemon, name: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_alert_joins_its_groups_incident() {
+    let d = TestDaemon::start().await;
+    let int = d.integration("alertmanager", json!({})).await;
+    let lab = d
+        .post(
+            "/api/v1/silences",
+            &d.admin,
+            json!({"matchers": [{"name": "env", "value": "lab"}], "ends_at": in_an_hour(), "comment": "lab rebuild"}),
+        )
+        .await;
+    assert_eq!(lab.status, 201, "{}", lab.text);
+    // One Alertmanager group, two alerts: one opens the incident, one is muted.
+    let group = "{}:{alertname=\"Down\"}";
+    let a = d
+        .hook(
+            "alertmanager",
+            &int.token,
+            &am_webhook(
+                group,
+                vec![
+                    am_alert("firing", json!({"alertname": "Down", "env": "prod"})),
+                    am_alert("firing", json!({"alertname": "Down", "env": "lab"})),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["silenced"], 1, "{}", a.text);
+    let incident = a.body["opened"][0].as_u64().expect("opened");
+
+    // Released, the muted alert joins its group's open incident instead of opening one.
+    let e = d
+        .post(
+            &format!("/api/v1/silences/{}/expire", lab.id()),
+            &d.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(e.status, 200, "{}", e.text);
+    assert_eq!(d.all("/api/v1/incidents").await.len(), 1);
+    let i = d
+        .get(&format!("/api/v1/incidents/{incident}"), &d.admin)
+        .await
+        .body;
+    assert_eq!(
+        (i["alert_count"].as_u64(), i["firing_alerts"].as_u64()),
+        (Some(2), Some(2)),
+        "{i}"
+    );
+    let alerts = d.all(&format!("/api/v1/incidents/{incident}/alerts")).await;
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+
+    // A silence moved to start later no longer mutes now: released at once.
+    let db = d
+        .post(
+            "/api/v1/silences",
+            &d.admin,
+            json!({"matchers": [{"name": "team", "value": "db"}], "ends_at": in_an_hour(), "comment": "db upgrade"}),
+        )
+        .await;
+    assert_eq!(db.status, 201, "{}", db.text);
+    let sum = fire(&d, &int, json!({"alertname": "Replication", "team": "db"})).await;
+    assert_eq!(sum["silenced"], 1, "{sum}");
+    let later = d
+        .patch(
+            &format!("/api/v1/silences/{}", db.id()),
+            &d.admin,
+            json!({"starts_at": (Utc::now() + Duration::minutes(30)).to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(later.status, 200, "{}", later.text);
+    assert_eq!(later.body["state"], "pending");
+    assert_eq!(d.all("/api/v1/alerts?status=silenced").await.len(), 0);
+    assert_eq!(d.all("/api/v1/incidents").await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_end_of_a_silence_releases_what_still_fires_even_across_a_restart() {
     let clock = ManualClock::new(Utc::now());
     let root = tempfile::tempdir().expect("tempdir");

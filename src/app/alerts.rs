@@ -84,7 +84,7 @@ struct Touch {
 }
 
 /// A firing alert on its way into a silence or an incident ([`Session::place`]).
-struct Placement {
+struct Placement<'a> {
     /// Its fingerprint key.
     key: Vec<u8>,
     /// The stored record it replaces, if any.
@@ -95,6 +95,11 @@ struct Placement {
     group: String,
     /// The silence muting it.
     silenced: Option<u64>,
+    /// The labels routing goes by: the delivery's (the stored record keeps those of its
+    /// first delivery).
+    labels: &'a BTreeMap<String, String>,
+    /// The severity its levels come from: the delivery's, even if absent.
+    severity: Option<&'a str>,
 }
 
 /// Incidents read during one batch, so that a hundred alerts of one group load their
@@ -583,17 +588,15 @@ impl<'t> Session<'t> {
                 }
                 // 3-4. The stored record is reused only if it never joined an incident.
                 let reusable = existing.filter(|a| a.incident_id.is_none());
-                let (before, mut alert) = reuse_or_new(reusable, ids, integration, incoming, now);
-                if before.is_some() && alert.labels != incoming.labels {
-                    // Routing and silences go by the labels of this delivery.
-                    alert.labels = incoming.labels.clone();
-                }
+                let (before, alert) = reuse_or_new(reusable, ids, integration, incoming, now);
                 let placement = Placement {
                     key,
                     before,
                     alert,
                     group: group_key(&settings.group_by, incoming),
                     silenced,
+                    labels: &incoming.labels,
+                    severity: incoming.severity.as_deref(),
                 };
                 self.place(now, integration, actor, placement, summary)?;
             }
@@ -609,7 +612,7 @@ impl<'t> Session<'t> {
         now: DateTime<Utc>,
         integration: &Integration,
         actor: &Actor,
-        placement: Placement,
+        placement: Placement<'_>,
         summary: &mut IngestSummary,
     ) -> AppResult<()> {
         let Placement {
@@ -618,6 +621,8 @@ impl<'t> Session<'t> {
             alert: mut a,
             group: gkey,
             silenced,
+            labels: placement_labels,
+            severity: placement_severity,
         } = placement;
         let settings = &integration.settings;
         let Session {
@@ -664,8 +669,8 @@ impl<'t> Session<'t> {
             }),
             None => None,
         };
-        let route = router.route(integration.id, &a.labels);
-        let mapped = settings.severity_map.levels(a.severity.as_deref());
+        let route = router.route(integration.id, placement_labels);
+        let mapped = settings.severity_map.levels(placement_severity);
         let levels = Levels {
             impact: route.impact.unwrap_or(mapped.impact),
             urgency: route.urgency.unwrap_or(mapped.urgency),
@@ -742,12 +747,15 @@ impl<'t> Session<'t> {
                 &alert.fingerprint,
             )
         });
+        let (labels, severity) = (alert.labels.clone(), alert.severity.clone());
         let placement = Placement {
             key: fp_key(integration.id, &alert.fingerprint),
             before: Some(alert.clone()),
             alert,
             group,
             silenced,
+            labels: &labels,
+            severity: severity.as_deref(),
         };
         self.place(now, integration, &actor, placement, &mut summary)?;
         self.summaries.push(summary);
@@ -927,12 +935,34 @@ pub(crate) fn muting_silences(r: &impl Reader) -> Result<Vec<u64>, StoreError> {
     }
 }
 
-/// The firing alerts silence `silence_id` mutes, oldest first.
-pub(crate) fn muted_by(r: &impl Reader, silence_id: u64) -> Result<Vec<Alert>, StoreError> {
-    let prefix = Key::new().u8(field::SILENCE).u64(silence_id).into_bytes();
+/// The firing alerts silence `silence_id` mutes (none on an incident yet), oldest first.
+/// An index entry that does not describe its record any more is dropped on the way, so
+/// that it cannot bring a resolved alert back or be looked at again and again.
+pub(crate) fn muted_by_in_tx(
+    tx: &WriteTransaction,
+    silence_id: u64,
+) -> Result<Vec<Alert>, StoreError> {
+    let prefix = Key::new().u8(field::SILENCE).u64(silence_id);
     let mut out = Vec::new();
-    for id in access::ids_with_prefix(r, tables::ALERT_INDEX, &prefix, usize::MAX)? {
-        out.extend(access::get::<Alert>(r, id)?);
+    for id in access::ids_with_prefix(tx, tables::ALERT_INDEX, prefix.as_bytes(), usize::MAX)? {
+        match access::get::<Alert>(tx, id)? {
+            Some(a)
+                if a.state == AlertState::Firing
+                    && a.silenced_by == Some(silence_id)
+                    && a.incident_id.is_none() =>
+            {
+                out.push(a)
+            }
+            _ => {
+                tracing::warn!(
+                    alert = id,
+                    silence = silence_id,
+                    "dropping a stale silence entry of the alert index"
+                );
+                let key = prefix.clone().u64(id).into_bytes();
+                access::delete_raw(tx, tables::ALERT_INDEX, &key)?;
+            }
+        }
     }
     Ok(out)
 }

@@ -2,8 +2,8 @@
 //! creator. A silenced alert is stored as silenced and opens nothing.
 //!
 //! Muting is not forgetting: when a silence ends (its time runs out, somebody expires it,
-//! or its matchers change) the alerts it muted that still fire are released into their
-//! incidents at once, as Alertmanager notifies of them after a silence, without waiting
+//! or its matchers or times change) the alerts it no longer mutes that still fire are
+//! released into their incidents at once, as Alertmanager notifies of them after a silence, without waiting
 //! for the sender to repeat them (a PagerDuty or generic sender may never repeat).
 
 use std::collections::BTreeMap;
@@ -148,15 +148,14 @@ pub fn current(r: &impl Reader, now: DateTime<Utc>) -> Result<Vec<Silence>, Stor
 }
 
 /// Releases the firing alerts silence `id` mutes that no silence in force at `now` mutes
-/// any more: they join or open their group's incident, whose timeline says why. Inside
-/// the transaction that ended or changed the silence, or the release pass's.
+/// any more: they join or open their group's incident, whose timeline says why.
 fn release_in_tx(
     tx: &WriteTransaction,
     now: DateTime<Utc>,
     who: &ActorRef,
     id: u64,
 ) -> AppResult<usize> {
-    let muted = alerts::muted_by(tx, id)?;
+    let muted = alerts::muted_by_in_tx(tx, id)?;
     if muted.is_empty() {
         return Ok(0);
     }
@@ -189,9 +188,23 @@ fn release_in_tx(
     Ok(count)
 }
 
+/// [`release_in_tx`] in a transaction of its own, right after a change to silence `id`
+/// was committed: the change stands even if the release fails (it is logged, and the
+/// release pass tries again if the silence has ended).
+async fn release_after_change(app: &App, now: DateTime<Utc>, who: ActorRef, id: u64) {
+    let released = app
+        .store
+        .write(move |tx| release_in_tx(tx, now, &who, id))
+        .await;
+    if let Err(e) = released {
+        tracing::warn!(silence = id, error = %e, "cannot release the alerts of a changed silence");
+    }
+}
+
 /// Releases the alerts of every silence that has ended (or not yet begun) while alerts it
 /// muted still fire: the pass of [`crate::engine::silences`]. Returns how many alerts
-/// went to incidents.
+/// went to incidents. A silence whose release fails is logged and left for the next pass;
+/// the others go on.
 pub async fn release_ended(app: &App) -> AppResult<usize> {
     let now = app.clock.now();
     let r = app.store.read()?;
@@ -206,10 +219,16 @@ pub async fn release_ended(app: &App) -> AppResult<usize> {
     drop(r);
     let mut released = 0;
     for id in ended {
-        released += app
+        match app
             .store
             .write(move |tx| release_in_tx(tx, now, &Actor::system().reference, id))
-            .await?;
+            .await
+        {
+            Ok(n) => released += n,
+            Err(e) => {
+                tracing::warn!(silence = id, error = %e, "cannot release the alerts of an ended silence; trying again shortly")
+            }
+        }
     }
     Ok(released)
 }
@@ -364,7 +383,6 @@ pub async fn update(
             e.into_result()?;
             s.updated_at = now;
             save(tx, Some(&before), &s)?;
-            release_in_tx(tx, now, &who, id)?;
             let changes = audit::diff_records(&before, &s);
             super::audit::record(
                 tx,
@@ -378,6 +396,7 @@ pub async fn update(
             Ok(s)
         })
         .await?;
+    release_after_change(app, now, actor.reference.clone(), id).await;
     Ok(view(s, now))
 }
 
@@ -403,7 +422,6 @@ pub async fn expire(app: &App, actor: &Actor, id: u64) -> AppResult<SilenceView>
             }
             s.updated_at = now;
             save(tx, Some(&before), &s)?;
-            release_in_tx(tx, now, &who, id)?;
             super::audit::record(
                 tx,
                 now,
@@ -416,5 +434,6 @@ pub async fn expire(app: &App, actor: &Actor, id: u64) -> AppResult<SilenceView>
             Ok(s)
         })
         .await?;
+    release_after_change(app, now, actor.reference.clone(), id).await;
     Ok(view(s, now))
 }

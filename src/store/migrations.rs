@@ -323,14 +323,20 @@ fn apply_escalation_refs(tx: &WriteTransaction, _source: &'static str) -> Result
     Ok(())
 }
 
-/// Indexes every firing alert that names a silence under that silence (field
-/// [`tables::alert_field::SILENCE`]), as `app::alerts` does for alerts it stores.
+/// Indexes every firing alert muted by a silence that has not ended under that silence
+/// (field [`tables::alert_field::SILENCE`]), as `app::alerts` does for alerts it stores.
+/// Alerts of silences that ended before the upgrade are left as they were (released on
+/// their sender's next repeat, as before): releasing months of them at once would page
+/// for what nobody has watched since.
 fn apply_silenced_alert_index(
     tx: &WriteTransaction,
     _source: &'static str,
 ) -> Result<(), StoreError> {
     use crate::domain::alert::{Alert, AlertState};
+    use crate::domain::silence::Silence;
     use tables::alert_field as field;
+    let now = Utc::now();
+    let mut not_ended_silences = std::collections::HashMap::new();
     let prefix = Key::new()
         .u8(field::STATE)
         .u64(u64::from(AlertState::Firing.code()))
@@ -340,6 +346,18 @@ fn apply_silenced_alert_index(
             && a.state == AlertState::Firing
             && let Some(silence) = a.silenced_by
         {
+            let not_ended = match not_ended_silences.get(&silence) {
+                Some(known) => *known,
+                None => {
+                    let live =
+                        access::get::<Silence>(tx, silence)?.is_some_and(|s| s.ends_at > now);
+                    not_ended_silences.insert(silence, live);
+                    live
+                }
+            };
+            if !not_ended {
+                continue;
+            }
             let key = Key::new()
                 .u8(field::SILENCE)
                 .u64(silence)
@@ -476,8 +494,24 @@ mod tests {
             alert(2, AlertState::Firing, None),
             alert(3, AlertState::Resolved, Some(7)),
             alert(4, AlertState::Firing, Some(9)),
+            alert(5, AlertState::Firing, Some(8)),
+            alert(6, AlertState::Firing, Some(404)),
         ];
         let tx = db.begin_write().expect("tx");
+        // Silences 7 and 9 have not ended; 8 ended before the upgrade; 404 is gone.
+        for (id, ends) in [(7, 1), (8, -1), (9, 2)] {
+            let silence = crate::domain::silence::Silence {
+                id,
+                matchers: vec![],
+                starts_at: Utc::now() - chrono::Duration::days(1),
+                ends_at: Utc::now() + chrono::Duration::days(ends),
+                comment: "maintenance".into(),
+                created_by: crate::domain::actor::Actor::system().reference,
+                created_at: Utc::now(),
+                updated_at: Utc::now(),
+            };
+            access::put(&tx, &silence).expect("silence");
+        }
         for a in &alerts {
             access::put_raw(
                 &tx,
