@@ -164,9 +164,9 @@ pub struct RetentionConfig {
     pub events_days: u32,
     /// Days finished deliveries stay in the notification log; 0 keeps them forever.
     pub deliveries_days: u32,
-    /// Days a resolved alert stays once last seen, its incident (if any) having ended and
-    /// not changed for as long; 0 keeps them forever. Incidents keep their counts and
-    /// timelines.
+    /// Days a resolved alert stays once last seen; 0 keeps them forever. Only alerts
+    /// nothing needs go: see `app::alerts::prune_resolved`. Incidents keep their counts
+    /// and timelines.
     pub alerts_days: u32,
     /// Seconds between two clean-ups.
     pub interval_secs: u64,

@@ -383,7 +383,7 @@ async fn logout_ends_the_refresh_session() {
     for token in [&first_access, &second_access] {
         let a = d.get("/api/v1/auth/me", token).await;
         a.assert_problem(401);
-        assert!(a.text.contains("logged out"), "{}", a.text);
+        assert!(a.text.contains("the session has ended"), "{}", a.text);
     }
     assert_eq!(d.get("/api/v1/auth/me", &elsewhere).await.status, 200);
     // Logging out an unknown session is not an error (and says nothing).

@@ -112,7 +112,15 @@ async fn resolved_alerts_of_ended_incidents_go_after_alerts_days() {
     )
     .await;
     let int = d.integration("alertmanager", json!({})).await;
-    let send = async |group: &str, alerts: Vec<(&str, &str)>| {
+    let long = d
+        .integration(
+            "alertmanager",
+            json!({"settings": {"reopen_window_secs": 40 * 86_400}}),
+        )
+        .await;
+    let send_to = async |int: &common::ingest::Integration,
+                         group: &str,
+                         alerts: Vec<(&str, &str)>| {
         let body = am_webhook(
             &format!("{{}}:{{group=\"{group}\"}}"),
             alerts
@@ -124,12 +132,52 @@ async fn resolved_alerts_of_ended_incidents_go_after_alerts_days() {
         assert_eq!(a.status, 200, "{}", a.text);
         a.body
     };
+    let send = async |group: &str, alerts: Vec<(&str, &str)>| send_to(&int, group, alerts).await;
+    // Kept: resolved within its integration's reopen window (40 days): a re-fire must
+    // find its alert to reopen the incident.
+    let longs: Vec<String> = (1..=17).map(|n| format!("Long{n:02}")).collect();
+    send_to(
+        &long,
+        "long",
+        longs.iter().map(|n| ("firing", n.as_str())).collect(),
+    )
+    .await;
+    send_to(
+        &long,
+        "long",
+        longs.iter().map(|n| ("resolved", n.as_str())).collect(),
+    )
+    .await;
     // Done: fired, resolved, its incident auto-resolved.
     let done = send("done", vec![("firing", "Done")]).await["opened"][0]
         .as_u64()
         .expect("opened");
     send("done", vec![("resolved", "Done")]).await;
     assert_eq!(incident(&d, done).await["status"], "resolved");
+    let closed = d
+        .post(
+            &format!("/api/v1/incidents/{done}/transition"),
+            &d.admin,
+            json!({"to": "closed"}),
+        )
+        .await;
+    assert_eq!(closed.status, 200, "{}", closed.text);
+    // Kept: resolved, not closed: it may be reopened by hand, and its first alerts stand
+    // for it (labels for playbooks, the runbook link); beyond those, alerts go.
+    let storm: Vec<String> = (1..=18).map(|n| format!("Storm{n:02}")).collect();
+    let storm_incident = send(
+        "storm",
+        storm.iter().map(|n| ("firing", n.as_str())).collect(),
+    )
+    .await["opened"][0]
+        .as_u64()
+        .expect("opened");
+    send(
+        "storm",
+        storm.iter().map(|n| ("resolved", n.as_str())).collect(),
+    )
+    .await;
+    assert_eq!(incident(&d, storm_incident).await["status"], "resolved");
     // Half: one of two alerts resolved, the incident still open.
     send("half", vec![("firing", "HalfA"), ("firing", "HalfB")]).await;
     send("half", vec![("resolved", "HalfA")]).await;
@@ -141,10 +189,24 @@ async fn resolved_alerts_of_ended_incidents_go_after_alerts_days() {
     send("young", vec![("firing", "Young")]).await;
     send("young", vec![("resolved", "Young")]).await;
     eventually("old resolved alerts are gone", WAIT, async || {
-        (alert_named(&d, "Done").await.is_none() && alert_named(&d, "Stray").await.is_none())
-            .then_some(())
+        (alert_named(&d, "Done").await.is_none()
+            && alert_named(&d, "Stray").await.is_none()
+            && alert_named(&d, "Storm18").await.is_none())
+        .then_some(())
     })
     .await;
+    assert_eq!(
+        alert_named(&d, "Long17").await.expect("Long17")["state"],
+        "resolved"
+    );
+    for n in 1..=18 {
+        let name = format!("Storm{n:02}");
+        assert_eq!(
+            alert_named(&d, &name).await.is_some(),
+            n <= 16,
+            "{name}: the first 16 alerts of a resolved incident stay"
+        );
+    }
     // A resolved alert of an open incident stays, as do firing and young ones.
     assert_eq!(
         alert_named(&d, "HalfA").await.expect("HalfA")["state"],
@@ -167,10 +229,10 @@ async fn resolved_alerts_of_ended_incidents_go_after_alerts_days() {
         .text()
         .await
         .expect("text");
-    assert_eq!(deleted(&text, "alerts"), 2, "{text}");
+    assert_eq!(deleted(&text, "alerts"), 4, "{text}");
 
-    // The incident keeps its record and counts; the fingerprint fires anew into a new
-    // incident with a new record.
+    // The closed incident keeps its record and counts; the fingerprint fires anew into a
+    // new incident with a new record.
     let old = incident(&d, done).await;
     assert_eq!(old["alert_count"], 1, "{old}");
     assert!(!timeline(&d, done).await.is_empty());

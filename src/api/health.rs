@@ -49,7 +49,7 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
     let mut text = super::metrics::render();
     // What the store holds now; a store that cannot be read leaves them out (readyz says
     // why) rather than failing the scrape of everything else.
-    match crate::app::gauges::current(&app) {
+    match crate::app::gauges::current(&app).await {
         Ok(gauges) => super::metrics::render_gauges(&mut text, &gauges),
         Err(e) => tracing::warn!(error = %e, "/metrics: cannot read the store's gauges"),
     }

@@ -977,26 +977,30 @@ pub(crate) struct Pruned {
     pub next: Option<u64>,
 }
 
-/// Deletes resolved alerts last seen before `cutoff` whose incident (if any) has ended
-/// and not changed since `cutoff`, looking at up to `limit` resolved alerts with ids
-/// above `after`. An alert that joined an incident goes with its index entries and its
-/// fingerprint's pointer (the next delivery of the fingerprint starts a new record); the
-/// incident keeps its counts and timeline. Alert ids grow with `first_seen_at`, so the
-/// walk stops at the first alert first seen after `cutoff`.
+/// Deletes resolved alerts last seen before `cutoff` that nothing needs any more, looking
+/// at up to `limit` resolved alerts with ids above `after`. An alert goes when it never
+/// joined an incident, or its incident has not changed since `cutoff` and is closed or
+/// cancelled, or resolved for longer than its integration's reopen window (a re-fire
+/// opens a new incident anyway) and the alert is not among the incident's first
+/// [`FIRST_ALERTS`] (kept for the labels playbooks match and the runbook link, should it
+/// be reopened by hand). It goes with its index entries and its fingerprint's pointer;
+/// the incident keeps its counts and timeline. Alert ids grow with `first_seen_at`, so
+/// the walk stops at the first alert first seen after `cutoff` (skipping any first seen
+/// after `now`, stamped while the clock was ahead).
 pub(crate) fn prune_resolved(
     tx: &WriteTransaction,
+    now: DateTime<Utc>,
     cutoff: DateTime<Utc>,
     after: u64,
     limit: usize,
 ) -> AppResult<Pruned> {
-    let state = Key::new()
+    let resolved = u64::from(AlertState::Resolved.code());
+    let start = Key::new()
         .u8(field::STATE)
-        .u64(u64::from(AlertState::Resolved.code()));
-    let start = state.clone().u64(after.saturating_add(1)).into_bytes();
-    let end = Key::new()
-        .u8(field::STATE)
-        .u64(u64::from(AlertState::Resolved.code()) + 1)
+        .u64(resolved)
+        .u64(after.saturating_add(1))
         .into_bytes();
+    let end = Key::new().u8(field::STATE).u64(resolved + 1).into_bytes();
     let mut ids = Vec::new();
     tx.scan_raw(
         tables::ALERT_INDEX,
@@ -1012,36 +1016,90 @@ pub(crate) fn prune_resolved(
             })
         },
     )?;
-    let mut pruned = Pruned {
-        deleted: 0,
-        next: None,
-    };
-    let mut cache = IncidentCache::default();
-    let mut tables = AlertTables::open(tx)?;
+    let mut keep = Keep::default();
+    let mut doomed = Vec::new();
+    let mut reached_cutoff = false;
     for id in &ids {
-        let Some(a) = tables.get(*id)? else {
+        let Some(a) = access::get::<Alert>(tx, *id)? else {
             continue;
         };
+        if a.first_seen_at > now {
+            continue;
+        }
         if a.first_seen_at >= cutoff {
-            tables.flush()?;
-            return Ok(pruned);
+            reached_cutoff = true;
+            break;
         }
-        let ended = match a.incident_id {
-            None => true,
-            Some(i) => cache
-                .get(tx, i)?
-                .is_none_or(|i| !i.status.is_open() && i.updated_at < cutoff),
-        };
-        if a.state == AlertState::Resolved && a.last_seen_at < cutoff && ended {
-            tables.delete(&a)?;
-            pruned.deleted += 1;
+        if a.state == AlertState::Resolved
+            && a.last_seen_at < cutoff
+            && !keep.needed(tx, &a, now, cutoff)?
+        {
+            doomed.push(a);
         }
+    }
+    let mut tables = AlertTables::open(tx)?;
+    for a in &doomed {
+        tables.delete(a)?;
     }
     tables.flush()?;
-    if ids.len() >= limit {
-        pruned.next = ids.last().copied();
+    Ok(Pruned {
+        deleted: doomed.len() as u64,
+        next: (!reached_cutoff && ids.len() >= limit)
+            .then(|| ids.last().copied())
+            .flatten(),
+    })
+}
+
+/// What retention reads to decide whether an old resolved alert is still needed, read
+/// once per incident and integration.
+#[derive(Default)]
+struct Keep {
+    incidents: IncidentCache,
+    reopen_windows: HashMap<u64, u64>,
+    first_alerts: HashMap<u64, Vec<u64>>,
+}
+
+impl Keep {
+    fn needed(
+        &mut self,
+        tx: &WriteTransaction,
+        a: &Alert,
+        now: DateTime<Utc>,
+        cutoff: DateTime<Utc>,
+    ) -> AppResult<bool> {
+        let Some(incident_id) = a.incident_id else {
+            return Ok(false);
+        };
+        let Some(i) = self.incidents.get(tx, incident_id)? else {
+            return Ok(false);
+        };
+        if i.status.is_open() || i.updated_at >= cutoff {
+            return Ok(true);
+        }
+        if i.status != IncidentStatus::Resolved {
+            return Ok(false);
+        }
+        let window = match self.reopen_windows.get(&a.integration_id) {
+            Some(w) => *w,
+            None => {
+                let w = access::get::<Integration>(tx, a.integration_id)?
+                    .map_or(0, |i| i.settings.reopen_window_secs);
+                self.reopen_windows.insert(a.integration_id, w);
+                w
+            }
+        };
+        if i.resolved_at.is_none_or(|r| within(now - r, window)) {
+            return Ok(true);
+        }
+        let first = match self.first_alerts.get(&incident_id) {
+            Some(f) => f,
+            None => {
+                let f = first_alert_ids(tx, incident_id, FIRST_ALERTS)?;
+                self.first_alerts.entry(incident_id).or_insert(f)
+            }
+        };
+        Ok(first.contains(&a.id))
     }
-    Ok(pruned)
 }
 
 /// `GET /api/v1/alerts` filters.
@@ -1173,6 +1231,10 @@ pub fn get(app: &App, actor: &Actor, id: u64) -> AppResult<Alert> {
     access::get(&app.store.read()?, id)?.ok_or_else(|| AppError::not_found("alert", id))
 }
 
+/// How many of an incident's first alerts stand for it: where its runbook link is looked
+/// for, and what retention keeps of an incident that may still be reopened.
+const FIRST_ALERTS: usize = 16;
+
 /// The ids of the first `limit` alerts attached to an incident, oldest first.
 fn first_alert_ids(
     r: &impl crate::store::access::Reader,
@@ -1188,7 +1250,7 @@ pub fn runbook_of(
     r: &impl crate::store::access::Reader,
     incident_id: u64,
 ) -> Result<Option<String>, StoreError> {
-    for id in first_alert_ids(r, incident_id, 16)? {
+    for id in first_alert_ids(r, incident_id, FIRST_ALERTS)? {
         if let Some(a) = access::get::<Alert>(r, id)?
             && let Some(rb) = a.runbook()
         {

@@ -4,23 +4,23 @@
 //!
 //! Counters say what happened; an on-call dashboard and the alert rules that watch the
 //! daemon itself ("an incident has waited unacknowledged", "the outbox is backing up", "a
-//! heartbeat expired") need what *is*. The values are read from the store at scrape time,
-//! mostly by counting index keys, so they are exact, survive restarts, keep no state of
-//! their own, and cost nothing between scrapes.
+//! heartbeat expired") need what *is*. The values are read from the store at scrape time
+//! (the incident counters the store keeps, index keys for the rest), so they are exact,
+//! survive restarts, keep no state of their own, and cost nothing between scrapes.
 
 use chrono::{DateTime, Utc};
 
-use super::{App, AppResult};
+use super::{App, AppError, AppResult};
 use crate::domain::approval::ApprovalStatus;
 use crate::domain::heartbeat::{Heartbeat, HeartbeatState};
-use crate::domain::incident::{Incident, IncidentStatus};
+use crate::domain::incident::IncidentStatus;
 use crate::domain::notification::DeliveryStatus;
 use crate::domain::priority::Priority;
 use crate::domain::transition::Lifecycle;
 use crate::store::StoreError;
 use crate::store::access::{self, Order, Reader};
 use crate::store::keys::Key;
-use crate::store::tables::{self, alert_field, delivery_field, incident_field};
+use crate::store::tables::{self, alert_field, delivery_field};
 
 /// One gauge with its samples.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,34 +38,34 @@ fn field_prefix(field: u8, code: u8) -> Vec<u8> {
     Key::new().u8(field).u64(u64::from(code)).into_bytes()
 }
 
-/// Every gauge, as the store has it at `now`.
-pub fn current(app: &App) -> AppResult<Vec<Gauge>> {
-    let r = app.store.read()?;
-    Ok(read(&r, app.clock.now())?)
+/// Every gauge, as the store has it now. Counting firing alerts and deliveries walks
+/// their index entries, so this runs off the async runtime.
+pub async fn current(app: &std::sync::Arc<App>) -> AppResult<Vec<Gauge>> {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || {
+        let r = app.store.read()?;
+        Ok(read(&r, app.clock.now())?)
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("the gauges task failed: {e}")))?
 }
 
 fn read(r: &impl Reader, now: DateTime<Utc>) -> Result<Vec<Gauge>, StoreError> {
+    // Kept up to date with every incident change (incidents::index), as the dashboard
+    // reads them: one read per series, however many incidents are open.
+    let counted = |name: String| -> Result<u64, StoreError> {
+        Ok(u64::try_from(access::counter(r, &name)?).unwrap_or(0))
+    };
     let mut by_status = Vec::new();
-    let mut by_priority = [0u64; 5];
     for status in IncidentStatus::ALL.iter().filter(|s| s.is_open()) {
-        let open = access::ids_with_prefix(
-            r,
-            tables::INCIDENT_INDEX,
-            &field_prefix(incident_field::STATUS, status.code()),
-            usize::MAX,
-        )?;
-        by_status.push((vec![("status", status.as_str())], open.len() as u64));
-        for id in open {
-            if let Some(i) = access::get::<Incident>(r, id)? {
-                by_priority[usize::from(i.priority.rank() - 1)] += 1;
-            }
-        }
+        let n = counted(format!("inc/status/{}", status.as_str()))?;
+        by_status.push((vec![("status", status.as_str())], n));
     }
-    let by_priority = Priority::ALL
-        .iter()
-        .zip(by_priority)
-        .map(|(p, n)| (vec![("priority", p.as_str())], n))
-        .collect();
+    let mut by_priority = Vec::new();
+    for p in Priority::ALL {
+        let n = counted(format!("inc/open/priority/{}", p.as_str()))?;
+        by_priority.push((vec![("priority", p.as_str())], n));
+    }
 
     let firing = access::count_with_prefix(
         r,

@@ -193,7 +193,8 @@ pub fn actor_for(
             .is_some_and(|f| f.user_id == user_id && !f.revoked);
         if !live {
             return Err(AppError::Unauthorized(
-                "the session has ended (logged out); log in again".into(),
+                "the session has ended (logout, or its refresh token was reused); log in again"
+                    .into(),
             ));
         }
     }

@@ -108,7 +108,9 @@ impl RetentionWorker {
                 let step = self
                     .app
                     .store
-                    .write(move |tx| crate::app::alerts::prune_resolved(tx, cutoff, after, CHUNK))
+                    .write(move |tx| {
+                        crate::app::alerts::prune_resolved(tx, now, cutoff, after, CHUNK)
+                    })
                     .await?;
                 pruned.alerts += step.deleted;
                 metrics::counter!("incidentd_retention_deleted_total", "kind" => "alerts")
