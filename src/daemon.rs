@@ -132,10 +132,9 @@ pub async fn start_on(app: Arc<App>, listener: TcpListener) -> std::io::Result<R
         tokio::spawn(
             crate::engine::heartbeats::HeartbeatChecker::new(app.clone()).run(signal.clone()),
         ),
-        tokio::spawn(
-            crate::engine::approvals::ApprovalExpirer::new(app.clone()).run(signal.clone()),
-        ),
-        tokio::spawn(crate::engine::silences::SilenceWatcher::new(app.clone()).run(signal.clone())),
+        tokio::spawn(crate::engine::approvals::run(app.clone(), signal.clone())),
+        tokio::spawn(crate::engine::silences::run(app.clone(), signal.clone())),
+        tokio::spawn(crate::engine::snoozes::run(app.clone(), signal.clone())),
     ];
     if !playbooks.is_empty() {
         tasks.push(tokio::spawn(

@@ -13,7 +13,7 @@ use chrono::Utc;
 use common::TestDaemon;
 use common::fakes::{Fake, webhook_fake};
 use common::notify::*;
-use incidentd::domain::clock::ManualClock;
+use incidentd::domain::clock::{Clock, ManualClock};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -502,4 +502,117 @@ async fn escalating_without_a_body_or_a_policy_says_what_happened() {
         .await;
     empty.assert_problem(422);
     assert!(empty.text.contains("title"), "{}", empty.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snoozed_incident_pages_again_when_the_snooze_ends_even_across_a_restart() {
+    let hook = webhook_fake().await;
+    let clock = ManualClock::new(Utc::now());
+    let mut d = TestDaemon::start_with(|_| {}, Arc::new(clock.clone())).await;
+    let ids = pageable_users(&d, &hook, &["alice"]).await;
+    let policy = create_policy(
+        &d,
+        json!({"name": "web", "steps": [{"delay_minutes": 5, "targets": [user(ids[0])]}]}),
+    )
+    .await;
+    let service = d
+        .post(
+            "/api/v1/services",
+            &d.admin,
+            json!({"name": "web", "escalation_policy_id": policy}),
+        )
+        .await;
+    assert_eq!(service.status, 201, "{}", service.text);
+    let open = |title: &str| json!({"title": title, "impact": "high", "urgency": "high", "service_id": service.id()});
+    let a = d
+        .post("/api/v1/incidents", &d.admin, open("Checkout slow"))
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = a.id();
+    paged(&hook, "alice", 1).await;
+    let snooze = |minutes: Value| json!({"minutes": minutes, "note": "waiting for the deploy"});
+    let path = format!("/api/v1/incidents/{id}/snooze");
+
+    // Only an acknowledged incident snoozes; a week at most.
+    let refused = d.post(&path, &d.admin, snooze(json!(30))).await;
+    refused.assert_problem(409);
+    assert!(
+        refused.text.contains("acknowledge it first"),
+        "{}",
+        refused.text
+    );
+    transition(&d, id, "acknowledged").await;
+    for bad in [json!(0), json!(10081), json!(-5), json!("soon")] {
+        let a = d.post(&path, &d.admin, snooze(bad.clone())).await;
+        assert!(matches!(a.status.as_u16(), 400 | 422), "{bad}: {}", a.text);
+        assert!(a.text.contains("minutes"), "{}", a.text);
+    }
+    let (_, viewer) = d.user("vera", "Viewer").await;
+    d.post(&path, &viewer, snooze(json!(30)))
+        .await
+        .assert_problem(403);
+
+    let a = d.post(&path, &d.admin, snooze(json!(30))).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["status"], "acknowledged");
+    let until =
+        chrono::DateTime::parse_from_rfc3339(a.body["snoozed_until"].as_str().expect("until"))
+            .expect("time");
+    assert_eq!(
+        until.with_timezone(&Utc),
+        clock.now() + chrono::Duration::minutes(30)
+    );
+    let snoozed = timeline_kinds(&timeline(&d, id).await, "snoozed");
+    assert_eq!(snoozed.len(), 1, "{snoozed:?}");
+    assert!(
+        snoozed[0].starts_with("snoozed for 30 min, until "),
+        "{snoozed:?}"
+    );
+    assert!(
+        snoozed[0].ends_with(": waiting for the deploy"),
+        "{snoozed:?}"
+    );
+
+    // Not before its time, and not while the daemon is down: at the first pass after.
+    clock.advance(chrono::Duration::minutes(29));
+    still(&hook, &[("alice", 1)]).await;
+    let dir = d.dir.take().expect("dir");
+    d.stop().await;
+    drop(d);
+    clock.advance(chrono::Duration::minutes(2));
+    let d = TestDaemon::start_in(dir.path(), |_| {}, Arc::new(clock.clone())).await;
+    paged(&hook, "alice", 2).await;
+    let i = incident(&d, id).await;
+    assert_eq!(i["status"], "new", "{i}");
+    assert!(i["snoozed_until"].is_null(), "{i}");
+    let run = escalation(&d, id).await;
+    assert_eq!(run["pages"], 1, "a new run from the first level: {run}");
+    let woke = timeline_kinds(&timeline(&d, id).await, "status_changed");
+    assert!(
+        woke.iter()
+            .any(|s| s == "acknowledged → new: the snooze ended; paging again"),
+        "{woke:?}"
+    );
+    still(&hook, &[("alice", 2)]).await;
+
+    // Resolving a snoozed incident ends the snooze: nothing pages later.
+    let b = d
+        .post("/api/v1/incidents", &d.admin, open("Search slow"))
+        .await;
+    assert_eq!(b.status, 201, "{}", b.text);
+    paged(&hook, "alice", 3).await;
+    transition(&d, b.id(), "acknowledged").await;
+    let s = d
+        .post(
+            &format!("/api/v1/incidents/{}/snooze", b.id()),
+            &d.admin,
+            json!({"minutes": 10}),
+        )
+        .await;
+    assert_eq!(s.status, 200, "{}", s.text);
+    transition(&d, b.id(), "resolved").await;
+    assert!(incident(&d, b.id()).await["snoozed_until"].is_null());
+    clock.advance(chrono::Duration::minutes(11));
+    still(&hook, &[("alice", 3)]).await;
+    assert_eq!(incident(&d, b.id()).await["status"], "resolved");
 }

@@ -511,6 +511,34 @@ async fn status_list_comment_escalate_and_their_errors() {
         .private(ALICE, "/incident", &format!("escalate {p5}"))
         .await;
     assert!(t.contains("only open incidents can be escalated"), "{t}");
+
+    // Snooze: an acknowledged incident, for a length.
+    let t = env
+        .private(ALICE, "/incident", &format!("snooze INC-{p1} 30m"))
+        .await;
+    assert!(t.contains("acknowledge it first"), "{t}");
+    d.post(
+        &format!("/api/v1/incidents/{p1}/transition"),
+        &d.admin,
+        json!({"to": "acknowledged"}),
+    )
+    .await;
+    let t = env
+        .private(ALICE, "/incident", &format!("snooze INC-{p1} 1h30m"))
+        .await;
+    assert_eq!(
+        t,
+        format!("INC-{p1} snoozed for 1 h 30 min: it pages again then unless its status changes.")
+    );
+    let i = d
+        .get(&format!("/api/v1/incidents/{p1}"), &d.admin)
+        .await
+        .body;
+    assert!(i["snoozed_until"].is_string(), "{i}");
+    let t = env
+        .private(ALICE, "/incident", &format!("snooze INC-{p1} later"))
+        .await;
+    assert!(t.contains("'later' is not a length"), "{t}");
 }
 
 #[tokio::test]

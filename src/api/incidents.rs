@@ -9,6 +9,7 @@ use super::extract::{AppState, Auth, Body, incident_id, perm};
 use super::problem::Problem;
 use crate::app::AppError;
 use crate::app::incidents::query::{IncidentFilter, IncidentParams};
+use crate::app::incidents::snooze::SnoozeRequest;
 use crate::app::incidents::{
     self, Assignment, EscalationRequest, IncidentPatch, IncidentView, NewComment, NewIncident,
     TransitionRequest,
@@ -100,6 +101,22 @@ pub async fn escalate(
 ) -> Result<Json<IncidentView>, AppError> {
     Ok(Json(
         incidents::escalate(&app, &auth.actor, incident_id(&id)?, req.note).await?,
+    ))
+}
+
+/// Snoozes an acknowledged incident for 1 minute to a week: it stays acknowledged, then
+/// goes back to `new` and pages again from the first escalation level, unless its status
+/// changed meanwhile. 409 unless acknowledged.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/snooze", tag = "incidents", security(("bearer" = [])), params(("id" = u64, Path)), request_body = SnoozeRequest,
+    responses((status = 200, body = IncidentView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn snooze(
+    State(app): State<AppState>,
+    auth: Auth<perm::IncidentWrite>,
+    Path(id): Path<String>,
+    Body(req): Body<SnoozeRequest>,
+) -> Result<Json<IncidentView>, AppError> {
+    Ok(Json(
+        incidents::snooze::snooze(&app, &auth.actor, incident_id(&id)?, req).await?,
     ))
 }
 

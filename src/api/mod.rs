@@ -104,6 +104,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(incidents::transition))
         .routes(routes!(incidents::assign))
         .routes(routes!(incidents::escalate))
+        .routes(routes!(incidents::snooze))
         .routes(routes!(incidents::escalation))
         .routes(routes!(
             escalation_policies::list,

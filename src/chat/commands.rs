@@ -324,6 +324,23 @@ pub async fn run(
             let v = incidents::escalate(app, &actor, id, None).await?;
             Ok(Reply::private(format!("{} escalated.", v.number)))
         }
+        Command::Snooze { id, minutes } => {
+            let v = incidents::snooze::snooze(
+                app,
+                &actor,
+                id,
+                incidents::snooze::SnoozeRequest {
+                    minutes,
+                    note: None,
+                },
+            )
+            .await?;
+            Ok(Reply::private(format!(
+                "{} snoozed for {}: it pages again then unless its status changes.",
+                v.number,
+                incidents::snooze::minutes_in_words(minutes)
+            )))
+        }
         Command::Oncall { service } => oncall(app, &actor, service.as_deref()),
         Command::ProblemNew { title } => {
             let p = problems::create(

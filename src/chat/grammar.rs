@@ -92,6 +92,13 @@ pub enum Command {
         /// Incident.
         id: u64,
     },
+    /// Snooze an acknowledged incident: page again after `minutes`.
+    Snooze {
+        /// Incident.
+        id: u64,
+        /// For how long.
+        minutes: u32,
+    },
     /// Who is on call.
     Oncall {
         /// Service name.
@@ -174,6 +181,7 @@ pub const INCIDENT_USAGE: &str = "\
 /incident list [open|mine|p1..p5]
 /incident comment [id] <text>
 /incident escalate [id]
+/incident snooze [id] <30m|2h|1d>
 /incident oncall [service]
 /incident help
 Ids: 42, INC-42 or #42; in an incident's thread the id may be left out.";
@@ -258,6 +266,37 @@ fn incident_id(
             usage,
         )),
     }
+}
+
+/// `30m`, `2h`, `1h30m`, `1d` (also `min`, `hours`...) as minutes; a bare number is not a
+/// length (it would read as an incident id). `None` for anything else, or 0, or more
+/// than a `u32` of minutes.
+pub fn parse_minutes(text: &str) -> Option<u32> {
+    let text = text.trim().to_ascii_lowercase();
+    let mut total: u64 = 0;
+    let mut rest = text.as_str();
+    if rest.is_empty() || rest.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let per = match &rest[..unit_len] {
+            "m" | "min" | "mins" | "minute" | "minutes" => 1,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 60,
+            "d" | "day" | "days" => 1440,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total = total.checked_add(n.checked_mul(per)?)?;
+    }
+    u32::try_from(total).ok().filter(|m| *m > 0)
 }
 
 fn level(key: &str, value: &str, usage: &'static str) -> Result<Level, UsageError> {
@@ -384,6 +423,21 @@ pub fn parse_incident(text: &str, context: Option<u64>) -> Result<Command, Usage
             const U: &str = "/incident escalate [id]";
             let id = incident_id(&mut args, context, U)?;
             Ok(Command::Escalate { id })
+        }
+        "snooze" => {
+            const U: &str = "/incident snooze [id] <30m|2h|1d>";
+            let id = incident_id(&mut args, context, U)?;
+            let minutes = match args.as_slice() {
+                [] => return Err(err("snooze for how long? say 30m, 2h or 1d", U)),
+                [d] => parse_minutes(d).ok_or_else(|| {
+                    err(
+                        format!("'{d}' is not a length (say 30m, 2h, 1h30m or 1d)"),
+                        U,
+                    )
+                })?,
+                _ => return Err(err("snooze takes one length", U)),
+            };
+            Ok(Command::Snooze { id, minutes })
         }
         "oncall" | "on-call" | "who" => Ok(Command::Oncall {
             service: (!args.is_empty()).then(|| args.join(" ")),
@@ -645,6 +699,28 @@ mod tests {
     }
 
     #[test]
+    fn lengths() {
+        for (text, minutes) in [
+            ("30m", Some(30)),
+            ("2h", Some(120)),
+            ("1h30m", Some(90)),
+            ("1d", Some(1440)),
+            ("2 days", None),
+            ("2days", Some(2880)),
+            ("90MIN", Some(90)),
+            ("45", None),
+            ("0m", None),
+            ("", None),
+            ("h", None),
+            ("5x", None),
+            ("-5m", None),
+            ("99999999999d", None),
+        ] {
+            assert_eq!(parse_minutes(text), minutes, "{text}");
+        }
+    }
+
+    #[test]
     fn list_status_comment_escalate_oncall_help() {
         assert_eq!(
             ok("list"),
@@ -683,6 +759,18 @@ mod tests {
         );
         assert!(bad("comment 8", None).message.contains("text"));
         assert_eq!(ok("escalate 8"), Command::Escalate { id: 8 });
+        assert_eq!(ok("snooze 8 30m"), Command::Snooze { id: 8, minutes: 30 });
+        assert_eq!(
+            parse_incident("snooze 1h30m", Some(8)),
+            Ok(Command::Snooze { id: 8, minutes: 90 })
+        );
+        assert!(bad("snooze 8", None).message.contains("how long"));
+        assert!(
+            bad("snooze 8 soon", None)
+                .message
+                .contains("'soon' is not a length")
+        );
+        assert!(bad("snooze 8 1h 2h", None).message.contains("one length"));
         assert_eq!(ok("take INC-8"), Command::Take { id: 8 });
         assert_eq!(parse_incident("take", Some(3)), Ok(Command::Take { id: 3 }));
         assert_eq!(

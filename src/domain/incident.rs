@@ -195,6 +195,27 @@ pub struct Incident {
     /// How many times it was reopened after being resolved.
     #[serde(default)]
     pub reopen_count: u32,
+    /// Acknowledged and snoozed: at this time it goes back to `new` and pages again,
+    /// unless it has moved on. Any status change ends the snooze.
+    #[serde(default)]
+    pub snoozed_until: Option<DateTime<Utc>>,
+}
+
+/// Longest snooze: a week (PagerDuty's longest is a day; a week covers a weekend plus a
+/// holiday, and anything longer is a problem record, not a snooze).
+pub const MAX_SNOOZE_MINUTES: u32 = 7 * 24 * 60;
+
+/// Why an incident cannot be snoozed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnoozeError {
+    /// Only an acknowledged incident can be snoozed: a `new` one must be acknowledged
+    /// first (someone took it), one in progress or on hold is being handled, and an ended
+    /// one has nothing to page for.
+    #[error("only an acknowledged incident can be snoozed (it is {0})")]
+    NotAcknowledged(IncidentStatus),
+    /// The end of a snooze must be after its start.
+    #[error("a snooze must end in the future")]
+    NotInFuture,
 }
 
 /// What a new incident starts from; the rest of [`Incident`] starts empty.
@@ -246,6 +267,7 @@ impl Incident {
             resolved_at: None,
             closed_at: None,
             reopen_count: 0,
+            snoozed_until: None,
         }
     }
 
@@ -279,7 +301,41 @@ impl Incident {
         }
         self.status = to;
         self.updated_at = at;
+        self.snoozed_until = None;
         Ok(())
+    }
+
+    /// Snoozes an acknowledged incident until `until`: it stays acknowledged, and then
+    /// goes back to `new` and pages again ([`Incident::wake`]) unless it moved on.
+    /// Snoozing a snoozed incident moves its wake-up time.
+    pub fn snooze(&mut self, until: DateTime<Utc>, at: DateTime<Utc>) -> Result<(), SnoozeError> {
+        if self.status != IncidentStatus::Acknowledged {
+            return Err(SnoozeError::NotAcknowledged(self.status));
+        }
+        if until <= at {
+            return Err(SnoozeError::NotInFuture);
+        }
+        self.snoozed_until = Some(until);
+        self.updated_at = at;
+        Ok(())
+    }
+
+    /// Whether its snooze has run out at `now` (and it is still acknowledged).
+    pub fn snooze_due(&self, now: DateTime<Utc>) -> bool {
+        self.status == IncidentStatus::Acknowledged && self.snoozed_until.is_some_and(|u| u <= now)
+    }
+
+    /// Ends a snooze that has run out: back to `new`, the one way back from acknowledged
+    /// (the responder asked to be paged again). `false`, and no change, if the snooze is
+    /// not due.
+    pub fn wake(&mut self, now: DateTime<Utc>) -> bool {
+        if !self.snooze_due(now) {
+            return false;
+        }
+        self.status = IncidentStatus::New;
+        self.snoozed_until = None;
+        self.updated_at = now;
+        true
     }
 
     /// Seconds from opening to first response, if there was one.
@@ -398,6 +454,7 @@ mod tests {
             resolved_at: None,
             closed_at: None,
             reopen_count: 0,
+            snoozed_until: None,
         }
     }
 
@@ -428,6 +485,56 @@ mod tests {
             .apply_transition(New, at("2026-01-01T05:00:00Z"))
             .expect_err("closed is final");
         assert_eq!(err.to_string(), "cannot move from 'closed' to 'new'");
+    }
+
+    #[test]
+    fn only_an_acknowledged_incident_snoozes_and_wakes_back_to_new() {
+        let t = |m: i64| at("2026-01-01T00:00:00Z") + chrono::Duration::minutes(m);
+        let mut i = incident();
+        assert_eq!(
+            i.snooze(t(30), t(0)),
+            Err(SnoozeError::NotAcknowledged(New))
+        );
+        i.apply_transition(Acknowledged, t(1)).expect("ack");
+        assert_eq!(i.snooze(t(1), t(1)), Err(SnoozeError::NotInFuture));
+        assert_eq!(i.snoozed_until, None, "a refused snooze changes nothing");
+        i.snooze(t(31), t(1)).expect("snooze");
+        assert_eq!((i.snoozed_until, i.updated_at), (Some(t(31)), t(1)));
+        // Snoozing again moves the wake-up.
+        i.snooze(t(61), t(2)).expect("snooze longer");
+        assert!(!i.snooze_due(t(60)));
+        assert!(!i.wake(t(60)), "not yet");
+        assert_eq!(i.status, Acknowledged);
+        assert!(i.wake(t(61)));
+        assert_eq!(
+            (i.status, i.snoozed_until, i.updated_at),
+            (New, None, t(61))
+        );
+        assert_eq!(
+            i.acknowledged_at,
+            Some(t(1)),
+            "the first response stays for MTTA"
+        );
+        assert!(!i.wake(t(62)), "once");
+
+        // Any status change ends a snooze; nothing wakes then.
+        for to in [InProgress, OnHold, Resolved, Cancelled] {
+            let mut i = incident();
+            i.apply_transition(Acknowledged, t(1)).expect("ack");
+            i.snooze(t(31), t(1)).expect("snooze");
+            i.apply_transition(to, t(2)).expect("move on");
+            assert_eq!(i.snoozed_until, None, "{to}");
+            assert!(!i.wake(t(40)), "{to}");
+            assert_eq!(i.status, to);
+        }
+        for from in [InProgress, OnHold, Resolved] {
+            let mut i = incident();
+            i.apply_transition(from, t(1)).expect("move");
+            assert_eq!(
+                i.snooze(t(30), t(2)),
+                Err(SnoozeError::NotAcknowledged(from))
+            );
+        }
     }
 
     #[test]

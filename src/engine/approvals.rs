@@ -15,27 +15,10 @@ use crate::app::{App, approvals};
 /// a few seconds at most, and no decision counts meanwhile.
 const EVERY: Duration = Duration::from_secs(2);
 
-/// The worker.
-pub struct ApprovalExpirer {
-    app: Arc<App>,
-}
-
-impl ApprovalExpirer {
-    /// A checker for `app`.
-    pub fn new(app: Arc<App>) -> Self {
-        Self { app }
-    }
-
-    /// Checks every [`EVERY`] until `shutdown` turns true.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        while super::pause(EVERY, &mut shutdown).await {
-            match approvals::expire_due(&self.app).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(expired = n, "approval requests expired"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "approval expiry check failed; it runs again shortly")
-                }
-            }
-        }
-    }
+/// Checks every [`EVERY`] until `shutdown` turns true.
+pub async fn run(app: Arc<App>, shutdown: watch::Receiver<bool>) {
+    super::repeat(EVERY, shutdown, "approval requests expired", || {
+        approvals::expire_due(&app)
+    })
+    .await;
 }

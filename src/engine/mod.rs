@@ -8,6 +8,7 @@ pub mod outbox;
 pub mod playbooks;
 pub mod retention;
 pub mod silences;
+pub mod snoozes;
 
 /// Waits `period`, or less if shutdown begins: `true` if the worker should go on. The
 /// sleep-then-work loop of the periodic workers, with a prompt stop.
@@ -21,4 +22,25 @@ pub(crate) async fn pause(
         changed = shutdown.changed() => if changed.is_err() { return false; },
     }
     !*shutdown.borrow()
+}
+
+/// The loop of a periodic worker whose pass counts what it did: runs `pass` every
+/// `period` until shutdown, logs `did` with the count when a pass did something, and a
+/// failed pass as a warning (the next one tries again).
+pub(crate) async fn repeat<F, Fut>(
+    period: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    did: &'static str,
+    mut pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, crate::app::AppError>>,
+{
+    while pause(period, &mut shutdown).await {
+        match pass().await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "{did}"),
+            Err(e) => tracing::warn!(error = %e, "{did}: the pass failed; it runs again shortly"),
+        }
+    }
 }

@@ -16,27 +16,13 @@ use crate::app::{App, silences};
 /// late at most. A pass with nothing to release reads one index entry per silence.
 const EVERY: Duration = Duration::from_secs(2);
 
-/// The worker.
-pub struct SilenceWatcher {
-    app: Arc<App>,
-}
-
-impl SilenceWatcher {
-    /// A watcher for `app`.
-    pub fn new(app: Arc<App>) -> Self {
-        Self { app }
-    }
-
-    /// Looks every [`EVERY`] until `shutdown` turns true.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        while super::pause(EVERY, &mut shutdown).await {
-            match silences::release_ended(&self.app).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(alerts = n, "silences ended: still-firing alerts released"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "releasing alerts of ended silences failed; it runs again shortly")
-                }
-            }
-        }
-    }
+/// Looks every [`EVERY`] until `shutdown` turns true.
+pub async fn run(app: Arc<App>, shutdown: watch::Receiver<bool>) {
+    super::repeat(
+        EVERY,
+        shutdown,
+        "silences ended: still-firing alerts released",
+        || silences::release_ended(&app),
+    )
+    .await;
 }

@@ -137,6 +137,9 @@ tables! {
     /// (due, milliseconds since the epoch, incident id) -> (): the active runs in the
     /// order the escalation worker must page them.
     ESCALATIONS_DUE = "escalations_due";
+    /// (wake-up, milliseconds since the epoch, incident id) -> (): snoozed incidents in
+    /// the order they page again.
+    SNOOZES_DUE = "snoozes_due";
     /// id -> Schedule.
     SCHEDULES = "schedules";
     /// lowercase name -> id.

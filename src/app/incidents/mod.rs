@@ -6,6 +6,7 @@
 
 pub(crate) mod index;
 pub mod query;
+pub mod snooze;
 
 use chrono::{DateTime, Utc};
 use redb::WriteTransaction;
@@ -229,6 +230,24 @@ pub(crate) fn save(
 ) -> Result<(), crate::store::StoreError> {
     access::put(tx, after)?;
     index::apply(tx, before, Some(after))?;
+    let was_snoozed = before.and_then(|b| b.snoozed_until);
+    if was_snoozed != after.snoozed_until {
+        if let Some(at) = was_snoozed {
+            access::delete_raw(
+                tx,
+                tables::SNOOZES_DUE,
+                &crate::store::due::key(at, after.id),
+            )?;
+        }
+        if let Some(at) = after.snoozed_until {
+            access::put_raw(
+                tx,
+                tables::SNOOZES_DUE,
+                &crate::store::due::key(at, after.id),
+                &[],
+            )?;
+        }
+    }
     if let Some(b) = before
         && let Some(reason) = crate::domain::paging::stops_pages(b.status, after.status)
     {

@@ -100,6 +100,18 @@ pub fn all() -> Value {
                     vec![incident()]
                 ),
                 sub(
+                    "snooze",
+                    "Snooze an acknowledged incident: it pages again after that long",
+                    vec![
+                        incident(),
+                        text(
+                            "length",
+                            "For how long: 30m, 2h, 1h30m, 1d (a week at most)",
+                            true
+                        ),
+                    ]
+                ),
+                sub(
                     "oncall",
                     "Who is on call",
                     vec![text("service", "Service name", false)]
@@ -185,6 +197,7 @@ mod tests {
                     (Some(6), _) => "1344444444444444444".to_owned(),
                     (_, Some("impact" | "urgency")) => "low".to_owned(),
                     (_, Some("filter")) => "mine".to_owned(),
+                    (_, Some("length")) => "30m".to_owned(),
                     _ => value.to_owned(),
                 };
                 json!({"type": o["type"], "name": o["name"], "value": v})
