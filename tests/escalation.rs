@@ -573,8 +573,15 @@ async fn a_snoozed_incident_pages_again_when_the_snooze_ends_even_across_a_resta
         "{snoozed:?}"
     );
 
+    // Snoozed again for longer: the new time counts, not the first one.
+    let a = d.post(&path, &d.admin, json!({"minutes": 45})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    clock.advance(chrono::Duration::minutes(31));
+    still(&hook, &[("alice", 1)]).await;
+    assert_eq!(incident(&d, id).await["status"], "acknowledged");
+
     // Not before its time, and not while the daemon is down: at the first pass after.
-    clock.advance(chrono::Duration::minutes(29));
+    clock.advance(chrono::Duration::minutes(13));
     still(&hook, &[("alice", 1)]).await;
     let dir = d.dir.take().expect("dir");
     d.stop().await;
@@ -590,8 +597,22 @@ async fn a_snoozed_incident_pages_again_when_the_snooze_ends_even_across_a_resta
     let woke = timeline_kinds(&timeline(&d, id).await, "status_changed");
     assert!(
         woke.iter()
-            .any(|s| s == "acknowledged → new: the snooze ended; paging again"),
+            .any(|s| s == "acknowledged → new: the snooze ended; paging again from level 1"),
         "{woke:?}"
+    );
+    let audit = d.get("/api/v1/audit?limit=500", &d.admin).await;
+    assert!(
+        audit.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|e| e["action"] == "incident.transition"
+                && e["actor"]["kind"] == "system"
+                && e["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("the snooze ended"))),
+        "{}",
+        audit.text
     );
     still(&hook, &[("alice", 2)]).await;
 

@@ -126,6 +126,8 @@ pub struct IncidentCard {
     pub priority: String,
     /// Status.
     pub status: IncidentStatus,
+    /// Snoozed until then (acknowledged, pages again at that time).
+    pub snoozed_until: Option<chrono::DateTime<chrono::Utc>>,
     /// Impact and urgency, e.g. `High / Medium`.
     pub levels: String,
     /// Service name.
@@ -153,17 +155,28 @@ impl IncidentCard {
     /// A one-line summary (`[P1] INC-42 Checkout down — acknowledged`).
     pub fn headline(&self) -> String {
         format!(
-            "[{}] {} {} — {}",
+            "[{}] {} {} — {}{}",
             self.priority,
             self.number,
             self.title,
-            self.status.as_str().replace('_', " ")
+            self.status.as_str().replace('_', " "),
+            self.snooze_text()
         )
     }
 
-    /// The status as people read it.
+    /// The status as people read it (`Acknowledged, snoozed until 2026-12-02 14:30 UTC`).
     pub fn status_text(&self) -> String {
-        title_case(&self.status.as_str().replace('_', " "))
+        format!(
+            "{}{}",
+            title_case(&self.status.as_str().replace('_', " ")),
+            self.snooze_text()
+        )
+    }
+
+    fn snooze_text(&self) -> String {
+        self.snoozed_until
+            .map(|u| format!(", snoozed until {}", u.format("%Y-%m-%d %H:%M UTC")))
+            .unwrap_or_default()
     }
 }
 
@@ -201,6 +214,7 @@ pub fn incident_card(
         title: i.title.clone(),
         priority: i.priority.to_string(),
         status: i.status,
+        snoozed_until: i.snoozed_until,
         levels: format!(
             "{} / {}",
             title_case(i.impact.as_str()),

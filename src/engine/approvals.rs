@@ -17,8 +17,12 @@ const EVERY: Duration = Duration::from_secs(2);
 
 /// Checks every [`EVERY`] until `shutdown` turns true.
 pub async fn run(app: Arc<App>, shutdown: watch::Receiver<bool>) {
-    super::repeat(EVERY, shutdown, "approval requests expired", || {
-        approvals::expire_due(&app)
-    })
+    super::repeat(
+        EVERY,
+        shutdown,
+        "approval expiry",
+        "approval requests expired",
+        || approvals::expire_due(&app),
+    )
     .await;
 }

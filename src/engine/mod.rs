@@ -26,10 +26,11 @@ pub(crate) async fn pause(
 
 /// The loop of a periodic worker whose pass counts what it did: runs `pass` every
 /// `period` until shutdown, logs `did` with the count when a pass did something, and a
-/// failed pass as a warning (the next one tries again).
+/// failed pass of `job` as a warning (the next one tries again).
 pub(crate) async fn repeat<F, Fut>(
     period: std::time::Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
+    job: &'static str,
     did: &'static str,
     mut pass: F,
 ) where
@@ -39,8 +40,8 @@ pub(crate) async fn repeat<F, Fut>(
     while pause(period, &mut shutdown).await {
         match pass().await {
             Ok(0) => {}
-            Ok(count) => tracing::info!(count, "{did}"),
-            Err(e) => tracing::warn!(error = %e, "{did}: the pass failed; it runs again shortly"),
+            Ok(count) => tracing::info!(job, count, "{did}"),
+            Err(e) => tracing::warn!(job, error = %e, "{job} failed; it runs again shortly"),
         }
     }
 }

@@ -21,6 +21,7 @@ pub async fn run(app: Arc<App>, shutdown: watch::Receiver<bool>) {
     super::repeat(
         EVERY,
         shutdown,
+        "silence release",
         "silences ended: still-firing alerts released",
         || silences::release_ended(&app),
     )

@@ -21,6 +21,7 @@ pub async fn run(app: Arc<App>, shutdown: watch::Receiver<bool>) {
     super::repeat(
         EVERY,
         shutdown,
+        "snooze wake-up",
         "snoozed incidents woke and page again",
         || snooze::wake_due(&app),
     )

@@ -1,8 +1,9 @@
 //! Snooze: "I have this, but I cannot act on it until later — page me again then."
 //!
 //! An acknowledged incident can be snoozed for 1 minute to a week (PagerDuty's snooze):
-//! it stays acknowledged, escalation stays stopped, and when the time comes it goes back
-//! to `new`, which restarts its escalation from the first level and tells the channels
+//! it stays acknowledged, escalation stays stopped, page steps still waiting (from a
+//! manual escalation) are cancelled, and when the time comes it goes back to `new`, which
+//! restarts its escalation from the first level and tells the channels
 //! (`incident.status_changed`). Any status change before then (resolve, in progress...)
 //! ends the snooze. The wake-up time is on the incident and in a due queue
 //! ([`crate::store::tables::SNOOZES_DUE`], kept by [`super::save`]), so a restart loses
@@ -88,6 +89,13 @@ pub async fn snooze(
                 SnoozeError::NotInFuture => FieldErrors::single("minutes", e.to_string()),
             })?;
             save(tx, Some(&before), &i)?;
+            // Nobody is paged while it sleeps (as in PagerDuty): steps still waiting from
+            // a manual escalation go; it pages from level 1 when it wakes.
+            crate::app::notifications::outbox::cancel_pages(
+                tx,
+                id,
+                "the incident was snoozed before this step was due",
+            )?;
             let length = minutes_in_words(request.minutes);
             let summary = match &note {
                 Some(n) => format!(
@@ -109,6 +117,7 @@ pub async fn snooze(
                 summary.clone(),
                 detail.clone(),
             )?;
+            let changes = json!({"snoozed_until": {"from": before.snoozed_until, "to": until}});
             crate::app::audit::record(
                 tx,
                 now,
@@ -116,7 +125,16 @@ pub async fn snooze(
                 "incident.snooze",
                 ("incident", id),
                 format!("{}: {summary}", i.number()),
-                json!({"snoozed_until": {"from": before.snoozed_until, "to": until}}),
+                changes.clone(),
+            )?;
+            // Chat cards show the snooze; webhooks and rules on incident.updated see it.
+            events::publish(
+                tx,
+                now,
+                EventKind::IncidentUpdated,
+                &who,
+                Subject::incident(id),
+                json!({"changes": changes, "assignee_id": i.assignee_id, "group_id": i.group_id}),
             )?;
             Ok::<_, AppError>(i)
         })
@@ -166,20 +184,35 @@ fn wake_one(
     }
     save(tx, Some(&before), &i)?;
     let system = Actor::system().reference;
+    let note = if i.escalation_policy_id.is_some() {
+        "the snooze ended; paging again from level 1"
+    } else {
+        "the snooze ended (no escalation policy: nobody is paged by escalation)"
+    };
     let summary = format!(
-        "{} → {}: the snooze ended; paging again",
+        "{} → {}: {note}",
         IncidentStatus::Acknowledged,
         IncidentStatus::New
     );
-    let detail = json!({"from": IncidentStatus::Acknowledged, "to": IncidentStatus::New, "note": "the snooze ended"});
+    let detail =
+        json!({"from": IncidentStatus::Acknowledged, "to": IncidentStatus::New, "note": note});
     timeline(
         tx,
         id,
         now,
         &system,
         "status_changed",
-        summary,
+        summary.clone(),
         detail.clone(),
+    )?;
+    crate::app::audit::record(
+        tx,
+        now,
+        &system,
+        "incident.transition",
+        ("incident", id),
+        format!("{}: {summary}", i.number()),
+        json!({"status": {"from": IncidentStatus::Acknowledged, "to": IncidentStatus::New}}),
     )?;
     events::publish(
         tx,

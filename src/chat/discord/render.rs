@@ -173,6 +173,7 @@ mod tests {
             title: "checkout-api 5xx ratio above 5% @everyone".into(),
             priority: "P1".into(),
             status,
+            snoozed_until: None,
             levels: "High / High".into(),
             service: "checkout_api".into(),
             assignee: Some("alice".into()),

@@ -155,6 +155,7 @@ mod tests {
             title: "Checkout <5xx> & slow".into(),
             priority: "P1".into(),
             status,
+            snoozed_until: None,
             levels: "High / High".into(),
             service: "checkout-api".into(),
             assignee: None,
@@ -163,6 +164,27 @@ mod tests {
             url: "http://incidentd/api/v1/incidents/42".into(),
             actions,
         }
+    }
+
+    #[test]
+    fn a_snoozed_card_says_until_when() {
+        let mut c = sample(IncidentStatus::Acknowledged, vec![CardAction::Resolve]);
+        c.snoozed_until = Some(
+            chrono::DateTime::parse_from_rfc3339("2026-12-02T14:30:00Z")
+                .expect("time")
+                .with_timezone(&chrono::Utc),
+        );
+        let (text, blocks) = card(&c);
+        assert!(
+            text.ends_with("— acknowledged, snoozed until 2026-12-02 14:30 UTC"),
+            "{text}"
+        );
+        assert!(
+            blocks
+                .to_string()
+                .contains("Acknowledged, snoozed until 2026-12-02 14:30 UTC"),
+            "{blocks}"
+        );
     }
 
     #[test]
