@@ -1318,3 +1318,154 @@ async fn paths_take_incident_and_problem_numbers() {
             .assert_problem(404);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merging_moves_alerts_and_groups_and_resolves_the_sources() {
+    use common::ingest::{am_alert, am_webhook};
+    let d = TestDaemon::start().await;
+    let int = d.integration("alertmanager", json!({})).await;
+    let fire = async |group: &str, names: &[&str], status: &str| -> Value {
+        let body = am_webhook(
+            &format!("{{}}:{{alertname=\"{group}\"}}"),
+            names
+                .iter()
+                .map(|n| am_alert(status, json!({"alertname": group, "instance": n})))
+                .collect(),
+        );
+        let a = d.hook("alertmanager", &int.token, &body).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        a.body
+    };
+    let db = fire("DbDown", &["db-1"], "firing").await["opened"][0]
+        .as_u64()
+        .expect("opened");
+    let api = fire("ApiErrors", &["api-1", "api-2"], "firing").await["opened"][0]
+        .as_u64()
+        .expect("opened");
+    let web = fire("WebSlow", &["web-1"], "firing").await["opened"][0]
+        .as_u64()
+        .expect("opened");
+    let get = async |id: u64| {
+        d.get(&format!("/api/v1/incidents/{id}"), &d.admin)
+            .await
+            .body
+    };
+    let path = format!("/api/v1/incidents/{db}/merge");
+
+    // Refused: nothing, itself, twice, unknown, a viewer; a resolved incident neither
+    // takes others in nor goes into one.
+    for (body, field_reason) in [
+        (json!({"source_ids": []}), "1 to 50"),
+        (json!({"source_ids": [db]}), "into itself"),
+        (json!({"source_ids": [api, api]}), "named twice"),
+    ] {
+        let a = d.post(&path, &d.admin, body).await;
+        a.assert_problem(422);
+        assert!(a.text.contains(field_reason), "{}", a.text);
+    }
+    d.post(&path, &d.admin, json!({"source_ids": [999_999]}))
+        .await
+        .assert_problem(404);
+    let (_, viewer) = d.user("vera", "Viewer").await;
+    d.post(&path, &viewer, json!({"source_ids": [api]}))
+        .await
+        .assert_problem(403);
+    let resolved = fire("Flap", &["x"], "firing").await["opened"][0]
+        .as_u64()
+        .expect("opened");
+    fire("Flap", &["x"], "resolved").await;
+    assert_eq!(get(resolved).await["status"], "resolved");
+    let a = d
+        .post(&path, &d.admin, json!({"source_ids": [resolved]}))
+        .await;
+    a.assert_problem(409);
+    assert!(
+        a.text.contains("only open incidents can be merged"),
+        "{}",
+        a.text
+    );
+    d.post(
+        &format!("/api/v1/incidents/{resolved}/merge"),
+        &d.admin,
+        json!({"source_ids": [api]}),
+    )
+    .await
+    .assert_problem(409);
+    // A refused merge changes nothing.
+    assert_eq!(get(api).await["status"], "new");
+    assert_eq!(
+        d.all(&format!("/api/v1/incidents/{api}/alerts"))
+            .await
+            .len(),
+        2
+    );
+
+    let m = d
+        .post(&path, &d.admin, json!({"source_ids": [api, web]}))
+        .await;
+    assert_eq!(m.status, 200, "{}", m.text);
+    assert_eq!(
+        (
+            m.body["alert_count"].as_u64(),
+            m.body["firing_alerts"].as_u64()
+        ),
+        (Some(4), Some(4)),
+        "{}",
+        m.text
+    );
+    assert_eq!(
+        d.all(&format!("/api/v1/incidents/{db}/alerts")).await.len(),
+        4
+    );
+    for source in [api, web] {
+        let s = get(source).await;
+        assert_eq!(s["status"], "resolved", "{s}");
+        assert_eq!(s["merged_into"], db, "{s}");
+        assert_eq!(s["firing_alerts"], 0, "{s}");
+        assert!(
+            d.all(&format!("/api/v1/incidents/{source}/alerts"))
+                .await
+                .is_empty()
+        );
+        let tl = d.all(&format!("/api/v1/incidents/{source}/timeline")).await;
+        assert!(
+            tl.iter().any(|e| e["summary"]
+                .as_str()
+                .is_some_and(|s| s.ends_with(&format!("merged into INC-{db}")))),
+            "{tl:?}"
+        );
+    }
+    let tl = d.all(&format!("/api/v1/incidents/{db}/timeline")).await;
+    let merged: Vec<_> = tl.iter().filter(|e| e["kind"] == "merged").collect();
+    assert_eq!(merged.len(), 2, "{tl:?}");
+    assert!(
+        merged
+            .iter()
+            .any(|e| e["summary"] == format!("INC-{api} merged in: 2 alert(s), 2 firing")),
+        "{merged:?}"
+    );
+    let audit = d.get("/api/v1/audit?limit=500", &d.admin).await;
+    assert!(
+        audit
+            .text
+            .contains(&format!("merged INC-{api}, INC-{web} into INC-{db}")),
+        "{}",
+        audit.text
+    );
+
+    // A later alert of a merged group joins the target; when every alert resolves, the
+    // target resolves.
+    let sum = fire("ApiErrors", &["api-3"], "firing").await;
+    assert_eq!(sum["opened"], json!([]), "{sum}");
+    assert_eq!(get(db).await["alert_count"], 5);
+    fire("ApiErrors", &["api-1", "api-2", "api-3"], "resolved").await;
+    fire("WebSlow", &["web-1"], "resolved").await;
+    assert_eq!(get(db).await["status"], "new");
+    fire("DbDown", &["db-1"], "resolved").await;
+    let t = get(db).await;
+    assert_eq!(
+        (t["status"].as_str(), t["firing_alerts"].as_u64()),
+        (Some("resolved"), Some(0)),
+        "{t}"
+    );
+}

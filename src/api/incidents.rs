@@ -8,6 +8,7 @@ use super::ListParams;
 use super::extract::{AppState, Auth, Body, incident_id, perm};
 use super::problem::Problem;
 use crate::app::AppError;
+use crate::app::incidents::merge::MergeRequest;
 use crate::app::incidents::query::{IncidentFilter, IncidentParams};
 use crate::app::incidents::snooze::SnoozeRequest;
 use crate::app::incidents::{
@@ -101,6 +102,22 @@ pub async fn escalate(
 ) -> Result<Json<IncidentView>, AppError> {
     Ok(Json(
         incidents::escalate(&app, &auth.actor, incident_id(&id)?, req.note).await?,
+    ))
+}
+
+/// Merges other open incidents into this one: their alerts (and the alert groups that
+/// fed them) move here, and each is resolved as "merged into" this one. 409 when this
+/// incident or a source is not open.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/merge", tag = "incidents", security(("bearer" = [])), params(("id" = u64, Path)), request_body = MergeRequest,
+    responses((status = 200, body = IncidentView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn merge(
+    State(app): State<AppState>,
+    auth: Auth<perm::IncidentWrite>,
+    Path(id): Path<String>,
+    Body(req): Body<MergeRequest>,
+) -> Result<Json<IncidentView>, AppError> {
+    Ok(Json(
+        incidents::merge::merge(&app, &auth.actor, incident_id(&id)?, req).await?,
     ))
 }
 

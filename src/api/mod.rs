@@ -105,6 +105,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(incidents::assign))
         .routes(routes!(incidents::escalate))
         .routes(routes!(incidents::snooze))
+        .routes(routes!(incidents::merge))
         .routes(routes!(incidents::escalation))
         .routes(routes!(
             escalation_policies::list,

@@ -967,6 +967,40 @@ pub(crate) fn muted_by_in_tx(
     Ok(out)
 }
 
+/// Moves every alert of incident `from` to incident `to` (a merge), with their index
+/// entries, and points the alert groups that fed `from` at `to`, so that later alerts of
+/// those groups join `to`. Returns `(alerts moved, of which firing)`.
+pub(crate) fn move_in_tx(tx: &WriteTransaction, from: u64, to: u64) -> AppResult<(u64, u64)> {
+    let ids = first_alert_ids(tx, from, usize::MAX)?;
+    let mut moved = Vec::with_capacity(ids.len());
+    for id in ids {
+        moved.extend(access::get::<Alert>(tx, id)?);
+    }
+    let mut groups = BTreeSet::new();
+    let mut firing = 0;
+    {
+        let mut tables = AlertTables::open(tx)?;
+        for before in &moved {
+            let mut a = before.clone();
+            a.incident_id = Some(to);
+            tables.save(Some(before), &a)?;
+            if a.state == AlertState::Firing {
+                firing += 1;
+            }
+            if let Some(g) = &a.group_key {
+                groups.insert(Key::new().u64(a.integration_id).str(g).into_bytes());
+            }
+        }
+        tables.flush()?;
+    }
+    for key in groups {
+        if access::get_id(tx, tables::ALERT_GROUPS, &key)? == Some(from) {
+            access::put_id(tx, tables::ALERT_GROUPS, &key, to)?;
+        }
+    }
+    Ok((moved.len() as u64, firing))
+}
+
 /// What one retention step over resolved alerts did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Pruned {

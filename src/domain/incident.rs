@@ -199,6 +199,9 @@ pub struct Incident {
     /// unless it has moved on. Any status change ends the snooze.
     #[serde(default)]
     pub snoozed_until: Option<DateTime<Utc>>,
+    /// Merged into that incident (its alerts went there) and resolved.
+    #[serde(default)]
+    pub merged_into: Option<u64>,
 }
 
 /// Longest snooze: a week (PagerDuty's longest is a day; a week covers a weekend plus a
@@ -268,6 +271,7 @@ impl Incident {
             closed_at: None,
             reopen_count: 0,
             snoozed_until: None,
+            merged_into: None,
         }
     }
 
@@ -455,6 +459,7 @@ mod tests {
             closed_at: None,
             reopen_count: 0,
             snoozed_until: None,
+            merged_into: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! notifications, chat cards and escalation to consume.
 
 pub(crate) mod index;
+pub mod merge;
 pub mod query;
 pub mod snooze;
 

@@ -1,0 +1,139 @@
+//! Merge: several incidents that turn out to be one outage become one.
+//!
+//! When one failure opens incidents in several groups or services (the database is down,
+//! and every service that uses it alerts), responders want one incident to work in, one
+//! timeline and one page. `POST /api/v1/incidents/{id}/merge {"source_ids": [...]}` moves
+//! the alerts of each source incident to the target (and the alert groups that fed them,
+//! so that their next alerts join the target too), resolves each source with "merged
+//! into INC-n" (`merged_into` on its record), and notes it on both timelines, as
+//! PagerDuty's merge does. The target keeps its own priority, assignee and escalation.
+
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::{IncidentView, load, save, timeline, transition_in_tx};
+use crate::app::events::{self, Subject};
+use crate::app::{App, AppError, AppResult, FieldErrors, alerts, require};
+use crate::domain::actor::Actor;
+use crate::domain::event::EventKind;
+use crate::domain::incident::IncidentStatus;
+use crate::domain::permission::Permission;
+
+/// Most incidents merged in one request.
+pub const MAX_SOURCES: usize = 50;
+
+/// `POST /api/v1/incidents/{id}/merge`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeRequest {
+    /// The incidents to merge into this one (ids), 1 to 50.
+    pub source_ids: Vec<u64>,
+}
+
+/// Merges `request.source_ids` into incident `target` (needs `incident:write`). 422 for an
+/// empty, repeated or self-including list; 404 for an unknown incident; 409 when the target
+/// or a source is not open.
+pub async fn merge(
+    app: &App,
+    actor: &Actor,
+    target: u64,
+    request: MergeRequest,
+) -> AppResult<IncidentView> {
+    require(actor, Permission::IncidentWrite)?;
+    let sources = request.source_ids;
+    let mut e = FieldErrors::new();
+    if sources.is_empty() || sources.len() > MAX_SOURCES {
+        e.add(
+            "source_ids",
+            format!("name 1 to {MAX_SOURCES} incidents to merge"),
+        );
+    }
+    if sources.contains(&target) {
+        e.add("source_ids", "an incident cannot be merged into itself");
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(dup) = sources.iter().find(|id| !seen.insert(**id)) {
+        e.add("source_ids", format!("INC-{dup} is named twice"));
+    }
+    e.into_result()?;
+    let now = app.clock.now();
+    let actor = actor.clone();
+    let incident = app
+        .store
+        .write(move |tx| {
+            let before = load(tx, target)?;
+            if !before.status.is_open() {
+                return Err(AppError::Conflict(format!(
+                    "{} is {}; only an open incident takes others in (reopen it first)",
+                    before.number(),
+                    before.status
+                )));
+            }
+            let who = &actor.reference;
+            let mut i = before.clone();
+            let mut merged = Vec::new();
+            for &source in &sources {
+                let s = load(tx, source)?;
+                if !s.status.is_open() {
+                    return Err(AppError::Conflict(format!(
+                        "{} is {}; only open incidents can be merged",
+                        s.number(),
+                        s.status
+                    )));
+                }
+                let (moved, firing) = alerts::move_in_tx(tx, source, target)?;
+                let mut gone = s.clone();
+                gone.merged_into = Some(target);
+                gone.firing_alerts = gone.firing_alerts.saturating_sub(firing);
+                gone.updated_at = now;
+                save(tx, Some(&s), &gone)?;
+                transition_in_tx(
+                    tx,
+                    now,
+                    &actor,
+                    source,
+                    IncidentStatus::Resolved,
+                    Some(&format!("merged into {}", i.number())),
+                )?;
+                i.alert_count += moved;
+                i.firing_alerts += firing;
+                timeline(
+                    tx,
+                    target,
+                    now,
+                    who,
+                    "merged",
+                    format!(
+                        "{} merged in: {moved} alert(s), {firing} firing",
+                        s.number()
+                    ),
+                    json!({"source_id": source, "alerts": moved, "firing": firing}),
+                )?;
+                merged.push(json!({"id": source, "alerts": moved, "firing": firing}));
+            }
+            i.updated_at = now;
+            save(tx, Some(&before), &i)?;
+            let names: Vec<String> = sources.iter().map(|id| format!("INC-{id}")).collect();
+            crate::app::audit::record(
+                tx,
+                now,
+                who,
+                "incident.merge",
+                ("incident", target),
+                format!("merged {} into {}", names.join(", "), i.number()),
+                json!({"sources": merged}),
+            )?;
+            events::publish(
+                tx,
+                now,
+                EventKind::IncidentAlertsChanged,
+                who,
+                Subject::incident(target),
+                json!({"firing": i.firing_alerts, "total": i.alert_count, "merged": sources}),
+            )?;
+            Ok::<_, AppError>(i)
+        })
+        .await?;
+    Ok(incident.into())
+}
