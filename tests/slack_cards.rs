@@ -208,6 +208,28 @@ async fn alert_card_buttons_and_updates() {
         "success needs no apology"
     );
 
+    // Acknowledged, it can be snoozed for an hour from the card, which says so.
+    assert!(ids.contains(&"incident.snooze_1h".to_owned()), "{ids:?}");
+    env.press(
+        ALICE,
+        "incident.snooze_1h",
+        id,
+        &env.slack.response_url("alice"),
+    )
+    .await;
+    eventually("snoozed by the button", WAIT, async || {
+        incident(d, id).await["snoozed_until"]
+            .is_string()
+            .then_some(())
+    })
+    .await;
+    env.slack
+        .fake
+        .wait_for("/api/chat.update", 1, WAIT, |r| {
+            header_text(&r.json()["blocks"]).contains("Acknowledged, snoozed until ")
+        })
+        .await;
+
     // Resolved through the REST API: the card follows, without buttons.
     let a = d
         .post(

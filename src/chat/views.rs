@@ -20,6 +20,8 @@ pub enum CardAction {
     Escalate,
     /// Assign it to whoever presses.
     AssignToMe,
+    /// Snooze it for an hour (an acknowledged incident).
+    SnoozeHour,
 }
 
 impl CardAction {
@@ -30,6 +32,7 @@ impl CardAction {
             CardAction::Resolve => "incident.resolve",
             CardAction::Escalate => "incident.escalate",
             CardAction::AssignToMe => "incident.assign_me",
+            CardAction::SnoozeHour => "incident.snooze_1h",
         }
     }
 
@@ -40,6 +43,7 @@ impl CardAction {
             CardAction::Resolve => "Resolve",
             CardAction::Escalate => "Escalate",
             CardAction::AssignToMe => "Assign to me",
+            CardAction::SnoozeHour => "Snooze 1h",
         }
     }
 
@@ -51,6 +55,7 @@ impl CardAction {
             CardAction::Resolve => Command::Resolve { id, note: None },
             CardAction::Escalate => Command::Escalate { id },
             CardAction::AssignToMe => Command::Take { id },
+            CardAction::SnoozeHour => Command::Snooze { id, minutes: 60 },
         }
     }
 
@@ -61,6 +66,7 @@ impl CardAction {
             CardAction::Resolve,
             CardAction::Escalate,
             CardAction::AssignToMe,
+            CardAction::SnoozeHour,
         ]
         .into_iter()
         .find(|a| a.id() == id)
@@ -201,7 +207,13 @@ pub fn incident_card(
             CardAction::Escalate,
             CardAction::AssignToMe,
         ],
-        IncidentStatus::Acknowledged | IncidentStatus::InProgress | IncidentStatus::OnHold => vec![
+        IncidentStatus::Acknowledged => vec![
+            CardAction::Resolve,
+            CardAction::Escalate,
+            CardAction::AssignToMe,
+            CardAction::SnoozeHour,
+        ],
+        IncidentStatus::InProgress | IncidentStatus::OnHold => vec![
             CardAction::Resolve,
             CardAction::Escalate,
             CardAction::AssignToMe,

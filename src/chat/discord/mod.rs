@@ -177,6 +177,7 @@ pub fn button_command(custom_id: &str) -> Option<Command> {
         "resolve" => CardAction::Resolve,
         "escalate" => CardAction::Escalate,
         "take" | "assign_me" => CardAction::AssignToMe,
+        "snooze1h" => CardAction::SnoozeHour,
         _ => return None,
     };
     let id = parse_incident_ref(parts.next()?)?;
@@ -441,6 +442,10 @@ mod tests {
             Some(Command::Ack { id: 1042 })
         );
         assert_eq!(button_command("inc:take:7"), Some(Command::Take { id: 7 }));
+        assert_eq!(
+            button_command("inc:snooze1h:INC-7"),
+            Some(Command::Snooze { id: 7, minutes: 60 })
+        );
         assert_eq!(button_command("inc:explode:7"), None);
         assert_eq!(button_command("prb:ack:7"), None);
         assert_eq!(button_command("inc:ack:x"), None);

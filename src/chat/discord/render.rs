@@ -58,6 +58,7 @@ fn action_word(a: CardAction) -> &'static str {
         CardAction::Resolve => "resolve",
         CardAction::Escalate => "escalate",
         CardAction::AssignToMe => "take",
+        CardAction::SnoozeHour => "snooze1h",
     }
 }
 
