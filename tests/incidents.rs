@@ -1391,14 +1391,27 @@ async fn merging_moves_alerts_and_groups_and_resolves_the_sources() {
     )
     .await
     .assert_problem(409);
-    // A refused merge changes nothing.
-    assert_eq!(get(api).await["status"], "new");
+    // A merge refused halfway (api would go first) changes nothing.
+    d.post(&path, &d.admin, json!({"source_ids": [api, resolved]}))
+        .await
+        .assert_problem(409);
+    let a = get(api).await;
+    assert_eq!(
+        (a["status"].as_str(), a["alert_count"].as_u64()),
+        (Some("new"), Some(2)),
+        "{a}"
+    );
+    assert!(a["merged_into"].is_null(), "{a}");
     assert_eq!(
         d.all(&format!("/api/v1/incidents/{api}/alerts"))
             .await
             .len(),
         2
     );
+    assert_eq!(get(db).await["alert_count"], 1);
+
+    // One of api's alerts resolved before the merge: moved, not counted as firing.
+    fire("ApiErrors", &["api-2"], "resolved").await;
 
     let m = d
         .post(&path, &d.admin, json!({"source_ids": [api, web]}))
@@ -1409,7 +1422,7 @@ async fn merging_moves_alerts_and_groups_and_resolves_the_sources() {
             m.body["alert_count"].as_u64(),
             m.body["firing_alerts"].as_u64()
         ),
-        (Some(4), Some(4)),
+        (Some(4), Some(3)),
         "{}",
         m.text
     );
@@ -1422,6 +1435,21 @@ async fn merging_moves_alerts_and_groups_and_resolves_the_sources() {
         assert_eq!(s["status"], "resolved", "{s}");
         assert_eq!(s["merged_into"], db, "{s}");
         assert_eq!(s["firing_alerts"], 0, "{s}");
+        assert_eq!(s["alert_count"], 0, "its alerts went: {s}");
+        // A merged incident is not reopened: work goes on in the target.
+        let r = d
+            .post(
+                &format!("/api/v1/incidents/{source}/transition"),
+                &d.admin,
+                json!({"to": "new"}),
+            )
+            .await;
+        r.assert_problem(409);
+        assert!(
+            r.text.contains(&format!("merged into INC-{db}")),
+            "{}",
+            r.text
+        );
         assert!(
             d.all(&format!("/api/v1/incidents/{source}/alerts"))
                 .await
@@ -1441,7 +1469,7 @@ async fn merging_moves_alerts_and_groups_and_resolves_the_sources() {
     assert!(
         merged
             .iter()
-            .any(|e| e["summary"] == format!("INC-{api} merged in: 2 alert(s), 2 firing")),
+            .any(|e| e["summary"] == format!("INC-{api} merged in: 2 alert(s), 1 firing")),
         "{merged:?}"
     );
     let audit = d.get("/api/v1/audit?limit=500", &d.admin).await;
@@ -1453,13 +1481,22 @@ async fn merging_moves_alerts_and_groups_and_resolves_the_sources() {
         audit.text
     );
 
-    // A later alert of a merged group joins the target; when every alert resolves, the
+    // Merged incidents count in no MTTR: only `resolved` (resolved by its alert) does.
+    let overview = d
+        .get("/api/v1/dashboard/overview?window=1d", &d.admin)
+        .await;
+    assert_eq!(overview.status, 200, "{}", overview.text);
+    assert_eq!(overview.body["mttr"]["count"], 1, "{}", overview.text);
+
+    // Later alerts of the merged groups join the target; when every alert resolves, the
     // target resolves.
     let sum = fire("ApiErrors", &["api-3"], "firing").await;
     assert_eq!(sum["opened"], json!([]), "{sum}");
-    assert_eq!(get(db).await["alert_count"], 5);
+    let sum = fire("WebSlow", &["web-2"], "firing").await;
+    assert_eq!(sum["opened"], json!([]), "{sum}");
+    assert_eq!(get(db).await["alert_count"], 6);
     fire("ApiErrors", &["api-1", "api-2", "api-3"], "resolved").await;
-    fire("WebSlow", &["web-1"], "resolved").await;
+    fire("WebSlow", &["web-1", "web-2"], "resolved").await;
     assert_eq!(get(db).await["status"], "new");
     fire("DbDown", &["db-1"], "resolved").await;
     let t = get(db).await;

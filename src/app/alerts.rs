@@ -974,7 +974,8 @@ pub(crate) fn move_in_tx(tx: &WriteTransaction, from: u64, to: u64) -> AppResult
     let ids = first_alert_ids(tx, from, usize::MAX)?;
     let mut moved = Vec::with_capacity(ids.len());
     for id in ids {
-        moved.extend(access::get::<Alert>(tx, id)?);
+        // Only what the record says is on `from` (an index entry could be stale).
+        moved.extend(access::get::<Alert>(tx, id)?.filter(|a| a.incident_id == Some(from)));
     }
     let mut groups = BTreeSet::new();
     let mut firing = 0;

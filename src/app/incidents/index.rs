@@ -74,7 +74,11 @@ fn ack_sample(i: &Incident) -> Option<Sample> {
     Some((i.acknowledged_at?.timestamp(), i.time_to_acknowledge()?))
 }
 
+/// A merged incident was not fixed, it went into another: it is no MTTR sample.
 fn resolve_sample(i: &Incident) -> Option<Sample> {
+    if i.merged_into.is_some() {
+        return None;
+    }
     Some((i.resolved_at?.timestamp(), i.time_to_resolve()?))
 }
 

@@ -7,6 +7,10 @@
 //! so that their next alerts join the target too), resolves each source with "merged
 //! into INC-n" (`merged_into` on its record), and notes it on both timelines, as
 //! PagerDuty's merge does. The target keeps its own priority, assignee and escalation.
+//! A merged incident is not a fix: it counts in no MTTR, and it cannot be reopened (close
+//! it, or work in the target). The target's "first alerts" (where its runbook link and the
+//! labels playbooks match come from) are its alerts in id order, so an older source's
+//! alerts come first after a merge.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -85,6 +89,7 @@ pub async fn merge(
                 let (moved, firing) = alerts::move_in_tx(tx, source, target)?;
                 let mut gone = s.clone();
                 gone.merged_into = Some(target);
+                gone.alert_count = gone.alert_count.saturating_sub(moved);
                 gone.firing_alerts = gone.firing_alerts.saturating_sub(firing);
                 gone.updated_at = now;
                 save(tx, Some(&s), &gone)?;

@@ -526,6 +526,15 @@ pub(crate) fn transition_in_tx(
         require(actor, Permission::IncidentClose)?;
     }
     let before = load(tx, id)?;
+    if let Some(target) = before.merged_into
+        && !before.status.is_open()
+        && to != IncidentStatus::Closed
+    {
+        return Err(AppError::Conflict(format!(
+            "{} was merged into INC-{target}: work there (it can only be closed)",
+            before.number()
+        )));
+    }
     let mut i = before.clone();
     i.apply_transition(to, now)?;
     save(tx, Some(&before), &i)?;
