@@ -570,15 +570,7 @@ async fn mtta_over_a_busy_hour_matches_a_brute_force_mean() {
 
 /// The value of the `/metrics` sample that is exactly `series` (name and labels).
 async fn sample(d: &TestDaemon, series: &str) -> u64 {
-    let text = d
-        .http
-        .get(d.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = d.metrics_text().await;
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())

@@ -77,8 +77,7 @@ async fn old_deliveries_and_events_go_and_the_record_stays() {
     assert_eq!(retried[0]["target"], hook.url("/down"));
     assert_ne!(retried[0]["status"], "sent");
 
-    let metrics = d.http.get(d.url("/metrics")).send().await.expect("metrics");
-    let text = metrics.text().await.expect("text");
+    let text = d.metrics_text().await;
     // The quiet incident's events went; the ones the retried delivery renders stay.
     assert!(deleted(&text, "events") >= 1, "{text}");
     assert_eq!(incident(&d, quiet).await["title"], "Quiet outage");
@@ -220,15 +219,7 @@ async fn resolved_alerts_of_ended_incidents_go_after_alerts_days() {
         alert_named(&d, "Young").await.expect("Young")["state"],
         "resolved"
     );
-    let text = d
-        .http
-        .get(d.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = d.metrics_text().await;
     assert_eq!(deleted(&text, "alerts"), 4, "{text}");
 
     // The closed incident keeps its record and counts; the fingerprint fires anew into a

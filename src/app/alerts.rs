@@ -387,6 +387,15 @@ struct Session<'t> {
     summaries: Vec<IngestSummary>,
 }
 
+/// The session's alert tables, while the per-alert work goes on.
+fn open_tables<'s, 't>(
+    tables: &'s mut Option<AlertTables<'t>>,
+) -> AppResult<&'s mut AlertTables<'t>> {
+    tables
+        .as_mut()
+        .ok_or_else(|| AppError::Internal("alerts added after the session finished".into()))
+}
+
 /// The touch of `incident`, noting who touched it last and when.
 fn touch<'a>(
     touches: &'a mut BTreeMap<u64, Touch>,
@@ -477,9 +486,7 @@ impl<'t> Session<'t> {
             ..
         } = self;
         let tx: &WriteTransaction = tx;
-        let tables = tables
-            .as_mut()
-            .ok_or_else(|| AppError::Internal("alerts added after the session finished".into()))?;
+        let tables = open_tables(tables)?;
         let key = fp_key(integration.id, &incoming.fingerprint);
         let existing: Option<Alert> = tables.by_fingerprint(&key)?;
         let current_incident = match existing.as_ref().and_then(|a| a.incident_id) {
@@ -635,9 +642,7 @@ impl<'t> Session<'t> {
             ..
         } = self;
         let tx: &WriteTransaction = tx;
-        let tables = tables
-            .as_mut()
-            .ok_or_else(|| AppError::Internal("alerts added after the session finished".into()))?;
+        let tables = open_tables(tables)?;
         a.state = AlertState::Firing;
         a.ends_at = None;
         // 3. Silenced: stored with the group it would join once the silence ends.

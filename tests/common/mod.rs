@@ -235,6 +235,18 @@ impl TestDaemon {
         }
     }
 
+    /// The `/metrics` page.
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.app.config.data_dir.clone()
     }
