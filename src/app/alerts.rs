@@ -877,8 +877,8 @@ pub(crate) fn ingest_many_in_tx<'a>(
 
 /// Reconsiders firing alerts that silences muted, at `now` (see `Session::reconsider`):
 /// each stays muted while a silence in force matches it, else joins or opens its group's
-/// incident. One summary per alert with an integration, in order. An alert whose integration is gone is
-/// unmuted and left alone: nothing routes it any more.
+/// incident. One summary per alert with an integration, in order. An alert whose
+/// integration is gone is unmuted and left alone: nothing routes it any more.
 pub(crate) fn reconsider_in_tx(
     tx: &WriteTransaction,
     now: DateTime<Utc>,

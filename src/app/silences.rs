@@ -3,8 +3,9 @@
 //!
 //! Muting is not forgetting: when a silence ends (its time runs out, somebody expires it,
 //! or its matchers or times change) the alerts it no longer mutes that still fire are
-//! released into their incidents at once, as Alertmanager notifies of them after a silence, without waiting
-//! for the sender to repeat them (a PagerDuty or generic sender may never repeat).
+//! released into their incidents at once, as Alertmanager notifies of them after a
+//! silence, without waiting for the sender to repeat them (a PagerDuty or generic sender
+//! may never repeat).
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
