@@ -539,6 +539,29 @@ async fn status_list_comment_escalate_and_their_errors() {
         .private(ALICE, "/incident", &format!("snooze INC-{p1} later"))
         .await;
     assert!(t.contains("'later' is not a length"), "{t}");
+
+    // Merge: another open incident goes into p1; the resolved p5 cannot.
+    let extra = open_incident(d, &d.admin, "Payments slow").await;
+    let t = env
+        .private(
+            ALICE,
+            "/incident",
+            &format!("merge INC-{extra} into INC-{p1}"),
+        )
+        .await;
+    assert_eq!(
+        t,
+        format!("Merged INC-{extra} into INC-{p1}: 0 alert(s), 0 firing.")
+    );
+    let merged = d
+        .get(&format!("/api/v1/incidents/{extra}"), &d.admin)
+        .await
+        .body;
+    assert_eq!(merged["merged_into"], p1, "{merged}");
+    let t = env
+        .private(ALICE, "/incident", &format!("merge {p5} into {p1}"))
+        .await;
+    assert!(t.contains("only open incidents can be merged"), "{t}");
 }
 
 #[tokio::test]

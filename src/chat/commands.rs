@@ -324,6 +324,25 @@ pub async fn run(
             let v = incidents::escalate(app, &actor, id, None).await?;
             Ok(Reply::private(format!("{} escalated.", v.number)))
         }
+        Command::Merge { target, sources } => {
+            let names: Vec<String> = sources.iter().map(|id| format!("INC-{id}")).collect();
+            let v = incidents::merge::merge(
+                app,
+                &actor,
+                target,
+                incidents::merge::MergeRequest {
+                    source_ids: sources,
+                },
+            )
+            .await?;
+            Ok(Reply::private(format!(
+                "Merged {} into {}: {} alert(s), {} firing.",
+                names.join(", "),
+                v.number,
+                v.incident.alert_count,
+                v.incident.firing_alerts
+            )))
+        }
         Command::Snooze { id, minutes } => {
             let v = incidents::snooze::snooze(
                 app,

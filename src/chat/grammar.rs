@@ -92,6 +92,13 @@ pub enum Command {
         /// Incident.
         id: u64,
     },
+    /// Merge incidents into one.
+    Merge {
+        /// The incident that stays.
+        target: u64,
+        /// The incidents that go into it.
+        sources: Vec<u64>,
+    },
     /// Snooze an acknowledged incident: page again after `minutes`.
     Snooze {
         /// Incident.
@@ -182,6 +189,7 @@ pub const INCIDENT_USAGE: &str = "\
 /incident comment [id] <text>
 /incident escalate [id]
 /incident snooze [id] <30m|2h|1d>
+/incident merge <id> [id...] into <id>
 /incident oncall [service]
 /incident help
 Ids: 42, INC-42 or #42; in an incident's thread the id may be left out.";
@@ -423,6 +431,45 @@ pub fn parse_incident(text: &str, context: Option<u64>) -> Result<Command, Usage
             const U: &str = "/incident escalate [id]";
             let id = incident_id(&mut args, context, U)?;
             Ok(Command::Escalate { id })
+        }
+        "merge" => {
+            const U: &str = "/incident merge <id> [id...] into <id>";
+            let (sources, target) = match args.iter().position(|a| a.eq_ignore_ascii_case("into")) {
+                Some(at) => {
+                    let target = match &args[at + 1..] {
+                        [t] => parse_incident_ref(t).ok_or_else(|| {
+                            err(
+                                format!("'{t}' is not an incident id (use 42, INC-42 or #42)"),
+                                U,
+                            )
+                        })?,
+                        [] => return Err(err("merge into which incident?", U)),
+                        _ => return Err(err("merge into one incident", U)),
+                    };
+                    (&args[..at], target)
+                }
+                None => match context {
+                    Some(id) => (&args[..], id),
+                    None => {
+                        return Err(err("into which incident? say 'merge 43 44 into 42'", U));
+                    }
+                },
+            };
+            if sources.is_empty() {
+                return Err(err("which incidents? name them before 'into'", U));
+            }
+            let sources = sources
+                .iter()
+                .map(|a| {
+                    parse_incident_ref(a).ok_or_else(|| {
+                        err(
+                            format!("'{a}' is not an incident id (use 42, INC-42 or #42)"),
+                            U,
+                        )
+                    })
+                })
+                .collect::<Result<Vec<u64>, _>>()?;
+            Ok(Command::Merge { target, sources })
         }
         "snooze" => {
             const U: &str = "/incident snooze [id] <30m|2h|1d>";
@@ -760,6 +807,29 @@ mod tests {
         assert!(bad("comment 8", None).message.contains("text"));
         assert_eq!(ok("escalate 8"), Command::Escalate { id: 8 });
         assert_eq!(ok("snooze 8 30m"), Command::Snooze { id: 8, minutes: 30 });
+        assert_eq!(
+            ok("merge INC-9 #10 into 8"),
+            Command::Merge {
+                target: 8,
+                sources: vec![9, 10]
+            }
+        );
+        assert_eq!(
+            parse_incident("merge 9", Some(8)),
+            Ok(Command::Merge {
+                target: 8,
+                sources: vec![9]
+            })
+        );
+        assert!(bad("merge 9", None).message.contains("into which incident"));
+        assert!(
+            bad("merge into 8", None)
+                .message
+                .contains("which incidents")
+        );
+        assert!(bad("merge 9 into", None).message.contains("into which"));
+        assert!(bad("merge 9 into 8 7", None).message.contains("into one"));
+        assert!(bad("merge nine into 8", None).message.contains("'nine'"));
         assert_eq!(
             parse_incident("snooze 1h30m", Some(8)),
             Ok(Command::Snooze { id: 8, minutes: 90 })

@@ -112,6 +112,14 @@ pub fn all() -> Value {
                     ]
                 ),
                 sub(
+                    "merge",
+                    "Merge an incident into another: its alerts go there, it is resolved",
+                    vec![
+                        text("incident", "The incident that goes: INC-43 or 43", true),
+                        text("into", "The incident that stays: INC-42 or 42", true),
+                    ]
+                ),
+                sub(
                     "oncall",
                     "Who is on call",
                     vec![text("service", "Service name", false)]

@@ -130,6 +130,11 @@ pub fn command_text(data: &Value) -> String {
             };
             match name {
                 "impact" | "urgency" | "service" => words.push(format!("{name}={value}")),
+                // `/incident merge incident:43 into:42` reads as `merge 43 into 42`.
+                "into" => {
+                    words.push("into".to_owned());
+                    words.push(value);
+                }
                 _ => words.push(value),
             }
         }
@@ -362,6 +367,17 @@ mod tests {
         let data = json!({"name": "incident", "type": 1, "options": [{"name": "ack", "type": 1,
             "options": [{"name": "id", "type": 3, "value": "INC-1042"}]}]});
         assert_eq!(command_text(&data), "ack INC-1042");
+        let data = json!({"name": "incident", "options": [{"name": "merge", "type": 1, "options": [
+            {"name": "incident", "type": 3, "value": "INC-43"},
+            {"name": "into", "type": 3, "value": "INC-42"}]}]});
+        assert_eq!(command_text(&data), "merge INC-43 into INC-42");
+        assert_eq!(
+            grammar::parse_incident(&command_text(&data), None),
+            Ok(Command::Merge {
+                target: 42,
+                sources: vec![43]
+            })
+        );
         let data = json!({"name": "incident", "options": [{"name": "new", "type": 1, "options": [
             {"name": "title", "type": 3, "value": "Checkout \"down\" in EU"},
             {"name": "impact", "type": 3, "value": "medium"},
