@@ -571,10 +571,7 @@ async fn mtta_over_a_busy_hour_matches_a_brute_force_mean() {
 /// The value of the `/metrics` sample that is exactly `series` (name and labels).
 async fn sample(d: &TestDaemon, series: &str) -> u64 {
     let text = d.metrics_text().await;
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no sample {series}:\n{text}"))
+    common::metric_sample(&text, series).unwrap_or_else(|| panic!("no sample {series}:\n{text}"))
 }
 
 #[tokio::test]
@@ -616,16 +613,8 @@ async fn metrics_gauge_what_the_store_holds_now() {
         ));
     }
     let (acked, resolved) = (priorities[1].0, priorities[3].0);
-    for (id, to) in [(acked, "acknowledged"), (resolved, "resolved")] {
-        let a = d
-            .post(
-                &format!("/api/v1/incidents/{id}/transition"),
-                &d.admin,
-                json!({"to": to}),
-            )
-            .await;
-        assert_eq!(a.status, 200, "{}", a.text);
-    }
+    d.transition(acked, "acknowledged").await;
+    d.transition(resolved, "resolved").await;
     assert_eq!(
         sample(&d, r#"incidentd_open_incidents{status="new"}"#).await,
         2

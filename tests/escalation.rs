@@ -71,17 +71,6 @@ async fn escalation(d: &TestDaemon, incident: u64) -> Value {
     a.body
 }
 
-async fn transition(d: &TestDaemon, incident: u64, to: &str) {
-    let a = d
-        .post(
-            &format!("/api/v1/incidents/{incident}/transition"),
-            &d.admin,
-            json!({"to": to}),
-        )
-        .await;
-    assert_eq!(a.status, 200, "to {to}: {}", a.text);
-}
-
 fn timeline_kinds(entries: &[Value], kind: &str) -> Vec<String> {
     entries
         .iter()
@@ -215,7 +204,7 @@ async fn acknowledging_stops_escalating_and_escalating_by_hand_pages_the_next_le
     paged(&hook, "alice", 1).await;
 
     // Acknowledged: nothing more by itself, however long it stays open.
-    transition(&d, id, "acknowledged").await;
+    d.transition(id, "acknowledged").await;
     clock.advance(chrono::Duration::minutes(60));
     still(&hook, &[("alice", 1), ("bob", 0)]).await;
     let run = escalation(&d, id).await;
@@ -238,8 +227,8 @@ async fn acknowledging_stops_escalating_and_escalating_by_hand_pages_the_next_le
     assert_eq!(run["next"], json!({"step": 0, "round": 1}), "{run}");
 
     // Resolved, then reopened: escalation starts over at level 1.
-    transition(&d, id, "resolved").await;
-    transition(&d, id, "new").await;
+    d.transition(id, "resolved").await;
+    d.transition(id, "new").await;
     paged(&hook, "alice", 2).await;
     let run = escalation(&d, id).await;
     assert_eq!(run["state"], "active", "{run}");
@@ -263,8 +252,8 @@ async fn acknowledging_stops_escalating_and_escalating_by_hand_pages_the_next_le
     still(&hook, &[("alice", 3), ("bob", 2)]).await;
 
     // A closed incident cannot be escalated.
-    transition(&d, id, "resolved").await;
-    transition(&d, id, "closed").await;
+    d.transition(id, "resolved").await;
+    d.transition(id, "closed").await;
     let e = d
         .post(
             &format!("/api/v1/incidents/{id}/escalate"),
@@ -541,7 +530,7 @@ async fn a_snoozed_incident_pages_again_when_the_snooze_ends_even_across_a_resta
         "{}",
         refused.text
     );
-    transition(&d, id, "acknowledged").await;
+    d.transition(id, "acknowledged").await;
     for bad in [json!(0), json!(10081), json!(-5), json!("soon")] {
         let a = d.post(&path, &d.admin, snooze(bad.clone())).await;
         assert!(matches!(a.status.as_u16(), 400 | 422), "{bad}: {}", a.text);
@@ -622,7 +611,7 @@ async fn a_snoozed_incident_pages_again_when_the_snooze_ends_even_across_a_resta
         .await;
     assert_eq!(b.status, 201, "{}", b.text);
     paged(&hook, "alice", 3).await;
-    transition(&d, b.id(), "acknowledged").await;
+    d.transition(b.id(), "acknowledged").await;
     let s = d
         .post(
             &format!("/api/v1/incidents/{}/snooze", b.id()),
@@ -631,7 +620,7 @@ async fn a_snoozed_incident_pages_again_when_the_snooze_ends_even_across_a_resta
         )
         .await;
     assert_eq!(s.status, 200, "{}", s.text);
-    transition(&d, b.id(), "resolved").await;
+    d.transition(b.id(), "resolved").await;
     assert!(incident(&d, b.id()).await["snoozed_until"].is_null());
     clock.advance(chrono::Duration::minutes(11));
     still(&hook, &[("alice", 3)]).await;

@@ -18,12 +18,11 @@ use serde_json::json;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn deleted(metrics: &str, kind: &str) -> u64 {
-    let prefix = format!("incidentd_retention_deleted_total{{kind=\"{kind}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    common::metric_sample(
+        metrics,
+        &format!("incidentd_retention_deleted_total{{kind=\"{kind}\"}}"),
+    )
+    .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,14 +152,7 @@ async fn resolved_alerts_of_ended_incidents_go_after_alerts_days() {
         .expect("opened");
     send("done", vec![("resolved", "Done")]).await;
     assert_eq!(incident(&d, done).await["status"], "resolved");
-    let closed = d
-        .post(
-            &format!("/api/v1/incidents/{done}/transition"),
-            &d.admin,
-            json!({"to": "closed"}),
-        )
-        .await;
-    assert_eq!(closed.status, 200, "{}", closed.text);
+    d.transition(done, "closed").await;
     // Kept: resolved, not closed: it may be reopened by hand, and its first alerts stand
     // for it (labels for playbooks, the runbook link); beyond those, alerts go.
     let storm: Vec<String> = (1..=18).map(|n| format!("Storm{n:02}")).collect();

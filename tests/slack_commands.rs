@@ -517,12 +517,7 @@ async fn status_list_comment_escalate_and_their_errors() {
         .private(ALICE, "/incident", &format!("snooze INC-{p1} 30m"))
         .await;
     assert!(t.contains("acknowledge it first"), "{t}");
-    d.post(
-        &format!("/api/v1/incidents/{p1}/transition"),
-        &d.admin,
-        json!({"to": "acknowledged"}),
-    )
-    .await;
+    d.transition(p1, "acknowledged").await;
     let t = env
         .private(ALICE, "/incident", &format!("snooze INC-{p1} 1h30m"))
         .await;

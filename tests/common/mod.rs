@@ -235,6 +235,18 @@ impl TestDaemon {
         }
     }
 
+    /// Moves incident `id` to status `to` as the admin; asserts 200.
+    pub async fn transition(&self, id: u64, to: &str) {
+        let a = self
+            .post(
+                &format!("/api/v1/incidents/{id}/transition"),
+                &self.admin,
+                serde_json::json!({"to": to}),
+            )
+            .await;
+        assert_eq!(a.status, 200, "INC-{id} to {to}: {}", a.text);
+    }
+
     /// The `/metrics` page.
     pub async fn metrics_text(&self) -> String {
         self.http
@@ -398,4 +410,11 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The value of the sample of `/metrics` text that is exactly `series` (name and labels).
+pub fn metric_sample(text: &str, series: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }
