@@ -235,6 +235,71 @@ async fn list_limits_are_validated() {
     assert!(a.body["next_cursor"].is_string(), "{}", a.text);
 }
 
+/// Every documented list or query route (from the OpenAPI document, so that a new route is
+/// covered the day it is added) refuses a parameter it does not know and one given twice,
+/// naming it; the webhooks take unknown parameters, since a sender's URL is set once.
+#[tokio::test]
+async fn unknown_and_repeated_query_parameters_are_422_naming_them() {
+    let d = TestDaemon::start().await;
+    let doc = d.get("/api/v1/openapi.json", &d.admin).await.body;
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut checked = 0;
+    for (path, item) in paths {
+        let Some(params) = item["get"]["parameters"].as_array() else {
+            continue;
+        };
+        let query: Vec<&str> = params
+            .iter()
+            .filter(|p| p["in"] == "query")
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        if path.contains('{') || query.is_empty() {
+            continue;
+        }
+        let a = d.get(&format!("{path}?stauts=open"), &d.admin).await;
+        a.assert_problem(422);
+        let why = a.body["errors"]["stauts"][0].as_str().unwrap_or_default();
+        assert!(
+            why.contains("not a parameter") && why.contains(&format!("`{}`", query[0])),
+            "{path}: {}",
+            a.text
+        );
+        let twice = format!("{path}?{0}=1&{0}=2", query[0]);
+        let a = d.get(&twice, &d.admin).await;
+        a.assert_problem(422);
+        assert_eq!(
+            a.body["errors"][query[0]][0], "is given more than once",
+            "{twice}: {}",
+            a.text
+        );
+        checked += 1;
+    }
+    assert!(checked >= 15, "only {checked} query routes in the document");
+    for (list, filter) in [
+        ("/api/v1/incidents", "status=open"),
+        ("/api/v1/alerts", "state=firing"),
+    ] {
+        let a = d.get(&format!("{list}?{filter}&limit=5"), &d.admin).await;
+        assert_eq!(a.status, 200, "{list}: {}", a.text);
+    }
+
+    let hook = d.integration("alertmanager", json!({})).await;
+    let body = common::ingest::am_webhook(
+        "{}:{alertname=\"Q\"}",
+        vec![common::ingest::am_alert(
+            "firing",
+            json!({"alertname": "Q"}),
+        )],
+    );
+    let a = d
+        .post_raw(
+            &format!("/hooks/alertmanager/{}?source=prod", hook.token),
+            body.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(a.status, 202, "{}", a.text);
+}
+
 #[tokio::test]
 async fn every_answer_carries_a_request_id() {
     let d = TestDaemon::start().await;

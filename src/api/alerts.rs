@@ -1,7 +1,8 @@
 //! `/api/v1/alerts` and `/api/v1/incidents/{id}/alerts`.
 
+use super::extract::Query;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 
 use super::ListParams;
 use super::extract::{AppState, Auth, parse_id, perm};

@@ -1,7 +1,8 @@
 //! `/api/v1/audit`: the audit log.
 
+use super::extract::Query;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -15,6 +16,7 @@ use crate::domain::audit::AuditEntry;
 /// Audit filters.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct AuditParams {
     /// `system`, `<kind>:<id>` (`user:3`, `integration:2`), a user id or a username.
     pub actor: Option<String>,

@@ -1,7 +1,8 @@
 //! `/api/v1/dashboard/overview`.
 
+use super::extract::Query;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 
 use super::extract::{AppState, Auth, perm};
 use super::problem::Problem;

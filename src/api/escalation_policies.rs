@@ -1,8 +1,9 @@
 //! `/api/v1/escalation-policies`: who is paged, level by level, while an incident goes
 //! unacknowledged.
 
+use super::extract::Query;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::ListParams;

@@ -172,6 +172,45 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
+/// The query string as `T`, failing as a 422 that names the parameter: a repeated one, and
+/// for the API's lists (whose parameter structs deny unknown fields) one it does not know,
+/// so that `?stauts=open` is an error rather than a silently unfiltered list. The webhooks'
+/// parameters accept unknown ones: a sender's URL is configured once, far from its errors.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parse_query(parts.uri.query().unwrap_or_default()).map(Query)
+    }
+}
+
+/// Decodes a query string with the parameter of the first error.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, Problem> {
+    let pairs = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(pairs).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        let field = crate::app::error::json_field(&path, &message);
+        let message = match message.strip_prefix("unknown field `") {
+            Some(rest) => format!(
+                "is not a parameter of this route; {}",
+                rest.split_once("`, ")
+                    .map_or("it takes none", |(_, known)| known)
+            ),
+            None if message.starts_with("duplicate field `") => "is given more than once".into(),
+            None => message,
+        };
+        let field = if field == "body" {
+            "query".into()
+        } else {
+            field
+        };
+        Problem::validation(single(field, message))
+    })
+}
+
 /// Maps a body read failure: too large is 413, anything else 400.
 pub fn body_rejection(e: BytesRejection) -> Problem {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {

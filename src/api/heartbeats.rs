@@ -1,8 +1,9 @@
 //! `/api/v1/heartbeats` (monitors of the monitoring) and their ping,
 //! `/hooks/heartbeat/{token}`.
 
+use super::extract::Query;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::ListParams;

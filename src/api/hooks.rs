@@ -5,9 +5,10 @@
 //! 200 with what the alerts did, once that is applied too). When the write queue is full
 //! the answer is 503 with `Retry-After`, never 429: Alertmanager retries only 5xx.
 
+use super::extract::Query;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};

@@ -51,6 +51,7 @@ pub use extract::AppState;
 /// `?limit=&cursor=` of every list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Page size (1..500, default 50).
     pub limit: Option<String>,

@@ -1,8 +1,9 @@
 //! `/api/v1/notification-rules`, `/api/v1/notification-templates`, `/api/v1/notifications`
 //! (the delivery log) and `/api/v1/users/{id}/contact-methods`.
 
+use super::extract::Query;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -112,6 +113,7 @@ pub async fn set_template(
 /// Which override to remove.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct TemplateKey {
     /// An event name, or `*` (default).
     pub event: Option<String>,

@@ -2,8 +2,9 @@
 //! an escalation page uses, after how many minutes), as PagerDuty's personal notification
 //! rules.
 
+use super::extract::Query;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 

@@ -1,7 +1,8 @@
 //! `/api/v1/problems` and `/api/v1/known-errors`: problem management.
 
+use super::extract::Query;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -115,6 +116,7 @@ pub async fn unlink(
 /// Known-error search.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct KnownErrorParams {
     /// Words that must all appear in title, description, root cause or workaround.
     pub q: Option<String>,

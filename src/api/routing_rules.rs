@@ -1,7 +1,8 @@
 //! `/api/v1/routing-rules`.
 
+use super::extract::Query;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::ListParams;

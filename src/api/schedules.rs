@@ -1,7 +1,8 @@
 //! `/api/v1/schedules`: on-call rotations, their overrides, and who is on call when.
 
+use super::extract::Query;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -20,6 +21,7 @@ use crate::domain::schedule::{Schedule, ScheduleOverride};
 /// `?at=` of the on-call question.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct AtParams {
     /// The instant (RFC 3339); default now.
     pub at: Option<String>,
@@ -28,6 +30,7 @@ pub struct AtParams {
 /// `?from=&to=` of the final schedule.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct WindowParams {
     /// Start (RFC 3339); default now.
     pub from: Option<String>,
@@ -42,6 +45,7 @@ pub struct WindowParams {
 /// `?since=&limit=&cursor=` of the override list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct SinceParams {
     /// Only overrides not yet over at this instant (RFC 3339).
     pub since: Option<String>,

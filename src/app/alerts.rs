@@ -1145,6 +1145,7 @@ impl Keep {
 /// `GET /api/v1/alerts` filters.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct AlertParams {
     /// Alerts of this incident.
     pub incident_id: Option<String>,

@@ -96,6 +96,7 @@ pub struct DecisionRequest {
 /// `?status=` of the request list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ApprovalParams {
     /// `pending`, `approved`, `rejected`, `cancelled` or `expired`.
     pub status: Option<String>,

@@ -30,6 +30,7 @@ use crate::store::keys::Key;
 /// `GET /api/v1/dashboard/overview` parameters.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct OverviewParams {
     /// Length of the window ending now: `24h`, `7d`, `30d`, or seconds (default `7d`).
     pub window: Option<String>,

@@ -143,7 +143,7 @@ pub type AppResult<T> = Result<T, AppError>;
 /// The field a data error is about: the path, plus the name in "missing field `x`" or
 /// "unknown field `x`" (which serde reports at the parent).
 pub fn json_field(path: &str, message: &str) -> String {
-    let named = ["missing field `", "unknown field `"]
+    let named = ["missing field `", "unknown field `", "duplicate field `"]
         .iter()
         .find_map(|p| message.strip_prefix(p))
         .and_then(|rest| rest.split('`').next());

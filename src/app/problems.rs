@@ -137,6 +137,7 @@ pub struct LinkRequest {
 /// `GET /api/v1/problems` filters.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ProblemParams {
     /// Comma-separated statuses; `open` means open, investigating and known_error.
     pub status: Option<String>,

@@ -69,6 +69,7 @@ pub struct SilencePatch {
 /// `GET /api/v1/silences` filters.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct SilenceParams {
     /// `pending`, `active` or `expired`.
     pub state: Option<String>,

@@ -29,6 +29,7 @@ use crate::store::tables::{self, incident_field as field};
 /// The raw query string of `GET /api/v1/incidents`.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct IncidentParams {
     /// Comma-separated statuses; `open` means new, acknowledged, in_progress and on_hold.
     pub status: Option<String>,

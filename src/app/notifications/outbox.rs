@@ -351,6 +351,7 @@ pub(crate) fn cancel_pages(
 /// `GET /api/v1/notifications` filters.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct DeliveryParams {
     /// `pending`, `sent`, `failed` or `dead`.
     pub status: Option<String>,
