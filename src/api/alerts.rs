@@ -1,11 +1,10 @@
 //! `/api/v1/alerts` and `/api/v1/incidents/{id}/alerts`.
 
-use super::extract::Query;
 use axum::Json;
 use axum::extract::{Path, State};
 
 use super::ListParams;
-use super::extract::{AppState, Auth, parse_id, perm};
+use super::extract::{AppState, Auth, Query, parse_id, perm};
 use super::problem::Problem;
 use crate::app::AppError;
 use crate::app::alerts::{self, AlertFilter, AlertParams};

@@ -1,12 +1,11 @@
 //! `/api/v1/audit`: the audit log.
 
-use super::extract::Query;
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::extract::{AppState, Auth, perm};
+use super::extract::{AppState, Auth, Query, perm};
 use super::problem::Problem;
 use crate::app::AppError;
 use crate::app::audit::{self, AuditQuery};

@@ -1,10 +1,9 @@
 //! `/api/v1/dashboard/overview`.
 
-use super::extract::Query;
 use axum::Json;
 use axum::extract::State;
 
-use super::extract::{AppState, Auth, perm};
+use super::extract::{AppState, Auth, Query, perm};
 use super::problem::Problem;
 use crate::app::AppError;
 use crate::app::dashboard::{self, Overview, OverviewParams};

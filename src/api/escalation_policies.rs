@@ -1,13 +1,12 @@
 //! `/api/v1/escalation-policies`: who is paged, level by level, while an incident goes
 //! unacknowledged.
 
-use super::extract::Query;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::ListParams;
-use super::extract::{AppState, Auth, Body, parse_id, perm};
+use super::extract::{AppState, Auth, Body, Query, parse_id, perm};
 use super::problem::Problem;
 use crate::app::AppError;
 use crate::app::escalation::policies::{self, NewPolicy, PolicyPatch};

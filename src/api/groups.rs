@@ -1,12 +1,11 @@
 //! `/api/v1/groups` and their members.
 
-use super::extract::Query;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::ListParams;
-use super::extract::{AppState, Auth, Body, parse_id, perm};
+use super::extract::{AppState, Auth, Body, Query, parse_id, perm};
 use super::problem::Problem;
 use crate::app::AppError;
 use crate::app::groups::{self, GroupPatch, NewGroup};

@@ -1,13 +1,12 @@
 //! `/api/v1/heartbeats` (monitors of the monitoring) and their ping,
 //! `/hooks/heartbeat/{token}`.
 
-use super::extract::Query;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::ListParams;
-use super::extract::{AppState, Auth, Body, parse_id, perm};
+use super::extract::{AppState, Auth, Body, Query, parse_id, perm};
 use super::problem::Problem;
 use crate::app::AppError;
 use crate::app::heartbeats::{self, HeartbeatPatch, HeartbeatView, NewHeartbeat};

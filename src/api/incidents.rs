@@ -1,12 +1,11 @@
 //! `/api/v1/incidents`: ITIL incidents, their comments, timeline and alerts.
 
-use super::extract::Query;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
 use super::ListParams;
-use super::extract::{AppState, Auth, Body, incident_id, perm};
+use super::extract::{AppState, Auth, Body, Query, incident_id, perm};
 use super::problem::Problem;
 use crate::app::AppError;
 use crate::app::incidents::merge::MergeRequest;

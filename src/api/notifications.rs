@@ -1,7 +1,6 @@
 //! `/api/v1/notification-rules`, `/api/v1/notification-templates`, `/api/v1/notifications`
 //! (the delivery log) and `/api/v1/users/{id}/contact-methods`.
 
-use super::extract::Query;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,7 +9,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::ListParams;
-use super::extract::{AppState, Auth, Body, parse_id, perm};
+use super::extract::{AppState, Auth, Body, Query, parse_id, perm};
 use super::problem::Problem;
 use crate::app::AppError;
 use crate::app::notifications::contacts::{self, ContactMethodPatch, NewContactMethod};

@@ -2,14 +2,13 @@
 //! an escalation page uses, after how many minutes), as PagerDuty's personal notification
 //! rules.
 
-use super::extract::Query;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::ListParams;
-use super::extract::{AppState, Auth, Body, parse_id};
+use super::extract::{AppState, Auth, Body, Query, parse_id};
 use super::problem::Problem;
 use crate::app::AppError;
 use crate::app::notifications::contacts;

@@ -1,13 +1,12 @@
 //! `/api/v1/problems` and `/api/v1/known-errors`: problem management.
 
-use super::extract::Query;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::extract::{AppState, Auth, Body, incident_id, perm, problem_id};
+use super::extract::{AppState, Auth, Body, Query, incident_id, perm, problem_id};
 use super::problem::Problem;
 use crate::app::AppError;
 use crate::app::page::{Page, PageRequest};

@@ -1,6 +1,5 @@
 //! `/api/v1/schedules`: on-call rotations, their overrides, and who is on call when.
 
-use super::extract::Query;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -9,7 +8,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::ListParams;
-use super::extract::{AppState, Auth, Body, parse_id, perm};
+use super::extract::{AppState, Auth, Body, Query, parse_id, perm};
 use super::problem::Problem;
 use crate::app::page::{Page, PageRequest};
 use crate::app::schedules::{

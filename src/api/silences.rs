@@ -1,11 +1,10 @@
 //! `/api/v1/silences`.
 
-use super::extract::Query;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use super::extract::{AppState, Auth, Body, parse_id, perm};
+use super::extract::{AppState, Auth, Body, Query, parse_id, perm};
 use super::problem::Problem;
 use crate::app::AppError;
 use crate::app::page::{Page, PageRequest};
