@@ -85,10 +85,13 @@ async fn bad_input_is_refused_and_stores_nothing() {
             .await;
         a.assert_problem(413);
     }
+    // PagerDuty's endpoint answers in PagerDuty's shape, this error too.
     let a = d
         .post_raw("/v2/enqueue", big.to_string().into_bytes())
         .await;
     assert_eq!(a.status, 413, "{}", a.text);
+    assert_eq!(a.body["status"], "invalid event", "{}", a.text);
+    assert!(a.body["errors"][0].is_string(), "{}", a.text);
     // Just under the limit is fine (the same alert, refreshed).
     let mut large = good.clone();
     large["alerts"][0]["annotations"]["description"] = json!("x".repeat(400 * 1024));
@@ -399,6 +402,11 @@ async fn refire_reopens_within_the_window_and_opens_anew_after_it() {
         let s = send(&d, &int, &fire).await;
         assert_eq!(s["reopened"], json!([inc]), "{s}");
         assert_eq!(s["opened"], json!([]), "{s}");
+        assert_eq!(
+            (s["refired"].as_u64(), s["new"].as_u64()),
+            (Some(1), Some(0)),
+            "{s}"
+        );
         let i = d.incident(inc).await;
         assert_eq!(i["status"], "new");
         assert_eq!(i["reopen_count"], 1);
@@ -412,6 +420,12 @@ async fn refire_reopens_within_the_window_and_opens_anew_after_it() {
 
         let s = send(&d, &int, &resolve).await;
         assert_eq!(s["auto_resolved"], json!([inc]), "{s}");
+        assert_eq!(s["resolved"], 1, "{s}");
+        let s = send(&d, &int, &resolve).await;
+        assert_eq!(
+            s["resolved"], 0,
+            "a resolve delivered again resolves nothing: {s}"
+        );
         clock.advance(outside);
         let s = send(&d, &int, &fire).await;
         assert_eq!(s["reopened"], json!([]), "{s}");
@@ -431,6 +445,96 @@ async fn refire_reopens_within_the_window_and_opens_anew_after_it() {
             "history kept"
         );
     }
+}
+
+/// Severity words are compared lowercase: a map saying `P1` matches an alert saying `p1`
+/// or `P1`; an empty word is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn severity_words_match_whatever_their_case() {
+    let d = TestDaemon::start().await;
+    let map = json!({"levels": {"P1": {"impact": "high", "urgency": "high"}},
+                     "fallback": {"impact": "low", "urgency": "low"}});
+    let int = d
+        .integration("alertmanager", json!({"settings": {"severity_map": map}}))
+        .await;
+    for (i, word) in ["P1", "p1", " p1 "].iter().enumerate() {
+        let mut l = labels("Sev", &format!("case-{i}"));
+        l["severity"] = json!(word);
+        let body = am_webhook(&format!("sev-{i}"), vec![am_alert("firing", l)]);
+        let inc = opened_one(&send(&d, &int, &body).await);
+        assert_eq!(d.incident(inc).await["priority"], "P1", "severity {word:?}");
+    }
+    let shown = d
+        .get(&format!("/api/v1/integrations/{}", int.id), &d.admin)
+        .await;
+    assert!(
+        shown.body["settings"]["severity_map"]["levels"]["p1"].is_object(),
+        "{}",
+        shown.text
+    );
+    let mut bad = map.clone();
+    bad["levels"][""] = json!({"impact": "low", "urgency": "low"});
+    let a = d
+        .patch(
+            &format!("/api/v1/integrations/{}", int.id),
+            &d.admin,
+            json!({"settings": {"severity_map": bad}}),
+        )
+        .await;
+    a.assert_problem(422);
+    assert!(
+        a.body["errors"]["settings.severity_map.levels"].is_array(),
+        "{}",
+        a.text
+    );
+}
+
+/// `reopen_window_secs: 0` never reopens, even within the same second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_reopen_window_never_reopens() {
+    let d = TestDaemon::start().await;
+    let int = d
+        .integration(
+            "alertmanager",
+            json!({"settings": {"reopen_window_secs": 0}}),
+        )
+        .await;
+    let a = labels("Flap", "zero");
+    let fire = am_webhook(GROUP, vec![am_alert("firing", a.clone())]);
+    let resolve = am_webhook(GROUP, vec![am_alert("resolved", a.clone())]);
+    let first = opened_one(&send(&d, &int, &fire).await);
+    send(&d, &int, &resolve).await;
+    let s = send(&d, &int, &fire).await;
+    assert_eq!(s["reopened"], json!([]), "{s}");
+    assert_ne!(opened_one(&s), first);
+}
+
+/// An alert still firing when its incident is closed by hand: its next delivery opens a
+/// new incident with a new record, and the old record ends (nothing else would ever
+/// resolve it, and it would count as firing forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refire_after_a_close_ends_the_old_record() {
+    let d = TestDaemon::start().await;
+    let int = d.integration("alertmanager", json!({})).await;
+    let a = labels("Stuck", "closed");
+    let fire = am_webhook(GROUP, vec![am_alert("firing", a.clone())]);
+    let resolve = am_webhook(GROUP, vec![am_alert("resolved", a.clone())]);
+    let first = opened_one(&send(&d, &int, &fire).await);
+    d.transition(first, "resolved").await;
+    d.transition(first, "closed").await;
+
+    let second = opened_one(&send(&d, &int, &fire).await);
+    assert_ne!(second, first);
+    let old = d.alerts_of(first).await;
+    assert_eq!(old.len(), 1);
+    assert_eq!(old[0]["state"], "resolved", "{}", old[0]);
+    assert!(old[0]["ends_at"].is_string(), "{}", old[0]);
+    let firing = d.all("/api/v1/alerts?status=firing").await;
+    assert_eq!(firing.len(), 1, "{firing:?}");
+    assert_eq!(firing[0]["incident_id"], second);
+    let s = send(&d, &int, &resolve).await;
+    assert_eq!(s["auto_resolved"], json!([second]), "{s}");
+    assert!(d.all("/api/v1/alerts?status=firing").await.is_empty());
 }
 
 /// Resolved by hand while its alert still fires: Alertmanager's next repeat reopens the

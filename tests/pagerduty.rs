@@ -104,15 +104,27 @@ async fn trigger_dedup_acknowledge_resolve() {
     let inc = d.incident(id).await;
     assert_eq!(inc["status"], "resolved");
     assert!(inc["resolved_at"].is_string());
-    assert_eq!(d.alerts_of(id).await[0]["state"], "resolved");
+    // A resolve (or acknowledge) names the alert without describing it: it changes the
+    // state, not the title, labels or details the trigger gave.
+    let resolved = &d.alerts_of(id).await[0];
+    assert_eq!(resolved["state"], "resolved");
+    assert_eq!(resolved["title"], "disk full on db-1", "{resolved}");
+    assert_eq!(resolved["labels"]["source"], "db-1", "{resolved}");
+    assert_eq!(
+        resolved["receive_count"], 3,
+        "two triggers and the resolve: {resolved}"
+    );
     assert_eq!(d.counts().await, (1, 1));
 
-    // An acknowledge or resolve for a key never seen is accepted and opens nothing.
-    let a = d
-        .enqueue(&json!({"routing_key": pd.token, "event_action": "acknowledge", "dedup_key": "never-seen"}))
-        .await;
-    assert_eq!(a.status, 202, "{}", a.text);
-    assert_eq!(d.all("/api/v1/incidents").await.len(), 1);
+    // An acknowledge or resolve for a key never seen is accepted and stores nothing.
+    for action in ["acknowledge", "resolve"] {
+        let a = d
+            .enqueue(&json!({"routing_key": pd.token, "event_action": action, "dedup_key": "never-seen"}))
+            .await;
+        assert_eq!(a.status, 202, "{}", a.text);
+    }
+    assert_eq!(d.counts().await, (1, 1));
+    assert_eq!(d.all("/api/v1/alerts").await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

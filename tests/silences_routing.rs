@@ -451,10 +451,20 @@ async fn silence_validation() {
         .post(
             "/api/v1/silences",
             &d.admin,
-            json!({"matchers": [{"name": "bad-name", "value": "x"}], "ends_at": in_an_hour(), "comment": "c"}),
+            json!({"matchers": [{"name": "", "value": "x"}], "ends_at": in_an_hour(), "comment": "c"}),
         )
         .await;
     assert_invalid_field(&a, "matchers[0]");
+
+    // Four-digit years only: RFC 3339 cannot write the year 10000.
+    let a = d
+        .post(
+            "/api/v1/silences",
+            &d.admin,
+            json!({"matchers": [ok_matcher], "ends_at": "+10000-12-31T23:59:59Z", "comment": "c"}),
+        )
+        .await;
+    assert_invalid_field(&a, "ends_at");
 
     let a = d
         .post(
@@ -469,6 +479,96 @@ async fn silence_validation() {
     d.get("/api/v1/silences/1", &d.admin)
         .await
         .assert_problem(404);
+}
+
+/// Label names as Prometheus 3 and Alertmanager 0.27 allow them (UTF-8, OpenTelemetry's
+/// dotted names) are stored by ingestion, so silences, routing rules and `group_by` take
+/// them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn utf8_label_names_can_be_silenced_routed_and_grouped_on() {
+    let d = TestDaemon::start().await;
+    let int = d
+        .integration(
+            "alertmanager",
+            json!({"settings": {"group_by": ["service.name"]}}),
+        )
+        .await;
+    let checkout = service(&d, "checkout").await;
+    rule(
+        &d,
+        json!({"name": "otel", "matchers": [{"name": "service.name", "value": "checkout"}],
+               "service_id": checkout}),
+    )
+    .await;
+    let s = fire(
+        &d,
+        &int,
+        json!({"alertname": "Otel", "service.name": "checkout"}),
+    )
+    .await;
+    let inc = s["opened"][0].as_u64().expect("opened");
+    assert_eq!(d.incident(inc).await["service_id"], checkout);
+    // Grouped by service.name: a second alert of that service joins the incident.
+    let s = fire(
+        &d,
+        &int,
+        json!({"alertname": "Otel2", "service.name": "checkout"}),
+    )
+    .await;
+    assert_eq!(s["opened"], json!([]), "{s}");
+    assert_eq!(d.incident(inc).await["alert_count"], 2);
+
+    let a = d
+        .post(
+            "/api/v1/silences",
+            &d.admin,
+            json!({"matchers": [{"name": "service.name", "value": "pay.*", "is_regex": true}],
+                   "ends_at": in_an_hour(), "comment": "payments maintenance"}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let s = fire(
+        &d,
+        &int,
+        json!({"alertname": "Otel", "service.name": "payments"}),
+    )
+    .await;
+    assert_eq!(s["silenced"], 1, "{s}");
+    assert_eq!(s["opened"], json!([]), "{s}");
+}
+
+/// An integration a routing rule names cannot be deleted: with its id gone from the rule's
+/// list, the rule would apply to every integration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_integration_a_rule_names_cannot_be_deleted() {
+    let d = TestDaemon::start().await;
+    let int = d.integration("alertmanager", json!({})).await;
+    let id = rule(
+        &d,
+        json!({"name": "only-am", "matchers": [], "impact": "high", "integration_ids": [int.id]}),
+    )
+    .await;
+    let path = format!("/api/v1/integrations/{}", int.id);
+    let a = d.delete(&path, &d.admin).await;
+    a.assert_problem(409);
+    assert!(
+        a.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("only-am"),
+        "{}",
+        a.text
+    );
+    assert_eq!(d.get(&path, &d.admin).await.status, 200);
+    let a = d
+        .patch(
+            &format!("/api/v1/routing-rules/{id}"),
+            &d.admin,
+            json!({"integration_ids": [], "matchers": [{"name": "team", "value": "x"}]}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(d.delete(&path, &d.admin).await.status, 204);
 }
 
 async fn service(d: &TestDaemon, name: &str) -> u64 {

@@ -5,7 +5,6 @@
 //! 200 with what the alerts did, once that is applied too). When the write queue is full
 //! the answer is 503 with `Retry-After`, never 429: Alertmanager retries only 5xx.
 
-use super::extract::Query;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -15,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{AppState, RawBody};
+use super::extract::{AppState, Query, RawBody};
 use super::problem::Problem;
 use crate::app::alerts::{self, IngestSummary, Source, Wait};
 use crate::app::{AppError, FieldErrors, integrations};
@@ -183,12 +182,20 @@ fn pd_error(status: StatusCode, message: &str, errors: Vec<String>) -> Response 
 /// integration token of kind `pagerduty` (in the body, or as a bearer token).
 #[utoipa::path(post, path = "/v2/enqueue", tag = "hooks",
     request_body(content = Object, description = "A PagerDuty Events API v2 event"),
-    responses((status = 202, body = EnqueueAnswer), (status = 400, body = EnqueueAnswer), (status = 404, body = EnqueueAnswer), (status = 413, body = Problem), (status = 503, body = EnqueueAnswer)))]
+    responses((status = 202, body = EnqueueAnswer), (status = 400, body = EnqueueAnswer), (status = 404, body = EnqueueAnswer), (status = 413, body = EnqueueAnswer), (status = 503, body = EnqueueAnswer)))]
 pub async fn enqueue(
     State(app): State<AppState>,
     headers: HeaderMap,
-    RawBody(body): RawBody,
+    body: Result<RawBody, Problem>,
 ) -> Response {
+    // PagerDuty senders read `{status, message, errors}` on every error, 413 included.
+    let body = match body {
+        Ok(RawBody(body)) => body,
+        Err(p) => {
+            let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
+            return pd_error(status, "Event object is invalid", vec![p.detail]);
+        }
+    };
     let event = match ingest::pagerduty::parse_event(&body) {
         Ok(e) => e,
         Err(errors) => return pd_error(StatusCode::BAD_REQUEST, "Event object is invalid", errors),

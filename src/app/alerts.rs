@@ -47,11 +47,15 @@ use crate::store::tables::{self, alert_field as field};
 pub struct IngestSummary {
     /// Alerts in the payload.
     pub received: usize,
-    /// Alerts seen for the first time (or again after their incident ended).
+    /// Alerts that joined or opened an incident for the first time (or again after their
+    /// incident ended); muted ones count in `silenced` instead.
     pub new: usize,
     /// Alerts already firing on an open incident (refreshed only).
     pub deduplicated: usize,
-    /// Alerts that resolved.
+    /// Alerts firing again on their incident, which reopens if it had resolved.
+    #[serde(default)]
+    pub refired: usize,
+    /// Firing alerts that resolved (a resolve delivered again counts once).
     pub resolved: usize,
     /// Alerts muted by a silence.
     pub silenced: usize,
@@ -280,8 +284,14 @@ impl<'t> AlertTables<'t> {
     }
 }
 
-/// Copies what the latest delivery says onto a stored alert.
+/// Copies what the latest delivery says onto a stored alert; a bare event (PagerDuty's
+/// acknowledge and resolve name the alert without describing it) changes no content.
 fn refresh(a: &mut Alert, incoming: &IncomingAlert, now: DateTime<Utc>) {
+    a.last_seen_at = now;
+    a.receive_count += 1;
+    if incoming.is_bare() {
+        return;
+    }
     a.annotations = incoming.annotations.clone();
     a.title = incoming.title.clone();
     a.description = incoming.description.clone();
@@ -292,8 +302,6 @@ fn refresh(a: &mut Alert, incoming: &IncomingAlert, now: DateTime<Utc>) {
     if incoming.starts_at.is_some() {
         a.starts_at = incoming.starts_at;
     }
-    a.last_seen_at = now;
-    a.receive_count += 1;
 }
 
 /// Alert ids for one batch: the sequence is read once and written back once
@@ -509,7 +517,6 @@ impl<'t> Session<'t> {
                 }
             }
             IncomingAction::Resolve => {
-                summary.resolved += 1;
                 match existing {
                     Some(before) => {
                         let mut a = before.clone();
@@ -518,12 +525,17 @@ impl<'t> Session<'t> {
                         a.state = AlertState::Resolved;
                         a.ends_at = incoming.ends_at.or(a.ends_at).or(Some(now));
                         tables.save(Some(&before), &a)?;
+                        if was_firing {
+                            summary.resolved += 1;
+                        }
                         if was_firing && let Some(inc) = a.incident_id {
                             let t = touch(touches, inc, integration, actor, now);
                             t.resolved.push(a.id);
                             t.resolving_requests.insert(request);
                         }
                     }
+                    // PagerDuty: resolving a dedup key nobody triggered does nothing.
+                    None if incoming.is_bare() => {}
                     None => {
                         // Never seen firing: keep the record, open nothing.
                         let mut a = new_alert(ids, integration, incoming, now);
@@ -546,6 +558,7 @@ impl<'t> Session<'t> {
                     a.ends_at = None;
                     tables.save(Some(before), &a)?;
                     if refired {
+                        summary.refired += 1;
                         let t = touch(touches, inc.id, integration, actor, now);
                         t.refired.push(a.id);
                         t.levels
@@ -558,6 +571,7 @@ impl<'t> Session<'t> {
                 // 2. Its incident resolved recently: reopen it (unless now silenced).
                 if let (Some(before), Some(inc), None) = (&existing, &current_incident, silenced)
                     && inc.status == IncidentStatus::Resolved
+                    && settings.reopen_window_secs > 0
                     && inc
                         .resolved_at
                         .is_some_and(|r| within(now - r, settings.reopen_window_secs))
@@ -591,9 +605,22 @@ impl<'t> Session<'t> {
                             .push(a.id);
                     }
                     summary.reopened.push(inc.id);
+                    summary.refired += 1;
                     return Ok(());
                 }
-                // 3-4. The stored record is reused only if it never joined an incident.
+                // 3-4. The stored record is reused only if it never joined an incident. One
+                // still firing on an incident that ended (closed, cancelled, or resolved
+                // beyond the reopen window) ends here: the new record carries its
+                // fingerprint on, and nothing would ever resolve the old one.
+                if let Some(old) = existing
+                    .as_ref()
+                    .filter(|a| a.incident_id.is_some() && a.state == AlertState::Firing)
+                {
+                    let mut ended = old.clone();
+                    ended.state = AlertState::Resolved;
+                    ended.ends_at = Some(now);
+                    tables.save(Some(old), &ended)?;
+                }
                 let reusable = existing.filter(|a| a.incident_id.is_none());
                 let (before, alert) = reuse_or_new(reusable, ids, integration, incoming, now);
                 let placement = Placement {

@@ -120,6 +120,12 @@ fn check_settings(e: &mut FieldErrors, kind: IntegrationKind, s: &IntegrationSet
             );
         }
     }
+    if s.severity_map.levels.contains_key("") {
+        e.add(
+            "settings.severity_map.levels",
+            "a severity word cannot be empty",
+        );
+    }
     if s.group_window_secs == Some(0) {
         e.add(
             "settings.group_window_secs",
@@ -370,6 +376,17 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
     change(app, move |tx| {
         let i = access::get::<Integration>(tx, id)?
             .ok_or_else(|| AppError::not_found("integration", id))?;
+        // A rule left naming only this integration would, once its id is gone from the
+        // list, match every integration's alerts.
+        if let Some(r) = super::routing::all(tx)?
+            .iter()
+            .find(|r| r.integration_ids.contains(&id))
+        {
+            return Err(AppError::Conflict(format!(
+                "routing rule '{}' applies to integration '{}'; change that rule first",
+                r.name, i.name
+            )));
+        }
         access::delete::<Integration>(tx, id)?;
         access::delete_raw(tx, tables::INTEGRATIONS_BY_TOKEN, i.token_hash.as_bytes())?;
         super::audit::record(

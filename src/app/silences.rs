@@ -98,6 +98,15 @@ fn check(
         }
         Ok(_) => {}
     }
+    use chrono::Datelike;
+    for (field, t) in [("starts_at", starts), ("ends_at", ends)] {
+        if t.year() > 9999 {
+            e.add(
+                field,
+                "must be before the year 10000 (RFC 3339 has four-digit years)",
+            );
+        }
+    }
     if ends <= starts {
         e.add("ends_at", "must be after starts_at");
     }

@@ -86,6 +86,15 @@ pub struct IncomingAlert {
     pub links: Vec<Link>,
 }
 
+impl IncomingAlert {
+    /// Whether the delivery only names the alert and says what happened to it, without
+    /// describing it (no labels, title or annotations): PagerDuty's acknowledge and resolve
+    /// events. Such an event changes an alert's state, not its content, and creates none.
+    pub fn is_bare(&self) -> bool {
+        self.labels.is_empty() && self.title.is_empty() && self.annotations.is_empty()
+    }
+}
+
 /// What one request carried.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
@@ -183,7 +192,9 @@ pub struct Levels {
 /// Severity word -> impact and urgency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SeverityMap {
-    /// Severity words (compared lowercase).
+    /// Severity words, compared lowercase and trimmed (the words are read that way, so a
+    /// map saying `P1` matches an alert saying `p1` or `P1`).
+    #[serde(deserialize_with = "severity_words")]
     pub levels: BTreeMap<String, Levels>,
     /// For alerts without a severity or with an unknown one.
     pub fallback: Levels,
@@ -212,6 +223,18 @@ impl Default for SeverityMap {
             },
         }
     }
+}
+
+/// Reads the severity words of a [`SeverityMap`] as they are compared: lowercase, trimmed.
+/// Of two spellings of one word the lowercase one wins (it sorts after the others).
+fn severity_words<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, Levels>, D::Error> {
+    let raw = BTreeMap::<String, Levels>::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .map(|(word, levels)| (word.trim().to_ascii_lowercase(), levels))
+        .collect())
 }
 
 impl SeverityMap {

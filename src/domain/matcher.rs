@@ -54,11 +54,12 @@ enum Test {
     Regex(Regex),
 }
 
-/// Whether `name` is a valid Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+/// Whether `name` can be a label name: any non-empty text without control characters, as
+/// Prometheus 3 and Alertmanager 0.27 accept them (UTF-8 names such as OpenTelemetry's
+/// `service.name`), since ingestion stores whatever names the sources send and a silence,
+/// a route or a grouping must be able to name each of them.
 pub fn is_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    !name.is_empty() && !name.chars().any(char::is_control)
 }
 
 impl Matcher {
@@ -214,10 +215,22 @@ mod tests {
             Err(MatcherError::BadRegex(_))
         ));
         assert!(matches!(
-            m("1x", "a", false, true).compile(),
+            m("", "a", false, true).compile(),
             Err(MatcherError::BadName(_))
         ));
-        assert!(is_label_name("_a1") && !is_label_name("") && !is_label_name("a-b"));
+        assert!(matches!(
+            m("a\nb", "a", false, true).compile(),
+            Err(MatcherError::BadName(_))
+        ));
+        for name in ["_a1", "service.name", "1x", "a-b", "größe", "has space"] {
+            assert!(is_label_name(name), "{name}");
+        }
+        let dotted = m("service.name", "checkout", false, true)
+            .compile()
+            .expect("a UTF-8 label name");
+        let labels: BTreeMap<String, String> =
+            [("service.name".to_owned(), "checkout".to_owned())].into();
+        assert!(dotted.matches(&labels));
     }
 
     #[test]

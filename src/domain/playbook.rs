@@ -389,7 +389,7 @@ steps:
             "when.title",
         );
         bad(
-            "name: x\nwhen: {labels: [{name: '1x', value: a}]}\nsteps:\n  - comment: x\n",
+            "name: x\nwhen: {labels: [{name: '', value: a}]}\nsteps:\n  - comment: x\n",
             "when.labels[0]",
         );
         bad(
