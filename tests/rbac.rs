@@ -232,3 +232,103 @@ async fn no_token_on_a_mutating_route_is_401_not_403() {
     let users = d.get("/api/v1/users", &d.admin).await;
     assert_eq!(users.body["items"].as_array().map(Vec::len), Some(1));
 }
+
+/// Writing roles is not a way to more power: a role manager cannot create, widen, change
+/// or delete a role that allows more than they hold (`*` in their own role would make
+/// them an administrator), while roles within their own permissions stay theirs to edit.
+#[tokio::test]
+async fn a_role_manager_cannot_give_a_role_more_than_they_hold() {
+    let d = TestDaemon::start().await;
+    let a = d
+        .post(
+            "/api/v1/roles",
+            &d.admin,
+            json!({"name": "RoleMgr", "permissions": ["role:read", "role:write", "incident:read"]}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let own = a.id();
+    let (_, mgr) = d.user("rmgr", "RoleMgr").await;
+    let roles = d.get("/api/v1/roles?limit=500", &d.admin).await.body;
+    let id_of = |name: &str| {
+        roles["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|r| r["name"] == name))
+            .and_then(|r| r["id"].as_u64())
+            .unwrap_or_else(|| panic!("no role {name}"))
+    };
+    let refused = [
+        (
+            Method::PATCH,
+            format!("/api/v1/roles/{own}"),
+            Some(json!({"permissions": ["*"]})),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/roles/{own}"),
+            Some(json!({"permissions": ["role:read", "role:write", "user:write"]})),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/roles/{}", id_of("Viewer")),
+            Some(json!({"permissions": ["incident:read"]})),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/roles/{}", id_of("Engineer")),
+            Some(json!({"permissions": []})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/roles".to_owned(),
+            Some(json!({"name": "Root", "permissions": ["*"]})),
+        ),
+    ];
+    for (method, path, body) in refused {
+        let a = d.call(method.clone(), &path, Some(&mgr), body).await;
+        a.assert_problem(403);
+        assert!(
+            a.body["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("more than you may do"),
+            "{method} {path}: {}",
+            a.text
+        );
+    }
+    let mine = d.get(&format!("/api/v1/roles/{own}"), &d.admin).await;
+    assert_eq!(
+        mine.body["permissions"],
+        json!(["incident:read", "role:read", "role:write"]),
+        "{}",
+        mine.text
+    );
+    // Within their own permissions they manage roles as before.
+    let a = d
+        .post(
+            "/api/v1/roles",
+            &mgr,
+            json!({"name": "Readers", "permissions": ["incident:read"]}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let readers = a.id();
+    let a = d
+        .patch(
+            &format!("/api/v1/roles/{readers}"),
+            &mgr,
+            json!({"permissions": ["role:read"]}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(
+        d.delete(&format!("/api/v1/roles/{readers}"), &mgr)
+            .await
+            .status,
+        204
+    );
+    let a = d
+        .delete(&format!("/api/v1/roles/{}", id_of("Engineer")), &mgr)
+        .await;
+    assert!(a.status == 403 || a.status == 409, "{}", a.text);
+}

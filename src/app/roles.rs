@@ -7,7 +7,7 @@ use super::page::{Page, PageRequest};
 use super::{App, AppError, AppResult, FieldErrors, catalog};
 use crate::domain::actor::Actor;
 use crate::domain::identity::{ADMIN_ROLE, Role, User};
-use crate::domain::permission::{self, Permission};
+use crate::domain::permission::{self, Permission, PermissionSet};
 use crate::store::access::{self, Order};
 
 /// A new role.
@@ -66,13 +66,34 @@ fn check_permissions(errors: &mut FieldErrors, names: &[String]) -> Vec<String> 
     out
 }
 
-/// Creates a role (needs `role:write`).
+/// Refuses (403) unless `granter` holds every permission in `permissions` (of the role
+/// `role`): nobody may grant, revoke or act on privileges they do not have themselves;
+/// whoever may write roles could otherwise write `*` into a role they hold.
+pub(super) fn check_within(
+    granter: &PermissionSet,
+    role: &str,
+    permissions: &[String],
+    what: &str,
+) -> AppResult<()> {
+    let mut needed = PermissionSet::none();
+    needed.grant_names(permissions.iter().map(String::as_str));
+    if granter.covers(&needed) {
+        Ok(())
+    } else {
+        Err(AppError::Refused(format!(
+            "you cannot {what} role '{role}': it allows more than you may do"
+        )))
+    }
+}
+
+/// Creates a role (needs `role:write`), allowing no more than its creator may do.
 pub async fn create(app: &App, actor: &Actor, input: NewRole) -> AppResult<Role> {
     let change = catalog::change::<Role>(app, actor)?;
     let mut e = FieldErrors::new();
     let name = catalog::new_name::<Role>(&mut e, &input.name);
     let permissions = check_permissions(&mut e, &input.permissions);
     e.into_result()?;
+    check_within(&actor.permissions, &name, &permissions, "create")?;
     let description = input.description.trim().to_owned();
     app.store
         .write(move |tx| {
@@ -99,8 +120,10 @@ pub fn list(app: &App, actor: &Actor, page: PageRequest) -> AppResult<Page<Role>
     catalog::list(app, actor, page)
 }
 
-/// Changes a role (needs `role:write`). Admin cannot be changed; built-ins keep their names.
+/// Changes a role (needs `role:write`). Admin cannot be changed; built-ins keep their names;
+/// the role must allow no more than the changer may do, before and after.
 pub async fn update(app: &App, actor: &Actor, id: u64, patch: RolePatch) -> AppResult<Role> {
+    let granter = actor.permissions.clone();
     let change = catalog::change::<Role>(app, actor)?;
     let mut e = FieldErrors::new();
     let name = catalog::patched_name::<Role>(&mut e, patch.name.as_deref());
@@ -116,6 +139,10 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: RolePatch) -> AppR
                 return Err(AppError::Conflict(
                     "the Admin role cannot be changed".into(),
                 ));
+            }
+            check_within(&granter, &before.name, &before.permissions, "change")?;
+            if let Some(p) = &permissions {
+                check_within(&granter, &before.name, p, "grant these permissions to")?;
             }
             let mut role = before.clone();
             if let Some(name) = &name
@@ -140,12 +167,15 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: RolePatch) -> AppR
         .await
 }
 
-/// Deletes a role (needs `role:write`): not a built-in one, not one in use.
+/// Deletes a role (needs `role:write`): not a built-in one, not one in use, not one that
+/// allows more than the deleter may do.
 pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
     let change = catalog::change::<Role>(app, actor)?;
+    let granter = actor.permissions.clone();
     app.store
         .write(move |tx| {
             let role: Role = catalog::load(tx, id)?;
+            check_within(&granter, &role.name, &role.permissions, "delete")?;
             if role.builtin {
                 return Err(AppError::Conflict(format!(
                     "the built-in role '{}' cannot be deleted",

@@ -162,14 +162,7 @@ fn check_privileges(
         let Some(role) = access::get::<Role>(r, *id)? else {
             continue;
         };
-        let mut needed = PermissionSet::none();
-        needed.grant_names(role.permissions.iter().map(String::as_str));
-        if !granter.covers(&needed) {
-            return Err(AppError::Refused(format!(
-                "you cannot {what} role '{}': it allows more than you may do",
-                role.name
-            )));
-        }
+        super::roles::check_within(granter, &role.name, &role.permissions, what)?;
     }
     Ok(())
 }
