@@ -481,6 +481,23 @@ async fn escalating_without_a_body_or_a_policy_says_what_happened() {
         "{}",
         timeline.text
     );
+    // A blank note is no note; an oversized one is refused like every other note.
+    let path = format!("/api/v1/incidents/{id}/escalate");
+    let blank = d.post(&path, &d.admin, json!({"note": "  "})).await;
+    assert_eq!(blank.status, 200, "{}", blank.text);
+    let timeline = d
+        .get(&format!("/api/v1/incidents/{id}/timeline"), &d.admin)
+        .await;
+    assert!(
+        !timeline.text.contains("escalated by admin: "),
+        "{}",
+        timeline.text
+    );
+    let huge = d
+        .post(&path, &d.admin, json!({"note": "n".repeat(20_001)}))
+        .await;
+    huge.assert_problem(422);
+    assert!(huge.body["errors"]["note"].is_array(), "{}", huge.text);
     let empty = d
         .call(
             reqwest::Method::POST,

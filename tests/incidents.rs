@@ -230,6 +230,64 @@ async fn priority_follows_the_default_matrix_for_all_nine_cells() {
     }
 }
 
+/// `PUT /settings/priority-matrix` changes the priority of incidents opened after it; a
+/// wrong shape or an unknown field is a 422 naming it and changes nothing; only
+/// `settings:write` may change it; the change is audited.
+#[tokio::test]
+async fn the_priority_matrix_can_be_replaced_and_is_validated() {
+    let d = TestDaemon::start().await;
+    let path = "/api/v1/settings/priority-matrix";
+    let default = d.get(path, &d.admin).await.body;
+    let bad = [
+        (
+            json!({"cells": [["P1","P2","P3","P4"],["P2","P3","P4"],["P3","P4","P5"]]}),
+            "cells[0]",
+        ),
+        (
+            json!({"cells": [["P1","P2","P3"],["P2","P3","P4"]]}),
+            "cells",
+        ),
+        (
+            json!({"cells": [["P1","P2","P3"],["P2","P3","P4"],["P3","P4","P5"]], "x": 1}),
+            "x",
+        ),
+        (
+            json!({"cells": [["P1","P2","P3"],["P2","P3","P4"],["P3","P4","P9"]]}),
+            "cells[2][2]",
+        ),
+    ];
+    for (body, field) in bad {
+        let a = d.put(path, &d.admin, body.clone()).await;
+        a.assert_problem(422);
+        assert!(a.body["errors"][field].is_array(), "{body}: {}", a.text);
+    }
+    assert_eq!(d.get(path, &d.admin).await.body, default, "nothing changed");
+
+    let (_, engineer) = d.user("eng", "Engineer").await;
+    let flat = json!({"cells": [["P1","P1","P2"],["P1","P2","P3"],["P2","P3","P4"]]});
+    d.put(path, &engineer, flat.clone())
+        .await
+        .assert_problem(403);
+    let a = d.put(path, &d.admin, flat.clone()).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body, flat);
+    let b = open(
+        &d,
+        &d.admin,
+        json!({"title": "t", "impact": "high", "urgency": "medium"}),
+    )
+    .await;
+    assert_eq!(b["priority"], "P1", "{b}");
+    let audit = d.get("/api/v1/audit?limit=500", &d.admin).await;
+    let changes = audit.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["action"] == "settings.priority_matrix")
+        .count();
+    assert_eq!(changes, 1, "{}", audit.text);
+}
+
 #[tokio::test]
 async fn opening_validates_its_input() {
     let d = TestDaemon::start().await;

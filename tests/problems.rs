@@ -120,8 +120,18 @@ async fn problems_are_recorded_analysed_and_listed() {
     assert_eq!(p["created_by"]["name"], "mia");
     assert_eq!(get_problem(&d, id).await, p);
 
-    // Validation.
+    // Validation (work is not assigned to someone deactivated, as on incidents).
+    let (gone, _) = d.user("gone", "Engineer").await;
+    let off = d
+        .patch(
+            &format!("/api/v1/users/{gone}"),
+            &d.admin,
+            json!({"active": false}),
+        )
+        .await;
+    assert_eq!(off.status, 200, "{}", off.text);
     for (body, field) in [
+        (json!({"title": "x", "assignee_id": gone}), "assignee_id"),
         (json!({"description": "no title"}), "title"),
         (json!({"title": " "}), "title"),
         (json!({"title": "x", "impact": "massive"}), "impact"),

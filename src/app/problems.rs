@@ -18,11 +18,9 @@ use super::{
 use crate::domain::actor::{Actor, ActorRef};
 use crate::domain::audit;
 use crate::domain::event::EventKind;
-use crate::domain::identity::User;
 use crate::domain::permission::Permission;
 use crate::domain::priority::Level;
 use crate::domain::problem::{Problem, ProblemStatus, ProblemTransitionError};
-use crate::domain::service::Service;
 use crate::domain::text;
 use crate::store::StoreError;
 use crate::store::access::{self, Reader};
@@ -159,17 +157,7 @@ fn check_refs(
     service: Option<u64>,
     assignee: Option<u64>,
 ) -> Result<(), StoreError> {
-    if let Some(s) = service
-        && access::get::<Service>(r, s)?.is_none()
-    {
-        e.add("service_id", format!("no service with id {s}"));
-    }
-    if let Some(a) = assignee
-        && access::get::<User>(r, a)?.is_none()
-    {
-        e.add("assignee_id", format!("no user with id {a}"));
-    }
-    Ok(())
+    incidents::check_refs(r, e, service, assignee, None)
 }
 
 fn searchable(p: &Problem) -> String {

@@ -1,10 +1,10 @@
 //! Daemon-wide settings kept in the store: the priority matrix.
 
-use super::{App, AppResult, require};
+use super::{App, AppResult, FieldErrors, require};
 use crate::domain::actor::Actor;
 use crate::domain::audit;
 use crate::domain::permission::Permission;
-use crate::domain::priority::PriorityMatrix;
+use crate::domain::priority::{Priority, PriorityMatrix};
 use crate::store::access::{self, Reader};
 use crate::store::migrations::PRIORITY_MATRIX_KEY;
 use crate::store::tables;
@@ -17,6 +17,42 @@ pub fn priority_matrix(r: &impl Reader) -> Result<PriorityMatrix, crate::store::
 /// Reads the matrix (any authenticated actor may: it explains priorities).
 pub fn get_priority_matrix(app: &App) -> AppResult<PriorityMatrix> {
     Ok(priority_matrix(&app.store.read()?)?)
+}
+
+/// A matrix as a client sends it: rows of any length, so that a wrong shape is a 422
+/// naming the row rather than a JSON syntax error from a fixed-size array.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixInput {
+    /// `cells[impact][urgency]`, high first: three rows of three.
+    pub cells: Vec<Vec<Priority>>,
+}
+
+impl MatrixInput {
+    /// The matrix, or the rows that are not three priorities long.
+    pub fn into_matrix(self) -> AppResult<PriorityMatrix> {
+        let mut e = FieldErrors::new();
+        if self.cells.len() != 3 {
+            e.add("cells", "must have 3 rows (impact high, medium, low)");
+        }
+        for (i, row) in self.cells.iter().enumerate() {
+            if row.len() != 3 {
+                e.add(
+                    format!("cells[{i}]"),
+                    "must have 3 priorities (urgency high, medium, low)",
+                );
+            }
+        }
+        e.into_result()?;
+        let row = |r: &[Priority]| [r[0], r[1], r[2]];
+        Ok(PriorityMatrix {
+            cells: [
+                row(&self.cells[0]),
+                row(&self.cells[1]),
+                row(&self.cells[2]),
+            ],
+        })
+    }
 }
 
 /// Replaces the matrix (needs `settings:write`). Existing incidents keep their priority

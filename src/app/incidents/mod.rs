@@ -17,7 +17,9 @@ use utoipa::ToSchema;
 
 use super::events::{self, Subject};
 use super::page::{Page, PageRequest};
-use super::{App, AppError, AppResult, FieldErrors, nullable, require, required_text};
+use super::{
+    App, AppError, AppResult, FieldErrors, nullable, optional_text, require, required_text,
+};
 use crate::domain::actor::{Actor, ActorRef};
 use crate::domain::audit;
 use crate::domain::event::EventKind;
@@ -162,8 +164,9 @@ pub(crate) struct Opening {
     pub escalation_policy_id: Option<u64>,
 }
 
-/// Checks that referenced service, user and group exist.
-fn check_refs(
+/// Checks that referenced service, user and group exist, and that the user is active
+/// (incidents and problems alike: work is not assigned to someone who left).
+pub(crate) fn check_refs(
     r: &impl Reader,
     e: &mut FieldErrors,
     service: Option<u64>,
@@ -802,6 +805,9 @@ pub async fn escalate(
     note: Option<String>,
 ) -> AppResult<IncidentView> {
     require(actor, Permission::IncidentWrite)?;
+    let mut e = FieldErrors::new();
+    let note = optional_text(&mut e, "note", note.as_deref(), MAX_TEXT);
+    e.into_result()?;
     let now = app.clock.now();
     let who = actor.reference.clone();
     let incident = app
