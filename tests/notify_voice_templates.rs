@@ -477,3 +477,39 @@ async fn templates_are_checked_overridable_and_restorable() {
     assert_eq!(a.status, 204, "{}", a.text);
     assert_eq!(smtp.messages().len(), 3);
 }
+
+/// A template no event could render (an unknown function, a runaway loop) is refused with
+/// a 422 naming `source` and changes nothing: accepted, it would fail every page on its
+/// channel, or hold a delivery thread rendering forever (and again after every restart).
+#[tokio::test]
+async fn templates_that_would_fail_every_page_are_refused() {
+    let d = TestDaemon::start().await;
+    let before = d.get("/api/v1/notification-templates", &d.admin).await.body;
+    for source in [
+        "{{ undefined_fn() }}",
+        "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+    ] {
+        let a = d
+            .put(
+                "/api/v1/notification-templates",
+                &d.admin,
+                json!({"channel": "sms", "part": "body", "source": source}),
+            )
+            .await;
+        a.assert_problem(422);
+        let msg = a.body["errors"]["source"][0].as_str().unwrap_or_default();
+        assert!(msg.contains("example incident"), "{source}: {}", a.text);
+    }
+    assert_eq!(
+        d.get("/api/v1/notification-templates", &d.admin).await.body,
+        before
+    );
+    let ok = d
+        .put(
+            "/api/v1/notification-templates",
+            &d.admin,
+            json!({"channel": "sms", "part": "body", "source": "{{ incident.number }} {{ event.data.level }}"}),
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+}

@@ -98,7 +98,8 @@ pub async fn list_templates(
     )))
 }
 
-/// Sets a template override; a template that does not compile is 422 with its line.
+/// Sets a template override; a template that does not compile, or that would fail on any
+/// event (unknown function, filter, test or method; too much work), is 422 with its line.
 #[utoipa::path(put, path = "/api/v1/notification-templates", tag = "notifications", security(("bearer" = [])), request_body = SetTemplate,
     responses((status = 200, body = TemplateView), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn set_template(

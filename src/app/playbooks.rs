@@ -221,6 +221,7 @@ pub fn render_text(text: &str, facts: &IncidentFacts) -> Result<String, String> 
     };
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+    env.set_fuel(Some(super::notifications::templates::RENDER_FUEL));
     env.render_str(text, ctx)
         .map_err(|e| format!("the text cannot be filled in: {e}"))
 }

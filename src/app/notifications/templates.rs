@@ -118,17 +118,58 @@ fn shipped(channel: ChannelKind, part: &str) -> Option<&'static str> {
         .map(|(_, _, s)| *s)
 }
 
-/// Checks that a template compiles; the error names the line.
+/// The work one render may do (minijinja fuel: about one per instruction and one per 64
+/// bytes of data made): the shipped templates use a few hundred; a loop of a hundred million
+/// steps in an override fails after about a millisecond and a few MiB instead of holding a
+/// thread (and the deliveries behind it) forever. Playbook texts get the same budget.
+pub(crate) const RENDER_FUEL: u64 = 200_000;
+
+/// Why a template failed, with its line.
+fn describe(e: &minijinja::Error) -> String {
+    let line = e.line().map(|l| format!(" (line {l})")).unwrap_or_default();
+    format!("{}{line}", e.detail().unwrap_or(&e.kind().to_string()))
+}
+
+/// Checks that a template compiles, and that it renders an example event without a
+/// mistake that no event could avoid (an unknown function, filter, test or method, or
+/// more work than a render may do); the error names the line. Mistakes that depend on
+/// the event's data are left to the delivery, which fails permanently and says so.
 pub fn compile_check(source: &str) -> Result<(), String> {
+    use minijinja::ErrorKind::*;
     let env = environment();
-    env.template_from_str(source).map(|_| ()).map_err(|e| {
-        let line = e.line().map(|l| format!(" (line {l})")).unwrap_or_default();
-        format!("{}{line}", e.detail().unwrap_or(&e.kind().to_string()))
+    let template = env
+        .template_from_str(source)
+        .map_err(|e| format!("does not compile: {}", describe(&e)))?;
+    match template.render(minijinja::value::Serde(example_context())) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                UnknownFunction | UnknownFilter | UnknownTest | UnknownMethod | OutOfFuel
+            ) =>
+        {
+            Err(format!("fails on an example incident: {}", describe(&e)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// An event as templates see it ([`context`]), for [`compile_check`].
+fn example_context() -> Value {
+    json!({
+        "event": {"kind": "incident.opened", "headline": "opened", "actor": "admin",
+            "data": {}},
+        "incident": {"id": 1, "number": "INC-1", "title": "Checkout is slow", "priority": "P1",
+            "priority_rank": 1, "impact": "high", "urgency": "high", "status": "new",
+            "service": "Default", "url": "http://localhost:8080/api/v1/incidents/1",
+            "alert_count": 1, "firing_alerts": 1},
+        "problem": null,
+        "site": {"name": "incidentd", "url": "http://localhost:8080"},
     })
 }
 
 fn environment() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
+    env.set_fuel(Some(RENDER_FUEL));
     // Jinja's `truncate`, which the shipped SMS template uses; minijinja only has it in
     // its contrib crate.
     env.add_filter("truncate", truncate);
@@ -182,7 +223,7 @@ fn validate(input: &SetTemplate) -> AppResult<(String, String)> {
     if input.source.len() > 64 * 1024 {
         e.add("source", "must be at most 64 KiB");
     } else if let Err(m) = compile_check(&input.source) {
-        e.add("source", format!("does not compile: {m}"));
+        e.add("source", m);
     }
     e.into_result()?;
     Ok((event, part))
@@ -225,7 +266,8 @@ pub fn list(app: &App, actor: &Actor) -> AppResult<Vec<TemplateView>> {
     Ok(out)
 }
 
-/// Sets an override (needs `notification:write`); 422 with the line if it does not compile.
+/// Sets an override (needs `notification:write`); 422 with the line if it does not compile
+/// or fails on any event ([`compile_check`]).
 pub async fn set(app: &App, actor: &Actor, input: SetTemplate) -> AppResult<TemplateView> {
     require(actor, Permission::NotificationWrite)?;
     let (event, part) = validate(&input)?;
@@ -332,13 +374,7 @@ pub fn render(
         Ok(source_for(r, event, channel, part)?.map(|src| {
             env.render_str(&src, minijinja::value::Serde(ctx))
                 .map(|s| s.trim().to_owned())
-                .map_err(|e| {
-                    let line = e.line().map(|l| format!(" (line {l})")).unwrap_or_default();
-                    format!(
-                        "the {channel} {part} template failed: {}{line}",
-                        e.detail().unwrap_or(&e.kind().to_string())
-                    )
-                })
+                .map_err(|e| format!("the {channel} {part} template failed: {}", describe(&e)))
         }))
     };
     let subject = match render_part("subject")? {
@@ -577,6 +613,37 @@ mod tests {
             ),
             "abcdefg~"
         );
+    }
+
+    /// A template that no event could render is refused; one that fails only on some data
+    /// is left to the delivery (which says why); a runaway one cannot hold a thread.
+    #[test]
+    fn templates_that_fail_on_every_event_are_refused() {
+        for bad in [
+            "{{ undefined_fn() }}",
+            "{{ incident.title | no_such_filter }}",
+            "{% if incident is no_such_test %}x{% endif %}",
+            "a\n{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            "{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}",
+        ] {
+            let e = compile_check(bad).expect_err(bad);
+            assert!(e.contains("example incident"), "{bad}: {e}");
+        }
+        assert!(compile_check("a\n{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}").is_err_and(|e| e.contains("line 2")));
+        for data_dependent in ["{{ event.data.level + 1 }}", "{{ problem.title }}"] {
+            assert_eq!(compile_check(data_dependent), Ok(()), "{data_dependent}");
+        }
+        let started = std::time::Instant::now();
+        let env = environment();
+        let runaway = env.render_str(
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            minijinja::value::Serde(example_context()),
+        );
+        assert_eq!(
+            runaway.map_err(|e| e.kind()),
+            Err(minijinja::ErrorKind::OutOfFuel)
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 
     #[test]
