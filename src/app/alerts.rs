@@ -55,7 +55,8 @@ pub struct IngestSummary {
     /// Alerts firing again on their incident, which reopens if it had resolved.
     #[serde(default)]
     pub refired: usize,
-    /// Firing alerts that resolved (a resolve delivered again counts once).
+    /// Alerts that resolved: firing ones, and ones first seen resolved (a resolve delivered
+    /// again counts once).
     pub resolved: usize,
     /// Alerts muted by a silence.
     pub silenced: usize,
@@ -538,6 +539,7 @@ impl<'t> Session<'t> {
                     None if incoming.is_bare() => {}
                     None => {
                         // Never seen firing: keep the record, open nothing.
+                        summary.resolved += 1;
                         let mut a = new_alert(ids, integration, incoming, now);
                         a.state = AlertState::Resolved;
                         a.ends_at = incoming.ends_at.or(Some(now));
