@@ -85,8 +85,8 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: GroupPatch) -> App
         .await
 }
 
-/// Deletes a group (needs `group:write`): members leave it; a group that owns services
-/// cannot be deleted.
+/// Deletes a group (needs `group:write`): members leave it; a group that owns services or
+/// that something else still names ([`super::usage::of_group`]) cannot be deleted.
 pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
     let change = catalog::change::<Group>(app, actor)?;
     app.store
@@ -97,6 +97,12 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                 return Err(AppError::Conflict(format!(
                     "group '{}' owns service '{}'; give it another owner first",
                     group.name, s.name
+                )));
+            }
+            if let Some(why) = super::usage::of_group(tx, id)? {
+                return Err(AppError::Conflict(format!(
+                    "group '{}' is still needed: {why}; change that first",
+                    group.name
                 )));
             }
             for user_id in super::users::member_ids(tx, id)? {

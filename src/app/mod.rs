@@ -33,6 +33,7 @@ pub mod schedules;
 pub mod services;
 pub mod settings;
 pub mod silences;
+pub mod usage;
 pub mod users;
 
 use std::sync::Arc;

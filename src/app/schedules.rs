@@ -108,7 +108,7 @@ fn override_key(schedule_id: u64, id: u64) -> Vec<u8> {
 }
 
 /// The overrides of a schedule that have not ended at `since`, oldest first.
-fn overrides_of(
+pub(crate) fn overrides_of(
     r: &impl Reader,
     schedule_id: u64,
     since: Option<DateTime<Utc>>,

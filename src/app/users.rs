@@ -579,7 +579,8 @@ fn is_active_admin(r: &impl Reader, user: &User) -> Result<bool, crate::store::S
     Ok(user.active && admin.is_some_and(|a| user.role_ids.contains(&a)))
 }
 
-/// Deletes a user (needs `user:write`). History keeps their name.
+/// Deletes a user (needs `user:write`) nothing still needs ([`super::usage::of_user`]).
+/// History keeps their name.
 pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
     require(actor, Permission::UserWrite)?;
     let now = app.clock.now();
@@ -598,6 +599,12 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                 return Err(AppError::Conflict(
                     "this is the last active Admin; make another user Admin first".into(),
                 ));
+            }
+            if let Some(why) = super::usage::of_user(tx, id, now)? {
+                return Err(AppError::Conflict(format!(
+                    "user {} is still needed: {why}; change that first, or deactivate the user",
+                    user.username
+                )));
             }
             let shown = view(tx, &user)?;
             access::delete::<User>(tx, id)?;

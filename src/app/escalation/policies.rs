@@ -210,7 +210,7 @@ fn still_used(r: &impl Reader, id: u64) -> Result<Option<String>, StoreError> {
 }
 
 /// Deletes a policy (needs `escalation:write`) that no service, integration or routing
-/// rule uses. Incidents still escalating under it stop at their next page, with a note.
+/// rule uses and no open incident is escalating under (its run is active).
 pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
     let change = catalog::change::<EscalationPolicy>(app, actor)?;
     app.store
@@ -219,6 +219,12 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
             if let Some(user) = still_used(tx, id)? {
                 return Err(AppError::Conflict(format!(
                     "{user} uses escalation policy '{}'; change it first",
+                    p.name
+                )));
+            }
+            if let Some(why) = crate::app::usage::escalating_under(tx, id)? {
+                return Err(AppError::Conflict(format!(
+                    "escalation policy '{}' is still needed: {why}; acknowledge or resolve it first",
                     p.name
                 )));
             }
