@@ -102,10 +102,11 @@ fn private(text: impl Into<String>) -> Value {
 
 /// The text a slash command's subcommand and options stand for, in the shared grammar:
 /// `/incident ack id:INC-7` reads as `ack INC-7`; `impact`, `urgency` and `service` become
-/// `key=value`; values with spaces are quoted.
+/// `key=value` (but `oncall service:api` reads as `oncall api`); values with spaces are
+/// quoted.
 pub fn command_text(data: &Value) -> String {
     let mut words = Vec::new();
-    let push_options = |options: &[Value], words: &mut Vec<String>| {
+    let push_options = |sub: &str, options: &[Value], words: &mut Vec<String>| {
         for o in options {
             let name = o.get("name").and_then(Value::as_str).unwrap_or_default();
             let value = match o.get("value") {
@@ -129,6 +130,8 @@ pub fn command_text(data: &Value) -> String {
                 value
             };
             match name {
+                // `oncall` takes the service as its one argument, not as `service=`.
+                "service" if sub == "oncall" => words.push(value),
                 "impact" | "urgency" | "service" => words.push(format!("{name}={value}")),
                 // `/incident merge incident:43 into:42` reads as `merge 43 into 42`.
                 "into" => {
@@ -147,20 +150,16 @@ pub fn command_text(data: &Value) -> String {
     match options.first() {
         // A subcommand (type 1) carries its own options.
         Some(sub) if sub.get("type").and_then(Value::as_u64) == Some(1) => {
-            words.push(
-                sub.get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-            );
+            let name = sub.get("name").and_then(Value::as_str).unwrap_or_default();
+            words.push(name.to_owned());
             let inner = sub
                 .get("options")
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
-            push_options(&inner, &mut words);
+            push_options(name, &inner, &mut words);
         }
-        _ => push_options(&options, &mut words),
+        _ => push_options("", &options, &mut words),
     }
     words.join(" ")
 }
@@ -391,6 +390,20 @@ mod tests {
             grammar::parse_incident(&text, None),
             Ok(Command::New { ref title, service: Some(ref s), .. }) if title == "Checkout 'down' in EU" && s == "checkout"
         ));
+        for (service, text) in [
+            ("payments", "oncall payments"),
+            ("payments api", "oncall \"payments api\""),
+        ] {
+            let data = json!({"name": "incident", "options": [{"name": "oncall", "type": 1,
+                "options": [{"name": "service", "type": 3, "value": service}]}]});
+            assert_eq!(command_text(&data), text);
+            assert_eq!(
+                grammar::parse_incident(text, None),
+                Ok(Command::Oncall {
+                    service: Some(service.to_owned())
+                })
+            );
+        }
         let data =
             json!({"name": "approve", "options": [{"name": "id", "type": 3, "value": "APR-3"}]});
         assert_eq!(command_text(&data), "APR-3");
