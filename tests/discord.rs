@@ -64,8 +64,16 @@ async fn post_signed(d: &TestDaemon, body: &Value, ts: i64, signer: &SigningKey)
     common::into_answer(res).await
 }
 
+/// Posts `body` signed now, as a new interaction: Discord gives every interaction its own
+/// id (and the daemon refuses a signed request it has already received).
 async fn post(d: &TestDaemon, body: &Value) -> common::Answer {
-    post_signed(d, body, chrono::Utc::now().timestamp(), &key()).await
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let mut body = body.clone();
+    if let Some(b) = body.as_object_mut() {
+        let n = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        b.insert("id".into(), json!(format!("9{n:018}")));
+    }
+    post_signed(d, &body, chrono::Utc::now().timestamp(), &key()).await
 }
 
 fn content(a: &common::Answer) -> String {
@@ -93,6 +101,14 @@ async fn pings_are_answered_and_bad_signatures_refused() {
     assert_eq!(a.body, fixture("discord_response_pong.json"));
 
     let now = chrono::Utc::now().timestamp();
+    // A signed interaction replayed within the window is refused: Discord never sends
+    // one twice.
+    let once =
+        json!({"id": "replayed-1", "type": 1, "application_id": "1", "token": "t", "version": 1});
+    assert_eq!(post_signed(&d, &once, now, &key()).await.status, 200);
+    let replay = post_signed(&d, &once, now, &key()).await;
+    replay.assert_problem(401);
+    assert!(replay.text.contains("already received"), "{}", replay.text);
     let forged = post_signed(&d, &ping, now, &SigningKey::from_bytes(&[1u8; 32])).await;
     forged.assert_problem(401);
     assert!(forged.text.contains("bad signature"), "{}", forged.text);

@@ -5,5 +5,6 @@
 pub mod commands;
 pub mod discord;
 pub mod grammar;
+pub mod replay;
 pub mod slack;
 pub mod views;

@@ -63,8 +63,13 @@ impl SlackEnv {
         }
     }
 
-    /// A slash command body as Slack sends it (the fields of slack_slash_command.txt).
+    /// A slash command body as Slack sends it (the fields of slack_slash_command.txt), with
+    /// a trigger id of its own as every real command has (the daemon refuses a signed
+    /// request it has already received).
     pub fn slash_body(&self, command: &str, text: &str, user: &str, response_url: &str) -> String {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let trigger = format!("8019345671234.7006123456.3f1c9e0b2a7d4c5e8f9a{n:012x}");
         form_encode(&[
             ("token", "gIkuvaNzQIHg97ATvDxqgjtO"),
             ("team_id", "T0A1B2C3D"),
@@ -78,10 +83,7 @@ impl SlackEnv {
             ("api_app_id", "A07CHATOPS1"),
             ("is_enterprise_install", "false"),
             ("response_url", response_url),
-            (
-                "trigger_id",
-                "8019345671234.7006123456.3f1c9e0b2a7d4c5e8f9a0b1c2d3e4f50",
-            ),
+            ("trigger_id", &trigger),
         ])
     }
 

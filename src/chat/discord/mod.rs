@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 
 use super::commands::{self, Caller, Directory};
 use super::grammar::{self, Command};
+use super::replay::SeenSignatures;
 use super::views::{ApprovalAction, CardAction, Reply};
 use crate::api::extract::RawBody;
 use crate::api::problem::Problem;
@@ -42,6 +43,8 @@ pub struct Discord {
     key: VerifyingKey,
     /// Edits the answer of a command that outlived Discord's 3 seconds.
     api: api::DiscordApi,
+    /// Signed interactions already run (a replay is refused).
+    seen: SeenSignatures,
 }
 
 /// The route, when Discord interactions are configured (the key was checked with the
@@ -53,7 +56,12 @@ pub fn router(app: Arc<App>) -> Option<Router> {
         .map_err(|e| tracing::error!(error = %e, "Discord follow-ups are off"))
         .ok()?;
     let api = api::DiscordApi::new(http, &config.api_base_url, &config.bot_token);
-    let state = Arc::new(Discord { app, key, api });
+    let state = Arc::new(Discord {
+        app,
+        key,
+        api,
+        seen: SeenSignatures::new(verify::WINDOW_SECS),
+    });
     Some(
         Router::new()
             .route("/chat/discord/interactions", post(interactions_endpoint))
@@ -277,18 +285,24 @@ async fn interactions_endpoint(
     RawBody(body): RawBody,
 ) -> Response {
     let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Err(e) = verify::verify(
-        &discord.key,
-        h("x-signature-timestamp"),
-        h("x-signature-ed25519"),
-        &body,
-        discord.app.clock.now().timestamp(),
-    ) {
-        return Problem::new(
+    let refused = |why: String| {
+        Problem::new(
             StatusCode::UNAUTHORIZED,
-            format!("Discord request refused: {e}"),
+            format!("Discord request refused: {why}"),
         )
-        .into_response();
+        .into_response()
+    };
+    let now = discord.app.clock.now().timestamp();
+    let (timestamp, signature) = (h("x-signature-timestamp"), h("x-signature-ed25519"));
+    if let Err(e) = verify::verify(&discord.key, timestamp, signature, &body, now) {
+        return refused(e.to_string());
+    }
+    let signed_at = timestamp.and_then(|t| t.trim().parse().ok()).unwrap_or(now);
+    if !discord
+        .seen
+        .first_time(signature.unwrap_or_default(), signed_at, now)
+    {
+        return refused("this signed request was already received".into());
     }
     let Ok(interaction) = serde_json::from_slice::<Value>(&body) else {
         return Problem::new(StatusCode::BAD_REQUEST, "the body is not JSON").into_response();

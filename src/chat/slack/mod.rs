@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use self::api::SlackApi;
 use super::commands::{self, Caller, Directory};
 use super::grammar::{self, Command};
+use super::replay::SeenSignatures;
 use super::views::{CardAction, Reply};
 use crate::api::extract::{RawBody, form_pairs};
 use crate::api::problem::Problem;
@@ -43,6 +44,8 @@ pub struct Slack {
     app: Arc<App>,
     api: SlackApi,
     config: SlackConfig,
+    /// Signed requests already run (a replay is refused).
+    seen: SeenSignatures,
 }
 
 /// The routes under `/chat/slack`, when Slack is configured.
@@ -51,7 +54,12 @@ pub fn router(app: Arc<App>) -> Option<Router> {
     let http =
         crate::notify::http_client(Duration::from_secs(app.config.notify.timeout_secs)).ok()?;
     let api = SlackApi::new(http, &config.api_base_url, &config.bot_token);
-    let state = Arc::new(Slack { app, api, config });
+    let state = Arc::new(Slack {
+        app,
+        api,
+        config,
+        seen: SeenSignatures::new(verify::MAX_SKEW_SECS),
+    });
     Some(
         Router::new()
             .route("/chat/slack/commands", post(commands_endpoint))
@@ -59,6 +67,20 @@ pub fn router(app: Arc<App>) -> Option<Router> {
             .route("/chat/slack/events", post(events_endpoint))
             .with_state(state),
     )
+}
+
+/// Whether a verified request is new, or one already received.
+enum Receipt {
+    New,
+    Repeat,
+}
+
+/// The 401 answer to a request that is not Slack's (problem+json).
+fn refused(why: String) -> Box<Problem> {
+    Box::new(Problem::new(
+        StatusCode::UNAUTHORIZED,
+        format!("Slack request refused: {why}"),
+    ))
 }
 
 /// Resolves Slack users: an explicit link, a remembered one, or by e-mail via `users.info`.
@@ -71,22 +93,34 @@ impl Directory for SlackDirectory<'_> {
 }
 
 impl Slack {
-    /// Checks Slack's signature; the error is the 401 answer (problem+json).
-    fn verified(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Box<Problem>> {
+    /// Checks Slack's signature and whether the request was received before; the error is
+    /// the 401 answer (problem+json).
+    fn verified(&self, headers: &HeaderMap, body: &[u8]) -> Result<Receipt, Box<Problem>> {
         let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        verify::verify(
-            &self.config.signing_secret,
-            h("x-slack-request-timestamp"),
-            h("x-slack-signature"),
-            body,
-            self.app.clock.now().timestamp(),
+        let now = self.app.clock.now().timestamp();
+        let (timestamp, signature) = (h("x-slack-request-timestamp"), h("x-slack-signature"));
+        verify::verify(&self.config.signing_secret, timestamp, signature, body, now)
+            .map_err(|e| refused(e.to_string()))?;
+        let signed_at = timestamp.and_then(|t| t.trim().parse().ok()).unwrap_or(now);
+        Ok(
+            if self
+                .seen
+                .first_time(signature.unwrap_or_default(), signed_at, now)
+            {
+                Receipt::New
+            } else {
+                Receipt::Repeat
+            },
         )
-        .map_err(|e| {
-            Box::new(Problem::new(
-                StatusCode::UNAUTHORIZED,
-                format!("Slack request refused: {e}"),
-            ))
-        })
+    }
+
+    /// [`Slack::verified`] for a command or an action, which must not run twice: a repeat
+    /// (Slack retries neither) is a replay, refused.
+    fn verified_new(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Box<Problem>> {
+        match self.verified(headers, body)? {
+            Receipt::New => Ok(()),
+            Receipt::Repeat => Err(refused("this signed request was already received".into())),
+        }
     }
 
     async fn platform_user(&self, slack_user: &str) -> Option<crate::domain::identity::User> {
@@ -153,7 +187,7 @@ async fn commands_endpoint(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Response {
-    if let Err(refused) = slack.verified(&headers, &body) {
+    if let Err(refused) = slack.verified_new(&headers, &body) {
         return refused.into_response();
     }
     let form = form_pairs(&body);
@@ -258,7 +292,7 @@ async fn interactions_endpoint(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Response {
-    if let Err(refused) = slack.verified(&headers, &body) {
+    if let Err(refused) = slack.verified_new(&headers, &body) {
         return refused.into_response();
     }
     let form = form_pairs(&body);
@@ -409,9 +443,10 @@ async fn events_endpoint(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Response {
-    if let Err(refused) = slack.verified(&headers, &body) {
-        return refused.into_response();
-    }
+    let receipt = match slack.verified(&headers, &body) {
+        Ok(r) => r,
+        Err(refused) => return refused.into_response(),
+    };
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return Problem::new(StatusCode::BAD_REQUEST, "malformed JSON").into_response();
     };
@@ -421,9 +456,9 @@ async fn events_endpoint(
                 .into_response()
         }
         Some("event_callback") => {
-            // Slack retries events it thinks we missed; we answer at once, so a retry is a
-            // duplicate.
-            if headers.contains_key("x-slack-retry-num") {
+            // Slack retries events it thinks we missed; we answer at once, so a retry (or
+            // the same signed event again) is a duplicate.
+            if headers.contains_key("x-slack-retry-num") || matches!(receipt, Receipt::Repeat) {
                 return StatusCode::OK.into_response();
             }
             let event = v.get("event").cloned().unwrap_or(Value::Null);
