@@ -365,6 +365,46 @@ async fn probes_answer_200() {
         }
     }
     assert!(responses > 100, "{responses}");
+    // Enumerations document the spellings the API reads (`incident.opened`, `in_progress`),
+    // not Rust's variant names, or a client generated from the document is refused.
+    fn pascal_case_enum_values(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    if k == "enum" {
+                        for e in x
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|e| e.as_str())
+                        {
+                            let upper = e.chars().filter(char::is_ascii_uppercase).count();
+                            if upper >= 2
+                                && e.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                            {
+                                out.push(e.to_owned());
+                            }
+                        }
+                    }
+                    pascal_case_enum_values(x, out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                items.iter().for_each(|x| pascal_case_enum_values(x, out));
+            }
+            _ => {}
+        }
+    }
+    let mut odd = Vec::new();
+    pascal_case_enum_values(&a.body, &mut odd);
+    assert!(odd.is_empty(), "enum values in Rust spelling: {odd:?}");
+    let kinds = &a.body["components"]["schemas"]["EventKind"]["enum"];
+    assert!(
+        kinds
+            .as_array()
+            .is_some_and(|k| k.contains(&json!("incident.opened"))),
+        "{kinds}"
+    );
 }
 
 #[tokio::test]

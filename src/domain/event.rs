@@ -14,7 +14,7 @@ macro_rules! event_kinds {
     ($( $variant:ident => $name:literal ),+ $(,)?) => {
         /// What happened.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ToSchema)]
-        pub enum EventKind { $( #[doc = $name] $variant, )+ }
+        pub enum EventKind { $( #[doc = $name] #[schema(rename = $name)] $variant, )+ }
 
         impl EventKind {
             /// Every kind.
