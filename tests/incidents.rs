@@ -1086,9 +1086,15 @@ async fn every_filter_selects_exactly_the_matching_incidents() {
         ("limit=0", "limit"),
         ("limit=501", "limit"),
         ("cursor=xyz", "cursor"),
+        ("q=-", "q"),
+        ("q=%F0%9F%92%A5", "q"),
     ] {
         let a = d.get(&format!("/api/v1/incidents?{query}"), &d.admin).await;
         assert_field_error(&a, 422, field);
+    }
+    for list in ["/api/v1/problems", "/api/v1/known-errors"] {
+        let a = d.get(&format!("{list}?q=%21%21"), &d.admin).await;
+        assert_field_error(&a, 422, "q");
     }
 
     // The indexes follow changes.

@@ -137,7 +137,7 @@ pub async fn known_errors(
     Ok(Json(problems::list(
         &app,
         &auth.actor,
-        &ProblemFilter::known_errors(q.q.as_deref()),
+        &ProblemFilter::known_errors(q.q.as_deref())?,
         page,
     )?))
 }

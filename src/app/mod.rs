@@ -172,6 +172,18 @@ pub(crate) fn optional_text(
     Some(v.to_owned())
 }
 
+/// A `?q=` search: trimmed, absent when blank, and a field error when it has nothing to
+/// search for (no letters or digits): `q=-` or an emoji would otherwise filter nothing and
+/// return the whole list.
+pub(crate) fn search_param(errors: &mut FieldErrors, q: Option<&str>) -> Option<String> {
+    let q = q.map(str::trim).filter(|q| !q.is_empty())?;
+    if crate::domain::text::query_tokens(q).is_empty() {
+        errors.add("q", "has no words to search for (letters or digits)");
+        return None;
+    }
+    Some(q.to_owned())
+}
+
 /// For PATCH bodies: tells "absent" (`None`) from "null" (`Some(None)`), so that a field
 /// can be cleared. Use with `#[serde(default, deserialize_with = "crate::app::nullable")]`.
 pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>

@@ -685,24 +685,21 @@ impl ProblemFilter {
                 }
             }
         }
-        f.q =
-            p.q.as_deref()
-                .map(str::trim)
-                .filter(|q| !text::query_tokens(q).is_empty())
-                .map(str::to_owned);
+        f.q = super::search_param(&mut e, p.q.as_deref());
         e.into_result()?;
         Ok(f)
     }
 
     /// The known-error database search: known errors matching `q`.
-    pub fn known_errors(q: Option<&str>) -> Self {
-        ProblemFilter {
-            q: q.map(str::trim)
-                .filter(|q| !text::query_tokens(q).is_empty())
-                .map(str::to_owned),
+    pub fn known_errors(q: Option<&str>) -> AppResult<Self> {
+        let mut e = FieldErrors::new();
+        let q = super::search_param(&mut e, q);
+        e.into_result()?;
+        Ok(ProblemFilter {
+            q,
             known_errors_only: true,
             ..Default::default()
-        }
+        })
     }
 
     fn matches(&self, p: &Problem) -> bool {

@@ -124,11 +124,7 @@ impl IncidentFilter {
         f.service_id = id_param(&mut e, "service_id", p.service_id.as_deref());
         f.assignee_id = id_param(&mut e, "assignee_id", p.assignee_id.as_deref());
         f.group_id = id_param(&mut e, "group_id", p.group_id.as_deref());
-        f.q =
-            p.q.as_deref()
-                .map(str::trim)
-                .filter(|q| !text::query_tokens(q).is_empty())
-                .map(str::to_owned);
+        f.q = crate::app::search_param(&mut e, p.q.as_deref());
         e.into_result()?;
         Ok(f)
     }

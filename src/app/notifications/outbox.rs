@@ -384,7 +384,7 @@ pub fn list(
         Some(s) => serde_json::from_value::<DeliveryStatus>(serde_json::Value::String(
             s.to_ascii_lowercase(),
         ))
-        .map_err(|_| e.add("status", "must be pending, sent, failed or dead"))
+        .map_err(|_| e.add("status", "must be pending, sent, failed, dead or cancelled"))
         .ok(),
     };
     let channel = match params
