@@ -643,3 +643,76 @@ async fn a_snoozed_incident_pages_again_when_the_snooze_ends_even_across_a_resta
     still(&hook, &[("alice", 3)]).await;
     assert_eq!(incident(&d, b.id()).await["status"], "resolved");
 }
+
+/// Moving an incident to another service moves it to that service's escalation policy (and
+/// restarts escalation while nobody has responded), as PagerDuty does on a reassignment;
+/// an incident with a policy of its own keeps it.
+#[tokio::test]
+async fn moving_an_incident_to_another_service_takes_that_services_policy() {
+    let d = TestDaemon::start().await;
+    let (ann, _) = d.user("ann", "Engineer").await;
+    let mut policies = Vec::new();
+    for name in ["checkout", "payments", "own"] {
+        policies.push(
+            create_policy(
+                &d,
+                json!({"name": name, "steps": [{"delay_minutes": 30, "targets": [user(ann)]}]}),
+            )
+            .await,
+        );
+    }
+    let mut services = Vec::new();
+    for (name, policy) in [("checkout", policies[0]), ("payments", policies[1])] {
+        let s = d
+            .post(
+                "/api/v1/services",
+                &d.admin,
+                json!({"name": name, "escalation_policy_id": policy}),
+            )
+            .await;
+        assert_eq!(s.status, 201, "{}", s.text);
+        services.push(s.id());
+    }
+    let open = |body: Value| {
+        let d = &d;
+        async move {
+            let a = d.post("/api/v1/incidents", &d.admin, body).await;
+            assert_eq!(a.status, 201, "{}", a.text);
+            a.id()
+        }
+    };
+    let inherited = open(json!({"title": "t", "impact": "high", "urgency": "high",
+                                "service_id": services[0]}))
+    .await;
+    let own = open(json!({"title": "t", "impact": "high", "urgency": "high",
+                          "service_id": services[0], "escalation_policy_id": policies[2]}))
+    .await;
+    for id in [inherited, own] {
+        let a = d
+            .patch(
+                &format!("/api/v1/incidents/{id}"),
+                &d.admin,
+                json!({"service_id": services[1]}),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    let i = d
+        .get(&format!("/api/v1/incidents/{inherited}"), &d.admin)
+        .await
+        .body;
+    assert_eq!(i["escalation_policy_id"], policies[1], "{i}");
+    // Restarted under the new policy: its level 1 was paged at once.
+    let r = escalation(&d, inherited).await;
+    assert_eq!(
+        (r["policy_id"].clone(), r["pages"].clone()),
+        (json!(policies[1]), json!(1)),
+        "{r}"
+    );
+    let i = d
+        .get(&format!("/api/v1/incidents/{own}"), &d.admin)
+        .await
+        .body;
+    assert_eq!(i["escalation_policy_id"], policies[2], "{i}");
+    assert_eq!(escalation(&d, own).await["policy_id"], policies[2]);
+}

@@ -414,6 +414,13 @@ async fn patch_recomputes_priority_and_writes_an_updated_entry() {
         422,
         "service_id",
     );
+    // An incident always has a service: null is refused, not ignored.
+    assert_field_error(
+        &d.patch(&path, &bob, json!({"service_id": null, "title": "moved"}))
+            .await,
+        422,
+        "service_id",
+    );
     assert_eq!(d.get(&path, &d.admin).await.body["priority"], "P4");
     assert_eq!(timeline(&d, id).await.len(), 4);
 

@@ -490,6 +490,10 @@ mod tests {
             .apply_transition(New, at("2026-01-01T05:00:00Z"))
             .expect_err("closed is final");
         assert_eq!(err.to_string(), "cannot move from 'closed' to 'new'");
+        let err = i
+            .apply_transition(Closed, at("2026-01-01T05:00:00Z"))
+            .expect_err("already closed");
+        assert_eq!(err.to_string(), "it is already 'closed'");
     }
 
     #[test]

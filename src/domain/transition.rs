@@ -35,14 +35,27 @@ pub trait Lifecycle: Copy + Eq + fmt::Display + 'static {
 }
 
 /// A move the lifecycle does not allow (HTTP 409).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot move from '{from}' to '{to}'")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidTransition {
     /// The current state.
     pub from: String,
     /// The requested state.
     pub to: String,
 }
+
+impl fmt::Display for InvalidTransition {
+    /// "cannot move from 'a' to 'b'", or "it is already 'a'" for a move to where it is (an
+    /// acknowledgement clicked twice is not a lifecycle lesson).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.from == self.to {
+            write!(f, "it is already '{}'", self.to)
+        } else {
+            write!(f, "cannot move from '{}' to '{}'", self.from, self.to)
+        }
+    }
+}
+
+impl std::error::Error for InvalidTransition {}
 
 #[cfg(test)]
 pub(crate) mod testing {

@@ -96,8 +96,10 @@ pub struct IncidentPatch {
     pub impact: Option<Level>,
     /// New urgency (priority is recomputed).
     pub urgency: Option<Level>,
-    /// Move to another service.
-    pub service_id: Option<u64>,
+    /// Move to another service (an incident always has one: null is refused).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
+    pub service_id: Option<Option<u64>>,
     /// New assignee, or null.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u64>)]
@@ -416,6 +418,12 @@ pub async fn update(
             format!("must be at most {MAX_TEXT} characters"),
         );
     }
+    if patch.service_id == Some(None) {
+        e.add(
+            "service_id",
+            "an incident always belongs to a service; name another one",
+        );
+    }
     e.into_result()?;
     let now = app.clock.now();
     let who = actor.reference.clone();
@@ -428,7 +436,7 @@ pub async fn update(
             check_refs(
                 tx,
                 &mut e,
-                patch.service_id,
+                patch.service_id.flatten(),
                 patch.assignee_id.flatten(),
                 patch.group_id.flatten(),
             )?;
@@ -446,7 +454,20 @@ pub async fn update(
             if let Some(l) = patch.urgency {
                 i.urgency = l;
             }
-            if let Some(s) = patch.service_id {
+            if let Some(Some(s)) = patch.service_id
+                && s != before.service_id
+            {
+                // Moved to another team's service: it escalates under that service's
+                // policy (restarting if nobody has responded yet), unless it had a policy
+                // of its own (an integration's or a routing rule's), as PagerDuty does.
+                let policy_of = |id: u64| -> Result<Option<u64>, AppError> {
+                    Ok(access::get::<Service>(tx, id)?.and_then(|s| s.escalation_policy_id))
+                };
+                let inherited = before.escalation_policy_id.is_none()
+                    || before.escalation_policy_id == policy_of(before.service_id)?;
+                if inherited {
+                    i.escalation_policy_id = policy_of(s)?;
+                }
                 i.service_id = s;
             }
             if let Some(a) = patch.assignee_id {
