@@ -396,4 +396,30 @@ async fn logout_ends_the_refresh_session() {
         )
         .await;
     assert_eq!(a.status, 204, "{}", a.text);
+
+    // A client that kept only its access token logs out with it (no body): that session
+    // ends, refresh token included.
+    let kept = login_answer(&d, "admin", ADMIN_PASSWORD).await;
+    let kept_refresh = str_field(&kept.body, "refresh_token").to_owned();
+    let kept_access = str_field(&kept.body, "access_token").to_owned();
+    let a = d
+        .call(
+            Method::POST,
+            "/api/v1/auth/logout",
+            Some(&kept_access),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
+    d.get("/api/v1/auth/me", &kept_access)
+        .await
+        .assert_problem(401);
+    refresh(&d, &kept_refresh).await.assert_problem(401);
+    assert_eq!(d.get("/api/v1/auth/me", &elsewhere).await.status, 200);
+    // Neither a refresh token nor a valid access token: 422 naming what is missing.
+    let a = d
+        .call(Method::POST, "/api/v1/auth/logout", None, None)
+        .await;
+    a.assert_problem(422);
+    assert!(a.body["errors"]["refresh_token"].is_array(), "{}", a.text);
 }

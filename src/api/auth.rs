@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 
 use super::extract::{AppState, Auth, Body, ClientAddr};
 use super::problem::Problem;
-use crate::app::AppError;
 use crate::app::auth::{self, Me, PasswordChange, TokenPair};
+use crate::app::{AppError, FieldErrors};
 
 /// Credentials.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -52,14 +52,41 @@ pub async fn refresh(
     Ok(Json(auth::refresh(&app, &input.refresh_token).await?))
 }
 
-/// Ends the session of a refresh token.
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = Refresh,
-    responses((status = 204)))]
+/// What `/auth/logout` ends: the session of a refresh token, or without one the session
+/// of the bearer access token.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Logout {
+    /// From the login or the last refresh; absent: the session of the bearer token.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+}
+
+/// Ends a session: the one of the refresh token given, or the one of the bearer access
+/// token (a client that only kept its access token can still log out).
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = Logout,
+    responses((status = 204), (status = 422, body = Problem)))]
 pub async fn logout(
     State(app): State<AppState>,
-    Body(input): Body<Refresh>,
+    headers: axum::http::HeaderMap,
+    Body(input): Body<Logout>,
 ) -> Result<StatusCode, AppError> {
-    auth::logout(&app, &input.refresh_token).await?;
+    match input.refresh_token {
+        Some(token) => auth::logout(&app, &token).await?,
+        None => {
+            let claims = super::extract::bearer_token(&headers)
+                .and_then(|t| app.tokens.verify(t).ok())
+                .ok_or_else(|| {
+                    FieldErrors::single(
+                        "refresh_token",
+                        "is required without a valid bearer access token",
+                    )
+                })?;
+            if let Some(sid) = claims.sid {
+                auth::end_session(&app, sid).await?;
+            }
+        }
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -22,11 +22,7 @@ use crate::domain::integration::IntegrationKind;
 use crate::ingest::{self, IngestError};
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
+    super::extract::bearer_token(headers).map(str::to_owned)
 }
 
 impl From<IngestError> for AppError {

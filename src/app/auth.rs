@@ -212,6 +212,20 @@ pub async fn logout(app: &App, token: &str) -> AppResult<()> {
         .await
 }
 
+/// Ends session `sid` (a refresh family) at the request of one of its access tokens: the
+/// refresh token and every access token of the session stop working.
+pub async fn end_session(app: &App, sid: u64) -> AppResult<()> {
+    app.store
+        .write(move |tx| {
+            if let Some(mut family) = access::get::<RefreshFamily>(tx, sid)? {
+                family.revoked = true;
+                access::put(tx, &family)?;
+            }
+            Ok::<_, AppError>(())
+        })
+        .await
+}
+
 /// Who the caller is, with their effective permissions.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Me {
