@@ -1382,6 +1382,20 @@ async fn audit_filters_by_actor_target_and_time() {
             .await
             .assert_problem(422);
     }
+    // The number people use finds the entries of that incident.
+    let inc = d
+        .post(
+            "/api/v1/incidents",
+            &d.admin,
+            json!({"title": "audited", "impact": "low", "urgency": "low"}),
+        )
+        .await;
+    assert_eq!(inc.status, 201, "{}", inc.text);
+    let number = inc.body["number"].as_str().expect("number").to_owned();
+    let by_number = all_audit(&d, &format!("&target={number}")).await;
+    let by_kind_id = all_audit(&d, &format!("&target=incident:{}", inc.id())).await;
+    assert!(!by_number.is_empty(), "{number}");
+    assert_eq!(by_number, by_kind_id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

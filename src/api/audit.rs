@@ -19,7 +19,7 @@ use crate::domain::audit::AuditEntry;
 pub struct AuditParams {
     /// `system`, `<kind>:<id>` (`user:3`, `integration:2`), a user id or a username.
     pub actor: Option<String>,
-    /// `<kind>` or `<kind>:<id>`, e.g. `incident:42`.
+    /// `<kind>` or `<kind>:<id>`, e.g. `incident:42`, or a number: `INC-42`, `PRB-7`.
     pub target: Option<String>,
     /// RFC 3339; only entries at or after it.
     pub since: Option<String>,

@@ -61,7 +61,7 @@ fn actor_key(kind: ActorKind, id: u64) -> Key {
 pub struct AuditQuery {
     /// `system`, `<kind>:<id>`, a user id, or a username.
     pub actor: Option<String>,
-    /// `<kind>` or `<kind>:<id>`, e.g. `incident:42`.
+    /// `<kind>` or `<kind>:<id>`, e.g. `incident:42`, or a number: `INC-42`.
     pub target: Option<String>,
     /// Only entries at or after this time.
     pub since: Option<DateTime<Utc>>,
@@ -94,8 +94,24 @@ fn parse_actor(r: &impl Reader, s: &str) -> AppResult<(ActorKind, u64)> {
     }
 }
 
+/// `<kind>`, `<kind>:<id>`, or the number people use (`INC-42`, `PRB-7`, `APR-12`).
 fn parse_target(s: &str) -> AppResult<(String, Option<u64>)> {
     let s = s.trim();
+    let numbered = [
+        (
+            "incident",
+            crate::domain::incident::parse_incident_ref as fn(&str) -> Option<u64>,
+        ),
+        ("problem", crate::domain::problem::parse_problem_ref),
+        ("approval", crate::domain::approval::parse_approval_ref),
+    ];
+    for (kind, parse) in numbered {
+        if s.contains('-')
+            && let Some(id) = parse(s)
+        {
+            return Ok((kind.to_owned(), Some(id)));
+        }
+    }
     match s.split_once(':') {
         Some((kind, id)) => {
             let id = id
