@@ -293,6 +293,18 @@ async fn a_password_change_ends_old_sessions() {
         a.text
     );
     assert_eq!(d.get("/api/v1/auth/me", &old_access).await.status, 200);
+    // The same password again, or only spaces, is no change.
+    for new in [USER_PASSWORD, "          "] {
+        let a = d
+            .post(
+                "/api/v1/auth/password",
+                &old_access,
+                json!({"current_password": USER_PASSWORD, "new_password": new}),
+            )
+            .await;
+        a.assert_problem(422);
+        assert!(a.body["errors"]["new_password"].is_array(), "{}", a.text);
+    }
 
     let a = d
         .post(
@@ -312,6 +324,34 @@ async fn a_password_change_ends_old_sessions() {
     let me = d.get("/api/v1/auth/me", &fresh).await;
     assert_eq!(me.status, 200, "{}", me.text);
     assert_eq!(me.body["username"], "bob");
+}
+
+/// Guessing the current password through an access token is throttled like a login
+/// (the same counters): after five wrong guesses even the right one waits.
+#[tokio::test]
+async fn wrong_current_passwords_are_throttled_like_logins() {
+    let d = TestDaemon::start().await;
+    let (_, token) = d.user("carl", "Engineer").await;
+    let change =
+        |current: &str| json!({"current_password": current, "new_password": "another-password-1"});
+    for i in 0..5 {
+        let a = d
+            .post(
+                "/api/v1/auth/password",
+                &token,
+                change(&format!("guess-{i}-wrong")),
+            )
+            .await;
+        a.assert_problem(422);
+    }
+    let a = d
+        .post("/api/v1/auth/password", &token, change(USER_PASSWORD))
+        .await;
+    a.assert_problem(429);
+    assert!(a.headers.contains_key("retry-after"), "{}", a.text);
+    login_answer(&d, "carl", USER_PASSWORD)
+        .await
+        .assert_problem(429);
 }
 
 #[tokio::test]

@@ -99,12 +99,13 @@ pub async fn me(State(app): State<AppState>, auth: Auth) -> Result<Json<Me>, App
 
 /// Changes the caller's password; all their tokens stop working.
 #[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", security(("bearer" = [])), request_body = PasswordChange,
-    responses((status = 204), (status = 401, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 204), (status = 401, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn password(
     State(app): State<AppState>,
     auth: Auth,
+    ClientAddr(addr): ClientAddr,
     Body(input): Body<PasswordChange>,
 ) -> Result<StatusCode, AppError> {
-    auth::change_own_password(&app, &auth.actor, input).await?;
+    auth::change_own_password(&app, &auth.actor, input, addr).await?;
     Ok(StatusCode::NO_CONTENT)
 }

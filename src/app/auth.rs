@@ -270,25 +270,39 @@ pub async fn change_own_password(
     app: &App,
     actor: &Actor,
     change: PasswordChange,
+    client: IpAddr,
 ) -> AppResult<()> {
     let id = actor
         .user_id
         .ok_or_else(|| AppError::Unauthorized("not a user".into()))?;
     identity::check_password(&change.new_password)
         .map_err(|m| FieldErrors::single("new_password", m))?;
+    if change.new_password == change.current_password {
+        return Err(FieldErrors::single(
+            "new_password",
+            "must differ from the current password",
+        ));
+    }
     let user = access::get::<User>(&app.store.read()?, id)?
         .ok_or_else(|| AppError::Unauthorized("the user no longer exists".into()))?;
+    // Guessing the current password through a stolen access token is throttled like a
+    // login: the same counters, so neither route multiplies the other's guesses.
+    if let Err(wait) = app.throttle.check(&user.username, client, Instant::now()) {
+        return Err(AppError::Throttled { retry_after: wait });
+    }
     let stored = user.password_hash.clone();
     let current = change.current_password.clone();
     let ok = tokio::task::spawn_blocking(move || crate::auth::password::verify(&current, &stored))
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?;
     if !ok {
+        app.throttle.failure(&user.username, client, Instant::now());
         return Err(FieldErrors::single(
             "current_password",
             "is not your current password",
         ));
     }
+    app.throttle.success(&user.username);
     let hash = super::users::hash_password(change.new_password).await?;
     let now = app.clock.now();
     let who = actor.reference.clone();

@@ -152,6 +152,9 @@ pub fn check_password(password: &str) -> Result<(), &'static str> {
     if password.len() > 1024 {
         return Err("must be at most 1024 bytes");
     }
+    if password.chars().all(char::is_whitespace) {
+        return Err("must not be only spaces");
+    }
     Ok(())
 }
 
@@ -181,5 +184,6 @@ mod tests {
         assert!(check_password("short").is_err());
         assert!(check_password("long enough").is_ok());
         assert!(check_password("密码密码密码密码").is_ok());
+        assert_eq!(check_password("        "), Err("must not be only spaces"));
     }
 }
