@@ -62,7 +62,9 @@ async fn on_call_follows_the_rotation_in_its_zone_and_overrides_beat_it() {
     let first = oncall(&d, id, "2026-12-07T08:00:00Z").await;
     assert_eq!(who(&first), Some("ann".into()), "{first}");
     assert_eq!(first["on_call"]["source"]["type"], "layer");
-    assert_eq!(first["on_call"]["end"], "2026-12-14T08:00:00Z");
+    // ann holds it until cat's Saturday window (10:00 Berlin) takes over: the handover
+    // people see, not the end of ann's weekly shift.
+    assert_eq!(first["on_call"]["end"], "2026-12-12T09:00:00Z");
     assert_eq!(
         who(&oncall(&d, id, "2026-12-14T07:59:59Z").await),
         Some("ann".into())

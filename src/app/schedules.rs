@@ -432,8 +432,18 @@ pub fn on_call(
     require(actor, Permission::ScheduleRead)?;
     let at = at.unwrap_or_else(|| app.clock.now());
     let r = app.store.read()?;
-    catalog::load::<Schedule>(&r, schedule_id)?;
-    let on_call = on_call_at(&r, schedule_id, at)?;
+    let schedule = catalog::load::<Schedule>(&r, schedule_id)?;
+    // With the handovers people see (`held`), not the raw rotation shift or override.
+    let on_call = match on_call_at(&r, schedule_id, at)? {
+        Some(o) => {
+            let overrides = overrides_of(&r, schedule_id, Some(o.start))?;
+            let active = active_users(&r, &schedule, &overrides)?;
+            Some(schedule.held(&overrides, o, at, |u| {
+                active.get(&u).copied().unwrap_or(false)
+            }))
+        }
+        None => None,
+    };
     let username = match &on_call {
         Some(o) => access::get::<User>(&r, o.user_id)?.map(|u| u.username),
         None => None,

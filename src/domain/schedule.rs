@@ -300,6 +300,33 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// `on_call` (who holds `at`, as [`Schedule::on_call`] found) with the stretch they
+    /// actually hold it for around `at`: the part of their override or rotation shift that
+    /// no other override or higher layer takes, i.e. the handovers the final schedule
+    /// ([`Schedule::shifts`]) shows. `overrides` must include those since `on_call.start`.
+    pub fn held(
+        &self,
+        overrides: &[ScheduleOverride],
+        on_call: OnCall,
+        at: DateTime<Utc>,
+        available: impl Fn(u64) -> bool,
+    ) -> OnCall {
+        let stretch = self
+            .shifts(overrides, on_call.start, on_call.end, available)
+            .into_iter()
+            .find(|s| s.start <= at && at < s.end && s.user_id == on_call.user_id);
+        match stretch {
+            Some(s) => OnCall {
+                start: s.start,
+                end: s.end,
+                ..on_call
+            },
+            None => on_call,
+        }
+    }
+}
+
 /// The longest window [`Schedule::shifts`] lays out.
 pub const MAX_SHIFT_WINDOW_DAYS: i64 = 92;
 
@@ -822,6 +849,49 @@ mod tests {
             s.on_call_all(&[], monday_noon),
             None,
             "an unknown zone has nobody"
+        );
+    }
+
+    /// The answer for an instant names the stretch its person really holds: not the raw
+    /// rotation shift, which overrides cut (alice's day starts at 07:00, but carol's
+    /// override holds it until 09:00, with dave's inside it from 06:00 to 08:00).
+    #[test]
+    fn who_is_on_call_is_given_with_the_handovers_people_see() {
+        let s = schedule(
+            "UTC",
+            vec![layer(&[1], RotationUnit::Days, 1, local(2026, 3, 2, 7, 0))],
+        );
+        let cover = |id, user_id, start, end| ScheduleOverride {
+            id,
+            schedule_id: 1,
+            user_id,
+            start,
+            end,
+            created_by: "admin".into(),
+            created_at: start,
+        };
+        let overrides = vec![
+            cover(1, 3, utc(2026, 3, 10, 5, 0), utc(2026, 3, 10, 9, 0)),
+            cover(2, 4, utc(2026, 3, 10, 6, 0), utc(2026, 3, 10, 8, 0)),
+        ];
+        let held = |at: DateTime<Utc>| {
+            let raw = s.on_call_all(&overrides, at).expect("somebody");
+            let o = s.held(&overrides, raw, at, |_| true);
+            (o.user_id, o.start, o.end)
+        };
+        let nine = utc(2026, 3, 10, 9, 0);
+        assert_eq!(held(nine), (1, nine, utc(2026, 3, 11, 7, 0)));
+        assert_eq!(
+            held(utc(2026, 3, 10, 5, 30)),
+            (3, utc(2026, 3, 10, 5, 0), utc(2026, 3, 10, 6, 0))
+        );
+        assert_eq!(
+            held(utc(2026, 3, 10, 8, 30)),
+            (3, utc(2026, 3, 10, 8, 0), nine)
+        );
+        assert_eq!(
+            held(utc(2026, 3, 10, 4, 0)),
+            (1, utc(2026, 3, 9, 7, 0), utc(2026, 3, 10, 5, 0))
         );
     }
 
