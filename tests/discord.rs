@@ -109,6 +109,23 @@ async fn pings_are_answered_and_bad_signatures_refused() {
     let replay = post_signed(&d, &once, now, &key()).await;
     replay.assert_problem(401);
     assert!(replay.text.contains("already received"), "{}", replay.text);
+    // The same signature in capital hex (which decodes to the same bytes) is the same
+    // request.
+    let raw = once.to_string();
+    let mut msg = now.to_string().into_bytes();
+    msg.extend_from_slice(raw.as_bytes());
+    let shouted = hex::encode_upper(key().sign(&msg).to_bytes());
+    let res = d
+        .http
+        .post(d.url("/chat/discord/interactions"))
+        .header("content-type", "application/json")
+        .header("x-signature-ed25519", shouted)
+        .header("x-signature-timestamp", now.to_string())
+        .body(raw)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 401);
     let forged = post_signed(&d, &ping, now, &SigningKey::from_bytes(&[1u8; 32])).await;
     forged.assert_problem(401);
     assert!(forged.text.contains("bad signature"), "{}", forged.text);

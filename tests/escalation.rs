@@ -715,4 +715,18 @@ async fn moving_an_incident_to_another_service_takes_that_services_policy() {
         .body;
     assert_eq!(i["escalation_policy_id"], policies[2], "{i}");
     assert_eq!(escalation(&d, own).await["policy_id"], policies[2]);
+    // A service without a policy does not stop the paging the incident had.
+    let bare = d
+        .post("/api/v1/services", &d.admin, json!({"name": "no-policy"}))
+        .await;
+    assert_eq!(bare.status, 201, "{}", bare.text);
+    let a = d
+        .patch(
+            &format!("/api/v1/incidents/{inherited}"),
+            &d.admin,
+            json!({"service_id": bare.id()}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["escalation_policy_id"], policies[1], "{}", a.text);
 }

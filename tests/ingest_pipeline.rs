@@ -528,6 +528,11 @@ async fn a_refire_after_a_close_ends_the_old_record() {
     let old = d.alerts_of(first).await;
     assert_eq!(old.len(), 1);
     assert_eq!(old[0]["state"], "resolved", "{}", old[0]);
+    assert_eq!(
+        d.incident(first).await["firing_alerts"],
+        0,
+        "the closed one counts it no more"
+    );
     assert!(old[0]["ends_at"].is_string(), "{}", old[0]);
     let firing = d.all("/api/v1/alerts?status=firing").await;
     assert_eq!(firing.len(), 1, "{firing:?}");

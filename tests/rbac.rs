@@ -327,8 +327,21 @@ async fn a_role_manager_cannot_give_a_role_more_than_they_hold() {
             .status,
         204
     );
+    // A role that allows more than they hold is not theirs to delete either.
     let a = d
-        .delete(&format!("/api/v1/roles/{}", id_of("Engineer")), &mgr)
+        .post(
+            "/api/v1/roles",
+            &d.admin,
+            json!({"name": "Powerful", "permissions": ["user:write"]}),
+        )
         .await;
-    assert!(a.status == 403 || a.status == 409, "{}", a.text);
+    assert_eq!(a.status, 201, "{}", a.text);
+    let powerful = d.delete(&format!("/api/v1/roles/{}", a.id()), &mgr).await;
+    powerful.assert_problem(403);
+    assert_eq!(
+        d.get(&format!("/api/v1/roles/{}", a.id()), &d.admin)
+            .await
+            .status,
+        200
+    );
 }

@@ -71,20 +71,20 @@ pub async fn logout(
     headers: axum::http::HeaderMap,
     Body(input): Body<Logout>,
 ) -> Result<StatusCode, AppError> {
-    match input.refresh_token {
+    match input.refresh_token.filter(|t| !t.trim().is_empty()) {
         Some(token) => auth::logout(&app, &token).await?,
         None => {
-            let claims = super::extract::bearer_token(&headers)
+            // Tokens from before sessions were recorded in them carry no session.
+            let sid = super::extract::bearer_token(&headers)
                 .and_then(|t| app.tokens.verify(t).ok())
+                .and_then(|claims| claims.sid)
                 .ok_or_else(|| {
                     FieldErrors::single(
                         "refresh_token",
-                        "is required without a valid bearer access token",
+                        "is required without a valid bearer access token of a session",
                     )
                 })?;
-            if let Some(sid) = claims.sid {
-                auth::end_session(&app, sid).await?;
-            }
+            auth::end_session(&app, sid).await?;
         }
     }
     Ok(StatusCode::NO_CONTENT)

@@ -34,7 +34,7 @@ use crate::domain::alert::{
 };
 use crate::domain::event::EventKind;
 use crate::domain::incident::{Incident, IncidentStatus};
-use crate::domain::integration::Integration;
+use crate::domain::integration::{Integration, IntegrationKind};
 use crate::domain::permission::Permission;
 use crate::domain::silence::{Router, Silencer};
 use crate::store::StoreError;
@@ -285,12 +285,19 @@ impl<'t> AlertTables<'t> {
     }
 }
 
-/// Copies what the latest delivery says onto a stored alert; a bare event (PagerDuty's
-/// acknowledge and resolve name the alert without describing it) changes no content.
-fn refresh(a: &mut Alert, incoming: &IncomingAlert, now: DateTime<Utc>) {
+/// Whether `incoming` only names its alert: PagerDuty's acknowledge and resolve events
+/// carry no payload (its parser reads none), so they change an alert's state, never its
+/// content, and create no record.
+fn names_only(integration: &Integration, incoming: &IncomingAlert) -> bool {
+    integration.kind == IntegrationKind::Pagerduty && incoming.action != IncomingAction::Fire
+}
+
+/// Copies what the latest delivery says onto a stored alert (only the time and count for
+/// an event that [`names_only`] it).
+fn refresh(a: &mut Alert, incoming: &IncomingAlert, now: DateTime<Utc>, names_only: bool) {
     a.last_seen_at = now;
     a.receive_count += 1;
-    if incoming.is_bare() {
+    if names_only {
         return;
     }
     a.annotations = incoming.annotations.clone();
@@ -343,7 +350,7 @@ fn reuse_or_new(
     match reusable {
         Some(b) => {
             let mut a = b.clone();
-            refresh(&mut a, incoming, now);
+            refresh(&mut a, incoming, now, false);
             (Some(b), a)
         }
         None => (None, new_alert(ids, integration, incoming, now)),
@@ -522,7 +529,7 @@ impl<'t> Session<'t> {
                     Some(before) => {
                         let mut a = before.clone();
                         let was_firing = a.state == AlertState::Firing;
-                        refresh(&mut a, incoming, now);
+                        refresh(&mut a, incoming, now, names_only(integration, incoming));
                         a.state = AlertState::Resolved;
                         a.ends_at = incoming.ends_at.or(a.ends_at).or(Some(now));
                         tables.save(Some(&before), &a)?;
@@ -536,7 +543,7 @@ impl<'t> Session<'t> {
                         }
                     }
                     // PagerDuty: resolving a dedup key nobody triggered does nothing.
-                    None if incoming.is_bare() => {}
+                    None if names_only(integration, incoming) => {}
                     None => {
                         // Never seen firing: keep the record, open nothing.
                         summary.resolved += 1;
@@ -555,7 +562,7 @@ impl<'t> Session<'t> {
                 {
                     let mut a = before.clone();
                     let refired = a.state == AlertState::Resolved;
-                    refresh(&mut a, incoming, now);
+                    refresh(&mut a, incoming, now, false);
                     a.state = AlertState::Firing;
                     a.ends_at = None;
                     tables.save(Some(before), &a)?;
@@ -597,7 +604,7 @@ impl<'t> Session<'t> {
                     )?;
                     cache.forget(inc.id);
                     let mut a = before.clone();
-                    refresh(&mut a, incoming, now);
+                    refresh(&mut a, incoming, now, false);
                     a.state = AlertState::Firing;
                     a.ends_at = None;
                     tables.save(Some(before), &a)?;
@@ -607,21 +614,28 @@ impl<'t> Session<'t> {
                             .push(a.id);
                     }
                     summary.reopened.push(inc.id);
-                    summary.refired += 1;
+                    if refired {
+                        summary.refired += 1;
+                    } else {
+                        summary.deduplicated += 1;
+                    }
                     return Ok(());
                 }
                 // 3-4. The stored record is reused only if it never joined an incident. One
                 // still firing on an incident that ended (closed, cancelled, or resolved
                 // beyond the reopen window) ends here: the new record carries its
                 // fingerprint on, and nothing would ever resolve the old one.
-                if let Some(old) = existing
-                    .as_ref()
-                    .filter(|a| a.incident_id.is_some() && a.state == AlertState::Firing)
+                if let Some(old) = existing.as_ref().filter(|a| a.state == AlertState::Firing)
+                    && let Some(inc) = old.incident_id
                 {
                     let mut ended = old.clone();
                     ended.state = AlertState::Resolved;
                     ended.ends_at = Some(now);
                     tables.save(Some(old), &ended)?;
+                    // Its incident stops counting it as firing (a timeline entry says so).
+                    touch(touches, inc, integration, actor, now)
+                        .resolved
+                        .push(old.id);
                 }
                 let reusable = existing.filter(|a| a.incident_id.is_none());
                 let (before, alert) = reuse_or_new(reusable, ids, integration, incoming, now);

@@ -28,18 +28,21 @@ impl SeenSignatures {
         }
     }
 
-    /// Records `signature` (of a request signed for `signed_at`, verified at `now`, both in
-    /// seconds); `false` if it was recorded before. Entries the verifier would now refuse
-    /// as stale are forgotten, which bounds the memory to one window of requests.
-    pub fn first_time(&self, signature: &str, signed_at: i64, now: i64) -> bool {
+    /// Records the signature of a request the verifier accepted at `now` (seconds), signed
+    /// for the time in its `timestamp` header; `false` if it was recorded before. The key
+    /// is the signature in lowercase hex: hex decoding accepts either case, so a replay
+    /// with the signature in capitals must count as the same request. Entries the verifier
+    /// would now refuse as stale are forgotten, which bounds the memory to one window.
+    pub fn first_time(&self, signature: Option<&str>, timestamp: Option<&str>, now: i64) -> bool {
+        let signed_at = timestamp.and_then(|t| t.trim().parse().ok()).unwrap_or(now);
+        let key = signature.unwrap_or_default().trim().to_ascii_lowercase();
         let mut seen = self
             .seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let oldest = now - self.window_secs;
         seen.retain(|_, at| *at >= oldest);
-        seen.insert(signature.trim().to_owned(), signed_at)
-            .is_none()
+        seen.insert(key, signed_at).is_none()
     }
 }
 
@@ -50,12 +53,16 @@ mod tests {
     #[test]
     fn a_signature_is_accepted_once_per_window() {
         let seen = SeenSignatures::new(300);
-        assert!(seen.first_time("v0=aa", 1000, 1000));
-        assert!(!seen.first_time("v0=aa", 1000, 1200));
-        assert!(!seen.first_time(" v0=aa ", 1000, 1299));
-        assert!(seen.first_time("v0=bb", 1000, 1200));
+        let ts = Some("1000");
+        assert!(seen.first_time(Some("v0=aa"), ts, 1000));
+        assert!(!seen.first_time(Some("v0=aa"), ts, 1200));
+        assert!(
+            !seen.first_time(Some(" V0=AA "), ts, 1299),
+            "hex in capitals"
+        );
+        assert!(seen.first_time(Some("v0=bb"), ts, 1200));
         // Past the window the verifier refuses it as stale anyway; the entry is gone.
-        assert!(seen.first_time("v0=cc", 1400, 1400));
+        assert!(seen.first_time(Some("v0=cc"), Some("1400"), 1400));
         assert_eq!(seen.seen.lock().map(|s| s.len()).unwrap_or_default(), 1);
     }
 }

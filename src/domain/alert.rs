@@ -86,15 +86,6 @@ pub struct IncomingAlert {
     pub links: Vec<Link>,
 }
 
-impl IncomingAlert {
-    /// Whether the delivery only names the alert and says what happened to it, without
-    /// describing it (no labels, title or annotations): PagerDuty's acknowledge and resolve
-    /// events. Such an event changes an alert's state, not its content, and creates none.
-    pub fn is_bare(&self) -> bool {
-        self.labels.is_empty() && self.title.is_empty() && self.annotations.is_empty()
-    }
-}
-
 /// What one request carried.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
@@ -226,7 +217,8 @@ impl Default for SeverityMap {
 }
 
 /// Reads the severity words of a [`SeverityMap`] as they are compared: lowercase, trimmed.
-/// Of two spellings of one word the lowercase one wins (it sorts after the others).
+/// Of spellings that read as one word, the last in sorted order wins (the plain lowercase
+/// one over capitalised ones); stored maps must keep loading, so this never fails.
 fn severity_words<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<BTreeMap<String, Levels>, D::Error> {

@@ -459,14 +459,15 @@ pub async fn update(
             {
                 // Moved to another team's service: it escalates under that service's
                 // policy (restarting if nobody has responded yet), unless it had a policy
-                // of its own (an integration's or a routing rule's), as PagerDuty does.
+                // of its own (an integration's or a routing rule's), as PagerDuty does. A
+                // service without a policy does not stop the paging it had.
                 let policy_of = |id: u64| -> Result<Option<u64>, AppError> {
                     Ok(access::get::<Service>(tx, id)?.and_then(|s| s.escalation_policy_id))
                 };
                 let inherited = before.escalation_policy_id.is_none()
                     || before.escalation_policy_id == policy_of(before.service_id)?;
-                if inherited {
-                    i.escalation_policy_id = policy_of(s)?;
+                if inherited && let Some(p) = policy_of(s)? {
+                    i.escalation_policy_id = Some(p);
                 }
                 i.service_id = s;
             }

@@ -297,11 +297,7 @@ async fn interactions_endpoint(
     if let Err(e) = verify::verify(&discord.key, timestamp, signature, &body, now) {
         return refused(e.to_string());
     }
-    let signed_at = timestamp.and_then(|t| t.trim().parse().ok()).unwrap_or(now);
-    if !discord
-        .seen
-        .first_time(signature.unwrap_or_default(), signed_at, now)
-    {
+    if !discord.seen.first_time(signature, timestamp, now) {
         return refused("this signed request was already received".into());
     }
     let Ok(interaction) = serde_json::from_slice::<Value>(&body) else {

@@ -101,17 +101,11 @@ impl Slack {
         let (timestamp, signature) = (h("x-slack-request-timestamp"), h("x-slack-signature"));
         verify::verify(&self.config.signing_secret, timestamp, signature, body, now)
             .map_err(|e| refused(e.to_string()))?;
-        let signed_at = timestamp.and_then(|t| t.trim().parse().ok()).unwrap_or(now);
-        Ok(
-            if self
-                .seen
-                .first_time(signature.unwrap_or_default(), signed_at, now)
-            {
-                Receipt::New
-            } else {
-                Receipt::Repeat
-            },
-        )
+        Ok(if self.seen.first_time(signature, timestamp, now) {
+            Receipt::New
+        } else {
+            Receipt::Repeat
+        })
     }
 
     /// [`Slack::verified`] for a command or an action, which must not run twice: a repeat
