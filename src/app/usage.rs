@@ -12,9 +12,12 @@ use chrono::{DateTime, Utc};
 use crate::domain::approval::{ApprovalWorkflow, Approver};
 use crate::domain::escalation::{EscalationPolicy, EscalationRun, EscalationTarget, RunState};
 use crate::domain::incident::{Incident, IncidentStatus};
+use crate::domain::integration::Integration;
 use crate::domain::notification::{NotificationRule, Target};
 use crate::domain::problem::Problem;
 use crate::domain::schedule::Schedule;
+use crate::domain::service::Service;
+use crate::domain::silence::RoutingRule;
 use crate::domain::transition::Lifecycle;
 use crate::store::StoreError;
 use crate::store::access::{self, Order, Reader};
@@ -125,9 +128,30 @@ pub(crate) fn of_group(r: &impl Reader, id: u64) -> Result<Option<String>, Store
     workflow_asking(r, &Approver::Group { id })
 }
 
-/// The first open incident escalating under policy `id`, if any: deleting the policy would
-/// stop its escalation without a word.
-pub(crate) fn escalating_under(r: &impl Reader, id: u64) -> Result<Option<String>, StoreError> {
+/// What still names escalation policy `id`, if anything: a service, integration or routing
+/// rule that sends incidents to it, or an open incident escalating under it (deleting the
+/// policy would stop that escalation without a word).
+pub(crate) fn of_policy(r: &impl Reader, id: u64) -> Result<Option<String>, StoreError> {
+    let services = access::list::<Service>(r, None, Order::Asc, usize::MAX)?;
+    if let Some(s) = services.iter().find(|s| s.escalation_policy_id == Some(id)) {
+        return Ok(Some(format!("service '{}' uses it", s.name)));
+    }
+    let integrations = access::list::<Integration>(r, None, Order::Asc, usize::MAX)?;
+    if let Some(i) = integrations
+        .iter()
+        .find(|i| i.escalation_policy_id == Some(id))
+    {
+        return Ok(Some(format!("integration '{}' uses it", i.name)));
+    }
+    let rules = access::list::<RoutingRule>(r, None, Order::Asc, usize::MAX)?;
+    if let Some(rule) = rules.iter().find(|x| x.escalation_policy_id == Some(id)) {
+        return Ok(Some(format!("routing rule '{}' uses it", rule.name)));
+    }
+    escalating_under(r, id)
+}
+
+/// The first open incident escalating under policy `id`, if any.
+fn escalating_under(r: &impl Reader, id: u64) -> Result<Option<String>, StoreError> {
     for status in IncidentStatus::ALL.iter().filter(|s| s.is_open()) {
         let prefix = crate::store::keys::Key::new()
             .u8(field::STATUS)

@@ -10,7 +10,7 @@ use crate::domain::actor::Actor;
 use crate::domain::escalation::{self, EscalationPolicy, EscalationStep, EscalationTarget};
 use crate::domain::identity::{Group, User};
 use crate::store::StoreError;
-use crate::store::access::{self, Order, Reader};
+use crate::store::access::{self, Reader};
 
 /// Longest description.
 const MAX_DESCRIPTION: usize = 2000;
@@ -186,29 +186,6 @@ pub async fn update(
         .await
 }
 
-/// What still sends incidents to policy `id`, as a reason to refuse deleting it.
-fn still_used(r: &impl Reader, id: u64) -> Result<Option<String>, StoreError> {
-    let services =
-        access::list::<crate::domain::service::Service>(r, None, Order::Asc, usize::MAX)?;
-    if let Some(s) = services.iter().find(|s| s.escalation_policy_id == Some(id)) {
-        return Ok(Some(format!("service '{}'", s.name)));
-    }
-    let integrations =
-        access::list::<crate::domain::integration::Integration>(r, None, Order::Asc, usize::MAX)?;
-    if let Some(i) = integrations
-        .iter()
-        .find(|i| i.escalation_policy_id == Some(id))
-    {
-        return Ok(Some(format!("integration '{}'", i.name)));
-    }
-    let rules =
-        access::list::<crate::domain::silence::RoutingRule>(r, None, Order::Asc, usize::MAX)?;
-    if let Some(rule) = rules.iter().find(|x| x.escalation_policy_id == Some(id)) {
-        return Ok(Some(format!("routing rule '{}'", rule.name)));
-    }
-    Ok(None)
-}
-
 /// Deletes a policy (needs `escalation:write`) that no service, integration or routing
 /// rule uses and no open incident is escalating under (its run is active).
 pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
@@ -216,15 +193,9 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
     app.store
         .write(move |tx| {
             let p: EscalationPolicy = catalog::load(tx, id)?;
-            if let Some(user) = still_used(tx, id)? {
+            if let Some(why) = crate::app::usage::of_policy(tx, id)? {
                 return Err(AppError::Conflict(format!(
-                    "{user} uses escalation policy '{}'; change it first",
-                    p.name
-                )));
-            }
-            if let Some(why) = crate::app::usage::escalating_under(tx, id)? {
-                return Err(AppError::Conflict(format!(
-                    "escalation policy '{}' is still needed: {why}; acknowledge or resolve it first",
+                    "escalation policy '{}' is still needed: {why}; change that first",
                     p.name
                 )));
             }
