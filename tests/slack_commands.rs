@@ -342,6 +342,12 @@ async fn ack_resolve_and_their_errors() {
             .any(|e| e.to_string().contains("rolled back the deploy")),
         "{tl:#?}"
     );
+    // Acknowledging it now reopens it, and the answer says so.
+    let t = env
+        .private(ALICE, "/incident", &format!("ack INC-{id}"))
+        .await;
+    assert_eq!(t, format!("INC-{id} reopened and acknowledged."));
+    assert_eq!(incident(d, id).await["status"], "acknowledged");
 }
 
 #[tokio::test]

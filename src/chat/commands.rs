@@ -228,8 +228,17 @@ pub async fn run(
             })
         }
         Command::Ack { id } => {
+            // Acknowledging a resolved incident reopens it; the answer says so, as the
+            // timeline does, rather than read like a routine acknowledgement.
+            let was_resolved =
+                access::get::<crate::domain::incident::Incident>(&app.store.read()?, id)?
+                    .is_some_and(|i| i.status == IncidentStatus::Resolved);
             let v = incidents::acknowledge(app, &actor, id, None).await?;
-            Ok(Reply::private(format!("{} acknowledged.", v.number)))
+            Ok(Reply::private(if was_resolved {
+                format!("{} reopened and acknowledged.", v.number)
+            } else {
+                format!("{} acknowledged.", v.number)
+            }))
         }
         Command::Resolve { id, note } => {
             let v = incidents::resolve(app, &actor, id, note).await?;
