@@ -742,14 +742,7 @@ async fn assignment_to_people_and_groups() {
         422,
         "group_id",
     );
-    let off = d
-        .patch(
-            &format!("/api/v1/users/{gone}"),
-            &d.admin,
-            json!({"active": false}),
-        )
-        .await;
-    assert_eq!(off.status, 200, "{}", off.text);
+    d.deactivate(gone).await;
     assert_field_error(
         &d.post(&path, &eng, json!({"assignee_id": gone})).await,
         422,

@@ -122,14 +122,7 @@ async fn problems_are_recorded_analysed_and_listed() {
 
     // Validation (work is not assigned to someone deactivated, as on incidents).
     let (gone, _) = d.user("gone", "Engineer").await;
-    let off = d
-        .patch(
-            &format!("/api/v1/users/{gone}"),
-            &d.admin,
-            json!({"active": false}),
-        )
-        .await;
-    assert_eq!(off.status, 200, "{}", off.text);
+    d.deactivate(gone).await;
     for (body, field) in [
         (json!({"title": "x", "assignee_id": gone}), "assignee_id"),
         (json!({"description": "no title"}), "title"),

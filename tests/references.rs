@@ -150,14 +150,7 @@ async fn users_groups_and_policies_in_use_cannot_be_deleted() {
         204
     );
     // Deactivating is how someone assigned to work leaves.
-    let off = d
-        .patch(
-            &format!("/api/v1/users/{assignee}"),
-            &d.admin,
-            json!({"active": false}),
-        )
-        .await;
-    assert_eq!(off.status, 200, "{}", off.text);
+    d.deactivate(assignee).await;
 
     // A policy an open incident escalates under stays until the incident is acknowledged.
     let paging = created(

@@ -537,6 +537,19 @@ mod tests {
         }
     }
 
+    /// An override of schedule 1.
+    fn cover(id: u64, user_id: u64, start: DateTime<Utc>, end: DateTime<Utc>) -> ScheduleOverride {
+        ScheduleOverride {
+            id,
+            schedule_id: 1,
+            user_id,
+            start,
+            end,
+            created_by: "admin".into(),
+            created_at: start,
+        }
+    }
+
     /// `(user, start, end)` of each shift.
     fn spans(shifts: &[Shift]) -> Vec<(u64, DateTime<Utc>, DateTime<Utc>)> {
         shifts.iter().map(|s| (s.user_id, s.start, s.end)).collect()
@@ -808,15 +821,6 @@ mod tests {
             }
         );
         assert_eq!(s.on_call_all(&[], monday_night).map(|o| o.user_id), Some(1));
-        let cover = |id, user_id, start, end| ScheduleOverride {
-            id,
-            schedule_id: 1,
-            user_id,
-            start,
-            end,
-            created_by: "admin".into(),
-            created_at: start,
-        };
         let overrides = vec![
             cover(1, 9, utc(2026, 1, 5, 0, 0), utc(2026, 1, 6, 0, 0)),
             cover(2, 8, utc(2026, 1, 5, 19, 0), utc(2026, 1, 5, 21, 0)),
@@ -861,15 +865,6 @@ mod tests {
             "UTC",
             vec![layer(&[1], RotationUnit::Days, 1, local(2026, 3, 2, 7, 0))],
         );
-        let cover = |id, user_id, start, end| ScheduleOverride {
-            id,
-            schedule_id: 1,
-            user_id,
-            start,
-            end,
-            created_by: "admin".into(),
-            created_at: start,
-        };
         let overrides = vec![
             cover(1, 3, utc(2026, 3, 10, 5, 0), utc(2026, 3, 10, 9, 0)),
             cover(2, 4, utc(2026, 3, 10, 6, 0), utc(2026, 3, 10, 8, 0)),

@@ -247,6 +247,18 @@ impl TestDaemon {
         assert_eq!(a.status, 200, "INC-{id} to {to}: {}", a.text);
     }
 
+    /// Deactivates user `id` as the admin (asserting 200).
+    pub async fn deactivate(&self, id: u64) {
+        let a = self
+            .patch(
+                &format!("/api/v1/users/{id}"),
+                &self.admin,
+                serde_json::json!({"active": false}),
+            )
+            .await;
+        assert_eq!(a.status, 200, "deactivate user {id}: {}", a.text);
+    }
+
     /// The `/metrics` page.
     pub async fn metrics_text(&self) -> String {
         self.http
