@@ -56,6 +56,7 @@ async fn a_request_passes_every_level_in_order_under_the_four_eyes_rule() {
     let d = TestDaemon::start().await;
     let (mia, mia_token) = person(&d, &hook, "mia", "Manager").await;
     let (lead, lead_token) = person(&d, &hook, "lead", "Manager").await;
+    let (deputy, deputy_token) = person(&d, &hook, "deputy", "Manager").await;
     let (_, cab1_token) = person(&d, &hook, "cab1", "Manager").await;
     let (_, cab2_token) = person(&d, &hook, "cab2", "Manager").await;
     let (_, max_token) = person(&d, &hook, "max", "Manager").await;
@@ -87,7 +88,7 @@ async fn a_request_passes_every_level_in_order_under_the_four_eyes_rule() {
             "/api/v1/approval-workflows",
             &d.admin,
             json!({"name": "Production change", "levels": [
-                {"name": "team lead", "approvers": [{"type": "user", "id": lead}, {"type": "user", "id": mia}]},
+                {"name": "team lead", "approvers": [{"type": "user", "id": lead}, {"type": "user", "id": mia}, {"type": "user", "id": deputy}]},
                 {"name": "change board", "approvers": [{"type": "group", "id": board.id()}], "required": 2},
             ]}),
         )
@@ -145,6 +146,14 @@ async fn a_request_passes_every_level_in_order_under_the_four_eyes_rule() {
     let a = decide(&d, &lead_token, id, "approve").await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.body["level"], 1, "{}", a.text);
+    // The other lead clicked a moment too late: a conflict, not a refusal.
+    let late = decide(&d, &deputy_token, id, "approve").await;
+    late.assert_problem(409);
+    assert!(
+        late.text.contains("already moved on to level 2 ('change board')"),
+        "{}",
+        late.text
+    );
     told(&hook, "cab1", 1).await;
     told(&hook, "cab2", 1).await;
 

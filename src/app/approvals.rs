@@ -13,7 +13,7 @@ use super::{App, AppError, AppResult, FieldErrors, catalog, require, required_te
 use crate::domain::actor::Actor;
 use crate::domain::approval::{
     self, ApprovalLevel, ApprovalRequest, ApprovalStatus, ApprovalWorkflow, Approver,
-    DecisionError, Outcome, Verdict,
+    DecisionError, Outcome, Standing, Verdict,
 };
 use crate::domain::audit;
 use crate::domain::event::{DomainEvent, EventKind};
@@ -507,13 +507,31 @@ impl crate::store::access::Record for ApprovalRecord {
     }
 }
 
+/// Where `user_id` stands among `r`'s approvers, groups resolved to their active members.
+fn standing(r: &impl Reader, req: &ApprovalRequest, user_id: u64) -> AppResult<Standing> {
+    let (current, earlier) = match req.levels.split_at_checked(req.level as usize) {
+        Some((earlier, [current, ..])) => (current, earlier),
+        _ => return Ok(Standing::Outsider),
+    };
+    if approver_ids(r, current)?.contains(&user_id) {
+        return Ok(Standing::Approver);
+    }
+    for l in earlier {
+        if approver_ids(r, l)?.contains(&user_id) {
+            return Ok(Standing::EarlierApprover);
+        }
+    }
+    Ok(Standing::Outsider)
+}
+
 fn refusal(e: DecisionError) -> AppError {
     match e {
         DecisionError::NotPending(..)
         | DecisionError::AlreadyDecided(..)
         | DecisionError::NoLevel(..)
         | DecisionError::Overdue(..)
-        | DecisionError::NotDue(..) => AppError::Conflict(e.to_string()),
+        | DecisionError::NotDue(..)
+        | DecisionError::LevelPassed { .. } => AppError::Conflict(e.to_string()),
         DecisionError::OwnRequest | DecisionError::NotAnApprover { .. } => {
             AppError::Refused(e.to_string())
         }
@@ -543,12 +561,9 @@ pub async fn decide(
         .write(move |tx| {
             let before = load(tx, id)?;
             let mut r = before.clone();
-            let eligible = match r.current_level() {
-                Some(l) => approver_ids(tx, l)?.contains(&user_id),
-                None => false,
-            };
+            let standing = standing(tx, &r, user_id)?;
             let outcome = r
-                .decide(user_id, &who.name, eligible, input.decision, comment.clone(), now)
+                .decide(user_id, &who.name, standing, input.decision, comment.clone(), now)
                 .map_err(refusal)?;
             save(tx, Some(&before), &r)?;
             let verb = match input.decision {

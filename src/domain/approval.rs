@@ -238,6 +238,19 @@ pub struct ApprovalRequest {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// Where a user stands among a request's approvers, as the caller found it (it resolves
+/// groups to people): what [`ApprovalRequest::decide`] needs to tell a stranger (403) from
+/// an approver whose level another approver passed a moment earlier (409).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Among the current level's approvers.
+    Approver,
+    /// Not among them, but among an earlier level's.
+    EarlierApprover,
+    /// Among neither.
+    Outsider,
+}
+
 /// Why a decision is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecisionError {
@@ -255,6 +268,17 @@ pub enum DecisionError {
         /// 1-based level.
         level: u32,
         /// Level name.
+        name: String,
+    },
+    /// Not among the current level's approvers but among an earlier one's: the decision
+    /// raced with the one that passed that level (a 409, not a 403: the user had the right).
+    #[error("APR-{id} has already moved on to level {level} ('{name}'), whose approvers decide now")]
+    LevelPassed {
+        /// Request id.
+        id: u64,
+        /// 1-based current level.
+        level: u32,
+        /// Its name.
         name: String,
     },
     /// Already decided at this level.
@@ -308,13 +332,13 @@ impl ApprovalRequest {
             .count() as u32
     }
 
-    /// Records `user`'s decision at `at`. `eligible` says whether the user is among the
-    /// current level's approvers (the caller resolves groups).
+    /// Records `user`'s decision at `at`. `standing` says where the user is among the
+    /// levels' approvers (the caller resolves groups).
     pub fn decide(
         &mut self,
         user_id: u64,
         username: &str,
-        eligible: bool,
+        standing: Standing,
         verdict: Verdict,
         comment: Option<String>,
         at: DateTime<Utc>,
@@ -334,12 +358,22 @@ impl ApprovalRequest {
             // without a decision by an approver.
             return Err(DecisionError::NoLevel(self.id));
         };
-        if !eligible {
-            return Err(DecisionError::NotAnApprover {
-                id: self.id,
-                level: level + 1,
-                name: current.name,
-            });
+        match standing {
+            Standing::Approver => {}
+            Standing::EarlierApprover => {
+                return Err(DecisionError::LevelPassed {
+                    id: self.id,
+                    level: level + 1,
+                    name: current.name,
+                });
+            }
+            Standing::Outsider => {
+                return Err(DecisionError::NotAnApprover {
+                    id: self.id,
+                    level: level + 1,
+                    name: current.name,
+                });
+            }
         }
         if self
             .decisions
@@ -524,7 +558,7 @@ mod tests {
     }
 
     fn approve(r: &mut ApprovalRequest, user: u64) -> Result<Outcome, DecisionError> {
-        r.decide(user, "u", true, Verdict::Approve, None, t(user as i64))
+        r.decide(user, "u", Standing::Approver, Verdict::Approve, None, t(user as i64))
     }
 
     #[test]
@@ -560,7 +594,7 @@ mod tests {
         let out = r.decide(
             5,
             "eve",
-            true,
+            Standing::Approver,
             Verdict::Reject,
             Some("not now".into()),
             t(9),
@@ -579,7 +613,7 @@ mod tests {
         ]);
         assert_eq!(approve(&mut r, 1), Err(DecisionError::OwnRequest));
         assert_eq!(
-            r.decide(9, "mallory", false, Verdict::Approve, None, t(1)),
+            r.decide(9, "mallory", Standing::Outsider, Verdict::Approve, None, t(1)),
             Err(DecisionError::NotAnApprover {
                 id: 7,
                 level: 1,
@@ -593,6 +627,24 @@ mod tests {
         assert_eq!(approve(&mut r, 2), Ok(Outcome::Approved));
         // Refused decisions were not recorded.
         assert_eq!(r.decisions.len(), 3);
+    }
+
+    #[test]
+    fn an_approver_of_a_passed_level_is_told_it_passed() {
+        let mut r = request(vec![level("lead", &[2, 3], 1), level("board", &[4], 1)]);
+        assert_eq!(approve(&mut r, 2), Ok(Outcome::NextLevel(1)));
+        // 3 clicked at the same moment as 2: too late, but not a stranger.
+        let late = r.decide(3, "u", Standing::EarlierApprover, Verdict::Approve, None, t(3));
+        assert_eq!(
+            late,
+            Err(DecisionError::LevelPassed {
+                id: 7,
+                level: 2,
+                name: "board".into()
+            })
+        );
+        assert_eq!(r.decisions.len(), 1);
+        assert_eq!(r.level, 1);
     }
 
     #[test]
@@ -679,7 +731,7 @@ mod tests {
         let mut r = request(vec![level("lead", &[2, 3], 2)]);
         r.expires_at = Some(t(60));
         assert_eq!(
-            r.decide(2, "u", true, Verdict::Approve, None, t(59)),
+            r.decide(2, "u", Standing::Approver, Verdict::Approve, None, t(59)),
             Ok(Outcome::Counted {
                 approvals: 1,
                 required: 2
@@ -687,7 +739,7 @@ mod tests {
         );
         for verdict in [Verdict::Approve, Verdict::Reject] {
             assert_eq!(
-                r.decide(3, "u", true, verdict, None, t(60)),
+                r.decide(3, "u", Standing::Approver, verdict, None, t(60)),
                 Err(DecisionError::Overdue(7))
             );
         }
