@@ -150,7 +150,8 @@ async fn a_request_passes_every_level_in_order_under_the_four_eyes_rule() {
     let late = decide(&d, &deputy_token, id, "approve").await;
     late.assert_problem(409);
     assert!(
-        late.text.contains("already moved on to level 2 ('change board')"),
+        late.text
+            .contains("already moved on to level 2 ('change board')"),
         "{}",
         late.text
     );

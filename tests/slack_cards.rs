@@ -167,6 +167,28 @@ async fn alert_card_buttons_and_updates() {
             .contains("You may not do that"),
         "{v}"
     );
+    // A button this version does not know (an old message): the presser is told.
+    env.press(
+        ALICE,
+        "incident.reboot",
+        id,
+        &env.slack.response_url("old-button"),
+    )
+    .await;
+    let told = env
+        .slack
+        .fake
+        .wait_for("/response/old-button", 1, WAIT, |_| true)
+        .await;
+    let v = told[0].json();
+    assert_eq!(v["response_type"], "ephemeral", "{v}");
+    assert!(
+        v["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("does not know the button `incident.reboot`"),
+        "{v}"
+    );
     assert_eq!(
         incident(d, id).await["status"],
         "new",

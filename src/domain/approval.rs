@@ -272,7 +272,9 @@ pub enum DecisionError {
     },
     /// Not among the current level's approvers but among an earlier one's: the decision
     /// raced with the one that passed that level (a 409, not a 403: the user had the right).
-    #[error("APR-{id} has already moved on to level {level} ('{name}'), whose approvers decide now")]
+    #[error(
+        "APR-{id} has already moved on to level {level} ('{name}'), whose approvers decide now"
+    )]
     LevelPassed {
         /// Request id.
         id: u64,
@@ -558,7 +560,14 @@ mod tests {
     }
 
     fn approve(r: &mut ApprovalRequest, user: u64) -> Result<Outcome, DecisionError> {
-        r.decide(user, "u", Standing::Approver, Verdict::Approve, None, t(user as i64))
+        r.decide(
+            user,
+            "u",
+            Standing::Approver,
+            Verdict::Approve,
+            None,
+            t(user as i64),
+        )
     }
 
     #[test]
@@ -613,7 +622,14 @@ mod tests {
         ]);
         assert_eq!(approve(&mut r, 1), Err(DecisionError::OwnRequest));
         assert_eq!(
-            r.decide(9, "mallory", Standing::Outsider, Verdict::Approve, None, t(1)),
+            r.decide(
+                9,
+                "mallory",
+                Standing::Outsider,
+                Verdict::Approve,
+                None,
+                t(1)
+            ),
             Err(DecisionError::NotAnApprover {
                 id: 7,
                 level: 1,
@@ -634,7 +650,14 @@ mod tests {
         let mut r = request(vec![level("lead", &[2, 3], 1), level("board", &[4], 1)]);
         assert_eq!(approve(&mut r, 2), Ok(Outcome::NextLevel(1)));
         // 3 clicked at the same moment as 2: too late, but not a stranger.
-        let late = r.decide(3, "u", Standing::EarlierApprover, Verdict::Approve, None, t(3));
+        let late = r.decide(
+            3,
+            "u",
+            Standing::EarlierApprover,
+            Verdict::Approve,
+            None,
+            t(3),
+        );
         assert_eq!(
             late,
             Err(DecisionError::LevelPassed {

@@ -153,6 +153,18 @@ impl Slack {
         }
     }
 
+    /// Tells only the person who pressed a button, through its `response_url`, why
+    /// nothing happened; the message and its buttons stay as they are.
+    async fn tell_presser(&self, response_url: &str, text: &str) {
+        if response_url.is_empty() {
+            return;
+        }
+        let answer = json!({"response_type": "ephemeral", "replace_original": false, "text": text});
+        if let Err(e) = self.api.respond(response_url, &answer).await {
+            tracing::warn!(error = %e, "cannot answer a button press");
+        }
+    }
+
     /// The incident whose card starts the thread `ts` in `channel`, if any.
     fn thread_incident(&self, channel: &str, ts: &str) -> Option<u64> {
         let r = self.app.store.read().ok()?;
@@ -321,21 +333,15 @@ async fn interactions_endpoint(
                     .to_owned();
                 tokio::spawn(async move {
                     let caller = s.caller(&user).await;
-                    let answer = match commands::run_worded(
-                        &s.app,
-                        &caller,
-                        command,
-                        &SlackDirectory(&s),
-                    )
-                    .await
-                    {
-                        // The request's message shows the outcome instead of the buttons.
-                        Ok(reply) => blocks::decided(&asked, &reply.text),
-                        // Nothing was decided: the buttons stay, the presser is told why.
-                        Err(why) => {
-                            json!({"response_type": "ephemeral", "replace_original": false, "text": why})
-                        }
-                    };
+                    let answer =
+                        match commands::run_worded(&s.app, &caller, command, &SlackDirectory(&s))
+                            .await
+                        {
+                            // The request's message shows the outcome instead of the buttons.
+                            Ok(reply) => blocks::decided(&asked, &reply.text),
+                            // Nothing was decided: the buttons stay, the presser is told why.
+                            Err(why) => return s.tell_presser(&response_url, &why).await,
+                        };
                     if !response_url.is_empty()
                         && let Err(e) = s.api.respond(&response_url, &answer).await
                     {
@@ -357,20 +363,36 @@ async fn interactions_endpoint(
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
-            if let (Some(kind), Some(id)) = (kind, id) {
-                let s = slack.clone();
-                tokio::spawn(async move {
-                    let caller = s.caller(&user).await;
-                    let outcome = press(&s, &caller, kind, id).await;
-                    if let Err(e) = &outcome {
-                        let text = commands::explain(e);
-                        if !response_url.is_empty()
-                            && let Err(err) = s.api.respond(&response_url, &json!({"response_type": "ephemeral", "replace_original": false, "text": text})).await
-                        {
-                            tracing::warn!(error = %err, "cannot answer a button press");
+            let s = slack.clone();
+            match (kind, id) {
+                (Some(kind), Some(id)) => {
+                    tokio::spawn(async move {
+                        let caller = s.caller(&user).await;
+                        if let Err(e) = press(&s, &caller, kind, id).await {
+                            s.tell_presser(&response_url, &commands::explain(&e)).await;
                         }
-                    }
-                });
+                    });
+                }
+                // A link button only opens its URL; Slack reports the click all the same.
+                _ if action.get("url").is_some() => {}
+                // A button of a message written by another version, or a forged value: the
+                // presser learns that nothing happened instead of waiting for it.
+                _ => {
+                    let button = action
+                        .get("action_id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .chars()
+                        .take(64)
+                        .collect::<String>();
+                    tracing::info!(button, "unknown Slack button pressed");
+                    tokio::spawn(async move {
+                        let text = format!(
+                            "incidentd does not know the button `{button}` (is the message older than this version?). Nothing was changed; `/incident help` lists what you can do."
+                        );
+                        s.tell_presser(&response_url, &text).await;
+                    });
+                }
             }
             StatusCode::OK.into_response()
         }
