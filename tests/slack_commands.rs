@@ -837,6 +837,21 @@ async fn an_unlinked_slack_user_is_mapped_by_email() {
         audit.text
     );
 
+    // The id is Erin's now: nobody else may claim it with a contact method.
+    let (vera_id, vera_token) = env.vera.clone();
+    let a = d
+        .post(
+            &format!("/api/v1/users/{vera_id}/contact-methods"),
+            &vera_token,
+            json!({"kind": "slack", "address": "U0ERIN0001"}),
+        )
+        .await;
+    a.assert_problem(409);
+    let t = env
+        .private("U0ERIN0001", "/incident", &format!("comment {id} still me"))
+        .await;
+    assert_eq!(t, format!("Comment added to INC-{id}."));
+
     // A Slack user whose e-mail matches nobody stays unlinked.
     env.slack
         .set_email("U0STRANGER", "stranger@elsewhere.example");

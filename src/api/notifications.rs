@@ -181,7 +181,7 @@ pub async fn create_contact(
 ) -> Result<(StatusCode, Json<ContactMethod>), Response> {
     // Who may is decided before the body is looked at: 403 before 400/422.
     let id = parse_id(&id).map_err(IntoResponse::into_response)?;
-    contacts::allowed(&auth.actor, id, true).map_err(IntoResponse::into_response)?;
+    contacts::allowed(&app, &auth.actor, id, true).map_err(IntoResponse::into_response)?;
     let Body(input) = body.map_err(IntoResponse::into_response)?;
     Ok((
         StatusCode::CREATED,
@@ -203,7 +203,7 @@ pub async fn update_contact(
     body: Result<Body<ContactMethodPatch>, Problem>,
 ) -> Result<Json<ContactMethod>, Response> {
     let id = parse_id(&id).map_err(IntoResponse::into_response)?;
-    contacts::allowed(&auth.actor, id, true).map_err(IntoResponse::into_response)?;
+    contacts::allowed(&app, &auth.actor, id, true).map_err(IntoResponse::into_response)?;
     let Body(patch) = body.map_err(IntoResponse::into_response)?;
     let method = parse_id(&method).map_err(IntoResponse::into_response)?;
     Ok(Json(

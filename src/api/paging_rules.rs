@@ -44,7 +44,7 @@ pub async fn create_paging_rule(
 ) -> Result<(StatusCode, Json<PagingRule>), Response> {
     // Who may is decided before the body is looked at: 403 before 400/422.
     let id = parse_id(&id).map_err(IntoResponse::into_response)?;
-    contacts::allowed(&auth.actor, id, true).map_err(IntoResponse::into_response)?;
+    contacts::allowed(&app, &auth.actor, id, true).map_err(IntoResponse::into_response)?;
     let Body(input) = body.map_err(IntoResponse::into_response)?;
     let rule = paging::create(&app, &auth.actor, id, input)
         .await

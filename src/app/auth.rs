@@ -321,7 +321,7 @@ pub async fn change_own_password(
                 "user.password",
                 ("user", id),
                 format!("{} changed their password", user.username),
-                serde_json::json!({"password": {"from": "[redacted]", "to": "[redacted]"}}),
+                serde_json::json!({"password": crate::domain::audit::redacted_change()}),
             )?;
             Ok(())
         })

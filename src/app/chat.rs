@@ -27,12 +27,21 @@ pub fn linked_user(
 ) -> Result<Option<User>, StoreError> {
     let id = match super::notifications::contacts::by_address(r, platform, chat_user)? {
         Some(c) => Some(c.user_id),
-        None => access::get_id(r, tables::CHAT_LINKS, &link_key(platform, chat_user))?,
+        None => linked_by_email(r, platform, chat_user)?,
     };
     Ok(match id {
         Some(id) => access::get::<User>(r, id)?.filter(|u| u.active),
         None => None,
     })
+}
+
+/// The user a chat user was linked to by e-mail address (not by a contact method), if any.
+pub(crate) fn linked_by_email(
+    r: &impl Reader,
+    platform: ChannelKind,
+    chat_user: &str,
+) -> Result<Option<u64>, StoreError> {
+    access::get_id(r, tables::CHAT_LINKS, &link_key(platform, chat_user))
 }
 
 /// Links a chat user to the platform user with `email`, if there is one; remembers it.

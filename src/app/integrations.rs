@@ -360,7 +360,7 @@ pub async fn rotate(app: &App, actor: &Actor, id: u64) -> AppResult<IntegrationV
             "integration.rotate",
             ("integration", id),
             format!("rotated the token of {}", i.name),
-            serde_json::json!({"token": {"from": "[redacted]", "to": "[redacted]"}}),
+            serde_json::json!({"token": audit::redacted_change()}),
         )?;
         Ok::<_, AppError>(i)
     })

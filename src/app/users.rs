@@ -167,6 +167,16 @@ fn check_privileges(
     Ok(())
 }
 
+/// Whether someone holding `granter` may change `target` (contact methods, paging rules,
+/// the account itself): only if the target holds no permission the granter lacks.
+pub(crate) fn check_may_act_on(
+    r: &impl Reader,
+    granter: &PermissionSet,
+    target: &User,
+) -> AppResult<()> {
+    check_privileges(r, granter, &target.role_ids, "act on a user with")
+}
+
 /// The actor for an authenticated user, or 401 if the user is gone, inactive, the token
 /// predates a password change, or its session has ended.
 pub fn actor_for(
@@ -551,10 +561,7 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: UserPatch) -> AppR
             if new_hash.is_some()
                 && let Some(obj) = changes.as_object_mut()
             {
-                obj.insert(
-                    "password".into(),
-                    serde_json::json!({"from": "[redacted]", "to": "[redacted]"}),
-                );
+                obj.insert("password".into(), audit::redacted_change());
             }
             super::audit::record(
                 tx,
@@ -730,7 +737,7 @@ pub async fn set_password(app: &App, username: &str, password: String) -> AppRes
                 "user.password",
                 ("user", id),
                 format!("password of {} set from the command line", user.username),
-                serde_json::json!({"password": {"from": "[redacted]", "to": "[redacted]"}}),
+                serde_json::json!({"password": audit::redacted_change()}),
             )?;
             Ok(())
         })

@@ -56,6 +56,12 @@ fn redact(key: &str, v: &Value) -> Value {
     }
 }
 
+/// The change of a secret (a password, a token, a signing key): that it changed, never
+/// what to.
+pub fn redacted_change() -> Value {
+    serde_json::json!({"from": "[redacted]", "to": "[redacted]"})
+}
+
 /// The top-level fields that differ between two JSON objects, as `{field: {from, to}}`.
 /// `updated_at` is left out (it always changes); secrets are redacted. A missing field
 /// counts as null.

@@ -11,10 +11,23 @@ use utoipa::ToSchema;
 use super::event::EventKind;
 use super::priority::Priority;
 
+/// What API answers show instead of a secret that is set.
+pub const REDACTED_SECRET: &str = "[redacted]";
+
 /// Replaces a secret with a marker that says one is set, for API answers.
 pub fn redact_secret(secret: &mut Option<String>) {
     if secret.is_some() {
-        *secret = Some("[redacted]".to_owned());
+        *secret = Some(REDACTED_SECRET.to_owned());
+    }
+}
+
+/// The secret a change leaves: `given`, unless it is absent or the marker an answer
+/// showed (a client that reads, edits and writes back an object must not replace the
+/// secret with the marker), in which case `stored` stays.
+pub fn kept_secret(given: Option<&str>, stored: Option<&str>) -> Option<String> {
+    match given {
+        Some(s) if s != REDACTED_SECRET => Some(s.to_owned()),
+        _ => stored.map(str::to_owned),
     }
 }
 
@@ -436,6 +449,22 @@ impl RetryPolicy {
 mod tests {
     use super::*;
     use crate::domain::clock::at;
+
+    #[test]
+    fn the_redaction_marker_written_back_keeps_the_secret() {
+        assert_eq!(
+            kept_secret(Some("new"), Some("old")).as_deref(),
+            Some("new")
+        );
+        assert_eq!(kept_secret(Some("new"), None).as_deref(), Some("new"));
+        assert_eq!(kept_secret(None, Some("old")).as_deref(), Some("old"));
+        assert_eq!(
+            kept_secret(Some(REDACTED_SECRET), Some("old")).as_deref(),
+            Some("old")
+        );
+        assert_eq!(kept_secret(Some(REDACTED_SECRET), None), None);
+        assert_eq!(kept_secret(None, None), None);
+    }
 
     #[test]
     fn backoff_grows_caps_and_honours_retry_after() {

@@ -7,7 +7,7 @@ use crate::app::{App, AppError, AppResult, FieldErrors, require};
 use crate::domain::actor::Actor;
 use crate::domain::audit;
 use crate::domain::identity::User;
-use crate::domain::notification::{ChannelKind, ContactMethod, redact_secret};
+use crate::domain::notification::{ChannelKind, ContactMethod, kept_secret, redact_secret};
 use crate::domain::permission::Permission;
 use crate::store::access::{self, Order, Reader};
 use crate::store::keys::{Key, KeyReader};
@@ -46,20 +46,25 @@ pub struct ContactMethodPatch {
     pub enabled: Option<bool>,
 }
 
-/// Whether `actor` may read (or, with `write`, change) the contact methods of `user_id`:
-/// their own, or anyone's with `user:read` / `user:write`.
-pub fn allowed(actor: &Actor, user_id: u64, write: bool) -> AppResult<()> {
+/// Whether `actor` may read (or, with `write`, change) the contact methods and paging
+/// rules of `user_id`: their own, or anyone's with `user:read` / `user:write`, but
+/// changes only to a user who holds no permission the actor lacks (a chat contact method
+/// is the identity chat commands act under: adding one's own Slack id to an Admin would
+/// make one an Admin in Slack), as for every other change to a user.
+pub fn allowed(app: &App, actor: &Actor, user_id: u64, write: bool) -> AppResult<()> {
     if actor.user_id == Some(user_id) {
         return Ok(());
     }
-    require(
-        actor,
-        if write {
-            Permission::UserWrite
-        } else {
-            Permission::UserRead
-        },
-    )
+    if !write {
+        return require(actor, Permission::UserRead);
+    }
+    require(actor, Permission::UserWrite)?;
+    let r = app.store.read()?;
+    match access::get::<User>(&r, user_id)? {
+        Some(target) => crate::app::users::check_may_act_on(&r, &actor.permissions, &target),
+        // The operation answers 404 for a user that does not exist.
+        None => Ok(()),
+    }
 }
 
 fn user_key(user_id: u64, id: u64) -> Vec<u8> {
@@ -72,11 +77,7 @@ pub(crate) fn delete_all_of(tx: &redb::WriteTransaction, user_id: u64) -> Result
     for c in of_user(tx, user_id)? {
         access::delete::<ContactMethod>(tx, c.id)?;
         access::delete_raw(tx, tables::CONTACTS_BY_USER, &user_key(user_id, c.id))?;
-        access::delete_raw(
-            tx,
-            tables::CONTACTS_BY_ADDRESS,
-            &address_key(c.kind, &c.address),
-        )?;
+        unindex(tx, &c)?;
     }
     Ok(())
 }
@@ -125,6 +126,45 @@ pub fn by_address(
     }
 }
 
+/// A chat user id is an identity: it may belong to one user only, whether another user
+/// linked it by a contact method or chat found it by that user's e-mail address. A 409
+/// otherwise.
+fn check_identity_free(
+    tx: &redb::WriteTransaction,
+    kind: ChannelKind,
+    address: &str,
+    user_id: u64,
+) -> AppResult<()> {
+    if !matches!(kind, ChannelKind::Slack | ChannelKind::Discord) {
+        return Ok(());
+    }
+    let owner = match access::get_id(tx, tables::CONTACTS_BY_ADDRESS, &address_key(kind, address))?
+    {
+        Some(id) => access::get::<ContactMethod>(tx, id)?.map(|c| c.user_id),
+        None => None,
+    };
+    let owner = match owner {
+        Some(o) => Some(o),
+        None => crate::app::chat::linked_by_email(tx, kind, address)?,
+    };
+    match owner {
+        Some(other) if other != user_id => Err(AppError::Conflict(format!(
+            "{kind} user {address} is already linked to another user"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Removes the address index entry of `c`, if it is `c`'s (two users may share an e-mail
+/// address or a number; the entry names one of them).
+fn unindex(tx: &redb::WriteTransaction, c: &ContactMethod) -> Result<(), StoreError> {
+    let key = address_key(c.kind, &c.address);
+    if access::get_id(tx, tables::CONTACTS_BY_ADDRESS, &key)? == Some(c.id) {
+        access::delete_raw(tx, tables::CONTACTS_BY_ADDRESS, &key)?;
+    }
+    Ok(())
+}
+
 fn shown(mut c: ContactMethod) -> ContactMethod {
     redact_secret(&mut c.secret);
     c
@@ -142,9 +182,15 @@ fn check(e: &mut FieldErrors, kind: ChannelKind, address: &str, secret: Option<&
     }
 }
 
+fn check_label(e: &mut FieldErrors, label: &str) {
+    if label.chars().count() > 100 {
+        e.add("label", "must be at most 100 characters");
+    }
+}
+
 /// Lists a user's contact methods (self, or `user:read`).
 pub fn list(app: &App, actor: &Actor, user_id: u64) -> AppResult<Vec<ContactMethod>> {
-    allowed(actor, user_id, false)?;
+    allowed(app, actor, user_id, false)?;
     let r = app.store.read()?;
     access::get::<User>(&r, user_id)?.ok_or_else(|| AppError::not_found("user", user_id))?;
     Ok(of_user(&r, user_id)?.into_iter().map(shown).collect())
@@ -157,12 +203,10 @@ pub async fn create(
     user_id: u64,
     input: NewContactMethod,
 ) -> AppResult<ContactMethod> {
-    allowed(actor, user_id, true)?;
+    allowed(app, actor, user_id, true)?;
     let mut e = FieldErrors::new();
     check(&mut e, input.kind, &input.address, input.secret.as_deref());
-    if input.label.chars().count() > 100 {
-        e.add("label", "must be at most 100 characters");
-    }
+    check_label(&mut e, &input.label);
     e.into_result()?;
     let now = app.clock.now();
     let who = actor.reference.clone();
@@ -181,16 +225,7 @@ pub async fn create(
                     input.kind
                 )));
             }
-            // A chat user id is an identity: it may belong to one user only.
-            if matches!(input.kind, ChannelKind::Slack | ChannelKind::Discord)
-                && let Some(other) = by_address(tx, input.kind, &address)?
-                && other.user_id != user_id
-            {
-                return Err(AppError::Conflict(format!(
-                    "{} user {address} is already linked to another user",
-                    input.kind
-                )));
-            }
+            check_identity_free(tx, input.kind, &address, user_id)?;
             let id = access::next_id(tx, tables::CONTACT_METHODS)?;
             let c = ContactMethod {
                 id,
@@ -234,7 +269,7 @@ pub async fn update(
     id: u64,
     patch: ContactMethodPatch,
 ) -> AppResult<ContactMethod> {
-    allowed(actor, user_id, true)?;
+    allowed(app, actor, user_id, true)?;
     let now = app.clock.now();
     let who = actor.reference.clone();
     let c = app
@@ -250,20 +285,27 @@ pub async fn update(
             if let Some(l) = &patch.label {
                 c.label = l.trim().to_owned();
             }
-            if let Some(s) = &patch.secret {
-                c.secret = Some(s.clone());
-            }
+            c.secret = kept_secret(patch.secret.as_deref(), before.secret.as_deref());
             if let Some(en) = patch.enabled {
                 c.enabled = en;
             }
             let mut e = FieldErrors::new();
             check(&mut e, c.kind, &c.address, patch.secret.as_deref());
+            check_label(&mut e, &c.label);
             e.into_result()?;
-            access::delete_raw(
-                tx,
-                tables::CONTACTS_BY_ADDRESS,
-                &address_key(before.kind, &before.address),
-            )?;
+            if c.address != before.address {
+                if of_user(tx, user_id)?
+                    .iter()
+                    .any(|o| o.id != id && o.kind == c.kind && o.address == c.address)
+                {
+                    return Err(AppError::Conflict(format!(
+                        "this user already has {} {}",
+                        c.kind, c.address
+                    )));
+                }
+                check_identity_free(tx, c.kind, &c.address, user_id)?;
+                unindex(tx, &before)?;
+            }
             access::put_id(
                 tx,
                 tables::CONTACTS_BY_ADDRESS,
@@ -271,9 +313,10 @@ pub async fn update(
                 id,
             )?;
             access::put(tx, &c)?;
+            // The diff redacts the secret itself, and says whether it changed.
             let changes = audit::diff(
-                &serde_json::to_value(shown(before.clone())).unwrap_or_default(),
-                &serde_json::to_value(shown(c.clone())).unwrap_or_default(),
+                &serde_json::to_value(&before).unwrap_or_default(),
+                &serde_json::to_value(&c).unwrap_or_default(),
             );
             crate::app::audit::record(
                 tx,
@@ -292,7 +335,7 @@ pub async fn update(
 
 /// Removes a contact method (self, or `user:write`).
 pub async fn delete(app: &App, actor: &Actor, user_id: u64, id: u64) -> AppResult<()> {
-    allowed(actor, user_id, true)?;
+    allowed(app, actor, user_id, true)?;
     let now = app.clock.now();
     let who = actor.reference.clone();
     app.store
@@ -303,11 +346,7 @@ pub async fn delete(app: &App, actor: &Actor, user_id: u64, id: u64) -> AppResul
             access::delete::<ContactMethod>(tx, id)?;
             super::paging::forget(tx, user_id, Some(id))?;
             access::delete_raw(tx, tables::CONTACTS_BY_USER, &user_key(user_id, id))?;
-            access::delete_raw(
-                tx,
-                tables::CONTACTS_BY_ADDRESS,
-                &address_key(c.kind, &c.address),
-            )?;
+            unindex(tx, &c)?;
             crate::app::audit::record(
                 tx,
                 now,

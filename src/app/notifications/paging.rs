@@ -74,7 +74,7 @@ pub(crate) fn steps(
 
 /// Lists a person's paging rules (self, or `user:read`).
 pub fn list(app: &App, actor: &Actor, user_id: u64) -> AppResult<Vec<PagingRule>> {
-    contacts::allowed(actor, user_id, false)?;
+    contacts::allowed(app, actor, user_id, false)?;
     let r = app.store.read()?;
     access::get::<User>(&r, user_id)?.ok_or_else(|| AppError::not_found("user", user_id))?;
     Ok(of_user(&r, user_id)?)
@@ -87,7 +87,7 @@ pub async fn create(
     user_id: u64,
     input: NewPagingRule,
 ) -> AppResult<PagingRule> {
-    contacts::allowed(actor, user_id, true)?;
+    contacts::allowed(app, actor, user_id, true)?;
     let mut e = FieldErrors::new();
     e.check("delay_minutes", paging::check_delay(input.delay_minutes));
     e.into_result()?;
@@ -152,7 +152,7 @@ pub async fn create(
 
 /// Removes a paging rule (self, or `user:write`).
 pub async fn delete(app: &App, actor: &Actor, user_id: u64, id: u64) -> AppResult<()> {
-    contacts::allowed(actor, user_id, true)?;
+    contacts::allowed(app, actor, user_id, true)?;
     let now = app.clock.now();
     let who = actor.reference.clone();
     app.store

@@ -9,7 +9,7 @@ use crate::domain::actor::Actor;
 use crate::domain::audit;
 use crate::domain::event::EventKind;
 use crate::domain::identity::{Group, User};
-use crate::domain::notification::{ChannelKind, NotificationRule, RuleFilter, Target};
+use crate::domain::notification::{ChannelKind, NotificationRule, RuleFilter, Target, kept_secret};
 use crate::domain::permission::Permission;
 use crate::domain::service::Service;
 use crate::store::access::{self, Order, Reader};
@@ -158,8 +158,20 @@ pub fn list(app: &App, actor: &Actor, page: PageRequest) -> AppResult<Page<Notif
     Ok(Page::from_overfetch(items, page.limit, |r| r.id).map(NotificationRule::redacted))
 }
 
-/// Changes a rule (needs `notification:write`). A webhook target given without a secret
-/// keeps the secret it had for the same URL.
+/// The webhook secrets of a rule's targets, in order (for the audit record).
+fn secrets(r: &NotificationRule) -> Vec<Option<&str>> {
+    r.targets
+        .iter()
+        .filter_map(|t| match t {
+            Target::Webhook { secret, .. } => Some(secret.as_deref()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Changes a rule (needs `notification:write`). A webhook target given without a secret,
+/// or with the `[redacted]` marker an answer showed, keeps the secret it had for the same
+/// URL.
 pub async fn update(
     app: &App,
     actor: &Actor,
@@ -195,13 +207,12 @@ pub async fn update(
                     .iter()
                     .cloned()
                     .map(|mut target| {
-                        if let Target::Webhook { url, secret } = &mut target
-                            && secret.is_none()
-                        {
-                            *secret = before.targets.iter().find_map(|old| match old {
-                                Target::Webhook { url: u, secret: s } if u == url => s.clone(),
+                        if let Target::Webhook { url, secret } = &mut target {
+                            let stored = before.targets.iter().find_map(|old| match old {
+                                Target::Webhook { url: u, secret: s } if u == url => s.as_deref(),
                                 _ => None,
                             });
+                            *secret = kept_secret(secret.as_deref(), stored);
                         }
                         target
                     })
@@ -215,10 +226,16 @@ pub async fn update(
             e.into_result()?;
             r.updated_at = now;
             access::put(tx, &r)?;
-            let changes = audit::diff(
+            let mut changes = audit::diff(
                 &serde_json::to_value(before.clone().redacted()).unwrap_or_default(),
                 &serde_json::to_value(r.clone().redacted()).unwrap_or_default(),
             );
+            // The redacted views hide a new webhook secret; the record says one changed.
+            if secrets(&before) != secrets(&r)
+                && let Some(map) = changes.as_object_mut()
+            {
+                map.insert("secret".into(), audit::redacted_change());
+            }
             crate::app::audit::record(
                 tx,
                 now,
