@@ -251,6 +251,17 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     assert_ne!(new_refresh, old_refresh, "the refresh token rotates");
     assert_eq!(d.get("/api/v1/auth/me", &new_access).await.status, 200);
 
+    // Someone who knows only the family id (a small number) forges an older generation:
+    // refused, and the session goes on (it would otherwise be anyone's to end).
+    let family = old_refresh.split('.').nth(1).expect("family id");
+    for forged in [
+        format!("rt.{family}.0.{}", "0".repeat(64)),
+        format!("rt.{family}.0.{}", &new_refresh[new_refresh.len() - 64..]),
+    ] {
+        refresh(&d, &forged).await.assert_problem(401);
+    }
+    assert_eq!(d.get("/api/v1/auth/me", &new_access).await.status, 200);
+
     // The old refresh token no longer works; presenting it is reuse and revokes the family...
     refresh(&d, &old_refresh).await.assert_problem(401);
     // ...so the new one, never used, fails too, and so does the session's access token
@@ -352,6 +363,18 @@ async fn wrong_current_passwords_are_throttled_like_logins() {
     login_answer(&d, "carl", USER_PASSWORD)
         .await
         .assert_problem(429);
+    // An admin's token cannot skip the current password by editing its own user either.
+    let me = d.get("/api/v1/auth/me", &d.admin).await.id();
+    let a = d
+        .patch(
+            &format!("/api/v1/users/{me}"),
+            &d.admin,
+            json!({"password": "another-password-1"}),
+        )
+        .await;
+    a.assert_problem(422);
+    assert!(a.text.contains("/api/v1/auth/password"), "{}", a.text);
+    assert_eq!(login_answer(&d, "admin", ADMIN_PASSWORD).await.status, 200);
 }
 
 #[tokio::test]
@@ -456,10 +479,90 @@ async fn logout_ends_the_refresh_session() {
         .assert_problem(401);
     refresh(&d, &kept_refresh).await.assert_problem(401);
     assert_eq!(d.get("/api/v1/auth/me", &elsewhere).await.status, 200);
-    // Neither a refresh token nor a valid access token: 422 naming what is missing.
+    // Neither a refresh token nor an access token: 422 naming what is missing; a bad
+    // access token is a 401, as everywhere.
     let a = d
         .call(Method::POST, "/api/v1/auth/logout", None, None)
         .await;
     a.assert_problem(422);
     assert!(a.body["errors"]["refresh_token"].is_array(), "{}", a.text);
+    d.call(Method::POST, "/api/v1/auth/logout", Some("garbage"), None)
+        .await
+        .assert_problem(401);
+}
+
+#[tokio::test]
+async fn logins_logouts_and_revoked_sessions_are_on_the_audit_record() {
+    let d = TestDaemon::start().await;
+    let (alice, _) = d.user("alice", "Engineer").await;
+    let entries = async |d: &TestDaemon, action: &str| -> Vec<Value> {
+        let a = d.get("/api/v1/audit?limit=500", &d.admin).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        a.body["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["action"] == action)
+            .cloned()
+            .collect()
+    };
+
+    login_answer(&d, "alice", "wrong-password-123")
+        .await
+        .assert_problem(401);
+    login_answer(&d, "nobody-at-all", "wrong-password-123")
+        .await
+        .assert_problem(401);
+    let failed = entries(&d, "auth.login_failed").await;
+    assert_eq!(
+        failed.len(),
+        1,
+        "unknown names are not recorded: {failed:#?}"
+    );
+    assert_eq!(failed[0]["target"]["id"], alice);
+    assert!(
+        failed[0]["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("wrong password"),
+        "{failed:#?}"
+    );
+    let before = entries(&d, "auth.login").await.len();
+    let session = login_answer(&d, "alice", USER_PASSWORD).await;
+    assert_eq!(session.status, 200, "{}", session.text);
+    let logins = entries(&d, "auth.login").await;
+    assert_eq!(logins.len(), before + 1);
+    assert_eq!(logins[0]["actor"]["name"], "alice", "{:#?}", logins[0]);
+    assert!(
+        !logins[0]
+            .to_string()
+            .contains(str_field(&session.body, "refresh_token")),
+        "no token on the record"
+    );
+
+    // A copied refresh token: the session ends, and the record says why.
+    let first = str_field(&session.body, "refresh_token").to_owned();
+    let rotated = refresh(&d, &first).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    refresh(&d, &first).await.assert_problem(401);
+    let revoked = entries(&d, "auth.session_revoked").await;
+    assert_eq!(revoked.len(), 1, "{revoked:#?}");
+    assert_eq!(revoked[0]["target"]["id"], alice);
+
+    // Logging out, once on the record however often it is asked.
+    let other = login_answer(&d, "alice", USER_PASSWORD).await;
+    for _ in 0..2 {
+        let a = d
+            .call(
+                Method::POST,
+                "/api/v1/auth/logout",
+                None,
+                Some(json!({"refresh_token": str_field(&other.body, "refresh_token")})),
+            )
+            .await;
+        assert_eq!(a.status, 204, "{}", a.text);
+    }
+    let out = entries(&d, "auth.logout").await;
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0]["actor"]["name"], "alice");
 }

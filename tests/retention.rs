@@ -226,3 +226,34 @@ async fn resolved_alerts_of_ended_incidents_go_after_alerts_days() {
     assert_eq!(a["incident_id"], reopened, "{a}");
     assert_eq!(a["receive_count"], 1, "{a}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_sessions_go_once_they_and_their_access_tokens_expired() {
+    let clock = ManualClock::new(Utc::now());
+    let d = TestDaemon::start_with(
+        |c| {
+            c.retention.interval_secs = 1;
+            c.auth.refresh_token_ttl_secs = 2 * 24 * 3600;
+            c.auth.access_token_ttl_secs = 24 * 3600;
+        },
+        Arc::new(clock.clone()),
+    )
+    .await;
+    d.user("alice", "Engineer").await;
+    let alice = d.login("alice", common::USER_PASSWORD).await;
+    assert_eq!(d.get("/api/v1/auth/me", &alice).await.status, 200);
+
+    // Past the refresh token's expiry but within its last access token's: kept.
+    clock.advance(chrono::Duration::hours(49));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(deleted(&d.metrics_text().await, "sessions"), 0);
+
+    // Past both: the sessions (the test's admin's too) are deleted; logging in still works.
+    clock.advance(chrono::Duration::hours(24));
+    eventually("expired sessions deleted", WAIT, async || {
+        (deleted(&d.metrics_text().await, "sessions") >= 2).then_some(())
+    })
+    .await;
+    let again = d.login("alice", common::USER_PASSWORD).await;
+    assert_eq!(d.get("/api/v1/auth/me", &again).await.status, 200);
+}

@@ -65,7 +65,7 @@ pub struct Logout {
 /// Ends a session: the one of the refresh token given, or the one of the bearer access
 /// token (a client that only kept its access token can still log out).
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = Logout,
-    responses((status = 204), (status = 422, body = Problem)))]
+    responses((status = 204), (status = 401, body = Problem), (status = 422, body = Problem)))]
 pub async fn logout(
     State(app): State<AppState>,
     headers: axum::http::HeaderMap,
@@ -74,16 +74,24 @@ pub async fn logout(
     match input.refresh_token.filter(|t| !t.trim().is_empty()) {
         Some(token) => auth::logout(&app, &token).await?,
         None => {
-            // Tokens from before sessions were recorded in them carry no session.
-            let sid = super::extract::bearer_token(&headers)
-                .and_then(|t| app.tokens.verify(t).ok())
-                .and_then(|claims| claims.sid)
-                .ok_or_else(|| {
-                    FieldErrors::single(
-                        "refresh_token",
-                        "is required without a valid bearer access token of a session",
-                    )
-                })?;
+            let Some(bearer) = super::extract::bearer_token(&headers) else {
+                return Err(FieldErrors::single(
+                    "refresh_token",
+                    "is required without a bearer access token",
+                ));
+            };
+            // A bad or expired access token is a 401, as on every route; one from before
+            // sessions were recorded in tokens names none, and expires on its own.
+            let claims = app
+                .tokens
+                .verify(bearer)
+                .map_err(|e| AppError::Unauthorized(e.to_string()))?;
+            let sid = claims.sid.ok_or_else(|| {
+                FieldErrors::single(
+                    "refresh_token",
+                    "is required: this access token names no session",
+                )
+            })?;
             auth::end_session(&app, sid).await?;
         }
     }

@@ -11,7 +11,7 @@ use crate::auth::refresh::{Presented, RefreshFamily, RefreshToken};
 use crate::auth::secret::{random_hex, sha256_hex};
 use crate::domain::actor::Actor;
 use crate::domain::identity::{self, User, UserView};
-use crate::domain::permission::Permission;
+use crate::domain::permission::{Permission, PermissionSet};
 use crate::store::access;
 use crate::store::tables;
 
@@ -54,23 +54,47 @@ pub async fn login(
             .map_err(|e| AppError::Internal(e.to_string()))?;
     let user = match user {
         Some(u) if matches && u.active => u,
-        _ => {
+        other => {
             app.throttle.failure(&username, client, Instant::now());
+            // On the record for an existing account (the throttle bounds how often); not
+            // for unknown names, which anyone could send by the million.
+            if let Some(u) = other {
+                let (now, id, name) = (app.clock.now(), u.id, u.username.clone());
+                let why = if u.active {
+                    "wrong password"
+                } else {
+                    "account deactivated"
+                };
+                app.store
+                    .write(move |tx| {
+                        super::audit::record(
+                            tx,
+                            now,
+                            &Actor::system().reference,
+                            "auth.login_failed",
+                            ("user", id),
+                            format!("failed login as {name} from {client} ({why})"),
+                            serde_json::json!({"client": client.to_string()}),
+                        )
+                    })
+                    .await?;
+            }
             return Err(AppError::Unauthorized(LOGIN_FAILED.into()));
         }
     };
     app.throttle.success(&username);
-    start_session(app, &user).await
+    start_session(app, &user, client).await
 }
 
-/// Issues an access token and a new refresh family for `user`.
-async fn start_session(app: &App, user: &User) -> AppResult<TokenPair> {
+/// Issues an access token and a new refresh family for `user`, on the audit record.
+async fn start_session(app: &App, user: &User, client: IpAddr) -> AppResult<TokenPair> {
     let now = app.clock.now();
     let secret = random_hex(32);
     let ttl = chrono::Duration::seconds(
         i64::try_from(app.config.auth.refresh_token_ttl_secs).unwrap_or(i64::MAX / 2),
     );
     let (user_id, version) = (user.id, user.token_version);
+    let who = Actor::user(user.id, &user.username, PermissionSet::none()).reference;
     let secret_hash = sha256_hex(&secret);
     let family = app
         .store
@@ -85,8 +109,18 @@ async fn start_session(app: &App, user: &User) -> AppResult<TokenPair> {
                 created_at: now,
                 expires_at: now + ttl,
                 revoked: false,
+                retired: Vec::new(),
             };
             access::put(tx, &family)?;
+            super::audit::record(
+                tx,
+                now,
+                &who,
+                "auth.login",
+                ("user", user_id),
+                format!("{} logged in from {client} (session {id})", who.name),
+                serde_json::json!({"session": id, "client": client.to_string()}),
+            )?;
             Ok::<_, AppError>(family)
         })
         .await?;
@@ -153,8 +187,7 @@ pub async fn refresh(app: &App, token: &str) -> AppResult<TokenPair> {
             };
             match verdict {
                 Presented::Current => {
-                    family.generation += 1;
-                    family.secret_hash = sha256_hex(&secret);
+                    family.rotate(sha256_hex(&secret));
                     access::put(tx, &family)?;
                     Ok::<_, AppError>(Rotation::Rotated {
                         user_id: family.user_id,
@@ -174,6 +207,18 @@ pub async fn refresh(app: &App, token: &str) -> AppResult<TokenPair> {
                         user = family.user_id,
                         "refresh token reused; family revoked"
                     );
+                    super::audit::record(
+                        tx,
+                        now,
+                        &Actor::system().reference,
+                        "auth.session_revoked",
+                        ("user", family.user_id),
+                        format!(
+                            "session {} ended: a refresh token of generation {} was presented again after it was used (a copy?)",
+                            family.id, presented.generation
+                        ),
+                        serde_json::json!({"session": family.id}),
+                    )?;
                     Ok(Rotation::Refused)
                 }
                 Presented::Invalid => Ok(Rotation::Refused),
@@ -196,16 +241,16 @@ pub async fn logout(app: &App, token: &str) -> AppResult<()> {
     let Some(presented) = RefreshToken::parse(token) else {
         return Ok(());
     };
+    let now = app.clock.now();
     app.store
         .write(move |tx| {
-            if let Some(mut family) = access::get::<RefreshFamily>(tx, presented.family)?
+            if let Some(family) = access::get::<RefreshFamily>(tx, presented.family)?
                 && crate::auth::secret::constant_time_eq(
                     sha256_hex(&presented.secret).as_bytes(),
                     family.secret_hash.as_bytes(),
                 )
             {
-                family.revoked = true;
-                access::put(tx, &family)?;
+                log_out_in_tx(tx, now, family)?;
             }
             Ok::<_, AppError>(())
         })
@@ -215,15 +260,67 @@ pub async fn logout(app: &App, token: &str) -> AppResult<()> {
 /// Ends session `sid` (a refresh family) at the request of one of its access tokens: the
 /// refresh token and every access token of the session stop working.
 pub async fn end_session(app: &App, sid: u64) -> AppResult<()> {
+    let now = app.clock.now();
     app.store
         .write(move |tx| {
-            if let Some(mut family) = access::get::<RefreshFamily>(tx, sid)? {
-                family.revoked = true;
-                access::put(tx, &family)?;
+            if let Some(family) = access::get::<RefreshFamily>(tx, sid)? {
+                log_out_in_tx(tx, now, family)?;
             }
             Ok::<_, AppError>(())
         })
         .await
+}
+
+/// Revokes `family` at its user's request, on the audit record (once).
+fn log_out_in_tx(
+    tx: &redb::WriteTransaction,
+    now: chrono::DateTime<chrono::Utc>,
+    mut family: RefreshFamily,
+) -> AppResult<()> {
+    if family.revoked {
+        return Ok(());
+    }
+    family.revoked = true;
+    access::put(tx, &family)?;
+    let name = access::get::<User>(tx, family.user_id)?
+        .map(|u| u.username)
+        .unwrap_or_default();
+    let who = Actor::user(family.user_id, &name, PermissionSet::none()).reference;
+    super::audit::record(
+        tx,
+        now,
+        &who,
+        "auth.logout",
+        ("user", family.user_id),
+        format!("{name} logged out (session {})", family.id),
+        serde_json::json!({"session": family.id}),
+    )?;
+    Ok(())
+}
+
+/// One step of the clean-up of ended sessions: deletes, among at most `limit` families
+/// after id `after`, those that expired before `dead_before` (by then no access token of
+/// theirs is valid either). Returns how many went and where the next step starts (`None`:
+/// the table is done).
+pub fn prune_sessions(
+    tx: &redb::WriteTransaction,
+    dead_before: chrono::DateTime<chrono::Utc>,
+    after: Option<u64>,
+    limit: usize,
+) -> AppResult<(u64, Option<u64>)> {
+    let families =
+        access::list::<RefreshFamily>(tx, after, crate::store::access::Order::Asc, limit)?;
+    let mut deleted = 0;
+    for f in &families {
+        if f.expires_at < dead_before {
+            access::delete::<RefreshFamily>(tx, f.id)?;
+            deleted += 1;
+        }
+    }
+    let next = (families.len() >= limit)
+        .then(|| families.last().map(|f| f.id))
+        .flatten();
+    Ok((deleted, next))
 }
 
 /// Who the caller is, with their effective permissions.

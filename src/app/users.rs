@@ -475,7 +475,16 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: UserPatch) -> AppR
         e.check("email", identity::check_email(email.trim()));
     }
     if let Some(p) = &patch.password {
-        e.check("password", identity::check_password(p));
+        // One's own password changes where the current one is asked for (and guessing it
+        // is throttled): a stolen access token must not be enough.
+        if actor.user_id == Some(id) {
+            e.add(
+                "password",
+                "change your own password at POST /api/v1/auth/password, which asks for the current one",
+            );
+        } else {
+            e.check("password", identity::check_password(p));
+        }
     }
     e.into_result()?;
     let new_hash = match &patch.password {

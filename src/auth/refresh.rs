@@ -3,7 +3,9 @@
 //! A login starts a *family*; each refresh rotates it to a new generation and the old
 //! token stops working. Presenting an old generation again means the token was copied: the
 //! whole family is revoked (OAuth 2.0 Security BCP, refresh token rotation). Only a SHA-256
-//! of the secret part is stored.
+//! of the secret part is stored, for the current generation and the last
+//! [`RETIRED_KEPT`] ones: an old token counts as reused only if its secret is one that was
+//! really issued, so that nobody can end a session by guessing its family id.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,6 +29,23 @@ pub struct RefreshFamily {
     pub expires_at: DateTime<Utc>,
     /// Revoked after reuse was detected or on logout.
     pub revoked: bool,
+    /// The latest earlier generations, oldest first: what tells a copied token from a
+    /// forged one.
+    #[serde(default)]
+    pub retired: Vec<RetiredSecret>,
+}
+
+/// How many earlier generations a family remembers (a copy older than that is refused
+/// without revoking the family).
+pub const RETIRED_KEPT: usize = 8;
+
+/// An earlier generation of a family.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredSecret {
+    /// Its generation.
+    pub generation: u64,
+    /// SHA-256 (hex) of its secret.
+    pub secret_hash: String,
 }
 
 /// A refresh token taken apart.
@@ -86,17 +105,34 @@ impl RefreshFamily {
         if self.revoked || now >= self.expires_at || token_version != self.token_version {
             return Presented::Invalid;
         }
-        if token.generation < self.generation {
-            return Presented::Reused;
-        }
         let hash = super::secret::sha256_hex(&token.secret);
-        if token.generation == self.generation
-            && super::secret::constant_time_eq(hash.as_bytes(), self.secret_hash.as_bytes())
-        {
-            Presented::Current
+        let matches =
+            |stored: &str| super::secret::constant_time_eq(hash.as_bytes(), stored.as_bytes());
+        if token.generation == self.generation && matches(&self.secret_hash) {
+            return Presented::Current;
+        }
+        let issued_before = self
+            .retired
+            .iter()
+            .any(|r| r.generation == token.generation && matches(&r.secret_hash));
+        if token.generation < self.generation && issued_before {
+            Presented::Reused
         } else {
             Presented::Invalid
         }
+    }
+
+    /// Moves the family to its next generation, whose secret hashes to `secret_hash`.
+    pub fn rotate(&mut self, secret_hash: String) {
+        self.retired.push(RetiredSecret {
+            generation: self.generation,
+            secret_hash: std::mem::replace(&mut self.secret_hash, secret_hash),
+        });
+        if self.retired.len() > RETIRED_KEPT {
+            let excess = self.retired.len() - RETIRED_KEPT;
+            self.retired.drain(..excess);
+        }
+        self.generation += 1;
     }
 }
 
@@ -116,7 +152,65 @@ mod tests {
             created_at: now,
             expires_at: now + chrono::Duration::hours(1),
             revoked: false,
+            retired: vec![],
         }
+    }
+
+    fn token(generation: u64, secret: &str) -> RefreshToken {
+        RefreshToken {
+            family: 1,
+            generation,
+            secret: secret.to_owned(),
+        }
+    }
+
+    #[test]
+    fn only_a_secret_really_issued_counts_as_reused() {
+        let first = random_hex(32);
+        let mut f = family(&first);
+        let now = Utc::now();
+        let mut issued = vec![first];
+        for _ in 0..RETIRED_KEPT + 2 {
+            let next = random_hex(32);
+            f.rotate(sha256_hex(&next));
+            issued.push(next);
+        }
+        assert_eq!(f.generation, 3 + RETIRED_KEPT as u64 + 2);
+        assert_eq!(f.retired.len(), RETIRED_KEPT);
+        let current = issued.last().expect("issued").clone();
+        assert_eq!(
+            f.judge(&token(f.generation, &current), now, 0),
+            Presented::Current
+        );
+        // The previous generations that are remembered: reuse.
+        for back in 1..=RETIRED_KEPT as u64 {
+            let g = f.generation - back;
+            let secret = &issued[(g - 3) as usize];
+            assert_eq!(
+                f.judge(&token(g, secret), now, 0),
+                Presented::Reused,
+                "{back} back"
+            );
+        }
+        // Older than that, or never issued: refused, nothing revoked.
+        let oldest = f.generation - RETIRED_KEPT as u64 - 1;
+        assert_eq!(
+            f.judge(&token(oldest, &issued[(oldest - 3) as usize]), now, 0),
+            Presented::Invalid
+        );
+        let forged = random_hex(32);
+        for g in [0, f.generation - 1, f.generation, f.generation + 1] {
+            assert_eq!(
+                f.judge(&token(g, &forged), now, 0),
+                Presented::Invalid,
+                "{g}"
+            );
+        }
+        // The current secret under another generation number is no token either.
+        assert_eq!(
+            f.judge(&token(f.generation - 1, &current), now, 0),
+            Presented::Invalid
+        );
     }
 
     #[test]
@@ -143,12 +237,15 @@ mod tests {
             secret: secret.clone(),
         };
         assert_eq!(f.judge(&current, now, 0), Presented::Current);
-        let old = RefreshToken {
+        let mut rotated = f.clone();
+        rotated.rotate(sha256_hex(&random_hex(32)));
+        assert_eq!(rotated.judge(&current, now, 0), Presented::Reused);
+        let unknown_old = RefreshToken {
             family: 1,
             generation: 2,
             secret: secret.clone(),
         };
-        assert_eq!(f.judge(&old, now, 0), Presented::Reused);
+        assert_eq!(f.judge(&unknown_old, now, 0), Presented::Invalid);
         let wrong = RefreshToken {
             family: 1,
             generation: 3,

@@ -4,8 +4,9 @@
 //! a delivery still waiting to be sent needs it), finished
 //! deliveries leave the notification log after `retention.deliveries_days`, resolved
 //! alerts of ended incidents after `retention.alerts_days` (a daemon taking thousands of
-//! alerts a second would otherwise grow without bound). Incidents, problems, timelines
-//! and the audit log are the record and stay.
+//! alerts a second would otherwise grow without bound), login sessions once they and
+//! every access token of theirs have expired. Incidents, problems, timelines and the
+//! audit log are the record and stay.
 //!
 //! Each pass deletes in small transactions, so that it never holds the writer for long;
 //! it keeps no state of its own, so stopping it at any moment loses nothing.
@@ -35,6 +36,8 @@ pub struct Pruned {
     pub deliveries: u64,
     /// Alerts.
     pub alerts: u64,
+    /// Expired login sessions.
+    pub sessions: u64,
 }
 
 impl RetentionWorker {
@@ -53,6 +56,7 @@ impl RetentionWorker {
                         events = p.events,
                         deliveries = p.deliveries,
                         alerts = p.alerts,
+                        sessions = p.sessions,
                         "retention: deleted old records"
                     );
                 }
@@ -119,6 +123,26 @@ impl RetentionWorker {
                     Some(next) => after = next,
                     None => break,
                 }
+            }
+        }
+        // A session's access tokens outlive its refresh token by at most their own lifetime.
+        let access_ttl = i64::try_from(self.app.config.auth.access_token_ttl_secs)
+            .unwrap_or(i64::MAX / 2)
+            .min(i64::from(i32::MAX));
+        let dead_before = now - chrono::Duration::seconds(access_ttl);
+        let mut after = None;
+        loop {
+            let (n, next) = self
+                .app
+                .store
+                .write(move |tx| crate::app::auth::prune_sessions(tx, dead_before, after, CHUNK))
+                .await?;
+            pruned.sessions += n;
+            metrics::counter!("incidentd_retention_deleted_total", "kind" => "sessions")
+                .increment(n);
+            match next {
+                Some(id) => after = Some(id),
+                None => break,
             }
         }
         Ok(pruned)
