@@ -704,7 +704,10 @@ impl Config {
             if !(e.smtp_url.starts_with("smtp://") || e.smtp_url.starts_with("smtps://")) {
                 return Err(ConfigError::new(
                     "notify.email.smtp_url",
-                    format!("must start with smtp:// or smtps:// (got '{}')", e.smtp_url),
+                    format!(
+                        "must start with smtp:// or smtps:// (got '{}')",
+                        without_password(&e.smtp_url)
+                    ),
                 ));
             }
             if e.from.parse::<lettre::message::Mailbox>().is_err() {
@@ -811,7 +814,8 @@ impl Config {
         Ok(())
     }
 
-    /// A copy fit to print: every secret replaced by `[redacted]` (public keys stay).
+    /// A copy fit to print: every secret replaced by `[redacted]` (public keys stay), the
+    /// password in a URL's user info too.
     pub fn redacted(&self) -> Config {
         fn hide(s: &mut String) {
             if !s.is_empty() {
@@ -822,10 +826,11 @@ impl Config {
         if let Some(s) = c.auth.jwt_secret.as_mut() {
             hide(s);
         }
-        if let Some(e) = c.notify.email.as_mut()
-            && let Some(p) = e.password.as_mut()
-        {
-            hide(p);
+        if let Some(e) = c.notify.email.as_mut() {
+            if let Some(p) = e.password.as_mut() {
+                hide(p);
+            }
+            e.smtp_url = without_password(&e.smtp_url);
         }
         if let Some(t) = c.notify.twilio.as_mut() {
             hide(&mut t.auth_token);
@@ -875,9 +880,53 @@ pub fn process_env(key: &str) -> Option<String> {
     std::env::var(key).ok().filter(|v| !v.is_empty())
 }
 
+/// `url` with the password of its user info (`scheme://user:password@host`) replaced by
+/// `[redacted]`, for printing.
+pub fn without_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    match authority[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:[redacted]{}",
+            &url[..scheme_end],
+            &authority[..colon],
+            &rest[at..]
+        ),
+        None => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_not_printed() {
+        for (url, shown) in [
+            (
+                "smtp://user:pa:ss@host:25",
+                "smtp://user:[redacted]@host:25",
+            ),
+            (
+                "smtps://u:p@mail.example.com/x?y@z",
+                "smtps://u:[redacted]@mail.example.com/x?y@z",
+            ),
+            ("smtp://user@host", "smtp://user@host"),
+            ("smtp://host:25", "smtp://host:25"),
+            ("smtp://host/a:b@c", "smtp://host/a:b@c"),
+            ("not a url", "not a url"),
+            ("smtp://a:b@c@host", "smtp://a:[redacted]@host"),
+        ] {
+            assert_eq!(without_password(url), shown, "{url}");
+        }
+    }
 
     fn no_env(_: &str) -> Option<String> {
         None

@@ -180,6 +180,10 @@ enum ConfigCmd {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Everything the daemon writes (the store, its redo log, backups, the admin socket)
+    // holds password hashes, webhook secrets or alerts: its owner's only.
+    // SAFETY: umask only sets the process's file mode mask; it cannot fail.
+    unsafe { libc::umask(0o077) };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let config = match Config::load(cli.config.as_deref(), &config::process_env) {

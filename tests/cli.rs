@@ -293,6 +293,29 @@ async fn config_check_accepts_the_example_and_names_bad_keys() {
     check("lissten = \"127.0.0.1:1\"\n", &["lissten"]);
     check("[auth]\njwt_secret = \"short\"\n", &["auth.jwt_secret"]);
     check("[http\n", &["syntax"]);
+    // A password in the SMTP URL is never printed, in an error or in the checked config.
+    check(
+        "[notify.email]\nsmtp_url = \"http://mailer:hunter2-secret@host\"\nfrom = \"a@example.com\"\n",
+        &["notify.email.smtp_url", "mailer:[redacted]@host"],
+    );
+    let file = root.path().join("smtp.toml");
+    std::fs::write(
+        &file,
+        "[notify.email]\nsmtp_url = \"smtp://mailer:hunter2-secret@127.0.0.1:2525\"\nfrom = \"a@example.com\"\n",
+    )
+    .expect("write");
+    let o = incidentd(
+        &["config", "check", "--config", &file.display().to_string()],
+        &[],
+        None,
+    );
+    assert_success(&o, "config check with an SMTP password in the URL");
+    assert!(
+        stdout(&o).contains("smtp://mailer:[redacted]@127.0.0.1:2525"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!stdout(&o).contains("hunter2") && !stderr(&o).contains("hunter2"));
 
     // The environment is checked too, and INCIDENTD_CONFIG names the file.
     let o = incidentd(
@@ -545,6 +568,25 @@ async fn backup_while_serving_and_restore_into_a_new_directory() {
     assert!(stdout(&o).contains("backup written"), "{}", stdout(&o));
     assert!(backup.is_file());
     assert!(during_backup >= 3);
+    // The store, its redo log and the backup hold secrets: their owner's only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| {
+            std::fs::metadata(p)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode(&backup), 0o600, "backup");
+        assert_eq!(mode(&data.join("incidentd.redb")), 0o600, "store");
+        for entry in std::fs::read_dir(&data).expect("data dir").flatten() {
+            let p = entry.path();
+            if p.is_file() {
+                assert_eq!(mode(&p) & 0o077, 0, "{}", p.display());
+            }
+        }
+    }
     // A backup never overwrites.
     let o = incidentd(
         &["backup", "--out", &backup.display().to_string()],

@@ -358,14 +358,50 @@ fn with_outer_layers(router: Router, timeout: Duration) -> Router {
                 .get("x-request-id")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            tracing::info_span!("request", method = %req.method(), path = %loggable_path(req.uri().path()), request_id = %id)
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The path as the request log shows it: a hook's path carries its integration's secret
+/// token (`/hooks/alertmanager/<token>`), which the log must not, so everything after a
+/// hook's kind is left out.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/hooks/") {
+        Some(rest) => {
+            let kind = rest.split('/').next().unwrap_or_default();
+            if rest.len() > kind.len() {
+                format!("/hooks/{kind}/[redacted]").into()
+            } else {
+                path.into()
+            }
+        }
+        None => path.into(),
+    }
 }
 
 #[cfg(test)]
 mod layer_tests {
     use super::*;
+
+    #[test]
+    fn hook_tokens_stay_out_of_the_request_log() {
+        assert_eq!(
+            loggable_path("/hooks/alertmanager/0123abcd"),
+            "/hooks/alertmanager/[redacted]"
+        );
+        assert_eq!(
+            loggable_path("/hooks/heartbeat/0123abcd/extra"),
+            "/hooks/heartbeat/[redacted]"
+        );
+        assert_eq!(loggable_path("/hooks/"), "/hooks/");
+        assert_eq!(loggable_path("/hooks/grafana"), "/hooks/grafana");
+        assert_eq!(loggable_path("/v2/enqueue"), "/v2/enqueue");
+        assert_eq!(
+            loggable_path("/api/v1/incidents/42"),
+            "/api/v1/incidents/42"
+        );
+    }
 
     async fn answer(router: Router, path: &str) -> (StatusCode, String, Option<String>, String) {
         use tower::ServiceExt;

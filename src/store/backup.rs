@@ -47,6 +47,10 @@ pub fn copy_snapshot(snapshot: &ReadTransaction, out: &Path) -> Result<BackupSum
     let tmp = out.with_extension("partial");
     let _ = std::fs::remove_file(&tmp);
     let result = (|| {
+        // A backup holds what the store holds (password hashes, webhook secrets): its
+        // owner's only, whatever the umask.
+        std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        super::owner_only(&tmp).map_err(io(&tmp))?;
         let target = Database::create(&tmp)?;
         let mut tx = target.begin_write()?;
         tx.set_durability(Durability::Immediate)?;

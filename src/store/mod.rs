@@ -274,13 +274,29 @@ pub(crate) fn open_database(path: &Path, cache_bytes: usize) -> Result<Database,
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         redo::create_dir_durably(parent)?;
     }
-    Database::builder()
+    let db = Database::builder()
         .set_cache_size(cache_bytes)
         .create(path)
         .map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.to_owned()),
             other => StoreError::Db(other.into()),
-        })
+        })?;
+    owner_only(path).map_err(|source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(db)
+}
+
+/// Makes `path` readable and writable by its owner only (the store holds password hashes
+/// and webhook secrets), if it is not already.
+pub(crate) fn owner_only(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
