@@ -315,3 +315,46 @@ async fn a_chat_id_moves_to_nobody_else_by_a_change() {
         .await;
     assert_eq!(a.status, 201, "{}", a.text);
 }
+
+#[tokio::test]
+async fn addresses_are_checked_as_they_will_be_used_and_stored_trimmed() {
+    let d = TestDaemon::start().await;
+    let (alice, _) = d.user("alice", "Engineer").await;
+    for url in ["http://[zz", "http://hooks.example.com:99999/x", "http://"] {
+        let a = d
+            .post(
+                "/api/v1/notification-rules",
+                &d.admin,
+                json!({"name": "bad", "events": ["incident.opened"], "targets": [{"kind": "webhook", "url": url}]}),
+            )
+            .await;
+        a.assert_problem(422);
+        assert!(
+            a.body["errors"]["targets[0]"].is_array(),
+            "{url}: {}",
+            a.text
+        );
+        let a = d
+            .post(
+                &format!("/api/v1/users/{alice}/contact-methods"),
+                &d.admin,
+                json!({"kind": "webhook", "address": url}),
+            )
+            .await;
+        a.assert_problem(422);
+        assert!(a.body["errors"]["address"].is_array(), "{url}: {}", a.text);
+    }
+    let created = rule(
+        &d,
+        "trimmed",
+        &["incident.opened"],
+        json!([{"kind": "sms", "number": " +15550001111 "},
+               {"kind": "email", "address": " ops@example.com\t"}]),
+    )
+    .await;
+    assert_eq!(created["targets"][0]["number"], "+15550001111", "{created}");
+    assert_eq!(
+        created["targets"][1]["address"], "ops@example.com",
+        "{created}"
+    );
+}

@@ -31,6 +31,23 @@ pub fn kept_secret(given: Option<&str>, stored: Option<&str>) -> Option<String> 
     }
 }
 
+/// Why `url` cannot be a webhook's address, if it cannot: an absolute http(s) URL with a
+/// host, as the sender will parse it (a bad one would otherwise be retried until it gives up).
+fn check_webhook_url(url: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("must be an http:// or https:// URL: {why}"));
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return bad("it starts with neither");
+    }
+    if url.contains(char::is_whitespace) {
+        return bad("it contains white space");
+    }
+    match url::Url::parse(url) {
+        Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
+        Ok(_) => bad("it names no host"),
+        Err(e) => bad(&e.to_string()),
+    }
+}
+
 /// A way to reach someone.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
@@ -105,16 +122,7 @@ impl ChannelKind {
                     Err("must be an E.164 phone number such as +15551234567".into())
                 }
             }
-            ChannelKind::Webhook => {
-                if (a.starts_with("https://") || a.starts_with("http://"))
-                    && a.len() > 8
-                    && !a.contains(char::is_whitespace)
-                {
-                    Ok(())
-                } else {
-                    Err("must be an http:// or https:// URL".into())
-                }
-            }
+            ChannelKind::Webhook => check_webhook_url(a),
             ChannelKind::Discord => {
                 if is_discord_id(a) {
                     Ok(())
@@ -538,6 +546,23 @@ mod tests {
                 .is_ok()
         );
         assert!(ChannelKind::Webhook.check_address("ftp://x").is_err());
+        for ok in [
+            "http://127.0.0.1:8080/hook",
+            "https://[::1]:443/x?y=1",
+            "https://user:pw@hooks.example.com",
+        ] {
+            assert!(ChannelKind::Webhook.check_address(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://[zz",
+            "http://host:99999/",
+            "http://",
+            "http://a b/",
+            "http://host:port/",
+        ] {
+            let why = ChannelKind::Webhook.check_address(bad);
+            assert!(why.is_err(), "{bad}");
+        }
         assert!(ChannelKind::Slack.check_address("U024BE7LH").is_ok());
         assert!(
             ChannelKind::Discord

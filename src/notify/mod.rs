@@ -133,6 +133,9 @@ impl Channels {
 /// The HTTP client outbound channels share.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
+        // A redirect is a failure to deliver: following one would send a webhook where
+        // nobody configured it (as a GET without its body, too).
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .user_agent(concat!("incidentd/", env!("CARGO_PKG_VERSION")))
@@ -175,22 +178,45 @@ fn is_integer(v: &str) -> bool {
     !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Classifies an HTTP answer: 2xx ok; 408, 425, 429 and 5xx transient (with Retry-After);
-/// other 4xx permanent.
+/// Classifies an HTTP answer of a known API (Slack, Discord, Twilio), whose error body
+/// says what was wrong: 2xx ok; 408, 425, 429 and 5xx transient (with Retry-After); other
+/// 4xx (and 3xx: redirects are not followed) permanent.
 pub async fn classify(res: reqwest::Response, what: &str) -> Result<reqwest::Response, SendError> {
+    classify_answer(res, what, true).await
+}
+
+/// [`classify`] for an address someone typed (a webhook): the reason gives the status
+/// only. The delivery log is readable by many, and quoting what any URL answered would
+/// let them read pages of the daemon's network through it.
+pub async fn classify_status(
+    res: reqwest::Response,
+    what: &str,
+) -> Result<reqwest::Response, SendError> {
+    classify_answer(res, what, false).await
+}
+
+async fn classify_answer(
+    res: reqwest::Response,
+    what: &str,
+    quote_body: bool,
+) -> Result<reqwest::Response, SendError> {
     let status = res.status();
     if status.is_success() {
         return Ok(res);
     }
     let after = retry_after(res.headers(), Utc::now());
-    let body: String = res
-        .text()
-        .await
-        .unwrap_or_default()
-        .chars()
-        .take(300)
-        .collect();
-    let reason = format!("{what} answered {status}: {}", body.trim());
+    let reason = if quote_body {
+        let body: String = res
+            .text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(300)
+            .collect();
+        format!("{what} answered {status}: {}", body.trim())
+    } else {
+        format!("{what} answered {status}")
+    };
     if status.is_server_error() || matches!(status.as_u16(), 408 | 425 | 429) {
         Err(SendError::Transient {
             reason,

@@ -9,7 +9,7 @@
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;
 
-use super::{BoxFuture, Channel, Outbound, SendError, classify, transport_error};
+use super::{BoxFuture, Channel, Outbound, SendError, classify_status, transport_error};
 use crate::domain::notification::ChannelKind;
 
 /// The webhook channel.
@@ -61,7 +61,7 @@ impl Channel for WebhookChannel {
                 .send()
                 .await
                 .map_err(|e| transport_error("webhook", e))?;
-            classify(res, "webhook").await?;
+            classify_status(res, "webhook").await?;
             Ok(None)
         })
     }

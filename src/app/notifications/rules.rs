@@ -114,7 +114,7 @@ pub async fn create(app: &App, actor: &Actor, input: NewRule) -> AppResult<Notif
                 enabled: input.enabled.unwrap_or(true),
                 events: input.events.clone(),
                 filter: input.filter.clone(),
-                targets: input.targets.clone(),
+                targets: input.targets.iter().cloned().map(trimmed).collect(),
                 created_at: now,
                 updated_at: now,
             };
@@ -156,6 +156,28 @@ pub fn list(app: &App, actor: &Actor, page: PageRequest) -> AppResult<Page<Notif
         page.limit + 1,
     )?;
     Ok(Page::from_overfetch(items, page.limit, |r| r.id).map(NotificationRule::redacted))
+}
+
+/// A target with its address as it will be used: without the spaces around it (a number
+/// with spaces would otherwise be another number to the SMS rate limit).
+fn trimmed(target: Target) -> Target {
+    let trim = |s: String| s.trim().to_owned();
+    match target {
+        Target::Email { address } => Target::Email {
+            address: trim(address),
+        },
+        Target::Sms { number } => Target::Sms {
+            number: trim(number),
+        },
+        Target::Voice { number } => Target::Voice {
+            number: trim(number),
+        },
+        Target::Webhook { url, secret } => Target::Webhook {
+            url: trim(url),
+            secret,
+        },
+        other => other,
+    }
 }
 
 /// The webhook secrets of a rule's targets, in order (for the audit record).
@@ -206,6 +228,7 @@ pub async fn update(
                 r.targets = t
                     .iter()
                     .cloned()
+                    .map(trimmed)
                     .map(|mut target| {
                         if let Target::Webhook { url, secret } = &mut target {
                             let stored = before.targets.iter().find_map(|old| match old {
