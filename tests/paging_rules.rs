@@ -320,3 +320,82 @@ async fn bad_rules_are_refused_and_only_the_person_or_an_admin_may_change_them()
             .assert_problem(403);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_whose_method_or_person_is_gone_by_then_is_cancelled() {
+    let hook = webhook_fake().await;
+    let clock = ManualClock::new(Utc::now());
+    let d = TestDaemon::start_with(|_| {}, Arc::new(clock.clone())).await;
+    let (alice, alice_token) = d.user("alice", "Engineer").await;
+    let now_method = contact(&d, alice, "webhook", &hook.url("/alice/now")).await;
+    let late_method = contact(&d, alice, "webhook", &hook.url("/alice/late")).await;
+    for (method, delay) in [(now_method, 0), (late_method, 5)] {
+        let a = d
+            .post(
+                &rules_path(alice),
+                &alice_token,
+                json!({"contact_method_id": method, "delay_minutes": delay}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+    }
+    let policy = d
+        .post(
+            "/api/v1/escalation-policies",
+            &d.admin,
+            json!({"name": "payments", "steps": [{"delay_minutes": 30, "targets": [{"type": "user", "id": alice}]}]}),
+        )
+        .await;
+    assert_eq!(policy.status, 201, "{}", policy.text);
+    let service = d
+        .post(
+            "/api/v1/services",
+            &d.admin,
+            json!({"name": "payments", "escalation_policy_id": policy.id()}),
+        )
+        .await;
+    assert_eq!(service.status, 201, "{}", service.text);
+
+    // Alice turns her late method off while its step waits: the step is cancelled.
+    let id = open_on(&d, service.id(), "Card payments failing").await;
+    hit(&hook, "/alice/now", 1).await;
+    let off = d
+        .patch(
+            &format!("/api/v1/users/{alice}/contact-methods/{late_method}"),
+            &alice_token,
+            json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!(off.status, 200, "{}", off.text);
+    clock.advance(chrono::Duration::minutes(6));
+    let cancelled = eventually("the late step is cancelled", WAIT, async || {
+        let log = deliveries(&d, &format!("incident_id={id}&status=cancelled")).await;
+        (!log.is_empty()).then_some(log)
+    })
+    .await;
+    assert!(
+        cancelled[0]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("removed or turned off"),
+        "{cancelled:#?}"
+    );
+    still(&hook, "/alice/late", 0).await;
+
+    // A rule naming a person who was deactivated tells them nothing.
+    let (bob, _) = d.user("bob", "Engineer").await;
+    contact(&d, bob, "webhook", &hook.url("/bob")).await;
+    rule(
+        &d,
+        "bob hears everything",
+        &["incident.opened"],
+        json!([{"kind": "user", "id": bob}]),
+    )
+    .await;
+    open_on(&d, service.id(), "Refunds failing").await;
+    hit(&hook, "/bob", 1).await;
+    d.deactivate(bob).await;
+    open_on(&d, service.id(), "Payouts failing").await;
+    hit(&hook, "/alice/now", 3).await;
+    still(&hook, "/bob", 1).await;
+}

@@ -123,14 +123,25 @@ impl OutboxWorker {
     async fn tick(&self, tasks: &mut JoinSet<()>) -> Result<(), crate::app::AppError> {
         self.held.lock().unwrap_or_else(|e| e.into_inner()).clear();
         let now = self.app.clock.now();
+        let mut unwanted = Vec::new();
         let due: Vec<Delivery> = {
             let r = self.app.store.read()?;
             let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            outbox::due(&r, now, BATCH)?
-                .into_iter()
-                .filter(|d| !in_flight.contains(&d.id))
-                .collect()
+            let mut due = Vec::new();
+            for d in outbox::due(&r, now, BATCH)? {
+                if in_flight.contains(&d.id) {
+                    continue;
+                }
+                match outbox::no_longer_wanted(&r, &d)? {
+                    Some(why) => unwanted.push((d.id, Outcome::Cancelled(why))),
+                    None => due.push(d),
+                }
+            }
+            due
         };
+        if !unwanted.is_empty() {
+            outbox::complete(&self.app, unwanted, self.policy, 0.5).await?;
+        }
         if due.is_empty() {
             return Ok(());
         }

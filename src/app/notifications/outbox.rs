@@ -40,6 +40,8 @@ pub enum Outcome {
     Collapsed(u64),
     /// Not attempted: a rate limit holds it until then.
     Postponed(DateTime<Utc>),
+    /// Not attempted and never will be: why (see [`no_longer_wanted`]).
+    Cancelled(String),
 }
 
 fn due_key(d: &Delivery) -> Vec<u8> {
@@ -288,12 +290,34 @@ pub async fn complete(
                         d.status = DeliveryStatus::Dead;
                         d.last_error = Some(reason.clone());
                     }
+                    Outcome::Cancelled(reason) => {
+                        d.status = DeliveryStatus::Cancelled;
+                        d.last_error = Some(reason.clone());
+                    }
                 }
                 save(tx, Some(&before), &d)?;
             }
             Ok::<_, AppError>(())
         })
         .await
+}
+
+/// Why a delivery planned for a person must not go out any more, if so: the person was
+/// deactivated or deleted, or the contact method it was planned for was removed or turned
+/// off while it waited (a page step minutes later, a retry).
+pub fn no_longer_wanted(r: &impl Reader, d: &Delivery) -> Result<Option<String>, StoreError> {
+    let Some(user_id) = d.user_id else {
+        return Ok(None);
+    };
+    match access::get::<crate::domain::identity::User>(r, user_id)? {
+        None => return Ok(Some("its recipient's account was deleted".into())),
+        Some(u) if !u.active => return Ok(Some(format!("{} was deactivated", u.username))),
+        Some(_) => {}
+    }
+    let reachable = super::contacts::of_user(r, user_id)?
+        .iter()
+        .any(|c| c.enabled && c.kind == d.channel && c.address == d.target);
+    Ok((!reachable).then(|| "the contact method it was for was removed or turned off".into()))
 }
 
 /// The event of the oldest delivery still waiting to be sent (retention keeps it and every

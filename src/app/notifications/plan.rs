@@ -28,6 +28,10 @@ fn user_recipients(
     user_id: u64,
     out: &mut Vec<Recipient>,
 ) -> Result<(), StoreError> {
+    // A deactivated person is told nothing (a rule or a group may still name them).
+    if !access::get::<crate::domain::identity::User>(tx, user_id)?.is_some_and(|u| u.active) {
+        return Ok(());
+    }
     for c in contacts::of_user(tx, user_id)? {
         if c.enabled {
             out.push(Recipient {
