@@ -318,3 +318,90 @@ async fn a_webhook_that_redirects_is_not_followed() {
         "the redirect was followed"
     );
 }
+
+#[tokio::test]
+async fn a_late_message_says_what_its_event_did_not_what_came_after() {
+    let hook = webhook_fake().await;
+    // The receiver is down for the first two attempts: both assignments go out late.
+    hook.script("/assigned", 2, Reply::json(503, json!({"error": "down"})));
+    let d = TestDaemon::start_with(fast_retries, Arc::new(SystemClock)).await;
+    let (ann, _) = d.user("ann", "Engineer").await;
+    let (ben, _) = d.user("ben", "Engineer").await;
+    rule(
+        &d,
+        "assignments",
+        &["incident.assigned"],
+        json!([{"kind": "webhook", "url": hook.url("/assigned")}]),
+    )
+    .await;
+    let id = open_incident(&d, &d.admin, "Reassigned twice").await;
+    for user in [ann, ben] {
+        let a = d
+            .patch(
+                &format!("/api/v1/incidents/{id}"),
+                &d.admin,
+                json!({"assignee_id": user}),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    // Two refused attempts, then the two retries that are answered.
+    let got = hook.wait_for("/assigned", 4, WAIT, |_| true).await;
+    let mut headlines: Vec<String> = got[2..]
+        .iter()
+        .map(|r| {
+            r.json()["event"]["headline"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    headlines.sort();
+    assert_eq!(
+        headlines,
+        ["assigned to ann", "assigned to ben"],
+        "{got:#?}"
+    );
+}
+
+#[tokio::test]
+async fn problem_events_pass_rule_filters_by_the_problems_service_and_priority() {
+    let hook = webhook_fake().await;
+    let d = TestDaemon::start_with(fast_retries, Arc::new(SystemClock)).await;
+    let mut services = Vec::new();
+    for name in ["payments", "search"] {
+        let s = d
+            .post("/api/v1/services", &d.admin, json!({"name": name}))
+            .await;
+        assert_eq!(s.status, 201, "{}", s.text);
+        services.push(s.id());
+    }
+    let a = d
+        .post(
+            "/api/v1/notification-rules",
+            &d.admin,
+            json!({"name": "payments problems", "events": ["problem.opened"],
+                   "filter": {"service_ids": [services[0]], "min_priority": "P2"},
+                   "targets": [{"kind": "webhook", "url": hook.url("/problems")}]}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    for (title, service, impact) in [
+        ("Payments leak", services[0], "high"),
+        ("Search leak", services[1], "high"),
+        ("Payments nit", services[0], "low"),
+    ] {
+        let p = d
+            .post(
+                "/api/v1/problems",
+                &d.admin,
+                json!({"title": title, "service_id": service, "impact": impact, "urgency": impact}),
+            )
+            .await;
+        assert_eq!(p.status, 201, "{}", p.text);
+    }
+    let got = hook.wait_for("/problems", 1, WAIT, |_| true).await;
+    assert_eq!(got[0].json()["problem"]["title"], "Payments leak");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(hook.to("/problems").len(), 1, "only the matching problem");
+}

@@ -221,12 +221,18 @@ pub(crate) fn plan(tx: &WriteTransaction, event: &DomainEvent) -> Result<(), Sto
     }
     let actor_user =
         matches!(event.actor.kind, ActorKind::User | ActorKind::Chat).then_some(event.actor.id);
+    // Filters go by the incident's service and priority, or a problem's for problem events.
+    let (service, priority) = match (&incident, event.problem_id) {
+        (Some(i), _) => (Some(i.service_id), Some(i.priority)),
+        (None, Some(id)) => match access::get::<crate::domain::problem::Problem>(tx, id)? {
+            Some(p) => (p.service_id, p.priority),
+            None => (None, None),
+        },
+        (None, None) => (None, None),
+    };
     let mut seen = BTreeSet::new();
     for rule in rules {
-        if !rule.filter.accepts(
-            incident.as_ref().map(|i| i.service_id),
-            incident.as_ref().map(|i| i.priority),
-        ) {
+        if !rule.filter.accepts(service, priority) {
             continue;
         }
         let mut recipients = Vec::new();

@@ -130,41 +130,77 @@ fn describe(e: &minijinja::Error) -> String {
     format!("{}{line}", e.detail().unwrap_or(&e.kind().to_string()))
 }
 
-/// Checks that a template compiles, and that it renders an example event without a
-/// mistake that no event could avoid (an unknown function, filter, test or method, or
-/// more work than a render may do); the error names the line. Mistakes that depend on
-/// the event's data are left to the delivery, which fails permanently and says so.
+/// Checks that a template compiles, and that it renders example events without a mistake
+/// that no event could avoid: an unknown function, filter, test or method, or more work
+/// than a render may do, on any example; any error at all on every example (an incident
+/// event and a problem event: `range(100000000)` fails on both, `problem.title | upper`
+/// only where there is no problem). The error names the line. Mistakes that depend on the
+/// event's data are left to the delivery, which fails permanently and says so.
 pub fn compile_check(source: &str) -> Result<(), String> {
     use minijinja::ErrorKind::*;
     let env = environment();
     let template = env
         .template_from_str(source)
         .map_err(|e| format!("does not compile: {}", describe(&e)))?;
-    match template.render(minijinja::value::Serde(example_context())) {
-        Err(e)
-            if matches!(
-                e.kind(),
-                UnknownFunction | UnknownFilter | UnknownTest | UnknownMethod | OutOfFuel
-            ) =>
-        {
-            Err(format!("fails on an example incident: {}", describe(&e)))
+    let mut first_error = None;
+    let mut rendered_one = false;
+    for example in example_contexts() {
+        match template.render(minijinja::value::Serde(example)) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    UnknownFunction | UnknownFilter | UnknownTest | UnknownMethod | OutOfFuel
+                ) =>
+            {
+                return Err(format!("fails on an example event: {}", describe(&e)));
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+            Ok(_) => rendered_one = true,
         }
+    }
+    match first_error {
+        Some(e) if !rendered_one => Err(format!("fails on every example event: {}", describe(&e))),
         _ => Ok(()),
     }
 }
 
-/// An event as templates see it ([`context`]), for [`compile_check`].
-fn example_context() -> Value {
-    json!({
-        "event": {"kind": "incident.opened", "headline": "opened", "actor": "admin",
-            "data": {}},
-        "incident": {"id": 1, "number": "INC-1", "title": "Checkout is slow", "priority": "P1",
-            "priority_rank": 1, "impact": "high", "urgency": "high", "status": "new",
-            "service": "Default", "url": "http://localhost:8080/api/v1/incidents/1",
-            "alert_count": 1, "firing_alerts": 1},
-        "problem": null,
-        "site": {"name": "incidentd", "url": "http://localhost:8080"},
-    })
+/// Events as templates see them ([`context`]), for [`compile_check`]: an incident's, a
+/// problem's and an approval's (whose data the others lack).
+fn example_contexts() -> [Value; 3] {
+    let site = json!({"name": "incidentd", "url": "http://localhost:8080"});
+    [
+        json!({
+            "event": {"kind": "incident.opened", "headline": "opened", "actor": "admin",
+                "data": {}},
+            "incident": {"id": 1, "number": "INC-1", "title": "Checkout is slow", "priority": "P1",
+                "priority_rank": 1, "impact": "high", "urgency": "high", "status": "new",
+                "service": "Default", "url": "http://localhost:8080/api/v1/incidents/1",
+                "alert_count": 1, "firing_alerts": 1},
+            "problem": null,
+            "site": site,
+        }),
+        json!({
+            "event": {"kind": "problem.opened", "headline": "recorded", "actor": "admin",
+                "data": {}},
+            "incident": null,
+            "problem": {"id": 1, "number": "PRB-1", "title": "Disk fills up", "status": "open",
+                "root_cause": null, "workaround": null,
+                "url": "http://localhost:8080/api/v1/problems/1"},
+            "site": site,
+        }),
+        json!({
+            "event": {"kind": "approval.requested", "headline": "APR-1 requested by admin",
+                "actor": "admin",
+                "data": {"approval_id": 1, "number": "APR-1", "title": "Fail over",
+                    "status": "pending", "level": 1, "level_name": "lead", "workflow": "Change",
+                    "summary": "APR-1 requested by admin", "expires_at": "2026-01-01T00:00:00Z"}},
+            "incident": null,
+            "problem": null,
+            "site": site,
+        }),
+    ]
 }
 
 fn environment() -> minijinja::Environment<'static> {
@@ -390,7 +426,10 @@ pub fn render(
     Ok(Ok(Rendered { subject, body }))
 }
 
-fn headline(event: &DomainEvent, incident: Option<&Incident>, assignee: Option<&str>) -> String {
+/// What happened, in a few words, as of the event (a message sent late, after a retry or
+/// a delayed page step, still says what this event did; `assigned` is the assignee the
+/// event names).
+fn headline(event: &DomainEvent, assigned: Option<&str>) -> String {
     let actor = &event.actor.name;
     let to = event.data.get("to").and_then(Value::as_str).unwrap_or("");
     match event.kind {
@@ -402,7 +441,7 @@ fn headline(event: &DomainEvent, incident: Option<&Incident>, assignee: Option<&
             format!("{} by {actor}", if to.is_empty() { "closed" } else { to })
         }
         EventKind::IncidentStatusChanged => format!("moved to {to} by {actor}"),
-        EventKind::IncidentAssigned => match assignee {
+        EventKind::IncidentAssigned => match assigned {
             Some(a) => format!("assigned to {a}"),
             None => format!("reassigned by {actor}"),
         },
@@ -420,8 +459,12 @@ fn headline(event: &DomainEvent, incident: Option<&Incident>, assignee: Option<&
         ),
         EventKind::IncidentAlertsChanged => format!(
             "{} of {} alerts firing",
-            incident.map_or(0, |i| i.firing_alerts),
-            incident.map_or(0, |i| i.alert_count)
+            event
+                .data
+                .get("firing")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+            event.data.get("total").and_then(Value::as_u64).unwrap_or(0)
         ),
         EventKind::ProblemOpened => "recorded".into(),
         EventKind::ProblemUpdated => format!("updated by {actor}"),
@@ -456,6 +499,13 @@ pub fn context(r: &impl Reader, base_url: &str, event: &DomainEvent) -> Result<V
         Some(id) => access::get::<User>(r, id)?.map(|u| u.username),
         None => None,
     };
+    // Whom the event assigned the incident to (it may have moved on since).
+    let assigned = match event.data.get("assignee_id").and_then(Value::as_u64) {
+        Some(id) if event.kind == EventKind::IncidentAssigned => {
+            access::get::<User>(r, id)?.map(|u| u.username)
+        }
+        _ => None,
+    };
     let incident_json = match &incident {
         Some(i) => {
             let service = access::get::<Service>(r, i.service_id)?
@@ -484,7 +534,7 @@ pub fn context(r: &impl Reader, base_url: &str, event: &DomainEvent) -> Result<V
     Ok(json!({
         "event": {
             "kind": event.kind, "at": event.at, "actor": event.actor.name, "seq": event.seq,
-            "headline": headline(event, incident.as_ref(), assignee.as_deref()),
+            "headline": headline(event, assigned.as_deref()),
             "note": event.data.get("note").and_then(Value::as_str),
             "comment": event.data.get("body").and_then(Value::as_str),
             "data": event.data,
@@ -627,17 +677,26 @@ mod tests {
             "{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}",
         ] {
             let e = compile_check(bad).expect_err(bad);
-            assert!(e.contains("example incident"), "{bad}: {e}");
+            assert!(e.contains("example event"), "{bad}: {e}");
         }
+        // Whatever the data, more than minijinja's range allows fails every render.
+        let e = compile_check("{% for i in range(100000000) %}x{% endfor %}")
+            .expect_err("too long a range");
+        assert!(e.contains("every example event"), "{e}");
         assert!(compile_check("a\n{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}").is_err_and(|e| e.contains("line 2")));
-        for data_dependent in ["{{ event.data.level + 1 }}", "{{ problem.title }}"] {
+        for data_dependent in [
+            "{{ event.data.level + 1 }}",
+            "{{ problem.title }}",
+            "{{ problem.title | upper }}",
+            "{{ incident.alert_count + 1 }}",
+        ] {
             assert_eq!(compile_check(data_dependent), Ok(()), "{data_dependent}");
         }
         let started = std::time::Instant::now();
         let env = environment();
         let runaway = env.render_str(
             "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
-            minijinja::value::Serde(example_context()),
+            minijinja::value::Serde(&example_contexts()[0]),
         );
         assert_eq!(
             runaway.map_err(|e| e.kind()),
