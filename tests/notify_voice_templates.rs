@@ -194,6 +194,82 @@ async fn voice_key_press_acknowledges_as_the_called_user() {
     a.assert_problem(404);
 }
 
+/// A call that reads out several incidents (the rate limit folded them into one) is
+/// acknowledged whole by one key press; a rule's number that is someone's voice contact
+/// method acknowledges as that person.
+#[tokio::test]
+async fn one_key_press_acknowledges_every_incident_of_a_summary_call() {
+    let twilio = twilio_fake().await;
+    let base = twilio.base.clone();
+    let window = 3;
+    let d = TestDaemon::start_with(
+        move |c| {
+            fast_retries(c);
+            c.notify.rate_limit_secs = window;
+            c.notify.twilio = Some(twilio_config(&base));
+        },
+        Arc::new(SystemClock),
+    )
+    .await;
+    let (carol, _) = d.user("carol", "Engineer").await;
+    contact(&d, carol, "voice", "+15550003333").await;
+    rule(
+        &d,
+        "call the on-call phone",
+        &["incident.opened"],
+        json!([{"kind": "voice", "number": "+15550003333"}]),
+    )
+    .await;
+    let first = open_incident(&d, &d.admin, "First page").await;
+    wait_deliveries(&d, first, "voice", 1, is_sent).await;
+    let second = open_incident(&d, &d.admin, "Second page").await;
+    let third = open_incident(&d, &d.admin, "Third page").await;
+    let calls = twilio.wait_for("/Calls.json", 2, WAIT, |_| true).await;
+    let twiml = calls[1].form_get("Twiml").expect("Twiml");
+    assert!(twiml.contains("2 new notifications"), "{twiml}");
+    assert!(twiml.contains("Press 1 to acknowledge"), "{twiml}");
+    let summary = wait_deliveries(&d, second, "voice", 1, is_sent).await[0].clone();
+    let summary_id = match summary["collapsed_into"].as_u64() {
+        Some(into) => into,
+        None => summary["id"].as_u64().expect("id"),
+    };
+    let path = format!("/hooks/twilio/voice/{summary_id}");
+    assert!(twiml.contains(&d.url(&path)), "{twiml}");
+
+    let params = [
+        ("CallSid", "CA00000000000000000000000000000002"),
+        ("Digits", "1"),
+    ];
+    let a = post_callback(
+        &d,
+        &path,
+        &params,
+        Some(&twilio_signature(TWILIO_TOKEN, &d.url(&path), &params)),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    for id in [second, third] {
+        assert!(
+            a.text.contains(&format!("Incident {id} acknowledged")),
+            "{}",
+            a.text
+        );
+        let i = incident(&d, id).await;
+        assert_eq!(i["status"], "acknowledged", "{i}");
+    }
+    assert_eq!(
+        incident(&d, first).await["status"],
+        "new",
+        "not read out by this call"
+    );
+    let tl = timeline(&d, third).await;
+    let ack = tl
+        .iter()
+        .find(|e| e["detail"]["to"] == "acknowledged")
+        .unwrap_or_else(|| panic!("no acknowledgement in {tl:#?}"));
+    assert_eq!(ack["actor"]["name"], "carol", "{ack}");
+}
+
 #[tokio::test]
 async fn sms_burst_within_the_rate_window_is_one_summary() {
     let twilio = twilio_fake().await;

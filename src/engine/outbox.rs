@@ -255,8 +255,13 @@ fn render(app: &App, d: &Delivery) -> Result<(Rendered, Option<String>), Outcome
         reason: e.to_string(),
         retry_after: None,
     })?;
-    let callback =
-        (d.channel == ChannelKind::Voice).then(|| format!("{base}/hooks/twilio/voice/{}", d.id));
+    // Press 1 is offered only where someone answers as a user.
+    let answers =
+        crate::app::notifications::voice::who_answers(&r, d).map_err(|e| Outcome::Transient {
+            reason: e.to_string(),
+            retry_after: None,
+        })?;
+    let callback = answers.map(|_| format!("{base}/hooks/twilio/voice/{}", d.id));
     let rendered = match d.channel {
         ChannelKind::Webhook => {
             let body = json!({"delivery_id": d.id, "event": ctx["event"], "incident": ctx["incident"], "problem": ctx["problem"], "site": ctx["site"]});
