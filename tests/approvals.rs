@@ -695,3 +695,74 @@ async fn approvers_decide_from_the_buttons_on_their_slack_message() {
     assert_eq!(shown.body["status"], "approved");
     assert_eq!(shown.body["decisions"].as_array().map(Vec::len), Some(1));
 }
+
+/// A pending request decides by the levels it was made with: whoever those name cannot be
+/// deleted while it waits, even after its workflow changed.
+#[tokio::test]
+async fn the_approvers_of_a_pending_request_cannot_be_deleted() {
+    let hook = webhook_fake().await;
+    let d = TestDaemon::start().await;
+    let (_, mia_token) = person(&d, &hook, "mia", "Manager").await;
+    let (solo, _) = person(&d, &hook, "solo", "Manager").await;
+    let (other, _) = person(&d, &hook, "other", "Manager").await;
+    let board = d
+        .post("/api/v1/groups", &d.admin, json!({"name": "board"}))
+        .await;
+    assert_eq!(board.status, 201, "{}", board.text);
+    let a = d
+        .put(
+            &format!("/api/v1/groups/{}/members/{other}", board.id()),
+            &d.admin,
+            json!({}),
+        )
+        .await;
+    assert!(a.status.is_success(), "{}", a.text);
+    let wf = d
+        .post(
+            "/api/v1/approval-workflows",
+            &d.admin,
+            json!({"name": "change", "levels": [
+                {"name": "solo", "approvers": [{"type": "user", "id": solo}]},
+                {"name": "board", "approvers": [{"type": "group", "id": board.id()}]},
+            ]}),
+        )
+        .await;
+    assert_eq!(wf.status, 201, "{}", wf.text);
+    let req = d
+        .post(
+            "/api/v1/approvals",
+            &mia_token,
+            json!({"workflow_id": wf.id(), "title": "Roll back"}),
+        )
+        .await;
+    assert_eq!(req.status, 201, "{}", req.text);
+    let a = d
+        .patch(
+            &format!("/api/v1/approval-workflows/{}", wf.id()),
+            &d.admin,
+            json!({"levels": [{"name": "other", "approvers": [{"type": "user", "id": other}]}]}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+
+    let number = format!("pending approval APR-{} asks it", req.id());
+    for path in [
+        format!("/api/v1/users/{solo}"),
+        format!("/api/v1/groups/{}", board.id()),
+    ] {
+        let a = d.delete(&path, &d.admin).await;
+        a.assert_problem(409);
+        assert!(a.text.contains(&number), "{path}: {}", a.text);
+    }
+    // Withdrawn, it names nobody any more.
+    let a = d
+        .post(
+            &format!("/api/v1/approvals/{}/cancel", req.id()),
+            &mia_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let a = d.delete(&format!("/api/v1/users/{solo}"), &d.admin).await;
+    assert_eq!(a.status, 204, "{}", a.text);
+}

@@ -2,7 +2,8 @@
 //! a user assigned to open work, paged by a policy, in a schedule's rotation or an
 //! override, notified by a rule or asked by an approval workflow; a group assigned to an
 //! open incident, paged, notified or asked; an escalation policy an open incident is
-//! escalating under. Once nothing names them, they go.
+//! escalating under; a service a problem is on or a notification rule is filtered to.
+//! Once nothing names them, they go.
 mod common;
 
 use common::{Answer, TestDaemon};
@@ -186,4 +187,48 @@ async fn users_groups_and_policies_in_use_cannot_be_deleted() {
             .status,
         204
     );
+}
+
+#[tokio::test]
+async fn a_service_a_problem_or_a_rule_names_cannot_be_deleted() {
+    let d = TestDaemon::start().await;
+    let payments = created(&d, "/api/v1/services", json!({"name": "payments"})).await;
+    let search = created(&d, "/api/v1/services", json!({"name": "search"})).await;
+    let problem = created(
+        &d,
+        "/api/v1/problems",
+        json!({"title": "Payments leak", "service_id": payments}),
+    )
+    .await;
+    let rule = created(
+        &d,
+        "/api/v1/notification-rules",
+        json!({"name": "search only", "events": ["incident.opened"], "filter": {"service_ids": [search]},
+               "targets": [{"kind": "email", "address": "search@example.com"}]}),
+    )
+    .await;
+    refused(
+        &d,
+        &format!("/api/v1/services/{payments}"),
+        &format!("problem PRB-{problem} is on service 'payments'"),
+    )
+    .await;
+    refused(
+        &d,
+        &format!("/api/v1/services/{search}"),
+        "notification rule 'search only' is filtered to service 'search'",
+    )
+    .await;
+    let a = d
+        .patch(
+            &format!("/api/v1/notification-rules/{rule}"),
+            &d.admin,
+            json!({"filter": {}}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let a = d
+        .delete(&format!("/api/v1/services/{search}"), &d.admin)
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
 }

@@ -702,6 +702,27 @@ fn decide_by(r: &ApprovalRequest) -> String {
 }
 
 /// The ids of the pending requests, oldest first.
+/// The pending requests whose current or a later level names `approver` (each keeps
+/// its own copy of its workflow's levels), for the guard against deleting the last
+/// person who could decide them.
+pub(crate) fn pending_asking(
+    r: &impl Reader,
+    approver: &Approver,
+) -> Result<Option<ApprovalRequest>, StoreError> {
+    for id in pending_ids(r)? {
+        if let Some(ApprovalRecord(req)) = access::get::<ApprovalRecord>(r, id)?
+            && req
+                .levels
+                .iter()
+                .skip(req.level as usize)
+                .any(|l| l.approvers.contains(approver))
+        {
+            return Ok(Some(req));
+        }
+    }
+    Ok(None)
+}
+
 fn pending_ids(r: &impl Reader) -> Result<Vec<u64>, StoreError> {
     let mut ids = Vec::new();
     access::scan_prefix(

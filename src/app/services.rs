@@ -256,6 +256,28 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
                     h.name, s.name
                 )));
             }
+            let problems = access::list::<crate::domain::problem::Problem>(
+                tx,
+                None,
+                access::Order::Asc,
+                usize::MAX,
+            )?;
+            if let Some(p) = problems.iter().find(|p| p.service_id == Some(id)) {
+                return Err(AppError::Conflict(format!(
+                    "problem {} is on service '{}'; it can be renamed but not deleted",
+                    p.number(),
+                    s.name
+                )));
+            }
+            if let Some(r) = super::notifications::rules::all(tx)?
+                .iter()
+                .find(|r| r.filter.service_ids.contains(&id))
+            {
+                return Err(AppError::Conflict(format!(
+                    "notification rule '{}' is filtered to service '{}'; change that rule first",
+                    r.name, s.name
+                )));
+            }
             catalog::delete(tx, &change, &s)
         })
         .await

@@ -57,10 +57,16 @@ fn rule_notifying(r: &impl Reader, target: &Target) -> Result<Option<String>, St
 /// The first approval workflow with `approver` on a level.
 fn workflow_asking(r: &impl Reader, approver: &Approver) -> Result<Option<String>, StoreError> {
     let workflows = access::list::<ApprovalWorkflow>(r, None, Order::Asc, usize::MAX)?;
-    Ok(workflows
+    if let Some(w) = workflows
         .into_iter()
         .find(|w| w.levels.iter().any(|l| l.approvers.contains(approver)))
-        .map(|w| format!("approval workflow '{}' asks it", w.name)))
+    {
+        return Ok(Some(format!("approval workflow '{}' asks it", w.name)));
+    }
+    // A pending request decides by the levels it was made with, even if its workflow
+    // changed since.
+    Ok(super::approvals::pending_asking(r, approver)?
+        .map(|req| format!("pending approval {} asks it", req.number())))
 }
 
 /// What still names user `id` (at `now`, for schedule overrides), if anything.
