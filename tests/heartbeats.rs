@@ -358,3 +358,72 @@ async fn a_silent_heartbeat_opens_one_incident_and_the_next_ping_resolves_it() {
         .await;
     assert_eq!(i.body["status"], "cancelled", "{}", i.text);
 }
+
+/// A heartbeat's incident that took in firing alerts by a merge is not resolved by the
+/// monitor's recovery: the alerts still fire (as they would keep an alert incident open).
+#[tokio::test]
+async fn the_next_ping_leaves_an_incident_open_while_merged_alerts_fire() {
+    let clock = ManualClock::new(Utc::now());
+    let d = TestDaemon::start_with(|_| {}, Arc::new(clock.clone())).await;
+    let created = d
+        .post(
+            "/api/v1/heartbeats",
+            &d.admin,
+            json!({"name": "prometheus watchdog", "interval_secs": 60}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let token = created.body["token"].as_str().expect("token").to_owned();
+    assert_eq!(ping(&d, &token).await.status, 200);
+    clock.advance(Duration::seconds(120));
+    let hb_incident = wait_for_missed(&d, 1).await[0]["id"].as_u64().expect("id");
+
+    let am = d.integration("alertmanager", json!({})).await;
+    let a = d
+        .hook(
+            "alertmanager",
+            &am.token,
+            &common::ingest::am_webhook(
+                "{}:{alertname=\"NodeDown\"}",
+                vec![common::ingest::am_alert(
+                    "firing",
+                    json!({"alertname": "NodeDown", "instance": "db-1"}),
+                )],
+            ),
+        )
+        .await;
+    assert!(a.status.is_success(), "{}", a.text);
+    let alert_incident = d
+        .all("/api/v1/incidents")
+        .await
+        .into_iter()
+        .find(|i| i["id"] != hb_incident)
+        .and_then(|i| i["id"].as_u64())
+        .expect("the alert's incident");
+    let merged = d
+        .post(
+            &format!("/api/v1/incidents/{hb_incident}/merge"),
+            &d.admin,
+            json!({"source_ids": [alert_incident]}),
+        )
+        .await;
+    assert_eq!(merged.status, 200, "{}", merged.text);
+
+    assert_eq!(ping(&d, &token).await.status, 200);
+    let i = d
+        .get(&format!("/api/v1/incidents/{hb_incident}"), &d.admin)
+        .await;
+    assert_eq!(i.body["status"], "new", "{}", i.text);
+    assert_eq!(i.body["firing_alerts"], 1, "{}", i.text);
+    let tl = d
+        .get(
+            &format!("/api/v1/incidents/{hb_incident}/timeline?limit=100"),
+            &d.admin,
+        )
+        .await;
+    assert!(
+        tl.text.contains("still firing, so it stays open"),
+        "{}",
+        tl.text
+    );
+}

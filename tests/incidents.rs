@@ -1570,3 +1570,58 @@ async fn merging_moves_alerts_and_groups_and_resolves_the_sources() {
         "{t}"
     );
 }
+
+/// The work goes on in a merge's target: it is linked to the sources' open problems (a
+/// closed one's record is final); the sources keep their links.
+#[tokio::test]
+async fn a_merge_target_takes_the_sources_open_problems() {
+    let d = TestDaemon::start().await;
+    let target = open_simple(&d, "Checkout down").await;
+    let first = open_simple(&d, "Payments down").await;
+    let second = open_simple(&d, "Refunds down").await;
+    let problem = async |title: &str, incident: u64| -> u64 {
+        let p = d
+            .post("/api/v1/problems", &d.admin, json!({"title": title}))
+            .await;
+        assert_eq!(p.status, 201, "{}", p.text);
+        let a = d
+            .post(
+                &format!("/api/v1/problems/{}/incidents", p.id()),
+                &d.admin,
+                json!({"incident_id": incident}),
+            )
+            .await;
+        assert!(a.status.is_success(), "{}", a.text);
+        p.id()
+    };
+    let open_problem = problem("Connection pool too small", first).await;
+    let closed_problem = problem("Old leak", second).await;
+    let a = d
+        .patch(
+            &format!("/api/v1/problems/{closed_problem}"),
+            &d.admin,
+            json!({"status": "closed"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+
+    let a = d
+        .post(
+            &format!("/api/v1/incidents/{target}/merge"),
+            &d.admin,
+            json!({"source_ids": [first, second]}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["problem_ids"], json!([open_problem]), "{}", a.text);
+    let p = d
+        .get(&format!("/api/v1/problems/{open_problem}"), &d.admin)
+        .await;
+    assert_eq!(p.body["incident_ids"], json!([target, first]), "{}", p.text);
+    let source = d.get(&format!("/api/v1/incidents/{first}"), &d.admin).await;
+    assert_eq!(source.body["problem_ids"], json!([open_problem]));
+    assert!(
+        kinds(&timeline(&d, target).await).contains(&"problem_linked".to_owned()),
+        "the link is on the target's timeline"
+    );
+}

@@ -575,6 +575,36 @@ async fn only_managers_and_admins_write_problems() {
     assert_eq!(a.status, 201, "{}", a.text);
 }
 
+/// Closed is final: a closed problem keeps the incidents it was linked to.
+#[tokio::test]
+async fn a_closed_problem_keeps_its_incidents() {
+    let d = TestDaemon::start().await;
+    let inc = incident_id(&d, "kept").await;
+    let p = problem_id(&d, "closing").await;
+    let a = d
+        .post(
+            &format!("/api/v1/problems/{p}/incidents"),
+            &d.admin,
+            json!({"incident_id": inc}),
+        )
+        .await;
+    assert!(a.status.is_success(), "{}", a.text);
+    let a = d
+        .patch(
+            &format!("/api/v1/problems/{p}"),
+            &d.admin,
+            json!({"status": "closed"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let a = d
+        .delete(&format!("/api/v1/problems/{p}/incidents/{inc}"), &d.admin)
+        .await;
+    a.assert_problem(409);
+    assert!(a.text.contains("is closed"), "{}", a.text);
+    assert_eq!(get_incident(&d, inc).await["problem_ids"], json!([p]));
+}
+
 #[tokio::test]
 async fn unknown_problems_are_404_everywhere() {
     let d = TestDaemon::start().await;

@@ -292,7 +292,7 @@ pub async fn ping(app: &App, token: &str) -> AppResult<HeartbeatView> {
 
 /// Resolves the incident a silence opened as `actor`, saying `why`, if it can still be
 /// resolved (somebody may have resolved, closed or cancelled it meanwhile: the ping or
-/// the deletion is recorded all the same).
+/// the deletion is recorded all the same) and no alert merged into it still fires.
 fn resolve_if_open(
     tx: &redb::WriteTransaction,
     now: DateTime<Utc>,
@@ -300,18 +300,36 @@ fn resolve_if_open(
     incident: u64,
     why: &str,
 ) -> AppResult<()> {
-    let resolvable = access::get::<crate::domain::incident::Incident>(tx, incident)?
-        .is_some_and(|i| i.status.can_move_to(IncidentStatus::Resolved));
-    if resolvable {
-        incidents::transition_in_tx(
+    let Some(i) = access::get::<crate::domain::incident::Incident>(tx, incident)?
+        .filter(|i| i.status.can_move_to(IncidentStatus::Resolved))
+    else {
+        return Ok(());
+    };
+    if i.firing_alerts > 0 {
+        // Alerts merged into it still fire: the monitor's part is over, not the incident
+        // (as alerts auto-resolve an incident only once all of them stop).
+        incidents::timeline(
             tx,
-            now,
-            actor,
             incident,
-            IncidentStatus::Resolved,
-            Some(why),
+            now,
+            &actor.reference,
+            "heartbeat",
+            format!(
+                "{why}; {} alert(s) still firing, so it stays open",
+                i.firing_alerts
+            ),
+            serde_json::json!({"firing": i.firing_alerts}),
         )?;
+        return Ok(());
     }
+    incidents::transition_in_tx(
+        tx,
+        now,
+        actor,
+        incident,
+        IncidentStatus::Resolved,
+        Some(why),
+    )?;
     Ok(())
 }
 

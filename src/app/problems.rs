@@ -250,7 +250,7 @@ fn save(
     Ok(())
 }
 
-fn load(r: &impl Reader, id: u64) -> AppResult<Problem> {
+pub(crate) fn load(r: &impl Reader, id: u64) -> AppResult<Problem> {
     access::get::<Problem>(r, id)?.ok_or_else(|| AppError::not_found("problem", id))
 }
 
@@ -502,7 +502,7 @@ pub async fn known_error(
     change(app, actor, id, patch, true).await
 }
 
-fn link_in_tx(
+pub(crate) fn link_in_tx(
     tx: &WriteTransaction,
     now: DateTime<Utc>,
     who: &ActorRef,
@@ -535,11 +535,19 @@ fn link_in_tx(
             format!("{}-{}", before.number(), incident.number()),
         ));
     }
-    if link && before.status == ProblemStatus::Closed {
-        return Err(AppError::Conflict(format!(
-            "{} is closed; link the incident to an open problem",
-            before.number()
-        )));
+    if before.status == ProblemStatus::Closed {
+        // Closed is final: its incidents are part of its record.
+        return Err(AppError::Conflict(if link {
+            format!(
+                "{} is closed; link the incident to an open problem",
+                before.number()
+            )
+        } else {
+            format!(
+                "{} is closed; its incidents are part of its record and stay linked",
+                before.number()
+            )
+        }));
     }
     let mut p = before.clone();
     let mut i = incident.clone();

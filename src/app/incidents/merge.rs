@@ -6,7 +6,8 @@
 //! the alerts of each source incident to the target (and the alert groups that fed them,
 //! so that their next alerts join the target too), resolves each source with "merged
 //! into INC-n" (`merged_into` on its record), and notes it on both timelines, as
-//! PagerDuty's merge does. The target keeps its own priority, assignee and escalation.
+//! PagerDuty's merge does. The target keeps its own priority, assignee and escalation,
+//! and is linked to the sources' open problems.
 //! A merged incident is not a fix: it counts in no MTTR, and it cannot be reopened (close
 //! it, or work in the target). The target's "first alerts" (where its runbook link and the
 //! labels playbooks match come from) are its alerts in id order, so an older source's
@@ -77,8 +78,10 @@ pub async fn merge(
             let who = &actor.reference;
             let mut i = before.clone();
             let mut merged = Vec::new();
+            let mut problems = Vec::new();
             for &source in &sources {
                 let s = load(tx, source)?;
+                problems.extend(s.problem_ids.iter().copied());
                 if !s.status.is_open() {
                     return Err(AppError::Conflict(format!(
                         "{} is {}; only open incidents can be merged",
@@ -119,6 +122,19 @@ pub async fn merge(
             }
             i.updated_at = now;
             save(tx, Some(&before), &i)?;
+            // The work goes on in the target: the sources' problems follow it there (the
+            // sources keep their links, as part of their record; a closed problem's record
+            // is final and is not extended).
+            problems.sort_unstable();
+            problems.dedup();
+            for problem in problems {
+                let open = crate::app::problems::load(tx, problem)
+                    .is_ok_and(|p| p.status != crate::domain::problem::ProblemStatus::Closed);
+                if open && !i.problem_ids.contains(&problem) {
+                    crate::app::problems::link_in_tx(tx, now, who, problem, target, true)?;
+                }
+            }
+            let i = load(tx, target)?;
             let names: Vec<String> = sources.iter().map(|id| format!("INC-{id}")).collect();
             crate::app::audit::record(
                 tx,
