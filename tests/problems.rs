@@ -575,6 +575,67 @@ async fn only_managers_and_admins_write_problems() {
     assert_eq!(a.status, 201, "{}", a.text);
 }
 
+/// One definition of a known error (status `known_error`) for the database, the flag,
+/// the status filter and both dashboard counts: a workaround on a problem still under
+/// investigation is a field until the problem is moved.
+#[tokio::test]
+async fn a_known_error_is_one_thing_everywhere() {
+    let d = TestDaemon::start().await;
+    let p = problem_id(&d, "Pool exhaustion").await;
+    let counts = async || {
+        let o = d.get("/api/v1/dashboard/overview", &d.admin).await;
+        assert_eq!(o.status, 200, "{}", o.text);
+        (
+            o.body["known_errors"].as_i64().unwrap_or(-1),
+            o.body["problems_by_status"]["known_error"]
+                .as_i64()
+                .unwrap_or(0),
+        )
+    };
+    let a = d
+        .patch(
+            &format!("/api/v1/problems/{p}"),
+            &d.admin,
+            json!({"workaround": "restart the pool"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(
+        (&a.body["status"], &a.body["known_error"]),
+        (&json!("open"), &json!(false))
+    );
+    assert_eq!(known_errors(&d, None).await, Vec::<u64>::new());
+    assert_eq!(list(&d, "status=known_error").await, Vec::<u64>::new());
+    assert_eq!(counts().await, (0, 0));
+
+    let a = d
+        .post(
+            &format!("/api/v1/problems/{p}/known-error"),
+            &d.admin,
+            json!({"workaround": "restart the pool"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["known_error"], true);
+    assert_eq!(known_errors(&d, None).await, vec![p]);
+    assert_eq!(list(&d, "status=known_error").await, vec![p]);
+    assert_eq!(counts().await, (1, 1));
+
+    // Back under investigation: out of the database, and no longer "known since".
+    let a = d
+        .patch(
+            &format!("/api/v1/problems/{p}"),
+            &d.admin,
+            json!({"status": "investigating"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["known_error"], false);
+    assert!(a.body["known_error_at"].is_null(), "{}", a.text);
+    assert_eq!(known_errors(&d, None).await, Vec::<u64>::new());
+    assert_eq!(counts().await, (0, 0));
+}
+
 /// Closed is final: a closed problem keeps the incidents it was linked to.
 #[tokio::test]
 async fn a_closed_problem_keeps_its_incidents() {

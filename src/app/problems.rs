@@ -35,7 +35,7 @@ pub struct ProblemView {
     pub problem: Problem,
     /// `PRB-<id>`.
     pub number: String,
-    /// Whether it is in the known-error database.
+    /// Whether it is in the known-error database (its status is `known_error`).
     pub known_error: bool,
 }
 

@@ -198,6 +198,10 @@ impl Problem {
             ProblemStatus::Investigating if self.status == ProblemStatus::Resolved => {
                 self.resolved_at = None;
             }
+            // Back under investigation: no longer a known error (since when would lie).
+            ProblemStatus::Investigating if self.status == ProblemStatus::KnownError => {
+                self.known_error_at = None;
+            }
             _ => {}
         }
         self.status = to;
@@ -205,14 +209,12 @@ impl Problem {
         Ok(())
     }
 
-    /// Whether it belongs in the known-error database: a workaround is recorded and the
-    /// problem is not yet fixed (resolved or closed problems need no workaround).
+    /// Whether it belongs in the known-error database: its status is `known_error` (which
+    /// needs a workaround). One definition for the database, the `known_error` flag, the
+    /// status filter and the dashboard: a workaround recorded on a problem still under
+    /// investigation is a field until the problem is moved to `known_error`.
     pub fn is_known_error(&self) -> bool {
-        self.status.is_open()
-            && self
-                .workaround
-                .as_deref()
-                .is_some_and(|w| !w.trim().is_empty())
+        self.status == ProblemStatus::KnownError
     }
 }
 
@@ -302,15 +304,23 @@ mod tests {
                 .is_err()
         );
         p.workaround = Some("restart the pool".into());
+        assert!(!p.is_known_error(), "a workaround alone is a field");
         p.apply_transition(KnownError, at("2026-01-02T00:00:00Z"))
             .expect("known error");
         assert!(p.is_known_error());
         assert_eq!(p.known_error_at, Some(at("2026-01-02T00:00:00Z")));
         p.apply_transition(Resolved, at("2026-01-03T00:00:00Z"))
             .expect("resolve");
+        assert!(!p.is_known_error());
         p.apply_transition(Investigating, at("2026-01-04T00:00:00Z"))
             .expect("reopen");
         assert_eq!(p.resolved_at, None);
+        assert!(!p.is_known_error(), "reopened: under investigation again");
+        p.apply_transition(KnownError, at("2026-01-04T12:00:00Z"))
+            .expect("known error again");
+        p.apply_transition(Investigating, at("2026-01-04T13:00:00Z"))
+            .expect("back to investigating");
+        assert_eq!(p.known_error_at, None, "no longer a known error");
         p.apply_transition(Closed, at("2026-01-05T00:00:00Z"))
             .expect("close");
         assert!(!p.is_known_error());

@@ -66,6 +66,12 @@ pub const MIGRATIONS: &[Migration] = &[
         source: include_str!("../../migrations/0005_silenced_alert_index.toml"),
         apply: apply_silenced_alert_index,
     },
+    Migration {
+        version: 6,
+        name: "known_error_is_a_status",
+        source: include_str!("../../migrations/0006_known_error_is_a_status.toml"),
+        apply: apply_known_error_is_a_status,
+    },
 ];
 
 /// The newest schema version this binary knows.
@@ -369,6 +375,33 @@ fn apply_silenced_alert_index(
     Ok(())
 }
 
+/// Problems that were known errors only by having a workaround leave the known-error
+/// index and counter (see the migration's file).
+fn apply_known_error_is_a_status(
+    tx: &WriteTransaction,
+    _source: &'static str,
+) -> Result<(), StoreError> {
+    use crate::domain::problem::{Problem, ProblemStatus};
+    use tables::problem_field as field;
+    for p in access::list::<Problem>(tx, None, access::Order::Asc, usize::MAX)? {
+        let was = p.status.is_open()
+            && p.workaround
+                .as_deref()
+                .is_some_and(|w| !w.trim().is_empty());
+        if was && p.status != ProblemStatus::KnownError {
+            let key = Key::new()
+                .u8(field::KNOWN_ERROR)
+                .u64(1)
+                .u64(p.id)
+                .into_bytes();
+            if access::delete_raw(tx, tables::PROBLEM_INDEX, &key)? {
+                access::add_counter(tx, "prb/known_errors", -1)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Roles holding `integration:read|write` get `heartbeat:read|write`.
 fn apply_heartbeat_permissions(
     tx: &WriteTransaction,
@@ -592,6 +625,78 @@ mod tests {
             perms(&db, "Pipeline"),
             ["heartbeat:write", "incident:read", "integration:write"]
         );
+    }
+
+    #[test]
+    fn problems_with_a_workaround_but_not_in_known_error_leave_the_database() {
+        use crate::domain::actor::{ActorKind, ActorRef};
+        use crate::domain::problem::{Problem, ProblemStatus};
+        use tables::problem_field as field;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Database::create(dir.path().join("s.redb")).expect("db");
+        run(&db).expect("migrate");
+        let at = Utc::now();
+        let problem = |id: u64, status: ProblemStatus| Problem {
+            id,
+            title: format!("problem {id}"),
+            description: String::new(),
+            status,
+            impact: None,
+            urgency: None,
+            priority: None,
+            service_id: None,
+            assignee_id: None,
+            root_cause: None,
+            impact_analysis: None,
+            workaround: Some("restart it".into()),
+            incident_ids: vec![],
+            created_by: ActorRef {
+                kind: ActorKind::System,
+                id: 0,
+                name: "system".into(),
+            },
+            created_at: at,
+            updated_at: at,
+            known_error_at: None,
+            resolved_at: None,
+            closed_at: None,
+        };
+        let key = |id: u64| {
+            Key::new()
+                .u8(field::KNOWN_ERROR)
+                .u64(1)
+                .u64(id)
+                .into_bytes()
+        };
+        // As version 5 left them: both counted, both indexed.
+        let tx = db.begin_write().expect("tx");
+        for p in [
+            problem(1, ProblemStatus::Investigating),
+            problem(2, ProblemStatus::KnownError),
+        ] {
+            access::put(&tx, &p).expect("put");
+            access::put_raw(&tx, tables::PROBLEM_INDEX, &key(p.id), &[]).expect("index");
+            access::add_counter(&tx, "prb/known_errors", 1).expect("count");
+        }
+        tx.commit().expect("commit");
+        force_version(&db, 5).expect("version 5");
+        run(&db).expect("migrate");
+        let r = db.begin_read().expect("read");
+        assert_eq!(access::counter(&r, "prb/known_errors").expect("counter"), 1);
+        assert!(
+            r.get_raw(tables::PROBLEM_INDEX, &key(1))
+                .expect("get")
+                .is_none()
+        );
+        assert!(
+            r.get_raw(tables::PROBLEM_INDEX, &key(2))
+                .expect("get")
+                .is_some()
+        );
+        let kept = access::get::<Problem>(&r, 1)
+            .expect("get")
+            .expect("problem 1");
+        assert_eq!(kept.workaround.as_deref(), Some("restart it"));
     }
 
     #[test]
