@@ -220,6 +220,7 @@ async fn bad_windows_are_422() {
             format!("from={}&to={}", ts(t0), ts(t0 - Duration::hours(1))),
             "from",
         ),
+        (format!("from={}&window=1h", ts(t0)), "window"),
     ] {
         let a = d
             .get(&format!("/api/v1/dashboard/overview?{query}"), &d.admin)
@@ -231,6 +232,26 @@ async fn bad_windows_are_422() {
         let o = overview(&d, ok).await;
         assert_eq!(o["window"]["to"].as_str().map(parse), Some(t0), "{ok}");
     }
+    // Samples are kept to the second, and so is the window, which says so.
+    let from = t0 - Duration::hours(2) + Duration::milliseconds(30_100);
+    let to = t0 - Duration::hours(1) + Duration::milliseconds(300);
+    let o = overview(
+        &d,
+        &format!(
+            "from={}&to={}",
+            from.to_rfc3339_opts(SecondsFormat::Millis, true),
+            to.to_rfc3339_opts(SecondsFormat::Millis, true)
+        ),
+    )
+    .await;
+    assert_eq!(
+        o["window"]["from"].as_str().map(parse),
+        Some(t0 - Duration::hours(2) + Duration::seconds(30))
+    );
+    assert_eq!(
+        o["window"]["to"].as_str().map(parse),
+        Some(t0 - Duration::hours(1) + Duration::seconds(1))
+    );
 }
 
 /// The open-incident counts of the overview, flattened for comparison.

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::ops::{Bound, ControlFlow};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -150,12 +150,26 @@ impl OverviewParams {
             }),
             None => None,
         };
+        if from.is_some() && span.is_some() {
+            e.add("window", "give either from or window, not both");
+        }
         e.into_result()?;
         let from = from.unwrap_or_else(|| to - span.unwrap_or_else(|| Duration::days(7)));
         if from >= to {
             return Err(FieldErrors::single("from", "must be before to"));
         }
-        Ok(Window { from, to })
+        // Samples are kept to the second: the window is whole seconds, from the second
+        // `from` falls in to the end of the second `to` falls in, and says so.
+        let whole = |t: DateTime<Utc>| t.with_nanosecond(0).unwrap_or(t);
+        let to = if to.nanosecond() > 0 {
+            whole(to) + Duration::seconds(1)
+        } else {
+            to
+        };
+        Ok(Window {
+            from: whole(from),
+            to,
+        })
     }
 }
 
@@ -287,9 +301,8 @@ fn window_total(
 }
 
 fn mean(r: &impl Reader, d: Durations, w: &Window) -> Result<MeanTime, StoreError> {
-    // Samples are kept at second precision: a window ending within a second includes it.
-    let to = w.to.timestamp() + i64::from(w.to.timestamp_subsec_nanos() > 0);
-    let (sum, count) = window_total(r, d, w.from.timestamp(), to)?;
+    // The window is whole seconds (OverviewParams::window), as samples are.
+    let (sum, count) = window_total(r, d, w.from.timestamp(), w.to.timestamp())?;
     Ok(MeanTime {
         seconds: (count > 0).then(|| sum as f64 / count as f64),
         count,
