@@ -165,7 +165,7 @@ async fn a_failing_step_stops_with_a_note_loops_cannot_happen_and_restarts_do_no
     // Reacts to updates and updates: without the loop guard it would run forever.
     std::fs::write(
         dir.path().join("b-echo.yaml"),
-        "name: echo\non: [incident.opened, incident.commented, incident.updated]\nsteps:\n  - set: {impact: medium}\n  - comment: 'echo'\n",
+        "name: echo\non: [incident.opened, incident.commented, incident.updated]\nsteps:\n  - set: {impact: medium}\n  - comment: 'echo {{ incident.impact }}'\n",
     )
     .expect("write");
     let data = tempfile::tempdir().expect("data");
@@ -194,7 +194,8 @@ async fn a_failing_step_stops_with_a_note_loops_cannot_happen_and_restarts_do_no
     // Let a loop show itself if there were one.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = comments(&d, id).await;
-    let echoes = before.iter().filter(|c| c["body"] == "echo").count();
+    // The comment sees the impact its playbook's own `set` gave the incident.
+    let echoes = before.iter().filter(|c| c["body"] == "echo medium").count();
     assert_eq!(echoes, 1, "{before:#?}");
     assert_eq!(incident(&d, id).await["impact"], "medium");
 

@@ -275,8 +275,9 @@ pub enum RunOutcome {
     },
 }
 
-/// Runs `playbook`'s steps on the incident of `facts`, one use case each, from step
-/// `first` (0 unless resuming after a crash), recording each in `progress` and storing it.
+/// Runs `playbook`'s steps on the incident of `facts` (the event's; each step renders the
+/// incident as it is when the step runs), one use case each, from step `first` (0 unless
+/// resuming after a crash), recording each in `progress` and storing it.
 pub async fn run(
     app: &App,
     playbook: &Playbook,
@@ -288,7 +289,15 @@ pub async fn run(
     let id = facts.incident.id;
     let steps = &playbook.spec.steps;
     for (index, step) in steps.iter().enumerate().skip(first) {
-        let stopped = match run_step(app, &actor, id, step, facts).await {
+        // Each step sees the incident as the steps before it left it (a comment after a
+        // `set` says the new priority); the event's facts if it cannot be read.
+        let now = app
+            .store
+            .read()
+            .ok()
+            .and_then(|r| IncidentFacts::read(&r, id).ok());
+        let facts_now = now.as_ref().unwrap_or(facts);
+        let stopped = match run_step(app, &actor, id, step, facts_now).await {
             Ok(()) => None,
             Err(error) => {
                 let note = format!(
