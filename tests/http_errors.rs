@@ -355,6 +355,23 @@ async fn probes_answer_200() {
     let mut responses = 0;
     for (path, item) in a.body["paths"].as_object().expect("paths") {
         for (method, op) in item.as_object().expect("item") {
+            // Behind a bearer token: 401 always, 403 unless any signed-in user may call it.
+            if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                assert!(
+                    op["responses"]["401"].is_object(),
+                    "{method} {path}: no 401"
+                );
+                let anyone = [
+                    ("get", "/api/v1/auth/me"),
+                    ("post", "/api/v1/auth/password"),
+                    ("get", "/api/v1/settings/priority-matrix"),
+                ];
+                assert_eq!(
+                    op["responses"]["403"].is_object(),
+                    !anyone.contains(&(method.as_str(), path.as_str())),
+                    "{method} {path}: 403"
+                );
+            }
             for (status, r) in op["responses"].as_object().into_iter().flatten() {
                 responses += 1;
                 assert!(

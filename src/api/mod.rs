@@ -257,9 +257,17 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     )
 }
 
+/// Secured operations that any signed-in user may call: no 403.
+const OPEN_TO_ANY_USER: &[(&str, &str)] = &[
+    ("get", "/api/v1/auth/me"),
+    ("post", "/api/v1/auth/password"),
+    ("get", "/api/v1/settings/priority-matrix"),
+];
+
 /// The merged document made whole: the project's `info` and security scheme (a merge keeps
-/// the first router's, utoipa-axum's placeholder), and a description on every response,
-/// which OpenAPI requires and the handlers leave out where the status says it all.
+/// the first router's, utoipa-axum's placeholder), 401 and 403 on secured operations, and a
+/// description on every response, which OpenAPI requires and the handlers leave out where
+/// the status says it all.
 fn finished(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     let ours = ApiDoc::openapi();
     doc.info = ours.info;
@@ -267,18 +275,47 @@ fn finished(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
         let components = doc.components.get_or_insert_with(Default::default);
         components.security_schemes.extend(theirs.security_schemes);
     }
-    for item in doc.paths.paths.values_mut() {
+    for (path, item) in doc.paths.paths.iter_mut() {
         let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-            &mut item.head,
-            &mut item.options,
-            &mut item.trace,
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+            ("head", &mut item.head),
+            ("options", &mut item.options),
+            ("trace", &mut item.trace),
         ];
-        for op in operations.into_iter().flatten() {
+        for (method, op) in operations
+            .into_iter()
+            .filter_map(|(m, op)| op.as_mut().map(|op| (m, op)))
+        {
+            // Every operation behind a bearer token can answer 401, and all but the few
+            // any signed-in user may call can answer 403; the handlers need not each say so.
+            if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                let mut statuses = vec!["401"];
+                if !OPEN_TO_ANY_USER.contains(&(method, path.as_str())) {
+                    statuses.push("403");
+                }
+                for status in statuses {
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| {
+                            utoipa::openapi::ResponseBuilder::new()
+                                .content(
+                                    "application/problem+json",
+                                    utoipa::openapi::ContentBuilder::new()
+                                        .schema(Some(utoipa::openapi::Ref::from_schema_name(
+                                            "Problem",
+                                        )))
+                                        .build(),
+                                )
+                                .build()
+                                .into()
+                        });
+                }
+            }
             for (status, response) in op.responses.responses.iter_mut() {
                 if let utoipa::openapi::RefOr::T(r) = response
                     && r.description.is_empty()
