@@ -286,7 +286,13 @@ async fn run(app: &App, command: Command) -> Result<String, AppError> {
             let target = out.clone();
             let summary = tokio::task::spawn_blocking(move || store.backup_to(&target))
                 .await
-                .map_err(|e| AppError::Internal(e.to_string()))??;
+                .map_err(|e| AppError::Internal(e.to_string()))?
+                // A file that exists or a folder that does not is the operator's to fix,
+                // not an internal error: the message names the file and the reason.
+                .map_err(|e| match e {
+                    e @ crate::store::StoreError::Io { .. } => AppError::BadRequest(e.to_string()),
+                    other => other.into(),
+                })?;
             Ok(format!(
                 "backup written to {}: {} tables, {} entries, schema version {}",
                 out.display(),

@@ -594,6 +594,12 @@ async fn backup_while_serving_and_restore_into_a_new_directory() {
         None,
     );
     assert!(!o.status.success(), "{}", stdout(&o));
+    // The operator's mistake, said once, naming the file: not an "internal error".
+    assert_one_line_failure(
+        &o,
+        &["refusing to overwrite", &backup.display().to_string()],
+    );
+    assert!(!stderr(&o).contains("internal"), "{}", stderr(&o));
     assert_eq!(d.terminate(), Some(0));
 
     // Restore refuses a directory that is not empty...
@@ -604,6 +610,12 @@ async fn backup_while_serving_and_restore_into_a_new_directory() {
     );
     assert!(!o.status.success(), "restore over existing data must fail");
     assert!(stderr(&o).contains("not empty"), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).matches("not empty").count(),
+        1,
+        "said once: {}",
+        stderr(&o)
+    );
     // ...and fills a new one.
     let restored = data_dir(&root, "restored");
     let renv = data_env(&restored);
