@@ -443,6 +443,27 @@ pub const MAX_DURATION_SECS: u64 = 10 * 365 * 86_400;
 /// The environment variable naming the config file.
 pub const CONFIG_ENV: &str = "INCIDENTD_CONFIG";
 
+/// The environment variable giving the first admin's password.
+pub const ADMIN_PASSWORD_ENV: &str = "INCIDENTD_ADMIN_PASSWORD";
+
+/// The environment variables that set one key each, for naming the variable when the
+/// value it set is refused.
+const ENV_KEYS: &[(&str, &str)] = &[
+    ("INCIDENTD_DATA_DIR", "data_dir"),
+    ("INCIDENTD_PLAYBOOKS_DIR", "playbooks_dir"),
+    ("INCIDENTD_PUBLIC_URL", "public_url"),
+    ("INCIDENTD_JWT_SECRET", "auth.jwt_secret"),
+    ("INCIDENTD_SMTP_USERNAME", "notify.email.username"),
+    ("INCIDENTD_SMTP_PASSWORD", "notify.email.password"),
+    ("INCIDENTD_TWILIO_AUTH_TOKEN", "notify.twilio.auth_token"),
+    ("INCIDENTD_SLACK_SIGNING_SECRET", "slack.signing_secret"),
+    ("INCIDENTD_SLACK_BOT_TOKEN", "slack.bot_token"),
+    ("INCIDENTD_DISCORD_PUBLIC_KEY", "discord.public_key"),
+    ("INCIDENTD_DISCORD_BOT_TOKEN", "discord.bot_token"),
+    ("INCIDENTD_DISCORD_APPLICATION_ID", "discord.application_id"),
+    ("INCIDENTD_LOG", "log.filter"),
+];
+
 impl Config {
     /// Loads defaults, then `file` (or `INCIDENTD_CONFIG`) if given, then the environment as
     /// read by `env`, and validates the result.
@@ -457,7 +478,22 @@ impl Config {
             None => Config::default(),
         };
         config.apply_env(env)?;
-        config.validate()?;
+        config.validate().map_err(|mut e| {
+            // A value set by the environment is fixed there: the error says where.
+            if let Some((var, _)) = ENV_KEYS
+                .iter()
+                .find(|(var, key)| e.key == *key && env(var).is_some())
+            {
+                e.key = format!("{var} ({})", e.key);
+            }
+            e
+        })?;
+        // Checked here, not when the first start creates the admin: a bad one must stop
+        // `serve` before it creates and migrates a store, like every other bad setting.
+        if let Some(p) = env(ADMIN_PASSWORD_ENV) {
+            crate::domain::identity::check_password(&p)
+                .map_err(|reason| ConfigError::new(ADMIN_PASSWORD_ENV, reason))?;
+        }
         Ok(config)
     }
 
@@ -482,7 +518,7 @@ impl Config {
         };
         let de = toml::Deserializer::parse(text).map_err(|e| {
             ConfigError::new(
-                "syntax",
+                "TOML syntax",
                 format!("{}{}", one_line(e.message()), locate(e.span())),
             )
         })?;

@@ -50,11 +50,28 @@ pub async fn open_app(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<App>,
 /// Creates the first-start admin if the store has no users, printing a generated
 /// password once.
 pub async fn bootstrap_admin(app: &App) -> Result<(), StartError> {
-    let given = crate::config::process_env("INCIDENTD_ADMIN_PASSWORD");
+    let given = crate::config::process_env(crate::config::ADMIN_PASSWORD_ENV);
     match crate::app::users::ensure_admin(app, given).await? {
         AdminBootstrap::Existing => {}
         AdminBootstrap::CreatedWithGivenPassword => {
             tracing::info!("created user 'admin' with the password from INCIDENTD_ADMIN_PASSWORD");
+        }
+        AdminBootstrap::CreatedWithGeneratedPassword(password)
+            if app.config.log.format == crate::config::LogFormat::Json =>
+        {
+            // stderr is a stream of JSON objects for whatever reads it: one more, printed
+            // directly (not logged: the password belongs on this console only, once).
+            let line = serde_json::json!({
+                "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "level": "WARN",
+                "fields": {
+                    "message": "incidentd created the first user 'admin' with a generated password, shown only this once; change it with `incidentd user passwd admin` or POST /api/v1/auth/password",
+                    "username": "admin",
+                    "generated_password": password,
+                },
+                "target": "incidentd::daemon",
+            });
+            eprintln!("{line}");
         }
         AdminBootstrap::CreatedWithGeneratedPassword(password) => {
             eprintln!("================================================================");

@@ -226,6 +226,25 @@ async fn a_generated_admin_password_is_printed_once_and_kept() {
     assert_eq!(status, 401, "{body}");
     assert!(!d.stderr().contains("generated password"), "{}", d.stderr());
     assert_eq!(d.terminate(), Some(0));
+
+    // With JSON logs, stderr stays one JSON object per line, the first start's banner too.
+    let json_data = data_dir(&root, "json");
+    let mut d = Daemon::spawn(
+        &json_data,
+        &[("INCIDENTD_LOG_FORMAT", "json"), ("INCIDENTD_LOG", "info")],
+    )
+    .await;
+    let err = d.stderr();
+    let mut generated = None;
+    for line in err.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if let Some(p) = v["fields"]["generated_password"].as_str() {
+            generated = Some(p.to_owned());
+        }
+    }
+    let generated = generated.unwrap_or_else(|| panic!("no generated password: {err}"));
+    token(&d.base, "admin", &generated).await;
+    assert_eq!(d.terminate(), Some(0));
 }
 
 #[tokio::test]
@@ -324,6 +343,26 @@ async fn config_check_accepts_the_example_and_names_bad_keys() {
         None,
     );
     assert_one_line_failure(&o, &["INCIDENTD_LISTEN"]);
+    // A value the environment set is refused naming the variable (and the key it sets);
+    // a bad first-admin password stops serve before anything is created, like the rest.
+    for (var, value) in [
+        ("INCIDENTD_JWT_SECRET", "short"),
+        ("INCIDENTD_LOG", "[[["),
+        ("INCIDENTD_ADMIN_PASSWORD", "short"),
+    ] {
+        let data = root.path().join(format!("never-{var}"));
+        let o = incidentd(
+            &["serve"],
+            &[
+                (var, value),
+                ("INCIDENTD_DATA_DIR", &data.display().to_string()),
+            ],
+            None,
+        );
+        assert_one_line_failure(&o, &[var]);
+        assert_eq!(o.status.code(), Some(2), "{var}: {}", stderr(&o));
+        assert!(!data.exists(), "{var}: nothing created");
+    }
     let o = incidentd(
         &["config", "check"],
         &[("INCIDENTD_CONFIG", &example.display().to_string())],
