@@ -318,6 +318,19 @@ async fn opening_validates_its_input() {
             json!({"title": "x", "impact": "high", "urgency": "high", "status": "resolved"}),
             "status",
         ),
+        // Control characters reach mail, SMS and terminals as they are; a title is a line.
+        (
+            json!({"title": "\u{0}", "impact": "high", "urgency": "high"}),
+            "title",
+        ),
+        (
+            json!({"title": "down\nInjected: header", "impact": "high", "urgency": "high"}),
+            "title",
+        ),
+        (
+            json!({"title": "x", "description": "\u{1b}[31mred", "impact": "high", "urgency": "high"}),
+            "description",
+        ),
     ];
     for (body, field) in bad {
         let a = d.post("/api/v1/incidents", &d.admin, body.clone()).await;
@@ -335,6 +348,14 @@ async fn opening_validates_its_input() {
         .expect("send");
     common::into_answer(a).await.assert_problem(400);
     assert_eq!(list_ids(&d, "").await, Vec::<u64>::new());
+    // A description has lines and tabs.
+    let ok = open(
+        &d,
+        &d.admin,
+        json!({"title": "x", "description": "first\n\tsecond", "impact": "low", "urgency": "low"}),
+    )
+    .await;
+    assert_eq!(ok["description"], "first\n\tsecond", "{ok}");
 }
 
 // ---------------------------------------------------------------------------------------

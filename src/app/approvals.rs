@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::events::{self, Subject};
 use super::page::{Page, PageRequest, Take, walk};
-use super::{App, AppError, AppResult, FieldErrors, catalog, require, required_text};
+use super::{App, AppError, AppResult, FieldErrors, catalog, require, required_line};
 use crate::domain::actor::Actor;
 use crate::domain::approval::{
     self, ApprovalLevel, ApprovalRequest, ApprovalStatus, ApprovalWorkflow, Approver,
@@ -368,7 +368,7 @@ pub async fn delete_workflow(app: &App, actor: &Actor, id: u64) -> AppResult<()>
 pub async fn request(app: &App, actor: &Actor, input: NewApproval) -> AppResult<ApprovalRequest> {
     require(actor, Permission::ApprovalWrite)?;
     let mut e = FieldErrors::new();
-    let title = required_text(&mut e, "title", &input.title, 200);
+    let title = required_line(&mut e, "title", &input.title, 200);
     check_length(&mut e, "description", &input.description, 4000);
     e.into_result()?;
     let now = app.clock.now();

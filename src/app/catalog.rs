@@ -13,7 +13,7 @@ use redb::WriteTransaction;
 
 use super::names::{self, NameIndex};
 use super::page::{Page, PageRequest};
-use super::{App, AppError, AppResult, FieldErrors, require, required_text};
+use super::{App, AppError, AppResult, FieldErrors, require, required_line};
 use crate::domain::actor::{Actor, ActorRef};
 use crate::domain::approval::ApprovalWorkflow;
 use crate::domain::audit;
@@ -170,7 +170,7 @@ pub fn change<R: Entry>(app: &App, actor: &Actor) -> AppResult<Change> {
 
 /// A new record's name, trimmed; an error on `name` if it is empty or too long.
 pub fn new_name<R: Entry>(e: &mut FieldErrors, name: &str) -> String {
-    required_text(e, "name", name, R::KIND.name_max)
+    required_line(e, "name", name, R::KIND.name_max)
 }
 
 /// A patch's new name, if it has one: [`new_name`].

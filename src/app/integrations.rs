@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::page::{Page, PageRequest};
-use super::{App, AppError, AppResult, FieldErrors, nullable, require, required_text};
+use super::{App, AppError, AppResult, FieldErrors, nullable, require, required_line};
 use crate::auth::secret::{HookToken, sha256_hex};
 use crate::domain::actor::Actor;
 use crate::domain::audit;
@@ -198,7 +198,7 @@ fn check_service(
 pub async fn create(app: &App, actor: &Actor, input: NewIntegration) -> AppResult<IntegrationView> {
     require(actor, Permission::IntegrationWrite)?;
     let mut e = FieldErrors::new();
-    let name = required_text(&mut e, "name", &input.name, 100);
+    let name = required_line(&mut e, "name", &input.name, 100);
     let settings = input.settings.clone().unwrap_or_default();
     check_settings(&mut e, input.kind, &settings);
     if let Some(t) = &input.token {
@@ -291,7 +291,7 @@ pub async fn update(
     let name = patch
         .name
         .as_deref()
-        .map(|n| required_text(&mut e, "name", n, 100));
+        .map(|n| required_line(&mut e, "name", n, 100));
     e.into_result()?;
     let now = app.clock.now();
     let who = actor.reference.clone();

@@ -154,8 +154,35 @@ pub(crate) fn required_text(
         errors.add(field, "must not be empty");
     } else if v.chars().count() > max_chars {
         errors.add(field, format!("must be at most {max_chars} characters"));
+    } else {
+        check_controls(errors, field, v);
     }
     v.to_owned()
+}
+
+/// [`required_text`] for a title or a name: one line (it goes into e-mail subjects, SMS,
+/// chat headers and lists).
+pub(crate) fn required_line(
+    errors: &mut FieldErrors,
+    field: &str,
+    value: &str,
+    max_chars: usize,
+) -> String {
+    let v = required_text(errors, field, value, max_chars);
+    if v.contains(['\n', '\r']) {
+        errors.add(field, "must be one line");
+    }
+    v
+}
+
+/// Records an error if `v` holds a control character other than a line break or a tab
+/// (a NUL or an escape sequence in a title reaches terminals, mail and chat as is).
+fn check_controls(errors: &mut FieldErrors, field: &str, v: &str) {
+    if v.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        errors.add(field, "must not contain control characters");
+    }
 }
 
 /// Trims an optional text field (empty becomes `None`), recording an error if too long.
@@ -168,6 +195,8 @@ pub(crate) fn optional_text(
     let v = value.map(str::trim).filter(|v| !v.is_empty())?;
     if v.chars().count() > max_chars {
         errors.add(field, format!("must be at most {max_chars} characters"));
+    } else {
+        check_controls(errors, field, v);
     }
     Some(v.to_owned())
 }

@@ -13,7 +13,8 @@ use super::events::{self, Subject};
 use super::incidents;
 use super::page::{Page, PageRequest, Take, walk};
 use super::{
-    App, AppError, AppResult, FieldErrors, nullable, optional_text, require, required_text,
+    App, AppError, AppResult, FieldErrors, nullable, optional_text, require, required_line,
+    required_text,
 };
 use crate::domain::actor::{Actor, ActorRef};
 use crate::domain::audit;
@@ -287,7 +288,7 @@ fn record(
 pub async fn create(app: &App, actor: &Actor, input: NewProblem) -> AppResult<ProblemView> {
     require(actor, Permission::ProblemWrite)?;
     let mut e = FieldErrors::new();
-    let title = required_text(&mut e, "title", &input.title, incidents::MAX_TITLE);
+    let title = required_line(&mut e, "title", &input.title, incidents::MAX_TITLE);
     let description = optional_text(
         &mut e,
         "description",
@@ -386,7 +387,7 @@ async fn change(
     let title = patch
         .title
         .as_deref()
-        .map(|t| required_text(&mut e, "title", t, incidents::MAX_TITLE));
+        .map(|t| required_line(&mut e, "title", t, incidents::MAX_TITLE));
     let text_field = |e: &mut FieldErrors, name: &str, v: &Option<Option<String>>| {
         v.clone()
             .map(|inner| optional_text(e, name, inner.as_deref(), MAX_TEXT))

@@ -18,7 +18,8 @@ use utoipa::ToSchema;
 use super::events::{self, Subject};
 use super::page::{Page, PageRequest};
 use super::{
-    App, AppError, AppResult, FieldErrors, nullable, optional_text, require, required_text,
+    App, AppError, AppResult, FieldErrors, nullable, optional_text, require, required_line,
+    required_text,
 };
 use crate::domain::actor::{Actor, ActorRef};
 use crate::domain::audit;
@@ -351,7 +352,7 @@ pub(crate) fn open_in_tx(
 pub async fn create(app: &App, actor: &Actor, input: NewIncident) -> AppResult<IncidentView> {
     require(actor, Permission::IncidentWrite)?;
     let mut e = FieldErrors::new();
-    let title = required_text(&mut e, "title", &input.title, MAX_TITLE);
+    let title = required_line(&mut e, "title", &input.title, MAX_TITLE);
     let description = super::optional_text(
         &mut e,
         "description",
@@ -409,7 +410,7 @@ pub async fn update(
     let title = patch
         .title
         .as_deref()
-        .map(|t| required_text(&mut e, "title", t, MAX_TITLE));
+        .map(|t| required_line(&mut e, "title", t, MAX_TITLE));
     if let Some(d) = &patch.description
         && d.chars().count() > MAX_TEXT
     {

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::app::page::{Page, PageRequest};
-use crate::app::{App, AppError, AppResult, FieldErrors, require, required_text};
+use crate::app::{App, AppError, AppResult, FieldErrors, require, required_line};
 use crate::domain::actor::Actor;
 use crate::domain::audit;
 use crate::domain::event::EventKind;
@@ -100,7 +100,7 @@ pub fn all(r: &impl Reader) -> Result<Vec<NotificationRule>, StoreError> {
 pub async fn create(app: &App, actor: &Actor, input: NewRule) -> AppResult<NotificationRule> {
     require(actor, Permission::NotificationWrite)?;
     let mut e = FieldErrors::new();
-    let name = required_text(&mut e, "name", &input.name, 100);
+    let name = required_line(&mut e, "name", &input.name, 100);
     e.into_result()?;
     let now = app.clock.now();
     let who = actor.reference.clone();
@@ -205,7 +205,7 @@ pub async fn update(
     let name = patch
         .name
         .as_deref()
-        .map(|n| required_text(&mut e, "name", n, 100));
+        .map(|n| required_line(&mut e, "name", n, 100));
     e.into_result()?;
     let now = app.clock.now();
     let who = actor.reference.clone();
