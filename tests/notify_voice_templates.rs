@@ -585,8 +585,14 @@ async fn templates_that_would_fail_every_page_are_refused() {
         .put(
             "/api/v1/notification-templates",
             &d.admin,
-            json!({"channel": "sms", "part": "body", "source": "{{ incident.number }} {{ event.data.level }}"}),
+            json!({"channel": "sms", "part": "Body", "source": "{{ incident.number }} {{ event.data.level }}"}),
         )
         .await;
     assert_eq!(ok.status, 200, "{}", ok.text);
+    // Parts are named in lower case, whatever the case they were given in.
+    assert_eq!(ok.body["part"], "body", "{}", ok.text);
+    let a = d
+        .delete("/api/v1/notification-templates/sms/Body", &d.admin)
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
 }

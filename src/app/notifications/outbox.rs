@@ -377,7 +377,7 @@ pub(crate) fn cancel_pages(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryParams {
-    /// `pending`, `sent`, `failed` or `dead`.
+    /// `pending`, `sent`, `failed`, `dead` or `cancelled`.
     pub status: Option<String>,
     /// `email`, `sms`, `voice`, `slack`, `discord` or `webhook`.
     pub channel: Option<String>,

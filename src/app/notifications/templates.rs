@@ -311,6 +311,7 @@ pub async fn set(app: &App, actor: &Actor, input: SetTemplate) -> AppResult<Temp
     let who = actor.reference.clone();
     let channel = input.channel;
     let source = input.source.clone();
+    let stored_part = part.clone();
     app.store
         .write(move |tx| {
             let k = key(&event, channel, &part);
@@ -340,7 +341,8 @@ pub async fn set(app: &App, actor: &Actor, input: SetTemplate) -> AppResult<Temp
     Ok(TemplateView {
         event: input.event.unwrap_or_else(|| ANY_EVENT.into()),
         channel,
-        part: input.part,
+        // As stored (and as DELETE finds it): `Subject` is `subject`.
+        part: stored_part,
         source: input.source,
         builtin: false,
     })
@@ -358,6 +360,7 @@ pub async fn reset(
     require(actor, Permission::NotificationWrite)?;
     let now = app.clock.now();
     let who = actor.reference.clone();
+    let part = part.trim().to_ascii_lowercase();
     app.store
         .write(move |tx| {
             let k = key(&event, channel, &part);
