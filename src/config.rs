@@ -994,7 +994,7 @@ mod tests {
         let e = Config::from_toml("listen = \"nope\"").expect_err("bad addr");
         assert_eq!(e.key, "listen");
         let e = Config::from_toml("[auth\n").expect_err("syntax");
-        assert_eq!(e.key, "syntax");
+        assert_eq!(e.key, "TOML syntax");
         assert!(!e.to_string().contains('\n'));
         let mut c = Config::default();
         c.auth.jwt_secret = Some("short".into());

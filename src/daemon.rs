@@ -187,27 +187,44 @@ impl Running {
     }
 }
 
-/// Waits for SIGTERM or SIGINT.
-pub async fn terminated() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM and SIGINT, listened for from the moment this is made: made before the daemon
+/// answers its first request, so that a SIGTERM sent as soon as it is ready (a supervisor,
+/// a test) is a clean shutdown rather than the signal's default, an exit without one.
+pub struct Termination {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Termination {
+    /// Starts listening.
+    pub fn listen() -> std::io::Result<Termination> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Termination {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Termination {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    /// Waits for either signal.
+    pub async fn received(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {},
+            _ = self.int.recv() => {},
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -221,8 +238,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot serve on {listen}: {e}"))?;
     bootstrap_admin(&app).await?;
+    let termination = Termination::listen()?;
     let running = start_on(app, listener).await?;
-    terminated().await;
+    termination.received().await;
     tracing::info!("shutting down");
     running.stop().await;
     Ok(())
