@@ -275,6 +275,27 @@ async fn unknown_and_repeated_query_parameters_are_422_naming_them() {
         checked += 1;
     }
     assert!(checked >= 15, "only {checked} query routes in the document");
+    // Routes that take no parameter at all refuse one too, naming it.
+    let incident = d
+        .post(
+            "/api/v1/incidents",
+            &d.admin,
+            json!({"title": "q", "impact": "low", "urgency": "low"}),
+        )
+        .await
+        .id();
+    for path in [
+        "/api/v1/users/1".to_owned(),
+        format!("/api/v1/incidents/{incident}"),
+        "/api/v1/auth/me".to_owned(),
+        "/api/v1/settings/priority-matrix".to_owned(),
+    ] {
+        let a = d.get(&format!("{path}?expand=all"), &d.admin).await;
+        a.assert_problem(422);
+        let why = a.body["errors"]["expand"][0].as_str().unwrap_or_default();
+        assert!(why.contains("takes none"), "{path}: {}", a.text);
+        assert_eq!(d.get(&path, &d.admin).await.status, 200, "{path}");
+    }
     for (list, filter) in [
         ("/api/v1/incidents", "status=open"),
         ("/api/v1/alerts", "state=firing"),

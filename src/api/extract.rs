@@ -216,6 +216,70 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, Problem> {
     })
 }
 
+/// The API operations (`GET /api/v1/incidents/{id}`) that take no query parameter, read
+/// once from the OpenAPI document, where every operation's parameters are declared.
+fn queryless() -> &'static std::collections::HashSet<(String, String)> {
+    static ROUTES: std::sync::OnceLock<std::collections::HashSet<(String, String)>> =
+        std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| {
+        let doc = serde_json::to_value(super::openapi()).unwrap_or_default();
+        let mut out = std::collections::HashSet::new();
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                let takes_query = op["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|p| p["in"] == "query");
+                if !takes_query {
+                    out.insert((method.to_ascii_uppercase(), path.clone()));
+                }
+            }
+        }
+        out
+    })
+}
+
+/// Middleware: a query parameter on an API route that takes none is a 422 naming it, as
+/// on the lists (`GET /api/v1/users/1?expand=roles` would otherwise look like it worked).
+pub async fn refuse_stray_query(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let stray = match (
+        req.uri().query(),
+        req.extensions().get::<axum::extract::MatchedPath>(),
+    ) {
+        (Some(q), Some(route))
+            if !q.is_empty()
+                && route.as_str().starts_with("/api/")
+                && queryless()
+                    .contains(&(req.method().as_str().to_owned(), route.as_str().to_owned())) =>
+        {
+            form_urlencoded::parse(q.as_bytes())
+                .map(|(k, _)| k.into_owned())
+                .next()
+        }
+        _ => None,
+    };
+    match stray {
+        Some(name) => {
+            let name = if name.is_empty() {
+                "query".to_owned()
+            } else {
+                name
+            };
+            Problem::validation(single(
+                name,
+                "is not a parameter of this route; it takes none".to_owned(),
+            ))
+            .into_response()
+        }
+        None => next.run(req).await,
+    }
+}
+
 /// Maps a body read failure: too large is 413, anything else 400.
 pub fn body_rejection(e: BytesRejection) -> Problem {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {

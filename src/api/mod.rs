@@ -387,6 +387,7 @@ fn with_outer_layers(router: Router, timeout: Duration) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(CatchPanicLayer::new())
         .layer(axum::middleware::map_response(problem::ensure_problem_json))
+        .layer(axum::middleware::from_fn(extract::refuse_stray_query))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
