@@ -202,6 +202,25 @@ async fn a_request_passes_every_level_in_order_under_the_four_eyes_rule() {
     assert_eq!(listed.body["items"][0]["id"], id);
     let none = d.get("/api/v1/approvals?status=pending", &eng_token).await;
     assert_eq!(none.body["items"], json!([]));
+    // Any case, and several at once, as the other lists take statuses.
+    for query in [
+        "status=APPROVED",
+        "status=pending,approved",
+        "status=Rejected,approved",
+    ] {
+        let listed = d
+            .get(&format!("/api/v1/approvals?{query}"), &eng_token)
+            .await;
+        assert_eq!(listed.status, 200, "{query}: {}", listed.text);
+        assert_eq!(listed.body["items"][0]["id"], id, "{query}");
+    }
+    let none = d
+        .get("/api/v1/approvals?status=rejected,expired", &eng_token)
+        .await;
+    assert_eq!(none.body["items"], json!([]));
+    d.get("/api/v1/approvals?status=pending,maybe", &eng_token)
+        .await
+        .assert_problem(422);
     d.get("/api/v1/approvals?status=maybe", &eng_token)
         .await
         .assert_problem(422);

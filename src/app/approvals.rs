@@ -3,6 +3,8 @@
 //! pending count for the dashboard, tells the next level's approvers (and, at the end,
 //! the requester) through their contact methods, and notes it on a linked incident.
 
+use std::collections::BTreeSet;
+
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -98,7 +100,8 @@ pub struct DecisionRequest {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalParams {
-    /// `pending`, `approved`, `rejected`, `cancelled` or `expired`.
+    /// Comma-separated, any case: `pending`, `approved`, `rejected`, `cancelled`,
+    /// `expired`.
     pub status: Option<String>,
     /// Page size.
     pub limit: Option<String>,
@@ -470,27 +473,41 @@ pub fn list(
     page: PageRequest,
 ) -> AppResult<Page<ApprovalRequest>> {
     require(actor, Permission::ApprovalRead)?;
-    let status = match status.map(str::trim).filter(|s| !s.is_empty()) {
-        None => None,
-        Some(s) => Some(ApprovalStatus::parse(s).ok_or_else(|| {
-            FieldErrors::single(
-                "status",
-                "must be one of pending, approved, rejected, cancelled, expired",
-            )
-        })?),
-    };
+    // Comma-separated, any case, as the other lists take their statuses.
+    let mut statuses = BTreeSet::new();
+    for word in status.unwrap_or_default().split(',').map(str::trim) {
+        if word.is_empty() {
+            continue;
+        }
+        statuses.insert(
+            ApprovalStatus::parse(&word.to_ascii_lowercase()).ok_or_else(|| {
+                FieldErrors::single(
+                    "status",
+                    format!(
+                        "'{word}' is not one of pending, approved, rejected, cancelled, expired"
+                    ),
+                )
+            })?,
+        );
+    }
     let r = app.store.read()?;
-    let prefix = status.map(|s| Key::new().u8(s.code()).into_bytes());
-    let driver = prefix
-        .as_deref()
-        .map(|p| (tables::APPROVAL_INDEX, p))
-        .unwrap_or((tables::APPROVAL_INDEX, &[][..]));
-    // Every request has exactly one index entry; without a status the walk goes over all
-    // statuses, so it is driven by the record table instead.
-    let page = if status.is_some() {
-        walk::<ApprovalRecord>(&r, Some(driver), page, |_| Take::Yes)?
-    } else {
-        walk::<ApprovalRecord>(&r, None, page, |_| Take::Yes)?
+    // Every request has exactly one index entry: one status walks its part of the index;
+    // several, or none, walk the records.
+    let page = match statuses.iter().collect::<Vec<_>>().as_slice() {
+        [one] => {
+            let prefix = Key::new().u8(one.code()).into_bytes();
+            walk::<ApprovalRecord>(&r, Some((tables::APPROVAL_INDEX, &prefix)), page, |_| {
+                Take::Yes
+            })?
+        }
+        [] => walk::<ApprovalRecord>(&r, None, page, |_| Take::Yes)?,
+        _ => walk::<ApprovalRecord>(&r, None, page, |a| {
+            if statuses.contains(&a.0.status) {
+                Take::Yes
+            } else {
+                Take::No
+            }
+        })?,
     };
     Ok(page.map(|a| a.0))
 }
