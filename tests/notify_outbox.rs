@@ -405,3 +405,68 @@ async fn problem_events_pass_rule_filters_by_the_problems_service_and_priority()
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(hook.to("/problems").len(), 1, "only the matching problem");
 }
+
+#[tokio::test]
+async fn whoever_an_open_incident_is_assigned_to_is_told_once() {
+    let hook = webhook_fake().await;
+    let d = TestDaemon::start_with(fast_retries, Arc::new(SystemClock)).await;
+    let (ann, ann_token) = d.user("ann", "Engineer").await;
+    let (ben, _) = d.user("ben", "Engineer").await;
+    contact(&d, ann, "webhook", &hook.url("/ann")).await;
+    contact(&d, ben, "webhook", &hook.url("/ben")).await;
+    // A rule that also tells ben of assignments: he still hears once.
+    rule(
+        &d,
+        "ben hears of assignments",
+        &["incident.assigned"],
+        json!([{"kind": "user", "id": ben}]),
+    )
+    .await;
+    let id = open_incident(&d, &d.admin, "Reassigned").await;
+    for user in [ann, ben] {
+        let a = d
+            .post(
+                &format!("/api/v1/incidents/{id}/assign"),
+                &d.admin,
+                json!({"assignee_id": user}),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    let told = hook.wait_for("/ann", 1, WAIT, |_| true).await;
+    let v = told[0].json();
+    assert_eq!(v["event"]["kind"], "incident.assigned", "{v}");
+    assert_eq!(v["event"]["headline"], "assigned to ann", "{v}");
+    hook.wait_for("/ben", 1, WAIT, |_| true).await;
+    // Taking it oneself tells nobody; neither does assigning a resolved incident.
+    let a = d
+        .post(
+            &format!("/api/v1/incidents/{id}/assign"),
+            &ann_token,
+            json!({"assignee_id": ann}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    d.transition(id, "resolved").await;
+    let a = d
+        .post(
+            &format!("/api/v1/incidents/{id}/assign"),
+            &d.admin,
+            json!({"assignee_id": ben}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(hook.to("/ann").len(), 1, "ann: once");
+    // Ben's rule tells him of each of the four assignments, each once: the one to him is
+    // not sent twice.
+    let mut seqs: Vec<u64> = hook
+        .to("/ben")
+        .iter()
+        .map(|r| r.json()["event"]["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(seqs.len(), 4, "{seqs:?}");
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 4, "one message per event: {seqs:?}");
+}

@@ -524,7 +524,7 @@ pub async fn update(
             } else {
                 EventKind::IncidentUpdated
             };
-            events::publish(
+            let seq = events::publish(
                 tx,
                 now,
                 kind,
@@ -532,6 +532,13 @@ pub async fn update(
                 Subject::incident(id),
                 json!({"changes": changes, "assignee_id": i.assignee_id, "group_id": i.group_id}),
             )?;
+            if i.status.is_open()
+                && i.assignee_id != before.assignee_id
+                && let Some(to) = i.assignee_id
+                && let Some(event) = access::get::<crate::domain::event::DomainEvent>(tx, seq)?
+            {
+                crate::app::notifications::plan::notify_assignee(tx, &event, to)?;
+            }
             Ok(i)
         })
         .await?;

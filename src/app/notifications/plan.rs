@@ -165,6 +165,36 @@ pub(crate) fn notify_users(
     reach_users(tx, event, user_ids, false)
 }
 
+/// Tells the person an open incident was just assigned to (by someone else) on every
+/// enabled contact method at once, as PagerDuty and Opsgenie tell whoever an incident is
+/// reassigned to; not again if a notification rule already told them of this event.
+pub(crate) fn notify_assignee(
+    tx: &WriteTransaction,
+    event: &DomainEvent,
+    user_id: u64,
+) -> Result<usize, StoreError> {
+    if let Some(incident) = event.incident_id {
+        let prefix = crate::store::keys::Key::new()
+            .u8(crate::store::tables::delivery_field::INCIDENT)
+            .u64(incident)
+            .into_bytes();
+        for id in access::ids_with_prefix(
+            tx,
+            crate::store::tables::DELIVERY_INDEX,
+            &prefix,
+            usize::MAX,
+        )? {
+            if let Some(d) = access::get::<Delivery>(tx, id)?
+                && d.event_seq == event.seq
+                && d.user_id == Some(user_id)
+            {
+                return Ok(0);
+            }
+        }
+    }
+    reach_users(tx, event, &[user_id], false)
+}
+
 fn reach_users(
     tx: &WriteTransaction,
     event: &DomainEvent,
