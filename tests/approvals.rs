@@ -290,6 +290,9 @@ async fn a_request_nobody_decides_expires_at_its_deadline_even_across_a_restart(
         "{}",
         a.text
     );
+    let deadline = at(&a.body["expires_at"])
+        .format("%Y-%m-%d %H:%M:%S UTC")
+        .to_string();
 
     // Editing the workflow changes the deadline of later requests only.
     let patched = d
@@ -381,8 +384,8 @@ async fn a_request_nobody_decides_expires_at_its_deadline_even_across_a_restart(
         })
     };
     assert!(
-        said(", to be decided by "),
-        "the deadline is announced: {entries:#?}"
+        said(&format!(", to be decided by {deadline}")),
+        "the deadline is announced to the second: {entries:#?}"
     );
     assert!(
         said(&format!(

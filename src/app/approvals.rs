@@ -714,11 +714,10 @@ pub async fn cancel(app: &App, actor: &Actor, id: u64) -> AppResult<ApprovalRequ
 /// ", to be decided by <deadline>", or nothing without one.
 fn decide_by(r: &ApprovalRequest) -> String {
     r.expires_at
-        .map(|t| format!(", to be decided by {}", t.format("%Y-%m-%d %H:%M UTC")))
+        .map(|t| format!(", to be decided by {}", t.format("%Y-%m-%d %H:%M:%S UTC")))
         .unwrap_or_default()
 }
 
-/// The ids of the pending requests, oldest first.
 /// The pending requests whose current or a later level names `approver` (each keeps
 /// its own copy of its workflow's levels), for the guard against deleting the last
 /// person who could decide them.
@@ -740,6 +739,7 @@ pub(crate) fn pending_asking(
     Ok(None)
 }
 
+/// The ids of the pending requests, oldest first.
 fn pending_ids(r: &impl Reader) -> Result<Vec<u64>, StoreError> {
     let mut ids = Vec::new();
     access::scan_prefix(
