@@ -488,12 +488,6 @@ impl Config {
             }
             e
         })?;
-        // Checked here, not when the first start creates the admin: a bad one must stop
-        // `serve` before it creates and migrates a store, like every other bad setting.
-        if let Some(p) = env(ADMIN_PASSWORD_ENV) {
-            crate::domain::identity::check_password(&p)
-                .map_err(|reason| ConfigError::new(ADMIN_PASSWORD_ENV, reason))?;
-        }
         Ok(config)
     }
 
@@ -879,6 +873,20 @@ impl Config {
             hide(&mut d.bot_token);
         }
         c
+    }
+
+    /// Checks `INCIDENTD_ADMIN_PASSWORD` (as read by `env`) if the first start is to use it
+    /// (there is no store yet): a bad one must stop `serve` before it creates and migrates
+    /// a store, like every other bad setting; once the admin exists the variable is unused.
+    pub fn check_first_admin_password(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        match env(ADMIN_PASSWORD_ENV) {
+            Some(p) if !self.store_path().exists() => crate::domain::identity::check_password(&p)
+                .map_err(|reason| ConfigError::new(ADMIN_PASSWORD_ENV, reason)),
+            _ => Ok(()),
+        }
     }
 
     /// The store file inside the data directory.

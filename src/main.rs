@@ -186,14 +186,20 @@ fn main() -> ExitCode {
     unsafe { libc::umask(0o077) };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    if !matches!(cli.command, Cmd::Serve) {
-        // A command whose output goes to `head` ends quietly when the pipe closes, as
-        // Unix tools do, instead of panicking in println!. (The daemon keeps Rust's
-        // default: a peer closing a socket is an error to handle, not a signal.)
+    if matches!(cli.command, Cmd::Config(_) | Cmd::Playbook(_)) {
+        // These only print: piped into `head`, they end quietly when the pipe closes, as
+        // Unix tools do, instead of panicking in println!. (The daemon, and the commands
+        // that talk to it over its socket, keep Rust's default: a peer closing a socket
+        // is an error to handle, not a signal that ends the process without a word.)
         // SAFETY: restoring a signal's default disposition has no memory effects.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
-    let config = match Config::load(cli.config.as_deref(), &config::process_env) {
+    let config = match Config::load(cli.config.as_deref(), &config::process_env).and_then(|c| {
+        if matches!(cli.command, Cmd::Serve) {
+            c.check_first_admin_password(&config::process_env)?;
+        }
+        Ok(c)
+    }) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");

@@ -86,6 +86,22 @@ async fn a_redacted_secret_written_back_keeps_the_secret() {
         )
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
+    // The marker with a URL that has no stored secret would send unsigned: refused.
+    let mut moved = shown.body["targets"].clone();
+    moved[1]["url"] = json!(hook.url("/moved"));
+    let a = d
+        .patch(
+            &format!("/api/v1/notification-rules/{rule_id}"),
+            &d.admin,
+            json!({"targets": moved}),
+        )
+        .await;
+    a.assert_problem(422);
+    assert!(
+        a.body["errors"]["targets[1].secret"].is_array(),
+        "{}",
+        a.text
+    );
     let rule_changes = &audited(&d, "notification_rule.update").await[0]["changes"];
     assert!(rule_changes.get("secret").is_none(), "{rule_changes}");
     let contact_changes = &audited(&d, "contact_method.update").await[0]["changes"];

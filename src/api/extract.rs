@@ -251,8 +251,12 @@ pub async fn refuse_stray_query(
         req.uri().query(),
         req.extensions().get::<axum::extract::MatchedPath>(),
     ) {
+        // Without credentials the handler's 401 comes first, as on every route.
         (Some(q), Some(route))
             if !q.is_empty()
+                && req
+                    .headers()
+                    .contains_key(axum::http::header::AUTHORIZATION)
                 && route.as_str().starts_with("/api/")
                 && queryless()
                     .contains(&(req.method().as_str().to_owned(), route.as_str().to_owned())) =>

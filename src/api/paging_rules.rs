@@ -18,8 +18,7 @@ use crate::domain::paging::PagingRule;
 
 /// A person's paging rules, by delay (the person themself, or `user:read`). Without rules
 /// a page reaches every enabled contact method at once.
-#[utoipa::path(get, path = "/api/v1/users/{id}/notification-rules", tag = "users", security(("bearer" = [])), params(("id" = u64, Path)),
-    params(ListParams),
+#[utoipa::path(get, path = "/api/v1/users/{id}/notification-rules", tag = "users", security(("bearer" = [])), params(("id" = u64, Path), ListParams),
     responses((status = 200, body = inline(Page<PagingRule>)), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn list_paging_rules(
     State(app): State<AppState>,

@@ -65,19 +65,27 @@ pub async fn login(
                 } else {
                     "account deactivated"
                 };
-                app.store
-                    .write(move |tx| {
-                        super::audit::record(
-                            tx,
-                            now,
-                            &Actor::system().reference,
-                            "auth.login_failed",
-                            ("user", id),
-                            format!("failed login as {name} from {client} ({why})"),
-                            serde_json::json!({"client": client.to_string()}),
-                        )
-                    })
-                    .await?;
+                // Not waited for: an answer that took a store write longer for existing
+                // names would tell which names exist, which the decoy hash hides.
+                let store = app.store.clone();
+                tokio::spawn(async move {
+                    let recorded = store
+                        .write(move |tx| {
+                            super::audit::record(
+                                tx,
+                                now,
+                                &Actor::system().reference,
+                                "auth.login_failed",
+                                ("user", id),
+                                format!("failed login as {name} from {client} ({why})"),
+                                serde_json::json!({"client": client.to_string()}),
+                            )
+                        })
+                        .await;
+                    if let Err(e) = recorded {
+                        tracing::warn!(error = %e, user = id, "cannot record a failed login");
+                    }
+                });
             }
             return Err(AppError::Unauthorized(LOGIN_FAILED.into()));
         }

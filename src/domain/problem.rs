@@ -195,11 +195,10 @@ impl Problem {
             ProblemStatus::KnownError => self.known_error_at = Some(at),
             ProblemStatus::Resolved => self.resolved_at = Some(at),
             ProblemStatus::Closed => self.closed_at = Some(at),
-            ProblemStatus::Investigating if self.status == ProblemStatus::Resolved => {
+            // Back under investigation: neither fixed nor a known error (since when would
+            // lie).
+            ProblemStatus::Investigating => {
                 self.resolved_at = None;
-            }
-            // Back under investigation: no longer a known error (since when would lie).
-            ProblemStatus::Investigating if self.status == ProblemStatus::KnownError => {
                 self.known_error_at = None;
             }
             _ => {}
@@ -315,6 +314,10 @@ mod tests {
         p.apply_transition(Investigating, at("2026-01-04T00:00:00Z"))
             .expect("reopen");
         assert_eq!(p.resolved_at, None);
+        assert_eq!(
+            p.known_error_at, None,
+            "reopened: not a known error since then"
+        );
         assert!(!p.is_known_error(), "reopened: under investigation again");
         p.apply_transition(KnownError, at("2026-01-04T12:00:00Z"))
             .expect("known error again");

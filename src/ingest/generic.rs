@@ -114,10 +114,7 @@ fn map_one(obj: &Value, m: &GenericMapping, at: &str) -> Result<IncomingAlert, I
         links: links(&BTreeMap::new(), &[]),
         annotations: BTreeMap::new(),
         labels,
-        title: title
-            .chars()
-            .take(crate::app::incidents::MAX_TITLE)
-            .collect(),
+        title: super::one_line_title(&title),
         description,
         severity,
         starts_at: None,

@@ -161,8 +161,40 @@ pub(crate) fn title_of(
         (Some(n), None) => n.clone(),
         (None, None) => "Alert".to_owned(),
     };
-    title
+    one_line_title(&title)
+}
+
+/// A title fit for a subject line, an SMS and a chat header, as the REST API requires of
+/// the titles people type: control characters and line breaks become spaces, and it is
+/// at most `MAX_TITLE` characters.
+pub(crate) fn one_line_title(title: &str) -> String {
+    let spaced: String = title
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    spaced
+        .trim()
         .chars()
         .take(crate::app::incidents::MAX_TITLE)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_titles_are_one_line_without_control_characters() {
+        assert_eq!(one_line_title("  disk\nfull\r\n "), "disk full");
+        assert_eq!(one_line_title("\u{1b}[31mred\u{0}"), "[31mred");
+        assert_eq!(one_line_title("tab\there"), "tab here");
+        let long = "x".repeat(crate::app::incidents::MAX_TITLE + 10);
+        assert_eq!(
+            one_line_title(&long).chars().count(),
+            crate::app::incidents::MAX_TITLE
+        );
+        let labels = BTreeMap::from([("alertname".to_owned(), "Disk".to_owned())]);
+        let annotations = BTreeMap::from([("summary".to_owned(), "full\non db-1".to_owned())]);
+        assert_eq!(title_of(&labels, &annotations), "Disk: full on db-1");
+    }
 }

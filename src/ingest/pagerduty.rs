@@ -215,7 +215,7 @@ pub fn parse_event(body: &[u8]) -> Result<Event, Vec<String>> {
         action,
         labels,
         annotations,
-        title,
+        title: super::one_line_title(&title),
         description,
         severity,
         starts_at,

@@ -7,7 +7,7 @@
 //! so that their next alerts join the target too), resolves each source with "merged
 //! into INC-n" (`merged_into` on its record), and notes it on both timelines, as
 //! PagerDuty's merge does. The target keeps its own priority, assignee and escalation,
-//! and is linked to the sources' open problems.
+//! and is linked to the sources' open problems (when whoever merges may change problems).
 //! A merged incident is not a fix: it counts in no MTTR, and it cannot be reopened (close
 //! it, or work in the target). The target's "first alerts" (where its runbook link and the
 //! labels playbooks match come from) are its alerts in id order, so an older source's
@@ -127,9 +127,15 @@ pub async fn merge(
             // is final and is not extended).
             problems.sort_unstable();
             problems.dedup();
+            // Linking is a change to the problem too: only for someone who may make it.
+            if !actor.can(Permission::ProblemWrite) {
+                problems.clear();
+            }
             for problem in problems {
-                let open = crate::app::problems::load(tx, problem)
-                    .is_ok_and(|p| p.status != crate::domain::problem::ProblemStatus::Closed);
+                let open = crate::app::problems::load(tx, problem).is_ok_and(|p| {
+                    p.status != crate::domain::problem::ProblemStatus::Closed
+                        && !p.incident_ids.contains(&target)
+                });
                 if open && !i.problem_ids.contains(&problem) {
                     crate::app::problems::link_in_tx(tx, now, who, problem, target, true)?;
                 }

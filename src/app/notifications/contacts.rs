@@ -7,7 +7,9 @@ use crate::app::{App, AppError, AppResult, FieldErrors, require};
 use crate::domain::actor::Actor;
 use crate::domain::audit;
 use crate::domain::identity::User;
-use crate::domain::notification::{ChannelKind, ContactMethod, kept_secret, redact_secret};
+use crate::domain::notification::{
+    ChannelKind, ContactMethod, REDACTED_SECRET, kept_secret, redact_secret,
+};
 use crate::domain::permission::Permission;
 use crate::store::access::{self, Order, Reader};
 use crate::store::keys::{Key, KeyReader};
@@ -145,7 +147,12 @@ fn check_identity_free(
     };
     let owner = match owner {
         Some(o) => Some(o),
-        None => crate::app::chat::linked_by_email(tx, kind, address)?,
+        // A link found by e-mail counts while its user is there and active (it is not
+        // removed when they leave; chat stops using it then too).
+        None => match crate::app::chat::linked_by_email(tx, kind, address)? {
+            Some(id) if access::get::<User>(tx, id)?.is_some_and(|u| u.active) => Some(id),
+            _ => None,
+        },
     };
     match owner {
         Some(other) if other != user_id => Err(AppError::Conflict(format!(
@@ -284,6 +291,12 @@ pub async fn update(
             }
             if let Some(l) = &patch.label {
                 c.label = l.trim().to_owned();
+            }
+            if patch.secret.as_deref() == Some(REDACTED_SECRET) && before.secret.is_none() {
+                return Err(FieldErrors::single(
+                    "secret",
+                    "is the marker of a stored secret, and none is stored: give the secret",
+                ));
             }
             c.secret = kept_secret(patch.secret.as_deref(), before.secret.as_deref());
             if let Some(en) = patch.enabled {

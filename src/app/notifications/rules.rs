@@ -9,7 +9,9 @@ use crate::domain::actor::Actor;
 use crate::domain::audit;
 use crate::domain::event::EventKind;
 use crate::domain::identity::{Group, User};
-use crate::domain::notification::{ChannelKind, NotificationRule, RuleFilter, Target, kept_secret};
+use crate::domain::notification::{
+    ChannelKind, NotificationRule, REDACTED_SECRET, RuleFilter, Target, kept_secret,
+};
 use crate::domain::permission::Permission;
 use crate::domain::service::Service;
 use crate::store::access::{self, Order, Reader};
@@ -225,6 +227,21 @@ pub async fn update(
                 r.filter = f.clone();
             }
             if let Some(t) = &patch.targets {
+                // The marker stands for the secret stored for the same URL; with a new
+                // URL there is none, and deliveries would go out unsigned.
+                for (i, target) in t.iter().enumerate() {
+                    if let Target::Webhook { url, secret: Some(s) } = target
+                        && s == REDACTED_SECRET
+                        && !before.targets.iter().any(|old| {
+                            matches!(old, Target::Webhook { url: u, secret: Some(_) } if u.trim() == url.trim())
+                        })
+                    {
+                        return Err(FieldErrors::single(
+                            format!("targets[{i}].secret"),
+                            "is the marker of a stored secret, and none is stored for this URL: give the secret",
+                        ));
+                    }
+                }
                 r.targets = t
                     .iter()
                     .cloned()

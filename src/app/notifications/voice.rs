@@ -3,14 +3,16 @@
 
 use crate::app::incidents;
 use crate::app::{App, AppError, AppResult};
-use crate::domain::notification::{ChannelKind, Delivery};
+use crate::domain::identity::User;
+use crate::domain::notification::{ChannelKind, ContactMethod, Delivery};
 use crate::store::StoreError;
 use crate::store::access::{self, Reader};
 use crate::store::keys::Key;
 use crate::store::tables::{self, delivery_field as field};
 
-/// The user who answers the call of `d`: the one it was planned for, or the one whose
-/// voice contact method the called number is (a rule may name a number directly). A call
+/// The user who answers the call of `d`: the one it was planned for, or, for a number a
+/// rule names directly, the one active user whose enabled voice contact method it is (a
+/// shared duty phone several people list answers as nobody: anyone could add it). A call
 /// nobody answers as a user offers no key to press.
 pub fn who_answers(r: &impl Reader, d: &Delivery) -> Result<Option<u64>, StoreError> {
     if d.channel != ChannelKind::Voice {
@@ -19,7 +21,20 @@ pub fn who_answers(r: &impl Reader, d: &Delivery) -> Result<Option<u64>, StoreEr
     if d.user_id.is_some() {
         return Ok(d.user_id);
     }
-    Ok(super::contacts::by_address(r, ChannelKind::Voice, &d.target)?.map(|c| c.user_id))
+    let mut owners = std::collections::BTreeSet::new();
+    for c in access::list::<ContactMethod>(r, None, access::Order::Asc, usize::MAX)? {
+        if c.enabled
+            && c.kind == ChannelKind::Voice
+            && c.address == d.target
+            && access::get::<User>(r, c.user_id)?.is_some_and(|u| u.active)
+        {
+            owners.insert(c.user_id);
+        }
+    }
+    Ok(match owners.len() {
+        1 => owners.pop_first(),
+        _ => None,
+    })
 }
 
 /// The incidents the call of `d` read out: its own, and those of the deliveries folded into
