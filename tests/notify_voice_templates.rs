@@ -535,9 +535,10 @@ async fn templates_are_checked_overridable_and_restorable() {
         format!("[P1] INC-{id3} opened: After the reset")
     );
 
-    // A template that compiles but fails when rendered makes the delivery dead with the
-    // reason, instead of retrying forever.
-    let a = put(json!({"event": "incident.opened", "channel": "email", "part": "subject", "source": "{{ incident.title + 1 }}"})).await;
+    // A template that renders some events but fails on this one's data (an approval's
+    // level, absent from an incident event) makes the delivery dead with the reason,
+    // instead of retrying forever.
+    let a = put(json!({"event": "incident.opened", "channel": "email", "part": "subject", "source": "{{ event.data.level + 1 }}"})).await;
     assert_eq!(a.status, 200, "{}", a.text);
     let id4 = open_incident(&d, &d.admin, "Broken template").await;
     let log = wait_deliveries(&d, id4, "email", 1, |x| x["status"] == "dead").await;
