@@ -61,11 +61,37 @@ pub fn allowed(app: &App, actor: &Actor, user_id: u64, write: bool) -> AppResult
         return require(actor, Permission::UserRead);
     }
     require(actor, Permission::UserWrite)?;
-    let r = app.store.read()?;
-    match access::get::<User>(&r, user_id)? {
-        Some(target) => crate::app::users::check_may_act_on(&r, &actor.permissions, &target),
-        // The operation answers 404 for a user that does not exist.
-        None => Ok(()),
+    Changer::of(actor).check(&app.store.read()?, user_id)
+}
+
+/// Who changes a user's contact methods or paging rules: checked early ([`allowed`]) and
+/// again inside the write transaction, so that a role given to the target in between
+/// counts.
+#[derive(Debug, Clone)]
+pub(crate) struct Changer {
+    user_id: Option<u64>,
+    permissions: crate::domain::permission::PermissionSet,
+}
+
+impl Changer {
+    /// The changer `actor` is.
+    pub(crate) fn of(actor: &Actor) -> Self {
+        Self {
+            user_id: actor.user_id,
+            permissions: actor.permissions.clone(),
+        }
+    }
+
+    /// Whether they may change `user_id`'s: their own, or a user who holds no permission
+    /// they lack (a user that does not exist is the operation's 404).
+    pub(crate) fn check(&self, r: &impl Reader, user_id: u64) -> AppResult<()> {
+        if self.user_id == Some(user_id) {
+            return Ok(());
+        }
+        match access::get::<User>(r, user_id)? {
+            Some(target) => crate::app::users::check_may_act_on(r, &self.permissions, &target),
+            None => Ok(()),
+        }
     }
 }
 
@@ -217,9 +243,11 @@ pub async fn create(
     e.into_result()?;
     let now = app.clock.now();
     let who = actor.reference.clone();
+    let changer = Changer::of(actor);
     let c = app
         .store
         .write(move |tx| {
+            changer.check(tx, user_id)?;
             access::get::<User>(tx, user_id)?
                 .ok_or_else(|| AppError::not_found("user", user_id))?;
             let address = input.address.trim().to_owned();
@@ -279,9 +307,11 @@ pub async fn update(
     allowed(app, actor, user_id, true)?;
     let now = app.clock.now();
     let who = actor.reference.clone();
+    let changer = Changer::of(actor);
     let c = app
         .store
         .write(move |tx| {
+            changer.check(tx, user_id)?;
             let before = access::get::<ContactMethod>(tx, id)?
                 .filter(|c| c.user_id == user_id)
                 .ok_or_else(|| AppError::not_found("contact method", id))?;
@@ -351,8 +381,10 @@ pub async fn delete(app: &App, actor: &Actor, user_id: u64, id: u64) -> AppResul
     allowed(app, actor, user_id, true)?;
     let now = app.clock.now();
     let who = actor.reference.clone();
+    let changer = Changer::of(actor);
     app.store
         .write(move |tx| {
+            changer.check(tx, user_id)?;
             let c = access::get::<ContactMethod>(tx, id)?
                 .filter(|c| c.user_id == user_id)
                 .ok_or_else(|| AppError::not_found("contact method", id))?;

@@ -93,8 +93,10 @@ pub async fn create(
     e.into_result()?;
     let now = app.clock.now();
     let who = actor.reference.clone();
+    let changer = contacts::Changer::of(actor);
     app.store
         .write(move |tx| {
+            changer.check(tx, user_id)?;
             access::get::<User>(tx, user_id)?
                 .ok_or_else(|| AppError::not_found("user", user_id))?;
             let method = access::get::<ContactMethod>(tx, input.contact_method_id)?
@@ -155,8 +157,10 @@ pub async fn delete(app: &App, actor: &Actor, user_id: u64, id: u64) -> AppResul
     contacts::allowed(app, actor, user_id, true)?;
     let now = app.clock.now();
     let who = actor.reference.clone();
+    let changer = contacts::Changer::of(actor);
     app.store
         .write(move |tx| {
+            changer.check(tx, user_id)?;
             let mut rules = of_user(tx, user_id)?;
             let Some(at) = rules.iter().position(|r| r.id == id) else {
                 return Err(AppError::not_found("notification rule", id));
