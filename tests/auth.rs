@@ -495,17 +495,6 @@ async fn logout_ends_the_refresh_session() {
 async fn logins_logouts_and_revoked_sessions_are_on_the_audit_record() {
     let d = TestDaemon::start().await;
     let (alice, _) = d.user("alice", "Engineer").await;
-    let entries = async |d: &TestDaemon, action: &str| -> Vec<Value> {
-        let a = d.get("/api/v1/audit?limit=500", &d.admin).await;
-        assert_eq!(a.status, 200, "{}", a.text);
-        a.body["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| e["action"] == action)
-            .cloned()
-            .collect()
-    };
 
     login_answer(&d, "alice", "wrong-password-123")
         .await
@@ -514,14 +503,15 @@ async fn logins_logouts_and_revoked_sessions_are_on_the_audit_record() {
         .await
         .assert_problem(401);
     // Recorded after the answer (so that it takes no longer than for an unknown name).
-    let mut failed = entries(&d, "auth.login_failed").await;
-    for _ in 0..50 {
-        if !failed.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        failed = entries(&d, "auth.login_failed").await;
-    }
+    let failed = common::notify::eventually(
+        "the failed login on the record",
+        std::time::Duration::from_secs(5),
+        async || {
+            let failed = d.audited("auth.login_failed").await;
+            (!failed.is_empty()).then_some(failed)
+        },
+    )
+    .await;
     assert_eq!(
         failed.len(),
         1,
@@ -535,10 +525,10 @@ async fn logins_logouts_and_revoked_sessions_are_on_the_audit_record() {
             .contains("wrong password"),
         "{failed:#?}"
     );
-    let before = entries(&d, "auth.login").await.len();
+    let before = d.audited("auth.login").await.len();
     let session = login_answer(&d, "alice", USER_PASSWORD).await;
     assert_eq!(session.status, 200, "{}", session.text);
-    let logins = entries(&d, "auth.login").await;
+    let logins = d.audited("auth.login").await;
     assert_eq!(logins.len(), before + 1);
     assert_eq!(logins[0]["actor"]["name"], "alice", "{:#?}", logins[0]);
     assert!(
@@ -553,7 +543,7 @@ async fn logins_logouts_and_revoked_sessions_are_on_the_audit_record() {
     let rotated = refresh(&d, &first).await;
     assert_eq!(rotated.status, 200, "{}", rotated.text);
     refresh(&d, &first).await.assert_problem(401);
-    let revoked = entries(&d, "auth.session_revoked").await;
+    let revoked = d.audited("auth.session_revoked").await;
     assert_eq!(revoked.len(), 1, "{revoked:#?}");
     assert_eq!(revoked[0]["target"]["id"], alice);
 
@@ -570,7 +560,7 @@ async fn logins_logouts_and_revoked_sessions_are_on_the_audit_record() {
             .await;
         assert_eq!(a.status, 204, "{}", a.text);
     }
-    let out = entries(&d, "auth.logout").await;
+    let out = d.audited("auth.logout").await;
     assert_eq!(out.len(), 1, "{out:#?}");
     assert_eq!(out[0]["actor"]["name"], "alice");
 }

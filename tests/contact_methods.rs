@@ -11,24 +11,11 @@ use std::time::Duration;
 use common::TestDaemon;
 use common::fakes::webhook_fake;
 use common::notify::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
 const RULE_SECRET: &str = "rule-secret-0123456789";
 const CONTACT_SECRET: &str = "contact-secret-0123456789";
-
-/// The audit entries of `action`, newest first.
-async fn audited(d: &TestDaemon, action: &str) -> Vec<Value> {
-    let a = d.get("/api/v1/audit?limit=200", &d.admin).await;
-    assert_eq!(a.status, 200, "{}", a.text);
-    a.body["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["action"] == action)
-        .cloned()
-        .collect()
-}
 
 #[tokio::test]
 async fn a_redacted_secret_written_back_keeps_the_secret() {
@@ -102,9 +89,9 @@ async fn a_redacted_secret_written_back_keeps_the_secret() {
         "{}",
         a.text
     );
-    let rule_changes = &audited(&d, "notification_rule.update").await[0]["changes"];
+    let rule_changes = &d.audited("notification_rule.update").await[0]["changes"];
     assert!(rule_changes.get("secret").is_none(), "{rule_changes}");
-    let contact_changes = &audited(&d, "contact_method.update").await[0]["changes"];
+    let contact_changes = &d.audited("contact_method.update").await[0]["changes"];
     assert!(contact_changes.get("secret").is_none(), "{contact_changes}");
 
     let id = open_incident(&d, &d.admin, "Secrets kept").await;
@@ -132,7 +119,7 @@ async fn a_redacted_secret_written_back_keeps_the_secret() {
         )
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
-    let entry = &audited(&d, "contact_method.update").await[0];
+    let entry = &d.audited("contact_method.update").await[0];
     assert_eq!(
         entry["changes"]["secret"],
         json!({"from": "[redacted]", "to": "[redacted]"}),
@@ -148,7 +135,7 @@ async fn a_redacted_secret_written_back_keeps_the_secret() {
         )
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
-    let entry = &audited(&d, "notification_rule.update").await[0];
+    let entry = &d.audited("notification_rule.update").await[0];
     assert_eq!(
         entry["changes"]["secret"],
         json!({"from": "[redacted]", "to": "[redacted]"}),
@@ -231,7 +218,7 @@ async fn managing_users_does_not_reach_the_contact_methods_of_a_stronger_user() 
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(
-        audited(&d, "contact_method.create").await.len(),
+        d.audited("contact_method.create").await.len(),
         1,
         "only the admin's own method was created"
     );

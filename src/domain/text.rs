@@ -110,6 +110,17 @@ pub fn matches(text: &str, query: &str) -> bool {
     })
 }
 
+/// `text` as one line of at most `max` characters, for a title that goes into subject
+/// lines, SMS and chat headers: control characters and line breaks become spaces, and the
+/// ends are trimmed.
+pub fn one_line(text: &str, max: usize) -> String {
+    text.trim_matches(|c: char| c.is_whitespace() || c.is_control())
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

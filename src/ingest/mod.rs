@@ -164,19 +164,10 @@ pub(crate) fn title_of(
     one_line_title(&title)
 }
 
-/// A title fit for a subject line, an SMS and a chat header, as the REST API requires of
-/// the titles people type: control characters and line breaks become spaces, and it is
-/// at most `MAX_TITLE` characters.
+/// A title from a sender, held to what the REST API asks of the titles people type: one
+/// line without control characters, at most `MAX_TITLE` characters.
 pub(crate) fn one_line_title(title: &str) -> String {
-    let spaced: String = title
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    spaced
-        .trim()
-        .chars()
-        .take(crate::app::incidents::MAX_TITLE)
-        .collect()
+    crate::domain::text::one_line(title, crate::app::incidents::MAX_TITLE)
 }
 
 #[cfg(test)]

@@ -229,6 +229,19 @@ impl TestDaemon {
     }
 
     /// Stops the daemon gracefully (the data directory stays).
+    /// The audit entries of `action` among the latest 500, newest first.
+    pub async fn audited(&self, action: &str) -> Vec<Value> {
+        let a = self.get("/api/v1/audit?limit=500", &self.admin).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        a.body["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["action"] == action)
+            .cloned()
+            .collect()
+    }
+
     pub async fn stop(&mut self) {
         if let Some(r) = self.running.take() {
             r.stop().await;
