@@ -399,3 +399,83 @@ async fn a_step_whose_method_or_person_is_gone_by_then_is_cancelled() {
     hit(&hook, "/alice/now", 3).await;
     still(&hook, "/bob", 1).await;
 }
+
+#[tokio::test]
+async fn a_reassignment_reaches_the_new_assignee_through_their_paging_rules() {
+    let hook = webhook_fake().await;
+    let clock = ManualClock::new(Utc::now());
+    let d = TestDaemon::start_with(|_| {}, Arc::new(clock.clone())).await;
+    let mut people = Vec::new();
+    for name in ["ann", "ben"] {
+        let (user, token) = d.user(name, "Engineer").await;
+        for (step, delay) in [("now", 0), ("late", 5)] {
+            let method = contact(&d, user, "webhook", &hook.url(&format!("/{name}/{step}"))).await;
+            let a = d
+                .post(
+                    &rules_path(user),
+                    &token,
+                    json!({"contact_method_id": method, "delay_minutes": delay}),
+                )
+                .await;
+            assert_eq!(a.status, 201, "{}", a.text);
+        }
+        people.push((user, token));
+    }
+    let [(ann, _), (ben, ben_token)] = <[_; 2]>::try_from(people).expect("two people");
+    let id = open_incident(&d, &d.admin, "Checkout slow").await;
+    let assign = async |to: u64| {
+        let a = d
+            .post(
+                &format!("/api/v1/incidents/{id}/assign"),
+                &d.admin,
+                json!({"assignee_id": to}),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+    };
+    let pending_to = async |user: &str| {
+        deliveries(&d, &format!("incident_id={id}&status=pending"))
+            .await
+            .into_iter()
+            .filter(|l| l["target"] == hook.url(&format!("/{user}/late")))
+            .count()
+    };
+
+    // Nobody has acknowledged it: ann's first step at once, her second waits its delay.
+    assign(ann).await;
+    hit(&hook, "/ann/now", 1).await;
+    assert_eq!(
+        hook.to("/ann/now")[0].json()["event"]["kind"],
+        "incident.assigned"
+    );
+    assert_eq!(pending_to("ann").await, 1);
+
+    // Reassigned to ben before it: ann's waiting step is cancelled, ben's rules start.
+    assign(ben).await;
+    hit(&hook, "/ben/now", 1).await;
+    assert_eq!(pending_to("ann").await, 0);
+    assert_eq!(pending_to("ben").await, 1);
+    let cancelled = deliveries(&d, &format!("incident_id={id}&status=cancelled")).await;
+    assert_eq!(cancelled.len(), 1, "{cancelled:#?}");
+    assert_eq!(cancelled[0]["target"], hook.url("/ann/late"));
+    assert_eq!(cancelled[0]["last_error"], "assigned to somebody else");
+
+    // Ben acknowledges: his waiting step is cancelled too.
+    let ack = d
+        .post(
+            &format!("/api/v1/incidents/{id}/transition"),
+            &ben_token,
+            json!({"to": "acknowledged"}),
+        )
+        .await;
+    assert_eq!(ack.status, 200, "{}", ack.text);
+    assert_eq!(pending_to("ben").await, 0);
+
+    // Handed back to ann once somebody has it in hand: her first step only, at once.
+    assign(ann).await;
+    hit(&hook, "/ann/now", 2).await;
+    assert_eq!(pending_to("ann").await, 0);
+    clock.advance(chrono::Duration::minutes(6));
+    still(&hook, "/ann/late", 0).await;
+    assert_eq!(hits(&hook, "/ben/late"), 0);
+}

@@ -532,12 +532,22 @@ pub async fn update(
                 Subject::incident(id),
                 json!({"changes": changes, "assignee_id": i.assignee_id, "group_id": i.group_id}),
             )?;
+            if i.assignee_id != before.assignee_id
+                && let Some(from) = before.assignee_id
+            {
+                crate::app::notifications::outbox::cancel_assignment_pages(tx, id, from)?;
+            }
             if i.status.is_open()
                 && i.assignee_id != before.assignee_id
                 && let Some(to) = i.assignee_id
                 && let Some(event) = access::get::<crate::domain::event::DomainEvent>(tx, seq)?
             {
-                crate::app::notifications::plan::notify_assignee(tx, &event, to)?;
+                crate::app::notifications::plan::notify_assignee(
+                    tx,
+                    &event,
+                    to,
+                    i.acknowledged_at.is_some(),
+                )?;
             }
             Ok(i)
         })

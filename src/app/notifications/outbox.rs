@@ -338,13 +338,42 @@ pub fn oldest_waiting_event(r: &impl Reader) -> Result<Option<u64>, StoreError> 
     }
 }
 
-/// Cancels the page steps still waiting for incident `incident` (deliveries a page made
-/// to people, not those of notification rules), with `reason`, in the transaction that
-/// acknowledges or ends it.
+/// Cancels the page steps still waiting for incident `incident` (deliveries an escalation
+/// page or a reassignment made to people, not those of notification rules), with
+/// `reason`, in the transaction that acknowledges or ends it.
 pub(crate) fn cancel_pages(
     tx: &WriteTransaction,
     incident: u64,
     reason: &str,
+) -> Result<usize, StoreError> {
+    cancel_waiting(tx, incident, reason, |d| {
+        matches!(
+            d.event,
+            EventKind::IncidentPaged | EventKind::IncidentAssigned
+        ) && d.rule_id.is_none()
+            && d.user_id.is_some()
+    })
+}
+
+/// Cancels what still waits to reach `user_id` because incident `incident` was assigned
+/// to them, in the transaction that assigns it to somebody else: the later steps of their
+/// paging rules are about an incident no longer theirs.
+pub(crate) fn cancel_assignment_pages(
+    tx: &WriteTransaction,
+    incident: u64,
+    user_id: u64,
+) -> Result<usize, StoreError> {
+    cancel_waiting(tx, incident, "assigned to somebody else", |d| {
+        d.event == EventKind::IncidentAssigned && d.rule_id.is_none() && d.user_id == Some(user_id)
+    })
+}
+
+/// Cancels the deliveries about `incident` still waiting to go out that `which` picks.
+fn cancel_waiting(
+    tx: &WriteTransaction,
+    incident: u64,
+    reason: &str,
+    which: impl Fn(&Delivery) -> bool,
 ) -> Result<usize, StoreError> {
     let ids = access::ids_with_prefix(
         tx,
@@ -357,10 +386,7 @@ pub(crate) fn cancel_pages(
         let Some(before) = access::get::<Delivery>(tx, id)? else {
             continue;
         };
-        let is_page = before.event == EventKind::IncidentPaged
-            && before.rule_id.is_none()
-            && before.user_id.is_some();
-        if !is_page || !before.status.is_due_kind() {
+        if !which(&before) || !before.status.is_due_kind() {
             continue;
         }
         let mut d = before.clone();

@@ -151,7 +151,7 @@ pub(crate) fn page_users(
     event: &DomainEvent,
     user_ids: &[u64],
 ) -> Result<usize, StoreError> {
-    reach_users(tx, event, user_ids, true)
+    reach_users(tx, event, user_ids, Steps::All)
 }
 
 /// Tells `user_ids` about `event` (an approval request, its outcome) on every enabled
@@ -162,16 +162,21 @@ pub(crate) fn notify_users(
     event: &DomainEvent,
     user_ids: &[u64],
 ) -> Result<usize, StoreError> {
-    reach_users(tx, event, user_ids, false)
+    reach_users(tx, event, user_ids, Steps::EveryMethod)
 }
 
-/// Tells the person an open incident was just assigned to (by someone else) on every
-/// enabled contact method at once, as PagerDuty and Opsgenie tell whoever an incident is
-/// reassigned to; not again if a notification rule already told them of this event.
+/// Reaches the person an open incident was just assigned to (by someone else), as
+/// PagerDuty and Opsgenie reach whoever an incident is reassigned to, through their paging
+/// rules (every enabled method at once without rules): all steps while nobody has
+/// acknowledged it (an acknowledgement cancels the later ones, as for an escalation page),
+/// only the first, at once, when somebody has: a call five minutes later about an
+/// incident already in hand would be noise. Not again if a notification rule already told them of
+/// this event.
 pub(crate) fn notify_assignee(
     tx: &WriteTransaction,
     event: &DomainEvent,
     user_id: u64,
+    acknowledged: bool,
 ) -> Result<usize, StoreError> {
     if let Some(incident) = event.incident_id {
         let prefix = crate::store::keys::Key::new()
@@ -192,30 +197,53 @@ pub(crate) fn notify_assignee(
             }
         }
     }
-    reach_users(tx, event, &[user_id], false)
+    let steps = if acknowledged {
+        Steps::First
+    } else {
+        Steps::All
+    };
+    reach_users(tx, event, &[user_id], steps)
+}
+
+/// Which of a person's paging rules a delivery follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Steps {
+    /// Every step, each after its delay.
+    All,
+    /// The first step (the methods of the shortest delay), at once.
+    First,
+    /// Not the rules: every enabled contact method at once.
+    EveryMethod,
 }
 
 fn reach_users(
     tx: &WriteTransaction,
     event: &DomainEvent,
     user_ids: &[u64],
-    by_paging_rules: bool,
+    steps: Steps,
 ) -> Result<usize, StoreError> {
     let actor_user =
         matches!(event.actor.kind, ActorKind::User | ActorKind::Chat).then_some(event.actor.id);
     let mut seen = BTreeSet::new();
     let mut sent = 0;
     for user_id in user_ids.iter().filter(|id| Some(**id) != actor_user) {
-        let steps = if by_paging_rules {
-            super::paging::steps(tx, *user_id)?
-        } else {
-            contacts::of_user(tx, *user_id)?
+        let reach = match steps {
+            Steps::All => super::paging::steps(tx, *user_id)?,
+            Steps::First => {
+                let all = super::paging::steps(tx, *user_id)?;
+                let first = all.iter().map(|(_, delay)| *delay).min();
+                all.into_iter()
+                    .filter(|(_, delay)| Some(*delay) == first)
+                    .map(|(m, _)| (m, chrono::Duration::zero()))
+                    .collect()
+            }
+            Steps::EveryMethod => contacts::of_user(tx, *user_id)?
                 .into_iter()
                 .filter(|m| m.enabled)
                 .map(|m| (m, chrono::Duration::zero()))
-                .collect()
+                .collect(),
         };
-        for (method, delay) in steps {
+        for (method, delay) in reach {
             if !seen.insert((method.kind, method.address.clone(), delay)) {
                 continue;
             }
