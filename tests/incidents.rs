@@ -1404,6 +1404,81 @@ async fn paths_take_incident_and_problem_numbers() {
     }
 }
 
+/// Bodies take the same numbers: a problem link, a merge's sources.
+#[tokio::test]
+async fn bodies_take_incident_and_problem_numbers() {
+    let d = TestDaemon::start().await;
+    let mut ids = Vec::new();
+    for title in ["Queue stuck", "Queue slow", "Queue lagging"] {
+        let a = d
+            .post(
+                "/api/v1/incidents",
+                &d.admin,
+                json!({"title": title, "impact": "low", "urgency": "low"}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        ids.push(a.id());
+    }
+    let p = d
+        .post(
+            "/api/v1/problems",
+            &d.admin,
+            json!({"title": "Queue consumer leaks connections"}),
+        )
+        .await;
+    assert_eq!(p.status, 201, "{}", p.text);
+    let links = format!("/api/v1/problems/PRB-{}/incidents", p.id());
+    for wrong in [json!("PRB-1"), json!("INC-x"), json!(-3)] {
+        let a = d
+            .post(&links, &d.admin, json!({"incident_id": wrong}))
+            .await;
+        a.assert_problem(422);
+        assert!(a.text.contains("incident_id"), "{wrong}: {}", a.text);
+    }
+    let linked = d
+        .post(
+            &links,
+            &d.admin,
+            json!({"incident_id": format!("INC-{}", ids[0])}),
+        )
+        .await;
+    assert!(linked.status.is_success(), "{}", linked.text);
+    let shown = d
+        .get(&format!("/api/v1/incidents/{}", ids[0]), &d.admin)
+        .await;
+    assert!(
+        shown.text.contains(&format!("{}", p.id())),
+        "{}",
+        shown.text
+    );
+
+    let merge = format!("/api/v1/incidents/INC-{}/merge", ids[0]);
+    let refused = d
+        .post(
+            &merge,
+            &d.admin,
+            json!({"source_ids": [format!("INC-{}", ids[1]), "INC-"]}),
+        )
+        .await;
+    refused.assert_problem(422);
+    assert!(refused.text.contains("source_ids"), "{}", refused.text);
+    let merged = d
+        .post(
+            &merge,
+            &d.admin,
+            json!({"source_ids": [format!("INC-{}", ids[1]), format!("#{}", ids[2])]}),
+        )
+        .await;
+    assert_eq!(merged.status, 200, "{}", merged.text);
+    for source in &ids[1..] {
+        let s = d
+            .get(&format!("/api/v1/incidents/{source}"), &d.admin)
+            .await;
+        assert_eq!(s.body["merged_into"], ids[0], "{}", s.text);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merging_moves_alerts_and_groups_and_resolves_the_sources() {
     use common::ingest::{am_alert, am_webhook};

@@ -76,11 +76,13 @@ pub struct NewApproval {
     /// Details.
     #[serde(default)]
     pub description: String,
-    /// The incident it is about.
-    #[serde(default)]
+    /// The incident it is about: `42`, `"INC-42"` or `"#42"`.
+    #[serde(default, deserialize_with = "crate::domain::reference::incident_opt")]
+    #[schema(value_type = Option<u64>)]
     pub incident_id: Option<u64>,
-    /// The problem it is about.
-    #[serde(default)]
+    /// The problem it is about: `7`, `"PRB-7"` or `"#7"`.
+    #[serde(default, deserialize_with = "crate::domain::reference::problem_opt")]
+    #[schema(value_type = Option<u64>)]
     pub problem_id: Option<u64>,
 }
 

@@ -129,7 +129,9 @@ pub struct KnownErrorRequest {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkRequest {
-    /// The incident to link.
+    /// The incident to link: `42`, `"INC-42"` or `"#42"`.
+    #[serde(deserialize_with = "crate::domain::reference::incident")]
+    #[schema(value_type = u64)]
     pub incident_id: u64,
 }
 

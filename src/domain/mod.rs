@@ -22,6 +22,7 @@ pub mod permission;
 pub mod playbook;
 pub mod priority;
 pub mod problem;
+pub mod reference;
 pub mod schedule;
 pub mod service;
 pub mod silence;

@@ -32,7 +32,9 @@ pub const MAX_SOURCES: usize = 50;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MergeRequest {
-    /// The incidents to merge into this one (ids), 1 to 50.
+    /// The incidents to merge into this one, 1 to 50: ids, `"INC-42"` or `"#42"`.
+    #[serde(deserialize_with = "crate::domain::reference::incidents")]
+    #[schema(value_type = Vec<u64>)]
     pub source_ids: Vec<u64>,
 }
 
