@@ -730,3 +730,107 @@ async fn moving_an_incident_to_another_service_takes_that_services_policy() {
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.body["escalation_policy_id"], policies[1], "{}", a.text);
 }
+
+/// A level with nobody on it (a schedule nobody is on yet) does not hold up the page for
+/// its delay: the next level is paged at once, by the timer and by a manual escalation,
+/// as PagerDuty passes an escalation rule with nobody on call. An incident whose policy
+/// was deleted while it was resolved says on escalation that nobody is paged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_level_with_nobody_on_it_is_passed_at_once() {
+    let hook = webhook_fake().await;
+    let clock = ManualClock::new(Utc::now());
+    let d = TestDaemon::start_with(|_| {}, Arc::new(clock.clone())).await;
+    let ids = pageable_users(&d, &hook, &["alice", "bob"]).await;
+    let empty = d
+        .post(
+            "/api/v1/schedules",
+            &d.admin,
+            json!({"name": "from 2040", "time_zone": "UTC", "layers": [
+                {"name": "weekly", "users": [ids[0]], "rotation": "weeks", "length": 1,
+                 "start": "2040-01-02T09:00:00"}]}),
+        )
+        .await;
+    assert_eq!(empty.status, 201, "{}", empty.text);
+    let nobody = json!({"type": "schedule", "id": empty.id()});
+    let policy = create_policy(
+        &d,
+        json!({"name": "night", "steps": [
+            {"delay_minutes": 30, "targets": [nobody]},
+            {"delay_minutes": 30, "targets": [user(ids[1])]},
+            {"delay_minutes": 30, "targets": [nobody]},
+            {"delay_minutes": 30, "targets": [user(ids[0])]},
+        ]}),
+    )
+    .await;
+    let a = d
+        .post(
+            "/api/v1/incidents",
+            &d.admin,
+            json!({"title": "Disk full", "impact": "high", "urgency": "high", "escalation_policy_id": policy}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = a.id();
+
+    // Level 1 has nobody: level 2 (bob) is paged without waiting its 30 minutes.
+    paged(&hook, "bob", 1).await;
+    let pages = timeline_kinds(&timeline(&d, id).await, "paged");
+    assert!(
+        pages[0].contains("nobody") && pages[0].contains("level 2 follows at once"),
+        "{pages:?}"
+    );
+    let run = escalation(&d, id).await;
+    assert_eq!(run["next"], json!({"step": 2, "round": 0}), "{run}");
+    still(&hook, &[("alice", 0), ("bob", 1)]).await;
+
+    // Acknowledged, then escalated by hand: level 3 has nobody, so level 4 (alice) at once.
+    d.transition(id, "acknowledged").await;
+    let e = d
+        .post(
+            &format!("/api/v1/incidents/{id}/escalate"),
+            &d.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(e.status, 200, "{}", e.text);
+    paged(&hook, "alice", 1).await;
+    let pages = timeline_kinds(&timeline(&d, id).await, "paged");
+    assert_eq!(pages.len(), 4, "{pages:?}");
+    assert!(
+        pages[2].contains("level 3") && pages[2].contains("nobody"),
+        "{pages:?}"
+    );
+    assert!(
+        pages[3].contains("level 4") && pages[3].contains("alice"),
+        "{pages:?}"
+    );
+    assert_eq!(escalation(&d, id).await["state"], "exhausted");
+
+    // Deleted while the incident was resolved; reopened, escalating says nobody is paged.
+    let refused = d
+        .delete(&format!("/api/v1/escalation-policies/{policy}"), &d.admin)
+        .await;
+    refused.assert_problem(409);
+    d.transition(id, "resolved").await;
+    let gone = d
+        .delete(&format!("/api/v1/escalation-policies/{policy}"), &d.admin)
+        .await;
+    assert_eq!(gone.status, 204, "{}", gone.text);
+    d.transition(id, "new").await;
+    let e = d
+        .post(
+            &format!("/api/v1/incidents/{id}/escalate"),
+            &d.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(e.status, 200, "{}", e.text);
+    let escalated = timeline_kinds(&timeline(&d, id).await, "escalated");
+    assert!(
+        escalated.iter().any(|s| s.contains(&format!(
+            "policy {policy} no longer exists: nobody is paged"
+        ))),
+        "{escalated:?}"
+    );
+    still(&hook, &[("alice", 1), ("bob", 1)]).await;
+}

@@ -1,8 +1,8 @@
 //! Deleting what something still names is a 409 naming that thing, and changes nothing:
 //! a user assigned to open work, paged by a policy, in a schedule's rotation or an
 //! override, notified by a rule or asked by an approval workflow; a group assigned to an
-//! open incident, paged, notified or asked; an escalation policy an open incident is
-//! escalating under; a service a problem is on or a notification rule is filtered to.
+//! open incident, paged, notified or asked; an escalation policy an open incident
+//! names; a service a problem is on or a notification rule is filtered to.
 //! Once nothing names them, they go.
 mod common;
 
@@ -153,7 +153,8 @@ async fn users_groups_and_policies_in_use_cannot_be_deleted() {
     // Deactivating is how someone assigned to work leaves.
     d.deactivate(assignee).await;
 
-    // A policy an open incident escalates under stays until the incident is acknowledged.
+    // A policy an open incident names stays until the incident is over: acknowledged, a
+    // manual escalation still pages through it.
     let paging = created(
         &d,
         "/api/v1/incidents",
@@ -168,6 +169,13 @@ async fn users_groups_and_policies_in_use_cannot_be_deleted() {
     )
     .await;
     d.transition(paging, "acknowledged").await;
+    refused(
+        &d,
+        &format!("/api/v1/escalation-policies/{policy}"),
+        &format!("INC-{paging} names it"),
+    )
+    .await;
+    d.transition(paging, "resolved").await;
     d.transition(incident, "resolved").await;
     let gone = d
         .delete(&format!("/api/v1/escalation-policies/{policy}"), &d.admin)

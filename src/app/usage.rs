@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::approval::{ApprovalWorkflow, Approver};
-use crate::domain::escalation::{EscalationPolicy, EscalationRun, EscalationTarget, RunState};
+use crate::domain::escalation::{EscalationPolicy, EscalationTarget};
 use crate::domain::incident::{Incident, IncidentStatus};
 use crate::domain::integration::Integration;
 use crate::domain::notification::{NotificationRule, Target};
@@ -156,7 +156,9 @@ pub(crate) fn of_policy(r: &impl Reader, id: u64) -> Result<Option<String>, Stor
     escalating_under(r, id)
 }
 
-/// The first open incident escalating under policy `id`, if any.
+/// The first open incident that names policy `id`, if any: one still escalating under
+/// it, or one somebody has in hand, which a manual escalation still pages through it
+/// (PagerDuty, too, refuses to delete a policy with open incidents).
 fn escalating_under(r: &impl Reader, id: u64) -> Result<Option<String>, StoreError> {
     for status in IncidentStatus::ALL.iter().filter(|s| s.is_open()) {
         let prefix = crate::store::keys::Key::new()
@@ -164,13 +166,15 @@ fn escalating_under(r: &impl Reader, id: u64) -> Result<Option<String>, StoreErr
             .u64(u64::from(status.code()))
             .into_bytes();
         for incident in access::ids_with_prefix(r, tables::INCIDENT_INDEX, &prefix, usize::MAX)? {
-            let run = access::get::<EscalationRun>(r, incident)?;
-            if run.is_some_and(|run| run.policy_id == id && run.state == RunState::Active) {
-                let number = access::get::<Incident>(r, incident)?
-                    .map_or_else(|| format!("INC-{incident}"), |i| i.number());
-                return Ok(Some(format!(
-                    "open incident {number} is escalating under it"
-                )));
+            if let Some(i) = access::get::<Incident>(r, incident)?
+                && i.escalation_policy_id == Some(id)
+            {
+                let how = if *status == IncidentStatus::New {
+                    "is escalating under it"
+                } else {
+                    "names it (a manual escalation pages through it)"
+                };
+                return Ok(Some(format!("open incident {} {how}", i.number())));
             }
         }
     }

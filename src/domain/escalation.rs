@@ -239,6 +239,18 @@ impl EscalationRun {
         self.due_at = None;
     }
 
+    /// Records that `paged` was paged at `now` and reached nobody (nobody on call, nobody
+    /// active on it): the next level is due at once instead of after this one's delay, as
+    /// PagerDuty moves past an escalation rule with nobody on it, so that an empty level
+    /// never leaves an incident unpaged for its whole delay. Rounds stay bounded by the
+    /// policy's `repeat`, so a policy on which nobody is anywhere still ends.
+    pub fn paged_nobody(&mut self, policy: &EscalationPolicy, paged: Position, now: DateTime<Utc>) {
+        self.paged(policy, paged, now);
+        if self.state == RunState::Active && self.due_at.is_some() {
+            self.due_at = Some(now);
+        }
+    }
+
     /// The place an escalation at `now` pages: the planned next level while there is one,
     /// else the policy's last level again (somebody asked for more help and there is
     /// nobody further up). `None` if the policy has no levels.
@@ -357,6 +369,34 @@ mod tests {
     fn a_single_level_without_repeat_pages_once() {
         let p = policy(vec![step(30, &[1])], 0);
         assert_eq!(pages(&p), vec![(pos(0, 0), 0)]);
+    }
+
+    #[test]
+    fn a_level_that_reached_nobody_is_followed_at_once() {
+        let p = policy(vec![step(30, &[1]), step(10, &[2]), step(15, &[3])], 1);
+        let mut run = EscalationRun::start(7, 1, t0());
+        run.paged_nobody(&p, pos(0, 0), t0());
+        assert_eq!((run.next, run.due_at), (pos(1, 0), Some(t0())));
+        assert!(run.is_due(t0()));
+        run.paged(&p, pos(1, 0), t0());
+        assert_eq!(run.due_at, Some(t0() + Duration::minutes(10)));
+        // Nobody anywhere: every level of every round once, then the run ends.
+        let mut run = EscalationRun::start(7, 1, t0());
+        let mut paged = 0;
+        while run.is_due(t0()) {
+            let at = run.to_page(&p).expect("a level");
+            run.paged_nobody(&p, at, t0());
+            paged += 1;
+        }
+        assert_eq!(
+            (paged, run.state, run.due_at),
+            (6, RunState::Exhausted, None)
+        );
+        // A stopped run (a manual escalation) gets no timer from it.
+        let mut run = EscalationRun::start(7, 1, t0());
+        run.stop();
+        run.paged_nobody(&p, pos(0, 0), t0());
+        assert_eq!((run.state, run.due_at), (RunState::Stopped, None));
     }
 
     #[test]

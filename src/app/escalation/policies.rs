@@ -186,8 +186,8 @@ pub async fn update(
         .await
 }
 
-/// Deletes a policy (needs `escalation:write`) that no service, integration or routing
-/// rule uses and no open incident is escalating under (its run is active).
+/// Deletes a policy (needs `escalation:write`) that no service, integration, routing
+/// rule or open incident names.
 pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
     let change = catalog::change::<EscalationPolicy>(app, actor)?;
     app.store

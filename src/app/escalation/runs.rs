@@ -120,7 +120,8 @@ fn users_of(
 
 /// Pages `at`'s level of `policy` for `incident`: `incident.paged` (which notification
 /// rules may also follow), a delivery to every enabled contact method of every user on
-/// the level, a timeline entry; then moves the run on. Returns the timeline summary.
+/// the level, a timeline entry; then moves the run on (at once past a level with nobody
+/// on it). Returns the timeline summary and whether the level had anybody on it.
 fn page(
     tx: &WriteTransaction,
     now: DateTime<Utc>,
@@ -129,7 +130,7 @@ fn page(
     run: &mut EscalationRun,
     policy: &EscalationPolicy,
     at: Position,
-) -> AppResult<String> {
+) -> AppResult<(String, bool)> {
     let users = users_of(tx, policy.targets_of(at), now)?;
     let user_ids: Vec<u64> = users.iter().map(|u| u.id).collect();
     let level = at.step + 1;
@@ -145,7 +146,11 @@ fn page(
         Some(event) => crate::app::notifications::plan::page_users(tx, &event, &user_ids)?,
         None => 0,
     };
-    run.paged(policy, at, now);
+    if users.is_empty() {
+        run.paged_nobody(policy, at, now);
+    } else {
+        run.paged(policy, at, now);
+    }
     let repeat = if at.round > 0 {
         format!(" (repeat {})", at.round)
     } else {
@@ -165,6 +170,9 @@ fn page(
         summary.push_str(" (none of them has an enabled contact method)");
     }
     match run.due_at {
+        Some(next) if next <= now => {
+            summary.push_str(&format!("; level {} follows at once", run.next.step + 1))
+        }
         Some(next) => summary.push_str(&format!(
             "; level {} follows at {} unless acknowledged",
             run.next.step + 1,
@@ -184,7 +192,7 @@ fn page(
         summary.clone(),
         json!({"policy_id": policy.id, "level": level, "round": at.round, "user_ids": user_ids, "deliveries": deliveries, "next_at": run.due_at}),
     )?;
-    Ok(summary)
+    Ok((summary, !users.is_empty()))
 }
 
 /// Stops a run after paging it failed (so one broken incident cannot hold up the others),
@@ -340,12 +348,22 @@ pub(crate) fn escalate_in_tx(
             r
         }
     };
-    let Some(at) = run.to_page(&policy) else {
+    let Some(mut at) = run.to_page(&policy) else {
         return Ok(None);
     };
-    let summary = page(tx, now, actor, incident, &mut run, &policy, at)?;
+    // Past levels with nobody on them to the first that has somebody, within the round
+    // (a running timer does the same through `paged_nobody`).
+    let mut summaries = Vec::new();
+    loop {
+        let (summary, reached) = page(tx, now, actor, incident, &mut run, &policy, at)?;
+        summaries.push(summary);
+        match policy.after(at) {
+            Some(next) if !reached && next.round == at.round => at = next,
+            _ => break,
+        }
+    }
     save(tx, before.as_ref(), &run)?;
-    Ok(Some(summary))
+    Ok(Some(summaries.join("; then ")))
 }
 
 /// Who a policy would page first at `now`: its name and the usernames on level 1 (for

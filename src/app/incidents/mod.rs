@@ -23,6 +23,7 @@ use super::{
 };
 use crate::domain::actor::{Actor, ActorRef};
 use crate::domain::audit;
+use crate::domain::escalation::EscalationPolicy;
 use crate::domain::event::EventKind;
 use crate::domain::identity::{Group, User};
 use crate::domain::incident::{Incident, IncidentStatus};
@@ -866,10 +867,14 @@ pub async fn escalate(
             save(tx, Some(&before), &i)?;
             // Without a policy only notification rules on `incident.escalated` act: the
             // timeline says so, rather than suggest that somebody was paged.
-            let unpaged = if i.escalation_policy_id.is_some() {
-                ""
-            } else {
-                " (no escalation policy: nobody is paged by escalation)"
+            let unpaged = match i.escalation_policy_id {
+                None => " (no escalation policy: nobody is paged by escalation)".to_owned(),
+                Some(policy) => match access::get::<EscalationPolicy>(tx, policy)? {
+                    Some(_) => String::new(),
+                    None => format!(
+                        " (its escalation policy {policy} no longer exists: nobody is paged by escalation)"
+                    ),
+                },
             };
             let summary = match &note {
                 Some(n) => format!("escalated by {}: {n}{unpaged}", who.name),
