@@ -16,7 +16,8 @@
 //! exhaustively on DST boundaries.
 
 use chrono::{
-    DateTime, Datelike, Duration, LocalResult, NaiveDateTime, NaiveTime, TimeZone, Utc, Weekday,
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
+    Weekday,
 };
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -171,18 +172,36 @@ pub fn localize(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
 }
 
 impl Restriction {
-    /// Whether wall-clock `local` falls inside this window.
-    pub fn covers(&self, local: NaiveDateTime) -> bool {
-        let time = local.time();
-        let day = local.weekday();
-        if self.start < self.end {
-            self.days.contains(&day) && self.start <= time && time < self.end
+    /// The window that opens on local day `day` (whether or not `days` lists it), as
+    /// instants: from its start to its end, the next day's when it runs past midnight.
+    /// Each end is [`localize`]d, so a window edge in the repeated hour of a fall-back
+    /// night is its first occurrence and one in the spring gap is right after the gap.
+    fn on_day(&self, tz: Tz, day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+        let end_day = if self.end <= self.start {
+            day + Duration::days(1)
         } else {
-            // Runs past midnight: the evening part on a listed day, the morning part on
-            // the day after one.
-            (self.days.contains(&day) && time >= self.start)
-                || (self.days.contains(&day.pred()) && time < self.end)
-        }
+            day
+        };
+        (
+            localize(tz, day.and_time(self.start)),
+            localize(tz, end_day.and_time(self.end)),
+        )
+    }
+
+    /// Whether this window covers instant `at` in zone `tz`. Decided on the same
+    /// instants the final schedule's edges are ([`Restriction::on_day`]), not on the wall
+    /// clock, so that who is paged and what the schedule shows agree even in the hour a
+    /// fall-back night repeats.
+    pub fn covers(&self, tz: Tz, at: DateTime<Utc>) -> bool {
+        let today = at.with_timezone(&tz).date_naive();
+        // A window opened yesterday may still run (past midnight, or a day lengthened
+        // by a fall-back night).
+        [today - Duration::days(1), today].into_iter().any(|day| {
+            self.days.contains(&day.weekday()) && {
+                let (start, end) = self.on_day(tz, day);
+                start <= at && at < end
+            }
+        })
     }
 }
 
@@ -238,11 +257,8 @@ impl Layer {
         if self.users.is_empty() {
             return None;
         }
-        if !self.restrictions.is_empty() {
-            let local = at.with_timezone(&tz).naive_local();
-            if !self.restrictions.iter().any(|r| r.covers(local)) {
-                return None;
-            }
+        if !self.restrictions.is_empty() && !self.restrictions.iter().any(|r| r.covers(tz, at)) {
+            return None;
         }
         let (i, start, end) = self.shift_at(tz, at)?;
         let n = self.users.len() as i64;
@@ -389,13 +405,9 @@ impl Schedule {
                 let mut day = first_day;
                 while day <= last_day {
                     if r.days.contains(&day.weekday()) {
-                        add(localize(tz, day.and_time(r.start)));
-                        let end_day = if r.end <= r.start {
-                            day + Duration::days(1)
-                        } else {
-                            day
-                        };
-                        add(localize(tz, end_day.and_time(r.end)));
+                        let (start, end) = r.on_day(tz, day);
+                        add(start);
+                        add(end);
                     }
                     day += Duration::days(1);
                 }
@@ -493,7 +505,6 @@ pub fn check(time_zone: &str, layers: &[Layer]) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::NaiveDate;
 
     fn local(y: i32, m: u32, d: u32, h: u32, min: u32) -> NaiveDateTime {
         NaiveDate::from_ymd_opt(y, m, d)
@@ -800,6 +811,49 @@ mod tests {
             berlin.on_call(BERLIN, utc(2026, 1, 12, 9, 30)).map(|x| x.0),
             None
         );
+    }
+
+    #[test]
+    fn who_is_paged_and_the_final_schedule_agree_through_both_dst_changes() {
+        for (zone, nights) in [
+            ("Europe/Berlin", [(2027, 10, 31), (2027, 3, 28)]),
+            ("America/New_York", [(2027, 11, 7), (2027, 3, 14)]),
+        ] {
+            let base = layer(&[2], RotationUnit::Weeks, 1, local(2027, 1, 4, 9, 0));
+            let mut night = layer(&[3], RotationUnit::Days, 1, local(2027, 1, 4, 9, 0));
+            night.restrictions = vec![
+                window(&[Weekday::Sun], (1, 30), (2, 30)),
+                window(&[Weekday::Sat], (23, 0), (2, 15)),
+                window(&[Weekday::Sun], (2, 40), (3, 10)),
+            ];
+            let s = schedule(zone, vec![base, night]);
+            for (y, m, d) in nights {
+                let from = utc(y, m, d, 0, 0) - Duration::hours(12);
+                let to = from + Duration::hours(36);
+                let shifts = s.shifts(&[], from, to, |_| true);
+                let mut at = from;
+                while at < to {
+                    let shown = shifts
+                        .iter()
+                        .find(|x| x.start <= at && at < x.end)
+                        .map(|x| x.user_id);
+                    let paged = s.on_call_all(&[], at).map(|o| o.user_id);
+                    assert_eq!(paged, shown, "{zone} at {at}");
+                    at += Duration::minutes(5);
+                }
+            }
+        }
+        // Berlin's fall-back night: 01:30-02:30 ends at the first 02:30 (00:30Z), so the
+        // repeated 02:00-02:30 (01:00-01:30Z) is the base layer's again.
+        let base = layer(&[2], RotationUnit::Weeks, 1, local(2027, 1, 4, 9, 0));
+        let mut night = layer(&[3], RotationUnit::Weeks, 1, local(2027, 1, 4, 9, 0));
+        night.restrictions = vec![window(&[Weekday::Sun], (1, 30), (2, 30))];
+        let s = schedule("Europe/Berlin", vec![base, night]);
+        let who = |h, min| s.on_call_all(&[], utc(2027, 10, 30 + u32::from(h < 12), h, min));
+        assert_eq!(who(23, 30).map(|o| o.user_id), Some(3));
+        assert_eq!(who(0, 29).map(|o| o.user_id), Some(3));
+        assert_eq!(who(0, 30).map(|o| o.user_id), Some(2));
+        assert_eq!(who(1, 15).map(|o| o.user_id), Some(2));
     }
 
     #[test]
