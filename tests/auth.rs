@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use common::{ADMIN_PASSWORD, Answer, TestDaemon, USER_PASSWORD};
+use incidentd::domain::clock::Clock;
 use incidentd::domain::clock::ManualClock;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -127,10 +128,14 @@ async fn five_failures_throttle_the_username_even_for_the_right_password() {
 
 #[tokio::test]
 async fn an_expired_token_is_refused() {
-    // Tokens are issued at the daemon clock's time (three days ago) and checked against the
-    // wall clock, so everything this daemon issues is long expired.
-    let three_days_ago = Utc::now() - chrono::Duration::days(3);
-    let d = TestDaemon::start_with(|_| {}, Arc::new(ManualClock::new(three_days_ago))).await;
+    // Expiry is read on the daemon's clock, the one that issued the token: a day and a bit
+    // later (the default lifetime is a day), the login's token is refused.
+    let clock = ManualClock::new(Utc::now());
+    let d = TestDaemon::start_with(|_| {}, Arc::new(clock.clone())).await;
+    let me = d.get("/api/v1/auth/me", &d.admin).await;
+    assert_eq!(me.status, 200, "{}", me.text);
+    let issued = clock.now();
+    clock.advance(chrono::Duration::hours(25));
     assert_refused(&d, &d.admin, "expired login token").await;
     let a = d.get("/api/v1/users", &d.admin).await;
     a.assert_problem(401);
@@ -142,14 +147,15 @@ async fn an_expired_token_is_refused() {
     let old = d
         .app
         .tokens
-        .issue(1, 0, admin_session(&d), three_days_ago.timestamp(), 3600)
+        .issue(1, 0, admin_session(&d), issued.timestamp(), 3600)
         .expect("issue");
     assert_refused(&d, &old, "expired issued token").await;
-    // Control: the same claims issued now are accepted, so expiry is what was refused.
+    // Control: the same claims issued at the daemon's now are accepted, so expiry is what
+    // was refused.
     let fresh = d
         .app
         .tokens
-        .issue(1, 0, admin_session(&d), Utc::now().timestamp(), 3600)
+        .issue(1, 0, admin_session(&d), clock.now().timestamp(), 3600)
         .expect("issue");
     let me = d.get("/api/v1/auth/me", &fresh).await;
     assert_eq!(me.status, 200, "{}", me.text);

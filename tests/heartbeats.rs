@@ -128,6 +128,7 @@ async fn a_silent_heartbeat_opens_one_incident_and_the_next_ping_resolves_it() {
 
     // Never pinged: a day of silence pages nobody.
     clock.advance(Duration::days(1));
+    d.relogin_admin().await;
     a_few_checks().await;
     assert!(missed(&d).await.is_empty());
 

@@ -34,7 +34,7 @@ async fn old_deliveries_and_events_go_and_the_record_stays() {
         Reply::json(500, json!({"error": "down"})),
     );
     let clock = ManualClock::new(Utc::now());
-    let d = TestDaemon::start_with(
+    let mut d = TestDaemon::start_with(
         |c| {
             fast_retries(c);
             c.retention.interval_secs = 1;
@@ -58,6 +58,7 @@ async fn old_deliveries_and_events_go_and_the_record_stays() {
     .await;
 
     clock.advance(chrono::Duration::days(31));
+    d.relogin_admin().await;
     let new = open_incident(&d, &d.admin, "New outage").await;
     let log = eventually("the old finished delivery is gone", WAIT, async || {
         let log = deliveries(&d, "").await;
@@ -105,6 +106,9 @@ async fn resolved_alerts_of_ended_incidents_go_after_alerts_days() {
         |c| {
             c.retention.alerts_days = 10;
             c.retention.interval_secs = 1;
+            // The test's tokens outlive the eleven days it moves the clock by.
+            c.auth.access_token_ttl_secs = 30 * 24 * 3600;
+            c.auth.refresh_token_ttl_secs = 30 * 24 * 3600;
         },
         Arc::new(clock.clone()),
     )

@@ -30,7 +30,10 @@ fn weekly(users: &[u64], start: &str) -> Value {
 
 #[tokio::test]
 async fn on_call_follows_the_rotation_in_its_zone_and_overrides_beat_it() {
-    let d = TestDaemon::start().await;
+    // The dates below are December 2026; the daemon's clock is set before them, so that
+    // its overrides are not in the past on whatever day the test runs.
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
+    let d = TestDaemon::start_with(|_| {}, Arc::new(clock.clone())).await;
     let (ann, _) = d.user("ann", "Engineer").await;
     let (ben, _) = d.user("ben", "Engineer").await;
     let (cat, _) = d.user("cat", "Engineer").await;
@@ -250,6 +253,10 @@ async fn on_call_follows_the_rotation_in_its_zone_and_overrides_beat_it() {
             json!({"user_id": 999, "start": "2026-12-15T00:00:00Z", "end": "2026-12-16T00:00:00Z"}),
             "user_id",
         ),
+        (
+            json!({"user_id": cat, "start": "2026-11-15T00:00:00Z", "end": "2026-11-30T23:59:00Z"}),
+            "in the past",
+        ),
     ] {
         let a = d
             .post(&format!("/api/v1/schedules/{id}/overrides"), &d.admin, body)
@@ -295,6 +302,35 @@ async fn on_call_follows_the_rotation_in_its_zone_and_overrides_beat_it() {
     assert_eq!(
         who(&oncall(&d, id, "2026-12-07T09:00:00Z").await),
         Some("ben".into())
+    );
+
+    // A person whose overrides have all ended may be deleted, and their overrides go too.
+    let (dan, _) = d.user("dan", "Engineer").await;
+    let o = d
+        .post(
+            &format!("/api/v1/schedules/{id}/overrides"),
+            &d.admin,
+            json!({"user_id": dan, "start": "2026-12-01T00:00:00Z", "end": "2026-12-01T06:00:00Z"}),
+        )
+        .await;
+    assert_eq!(o.status, 201, "{}", o.text);
+    d.delete(&format!("/api/v1/users/{dan}"), &d.admin)
+        .await
+        .assert_problem(409);
+    clock.advance(chrono::Duration::hours(7));
+    let gone = d.delete(&format!("/api/v1/users/{dan}"), &d.admin).await;
+    assert_eq!(gone.status, 204, "{}", gone.text);
+    let listed = d
+        .get(&format!("/api/v1/schedules/{id}/overrides"), &d.admin)
+        .await;
+    assert!(
+        listed.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|o| o["user_id"] != dan),
+        "{}",
+        listed.text
     );
 }
 

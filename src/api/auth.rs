@@ -84,7 +84,7 @@ pub async fn logout(
             // sessions were recorded in tokens names none, and expires on its own.
             let claims = app
                 .tokens
-                .verify(bearer)
+                .verify(bearer, app.clock.now().timestamp())
                 .map_err(|e| AppError::Unauthorized(e.to_string()))?;
             let sid = claims.sid.ok_or_else(|| {
                 FieldErrors::single(

@@ -115,7 +115,7 @@ impl<N: Need> FromRequestParts<AppState> for Auth<N> {
             bearer(parts).ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
         let claims = app
             .tokens
-            .verify(token)
+            .verify(token, app.clock.now().timestamp())
             .map_err(|e| AppError::Unauthorized(e.to_string()))?;
         let user_id: u64 = claims
             .sub

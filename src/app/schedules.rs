@@ -307,6 +307,34 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
         .await
 }
 
+/// Deletes every override of user `user_id` in any schedule, in the transaction that
+/// deletes the user: only ended ones can be left by then (a current or future one makes
+/// the deletion a 409), and an override naming nobody would be a stale record.
+pub(crate) fn forget_overrides_of(
+    tx: &redb::WriteTransaction,
+    user_id: u64,
+) -> Result<(), StoreError> {
+    let mut stale = Vec::new();
+    access::scan_prefix(
+        tx,
+        tables::SCHEDULE_OVERRIDES,
+        &[],
+        None,
+        Order::Asc,
+        &mut |k, v| {
+            let o: ScheduleOverride = access::decode(tables::SCHEDULE_OVERRIDES, v)?;
+            if o.user_id == user_id {
+                stale.push(k.to_vec());
+            }
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
+    for key in stale {
+        access::delete_raw(tx, tables::SCHEDULE_OVERRIDES, &key)?;
+    }
+    Ok(())
+}
+
 /// The overrides of a schedule not yet over at `since` (default: all), oldest first
 /// (needs `schedule:read`).
 pub fn list_overrides(
@@ -329,9 +357,12 @@ pub async fn add_override(
     input: NewOverride,
 ) -> AppResult<ScheduleOverride> {
     require(actor, Permission::ScheduleWrite)?;
+    let now = app.clock.now();
     let mut e = FieldErrors::new();
     if input.end <= input.start {
         e.add("end", "must be after start");
+    } else if input.end <= now {
+        e.add("end", "is in the past: an override covers now or later");
     } else if (input.end - input.start).num_days() > MAX_OVERRIDE_DAYS {
         e.add(
             "end",
@@ -339,7 +370,6 @@ pub async fn add_override(
         );
     }
     e.into_result()?;
-    let now = app.clock.now();
     let who = actor.reference.clone();
     app.store
         .write(move |tx| {

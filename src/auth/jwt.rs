@@ -57,6 +57,9 @@ impl TokenKeys {
     pub fn new(secret: &[u8]) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
+        // Expiry is checked in `verify` against the daemon's clock, the one `issue` used:
+        // jsonwebtoken would read the system clock.
+        validation.validate_exp = false;
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);
         Self {
@@ -88,14 +91,16 @@ impl TokenKeys {
             .map_err(|_| TokenError::Invalid)
     }
 
-    /// The claims of a valid, unexpired token.
-    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+    /// The claims of a valid token unexpired at `now` (seconds, the clock `issue` was
+    /// given).
+    pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|d| d.claims)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid,
-            })
+            .map_err(|_| TokenError::Invalid)?;
+        if claims.exp < now {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
     }
 }
 
@@ -111,7 +116,7 @@ mod tests {
     fn issue_and_verify() {
         let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef");
         let t = keys.issue(7, 2, 3, now(), 60).expect("issue");
-        let c = keys.verify(&t).expect("valid");
+        let c = keys.verify(&t, now()).expect("valid");
         assert_eq!((c.sub.as_str(), c.ver, c.sid), ("7", 2, Some(3)));
     }
 
@@ -119,13 +124,18 @@ mod tests {
     fn expired_tampered_and_foreign_tokens_are_refused() {
         let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef");
         let old = keys.issue(7, 0, 3, now() - 7200, 60).expect("issue");
-        assert_eq!(keys.verify(&old), Err(TokenError::Expired));
+        assert_eq!(keys.verify(&old, now()), Err(TokenError::Expired));
+        // Expiry is read on the clock given, not the system's.
+        assert!(keys.verify(&old, now() - 7200).is_ok());
         let good = keys.issue(7, 0, 3, now(), 60).expect("issue");
         let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
         parts[1] = parts[1].chars().rev().collect();
-        assert_eq!(keys.verify(&parts.join(".")), Err(TokenError::Invalid));
+        assert_eq!(
+            keys.verify(&parts.join("."), now()),
+            Err(TokenError::Invalid)
+        );
         let other = TokenKeys::new(b"another-secret-another-secret-xx");
-        assert_eq!(other.verify(&good), Err(TokenError::Invalid));
-        assert_eq!(keys.verify("garbage"), Err(TokenError::Invalid));
+        assert_eq!(other.verify(&good, now()), Err(TokenError::Invalid));
+        assert_eq!(keys.verify("garbage", now()), Err(TokenError::Invalid));
     }
 }

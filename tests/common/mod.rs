@@ -210,6 +210,12 @@ impl TestDaemon {
         a.body["access_token"].as_str().expect("token").to_owned()
     }
 
+    /// Logs the admin in again, for a test that moved the daemon's clock past the life of
+    /// its access token (a day).
+    pub async fn relogin_admin(&mut self) {
+        self.admin = self.login("admin", ADMIN_PASSWORD).await;
+    }
+
     /// Creates a user with `role` and returns (id, access token).
     pub async fn user(&self, username: &str, role: &str) -> (u64, String) {
         let a = self
