@@ -431,3 +431,71 @@ async fn a_mention_in_the_card_thread_acts_on_its_incident() {
         .count();
     assert_eq!(threaded, 1, "the retry did not run the command again");
 }
+
+/// Text from outside reaches Slack escaped (a title cannot ping the channel through the
+/// message's `text` either), typed entities are read as the characters they stand for,
+/// an acknowledgement's note is kept, and a stale Acknowledge button on a resolved
+/// incident is refused rather than reopen it.
+#[tokio::test]
+async fn outside_text_is_escaped_and_a_stale_acknowledge_reopens_nothing() {
+    let env = SlackEnv::start().await;
+    let d = &env.d;
+    let id = open_incident(d, &d.admin, "Checkout down <!channel> @here").await;
+    let posted = env
+        .slack
+        .fake
+        .wait_for("/api/chat.postMessage", 1, WAIT, |_| true)
+        .await;
+    let msg = posted[0].json();
+    let text = msg["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("Checkout down &lt;!channel&gt; @here") && !text.contains("<!channel>"),
+        "{msg}"
+    );
+    assert!(!msg["blocks"].to_string().contains("<!channel>"), "{msg}");
+
+    // Slack sends typed `>` and `&` as entities: stored as typed.
+    let t = env
+        .private(
+            ALICE,
+            "/incident",
+            &format!("comment INC-{id} p99 &gt; 2s &amp; rising"),
+        )
+        .await;
+    assert!(
+        t.contains("Comment added") || t.contains(&format!("INC-{id}")),
+        "{t}"
+    );
+    let t = env
+        .private(
+            ALICE,
+            "/incident",
+            &format!("ack INC-{id} investigating db pool"),
+        )
+        .await;
+    assert_eq!(t, format!("INC-{id} acknowledged."));
+    let tl = timeline(d, id).await.to_vec();
+    let all = serde_json::to_string(&tl).expect("json");
+    assert!(all.contains("p99 > 2s & rising"), "{all}");
+    assert!(!all.contains("&gt;"), "{all}");
+    assert!(all.contains("investigating db pool"), "{all}");
+
+    // Resolved from the API; an Acknowledge pressed on a card from before is refused.
+    d.transition(id, "resolved").await;
+    env.press(ALICE, "incident.ack", id, &env.slack.response_url("stale"))
+        .await;
+    let told = env
+        .slack
+        .fake
+        .wait_for("/response/stale", 1, WAIT, |_| true)
+        .await;
+    let v = told[0].json();
+    assert!(
+        v["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("already resolved"),
+        "{v}"
+    );
+    assert_eq!(incident(d, id).await["status"], "resolved");
+}

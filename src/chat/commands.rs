@@ -227,13 +227,19 @@ pub async fn run(
                 public: false,
             })
         }
-        Command::Ack { id } => {
-            // Acknowledging a resolved incident reopens it; the answer says so, as the
-            // timeline does, rather than read like a routine acknowledgement.
+        Command::Ack { id, note, reopens } => {
+            // Acknowledging a resolved incident reopens it when typed; the answer says so,
+            // as the timeline does, rather than read like a routine acknowledgement. A
+            // button is refused instead: its card or page was from before the resolve.
             let was_resolved =
                 access::get::<crate::domain::incident::Incident>(&app.store.read()?, id)?
                     .is_some_and(|i| i.status == IncidentStatus::Resolved);
-            let v = incidents::acknowledge(app, &actor, id, None).await?;
+            if was_resolved && !reopens {
+                return Err(AppError::Conflict(format!(
+                    "INC-{id} is already resolved; nothing changed (to reopen it, type /incident ack INC-{id})"
+                )));
+            }
+            let v = incidents::acknowledge(app, &actor, id, note).await?;
             Ok(Reply::private(if was_resolved {
                 format!("{} reopened and acknowledged.", v.number)
             } else {

@@ -46,10 +46,16 @@ pub enum Command {
         /// Details (from a form; the one-line command has none).
         description: Option<String>,
     },
-    /// Acknowledge.
+    /// Acknowledge, with an optional note.
     Ack {
         /// Incident.
         id: u64,
+        /// Why, or what is being done.
+        note: Option<String>,
+        /// Whether a resolved incident may be reopened by it: yes when typed (the person
+        /// named it), no from a button (a card that was not updated yet, a page in a DM:
+        /// pressing a stale Acknowledge must not reopen what is over).
+        reopens: bool,
     },
     /// Resolve, with an optional note.
     Resolve {
@@ -236,6 +242,60 @@ fn tokens(text: &str) -> Vec<String> {
     out
 }
 
+/// The text after the first `skip` words of `text` (as [`tokens`] splits them), as typed:
+/// quotes and spacing kept, only the ends trimmed. Free text (a comment, a note, a reason,
+/// a root cause) is the rest of the line, not its words joined again: `error "connection
+/// refused"   on db-1` stays exactly that.
+fn tail(text: &str, skip: usize) -> String {
+    let mut seen = 0;
+    let mut in_token = false;
+    let mut has_text = false;
+    let mut quoted = false;
+    for (i, c) in text.char_indices() {
+        let quote = matches!(c, '"' | '“' | '”');
+        let boundary = c.is_whitespace() && !quoted;
+        if boundary {
+            if in_token && has_text {
+                seen += 1;
+            }
+            in_token = false;
+            has_text = false;
+            continue;
+        }
+        if !in_token {
+            if seen == skip {
+                return text[i..].trim().to_owned();
+            }
+            in_token = true;
+        }
+        if quote {
+            quoted = !quoted;
+        } else {
+            has_text = true;
+        }
+    }
+    String::new()
+}
+
+/// The free text that `args` (the tail of `tokens(text)`) stand for, as typed (quotes
+/// around all of it dropped); `None` when there is none.
+fn free_text(text: &str, args: &[String]) -> Option<String> {
+    if args.is_empty() {
+        return None;
+    }
+    let t = tail(text, tokens(text).len() - args.len());
+    // Quotes around the whole text only group it: `reject APR-4 "not during the freeze"`.
+    let is_quote = |c: char| matches!(c, '"' | '“' | '”');
+    let t = match t
+        .strip_prefix(is_quote)
+        .and_then(|x| x.strip_suffix(is_quote))
+    {
+        Some(inner) if !inner.contains(is_quote) => inner.trim().to_owned(),
+        _ => t,
+    };
+    (!t.is_empty()).then_some(t)
+}
+
 /// Parses a user reference: `<@U123>`, `<@U123|alice>`, `<@!123>`, `@alice` or `alice`.
 pub fn parse_user(token: &str) -> Option<UserRef> {
     let t = token.trim();
@@ -254,12 +314,20 @@ pub fn parse_user(token: &str) -> Option<UserRef> {
 }
 
 /// The incident id from `args[0]`, or the context's; consumes the argument if it was one.
+/// Inside an incident's thread (`context`) only an explicit `INC-42` or `#42` names
+/// another incident: a bare number there is the start of the text ("resolve 2 bad nodes
+/// replaced" resolves the thread's incident), never a different incident by accident.
 fn incident_id(
     args: &mut Vec<String>,
     context: Option<u64>,
     usage: &'static str,
 ) -> Result<u64, UsageError> {
-    if let Some(id) = args.first().and_then(|a| parse_incident_ref(a)) {
+    let explicit = |a: &str| context.is_none() || !a.bytes().all(|b| b.is_ascii_digit());
+    if let Some(id) = args
+        .first()
+        .filter(|a| explicit(a))
+        .and_then(|a| parse_incident_ref(a))
+    {
         args.remove(0);
         return Ok(id);
     }
@@ -359,15 +427,19 @@ pub fn parse_incident(text: &str, context: Option<u64>) -> Result<Command, Usage
             })
         }
         "ack" | "acknowledge" => {
-            const U: &str = "/incident ack [id]";
-            // Words after the id (as in "ack INC-1042 investigating") are allowed and ignored.
+            const U: &str = "/incident ack [id] [note]";
+            // Words after the id (as in "ack INC-1042 investigating db pool") are its note.
             let id = incident_id(&mut args, context, U)?;
-            Ok(Command::Ack { id })
+            Ok(Command::Ack {
+                id,
+                note: free_text(text, &args),
+                reopens: true,
+            })
         }
         "resolve" => {
             const U: &str = "/incident resolve [id] [note]";
             let id = incident_id(&mut args, context, U)?;
-            let note = (!args.is_empty()).then(|| args.join(" "));
+            let note = free_text(text, &args);
             Ok(Command::Resolve { id, note })
         }
         "assign" => {
@@ -424,7 +496,7 @@ pub fn parse_incident(text: &str, context: Option<u64>) -> Result<Command, Usage
             }
             Ok(Command::Comment {
                 id,
-                text: args.join(" "),
+                text: free_text(text, &args).unwrap_or_default(),
             })
         }
         "escalate" => {
@@ -533,7 +605,7 @@ pub fn parse_problem(text: &str) -> Result<Command, UsageError> {
             }
             Ok(Command::ProblemRca {
                 problem,
-                text: args[1..].join(" "),
+                text: free_text(text, &args[1..]).unwrap_or_default(),
             })
         }
         other => Err(err(format!("unknown subcommand '{other}'"), PROBLEM_USAGE)),
@@ -546,7 +618,7 @@ pub fn parse_approve(text: &str) -> Result<Command, UsageError> {
     let Some(first) = args.first().map(|a| a.to_lowercase()) else {
         return Ok(Command::ApproveHelp);
     };
-    let rest = |args: &[String]| (!args.is_empty()).then(|| args.join(" "));
+    let rest = |args: &[String]| free_text(text, args);
     let id_of = |a: &str| {
         crate::domain::approval::parse_approval_ref(a).ok_or_else(|| {
             err(
@@ -671,6 +743,83 @@ mod tests {
     }
 
     #[test]
+    fn free_text_is_kept_as_typed() {
+        assert_eq!(
+            ok(r#"comment INC-1 error "connection refused"   on db-1"#),
+            Command::Comment {
+                id: 1,
+                text: r#"error "connection refused"   on db-1"#.into()
+            }
+        );
+        assert_eq!(
+            ok(r#"comment 2 it"s_fine"#),
+            Command::Comment {
+                id: 2,
+                text: r#"it"s_fine"#.into()
+            }
+        );
+        assert_eq!(
+            ok(r#"resolve 3 "rolled back""#),
+            Command::Resolve {
+                id: 3,
+                note: Some("rolled back".into())
+            }
+        );
+        assert_eq!(
+            parse_problem(r#"rca PRB-2 resolv.conf "ndots:5" misconfigured"#),
+            Ok(Command::ProblemRca {
+                problem: 2,
+                text: r#"resolv.conf "ndots:5" misconfigured"#.into()
+            })
+        );
+        assert_eq!(
+            parse_approve(r#"reject APR-4 "too risky" during peak"#),
+            Ok(Command::Reject {
+                id: 4,
+                reason: Some(r#""too risky" during peak"#.into())
+            })
+        );
+        assert_eq!(tail("a  b   c d ", 2), "c d");
+        assert_eq!(tail(r#"a "b c" d"#, 1), r#""b c" d"#);
+        assert_eq!(tail("a b", 5), "");
+    }
+
+    #[test]
+    fn in_a_thread_a_bare_number_is_text_not_another_incident() {
+        assert_eq!(
+            parse_incident("resolve 2 bad nodes replaced", Some(1)),
+            Ok(Command::Resolve {
+                id: 1,
+                note: Some("2 bad nodes replaced".into())
+            })
+        );
+        assert_eq!(
+            parse_incident("comment 2 replicas are down", Some(1)),
+            Ok(Command::Comment {
+                id: 1,
+                text: "2 replicas are down".into()
+            })
+        );
+        for explicit in ["INC-2", "inc-2", "#2"] {
+            assert_eq!(
+                parse_incident(&format!("ack {explicit}"), Some(1)),
+                Ok(Command::Ack {
+                    id: 2,
+                    note: None,
+                    reopens: true
+                })
+            );
+        }
+        assert_eq!(
+            ok("resolve 2 done"),
+            Command::Resolve {
+                id: 2,
+                note: Some("done".into())
+            }
+        );
+    }
+
+    #[test]
     fn ids_in_every_form_and_from_context() {
         for t in [
             "ack 42",
@@ -679,16 +828,35 @@ mod tests {
             "ack #42",
             "acknowledge 42",
         ] {
-            assert_eq!(ok(t), Command::Ack { id: 42 }, "{t}");
+            assert_eq!(
+                ok(t),
+                Command::Ack {
+                    id: 42,
+                    note: None,
+                    reopens: true
+                },
+                "{t}"
+            );
         }
-        assert_eq!(parse_incident("ack", Some(7)), Ok(Command::Ack { id: 7 }));
+        assert_eq!(
+            parse_incident("ack", Some(7)),
+            Ok(Command::Ack {
+                id: 7,
+                note: None,
+                reopens: true
+            })
+        );
         assert_eq!(
             ok("ack INC-1042 investigating db pool"),
-            Command::Ack { id: 1042 }
+            Command::Ack {
+                id: 1042,
+                note: Some("investigating db pool".into()),
+                reopens: true
+            }
         );
         assert!(bad("ack", None).message.contains("which incident"));
         assert!(bad("ack banana", None).message.contains("banana"));
-        assert_eq!(bad("ack", None).usage, "/incident ack [id]");
+        assert_eq!(bad("ack", None).usage, "/incident ack [id] [note]");
     }
 
     #[test]

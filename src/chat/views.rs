@@ -51,7 +51,11 @@ impl CardAction {
     pub fn command(self, id: u64) -> crate::chat::grammar::Command {
         use crate::chat::grammar::Command;
         match self {
-            CardAction::Acknowledge => Command::Ack { id },
+            CardAction::Acknowledge => Command::Ack {
+                id,
+                note: None,
+                reopens: false,
+            },
             CardAction::Resolve => Command::Resolve { id, note: None },
             CardAction::Escalate => Command::Escalate { id },
             CardAction::AssignToMe => Command::Take { id },

@@ -115,8 +115,17 @@ fn private(text: impl Into<String>) -> Value {
 pub fn command_text(data: &Value) -> String {
     let mut words = Vec::new();
     let push_options = |sub: &str, options: &[Value], words: &mut Vec<String>| {
+        // A note, comment, reason or root cause goes last and as typed: the grammar
+        // reads the rest of the line as that text, quotes and spacing included.
+        let mut free = None;
         for o in options {
             let name = o.get("name").and_then(Value::as_str).unwrap_or_default();
+            if let Some(Value::String(s)) = o.get("value")
+                && matches!(name, "note" | "text" | "comment" | "reason")
+            {
+                free = Some(s.clone());
+                continue;
+            }
             let value = match o.get("value") {
                 // `/approve`'s free text is already in the grammar's words.
                 Some(Value::String(s)) if name == definitions::FREE_TEXT => {
@@ -149,6 +158,7 @@ pub fn command_text(data: &Value) -> String {
                 _ => words.push(value),
             }
         }
+        words.extend(free);
     };
     let options = data
         .get("options")
@@ -400,6 +410,17 @@ mod tests {
             grammar::parse_incident(&text, None),
             Ok(Command::New { ref title, service: Some(ref s), .. }) if title == "Checkout 'down' in EU" && s == "checkout"
         ));
+        // Free text goes last and as typed, whatever order the options came in.
+        let data = json!({"name": "incident", "options": [{"name": "comment", "type": 1, "options": [
+            {"name": "text", "type": 3, "value": "ran \"kubectl rollout undo\" --to-revision=3"},
+            {"name": "id", "type": 3, "value": "INC-7"}]}]});
+        assert_eq!(
+            grammar::parse_incident(&command_text(&data), None),
+            Ok(Command::Comment {
+                id: 7,
+                text: "ran \"kubectl rollout undo\" --to-revision=3".into()
+            })
+        );
         for (service, text) in [
             ("payments", "oncall payments"),
             ("payments api", "oncall \"payments api\""),
@@ -478,7 +499,11 @@ mod tests {
     fn buttons_name_an_action_and_an_incident() {
         assert_eq!(
             button_command("inc:ack:INC-1042"),
-            Some(Command::Ack { id: 1042 })
+            Some(Command::Ack {
+                id: 1042,
+                note: None,
+                reopens: false
+            })
         );
         assert_eq!(button_command("inc:take:7"), Some(Command::Take { id: 7 }));
         assert_eq!(

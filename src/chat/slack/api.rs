@@ -85,8 +85,9 @@ impl SlackApi {
         blocks: &Value,
         thread_ts: Option<&str>,
     ) -> Result<(String, String), SendError> {
-        let mut body =
-            json!({"channel": channel, "text": text, "blocks": blocks, "unfurl_links": false});
+        // `text` is what notifications and old clients show, and Slack reads mentions in it:
+        // escaped here, the one way out, like the blocks' text.
+        let mut body = json!({"channel": channel, "text": super::blocks::escape(text), "blocks": blocks, "unfurl_links": false});
         if let Some(t) = thread_ts {
             body["thread_ts"] = json!(t);
         }
@@ -114,7 +115,7 @@ impl SlackApi {
     ) -> Result<(), SendError> {
         self.call(
             "chat.update",
-            &json!({"channel": channel, "ts": ts, "text": text, "blocks": blocks}),
+            &json!({"channel": channel, "ts": ts, "text": super::blocks::escape(text), "blocks": blocks}),
         )
         .await
         .map(|_| ())

@@ -24,6 +24,43 @@ pub fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// Undoes Slack's escaping of typed text (`&amp;`, `&lt;`, `&gt;`: slash commands and
+/// messages arrive so), so that "p99 > 2s & rising" is stored as typed, not as entities
+/// that every other surface would show and the next card would escape again.
+pub fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// `url` as the target of a mrkdwn link (`<url|label>`): an http(s) URL with the
+/// characters that would end the link or start another (`|`, `<`, `>`, white space)
+/// percent-encoded, so that a runbook annotation cannot smuggle in `<!channel>` or a
+/// second link; `None` for anything but http(s).
+pub fn link_target(url: &str) -> Option<String> {
+    let url = url.trim();
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+        return None;
+    }
+    let mut out = String::with_capacity(url.len());
+    for ch in url.chars() {
+        match ch {
+            '|' => out.push_str("%7C"),
+            '<' => out.push_str("%3C"),
+            '>' => out.push_str("%3E"),
+            '&' => out.push_str("&amp;"),
+            c if c.is_whitespace() || c.is_control() => {
+                for b in c.to_string().bytes() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
 /// The card: (fallback text, blocks).
 pub fn card(c: &IncidentCard) -> (String, Value) {
     let assignee = c
@@ -44,9 +81,12 @@ pub fn card(c: &IncidentCard) -> (String, Value) {
         c.alerts.1,
         c.alerts.0
     );
-    let mut links = vec![format!("<{}|Open {}>", c.url, c.number)];
-    if let Some(rb) = &c.runbook {
-        links.insert(0, format!(":book: <{}|Runbook>", rb));
+    let mut links: Vec<String> = link_target(&c.url)
+        .map(|url| format!("<{url}|Open {}>", c.number))
+        .into_iter()
+        .collect();
+    if let Some(rb) = c.runbook.as_deref().and_then(link_target) {
+        links.insert(0, format!(":book: <{rb}|Runbook>"));
     }
     let mut blocks = vec![
         json!({"type": "section", "block_id": "inc_header", "text": {"type": "mrkdwn", "text": header}}),
@@ -91,21 +131,20 @@ pub fn message(text: &str, asks: Option<&str>) -> Value {
             .collect();
         blocks.push(json!({"type": "actions", "block_id": format!("approval:{number}"), "elements": buttons}));
     }
-    json!({"text": text, "blocks": blocks})
+    json!({"text": escape(text), "blocks": blocks})
 }
 
 /// What replaces an approval request's message once its approver pressed a button: the
 /// request as it was asked, and the outcome, without buttons.
 pub fn decided(asked: &str, outcome: &str) -> Value {
-    json!({"replace_original": true, "text": format!("{asked}\n{outcome}"), "blocks": [
+    json!({"replace_original": true, "text": escape(&format!("{asked}\n{outcome}")), "blocks": [
         {"type": "section", "text": {"type": "mrkdwn", "text": escape(asked)}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(outcome)}]}]})
 }
 
 /// A slash-command answer (`response_type` ephemeral or in_channel).
 pub fn reply(r: &Reply) -> Value {
-    let mut body =
-        json!({"response_type": if r.public { "in_channel" } else { "ephemeral" }, "text": r.text});
+    let mut body = json!({"response_type": if r.public { "in_channel" } else { "ephemeral" }, "text": escape(&r.text)});
     if let Some(c) = &r.card {
         let (_, blocks) = card(c);
         let mut all =
@@ -185,6 +224,39 @@ mod tests {
                 .contains("Acknowledged, snoozed until 2026-12-02 14:30 UTC"),
             "{blocks}"
         );
+    }
+
+    #[test]
+    fn a_runbook_annotation_cannot_add_mentions_or_links() {
+        let mut c = sample(IncidentStatus::New, vec![]);
+        c.runbook = Some(
+            "https://runbooks.example.com/x|Runbook> <!channel> <https://evil.example.com".into(),
+        );
+        let (_, blocks) = card(&c);
+        let s = blocks.to_string();
+        assert!(!s.contains("<!channel>"), "{s}");
+        assert!(!s.contains("<https://evil"), "{s}");
+        assert!(
+            s.contains("<https://runbooks.example.com/x%7CRunbook%3E%20%3C!channel%3E%20%3Chttps://evil.example.com|Runbook>"),
+            "{s}"
+        );
+        c.runbook = Some("javascript:alert(1)".into());
+        assert!(!card(&c).1.to_string().contains("Runbook"));
+        assert_eq!(
+            link_target("https://x/a?b=1&c=2").as_deref(),
+            Some("https://x/a?b=1&amp;c=2")
+        );
+    }
+
+    #[test]
+    fn typed_text_is_read_as_typed() {
+        assert_eq!(
+            unescape("p99 &gt; 2s &amp; rising &lt;x&gt;"),
+            "p99 > 2s & rising <x>"
+        );
+        assert_eq!(unescape("&amp;lt;"), "&lt;", "decoded once");
+        let typed = "a <b> & c";
+        assert_eq!(unescape(&escape(typed)), typed);
     }
 
     #[test]

@@ -205,7 +205,7 @@ async fn commands_endpoint(
     };
     let (command, text, user, channel) = (
         field("command"),
-        field("text"),
+        blocks::unescape(&field("text")),
         field("user_id"),
         field("channel_id"),
     );
@@ -521,7 +521,7 @@ impl Slack {
         }) {
             words.remove(0);
         }
-        let rest = words.join(" ");
+        let rest = blocks::unescape(&words.join(" "));
         let context = thread.and_then(|t| self.thread_incident(channel, t));
         let parsed = if is_problem {
             grammar::parse_problem(&rest)
