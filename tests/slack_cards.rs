@@ -479,6 +479,26 @@ async fn outside_text_is_escaped_and_a_stale_acknowledge_reopens_nothing() {
     assert!(all.contains("p99 > 2s & rising"), "{all}");
     assert!(!all.contains("&gt;"), "{all}");
     assert!(all.contains("investigating db pool"), "{all}");
+    // What alice did from Slack is found under alice (and under chat:<id> exactly, not
+    // under user:<id>).
+    let alice_id = env.alice.0;
+    for (actor, chat_entries) in [
+        ("alice".to_owned(), true),
+        (alice_id.to_string(), true),
+        (format!("chat:{alice_id}"), true),
+        (format!("user:{alice_id}"), false),
+    ] {
+        let a = d
+            .get(&format!("/api/v1/audit?actor={actor}"), &d.admin)
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        let from_chat = a.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|e| e["actor"]["kind"] == "chat" && e["actor"]["id"] == alice_id);
+        assert_eq!(from_chat, chat_entries, "?actor={actor}: {}", a.text);
+    }
 
     // Resolved from the API; an Acknowledge pressed on a card from before is refused.
     d.transition(id, "resolved").await;

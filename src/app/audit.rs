@@ -11,6 +11,7 @@ use crate::domain::audit::{AuditEntry, AuditTarget};
 use crate::domain::permission::Permission;
 use crate::store::access::{self, Reader};
 use crate::store::keys::Key;
+use crate::store::tables::audit_actor::{person as person_key, prefix as actor_key};
 use crate::store::{StoreError, tables};
 
 /// Records one mutation inside `tx`.
@@ -43,6 +44,11 @@ pub fn record(
         &actor_key(actor.kind, actor.id).u64(id).into_bytes(),
         &[],
     )?;
+    // A chat actor is the incidentd user of that id acting from Slack or Discord: the
+    // entry is indexed under the person too, so that `?actor=alice` finds it.
+    if actor.kind == ActorKind::Chat {
+        access::put_raw(tx, tables::AUDIT_BY_ACTOR, &person_key(actor.id, id), &[])?;
+    }
     access::put_raw(
         tx,
         tables::AUDIT_BY_TARGET,
@@ -52,14 +58,39 @@ pub fn record(
     Ok(id)
 }
 
-fn actor_key(kind: ActorKind, id: u64) -> Key {
-    Key::new().u8(kind.code()).u64(id)
+/// Whom `?actor=` asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ActorFilter {
+    /// `user:2`, `chat:2`, `system`...: that kind of actor exactly.
+    Exactly(ActorKind, u64),
+    /// `alice` or `2`: the person, from the API and from chat alike.
+    Person(u64),
+}
+
+impl ActorFilter {
+    fn matches(self, a: &ActorRef) -> bool {
+        match self {
+            ActorFilter::Exactly(kind, id) => a.kind == kind && a.id == id,
+            ActorFilter::Person(id) => {
+                matches!(a.kind, ActorKind::User | ActorKind::Chat) && a.id == id
+            }
+        }
+    }
+
+    /// The actor index prefix holding every entry it matches.
+    fn index_prefix(self) -> Vec<u8> {
+        match self {
+            ActorFilter::Exactly(kind, id) => actor_key(kind, id).into_bytes(),
+            ActorFilter::Person(id) => actor_key(ActorKind::User, id).into_bytes(),
+        }
+    }
 }
 
 /// Which entries to list.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
-    /// `system`, `<kind>:<id>`, a user id, or a username.
+    /// `system`, `<kind>:<id>` (that kind exactly), or a user id or username (the
+    /// person: what they did through the API and from chat).
     pub actor: Option<String>,
     /// `<kind>` or `<kind>:<id>`, e.g. `incident:42`, or a number: `INC-42`.
     pub target: Option<String>,
@@ -67,10 +98,10 @@ pub struct AuditQuery {
     pub since: Option<DateTime<Utc>>,
 }
 
-fn parse_actor(r: &impl Reader, s: &str) -> AppResult<(ActorKind, u64)> {
+fn parse_actor(r: &impl Reader, s: &str) -> AppResult<ActorFilter> {
     let s = s.trim();
     if s.eq_ignore_ascii_case("system") {
-        return Ok((ActorKind::System, 0));
+        return Ok(ActorFilter::Exactly(ActorKind::System, 0));
     }
     if let Some((kind, id)) = s.split_once(':') {
         let kind: ActorKind = serde_json::from_value(Value::String(kind.to_ascii_lowercase()))
@@ -83,13 +114,13 @@ fn parse_actor(r: &impl Reader, s: &str) -> AppResult<(ActorKind, u64)> {
         let id = id
             .parse()
             .map_err(|_| FieldErrors::single("actor", "id must be a number"))?;
-        return Ok((kind, id));
+        return Ok(ActorFilter::Exactly(kind, id));
     }
     if let Ok(id) = s.parse::<u64>() {
-        return Ok((ActorKind::User, id));
+        return Ok(ActorFilter::Person(id));
     }
     match access::get_id(r, tables::USERS_BY_NAME, s.to_lowercase().as_bytes())? {
-        Some(id) => Ok((ActorKind::User, id)),
+        Some(id) => Ok(ActorFilter::Person(id)),
         None => Err(FieldErrors::single("actor", format!("no user named '{s}'"))),
     }
 }
@@ -151,14 +182,14 @@ pub fn list(
             tables::AUDIT_BY_TARGET,
             Key::new().str(kind).u64(*id).into_bytes(),
         )),
-        (_, Some((kind, id))) => Some((tables::AUDIT_BY_ACTOR, actor_key(kind, id).into_bytes())),
+        (_, Some(who)) => Some((tables::AUDIT_BY_ACTOR, who.index_prefix())),
         _ => None,
     };
     let take = |entry: &AuditEntry| {
         if since.is_some_and(|s| entry.at < s) {
             return Take::Stop;
         }
-        let actor_ok = by_actor.is_none_or(|(k, id)| entry.actor.kind == k && entry.actor.id == id);
+        let actor_ok = by_actor.is_none_or(|who| who.matches(&entry.actor));
         let target_ok = by_target.as_ref().is_none_or(|(k, id)| {
             entry.target.kind == *k && id.is_none_or(|id| entry.target.id == id)
         });

@@ -72,6 +72,12 @@ pub const MIGRATIONS: &[Migration] = &[
         source: include_str!("../../migrations/0006_known_error_is_a_status.toml"),
         apply: apply_known_error_is_a_status,
     },
+    Migration {
+        version: 7,
+        name: "audit_person_index",
+        source: include_str!("../../migrations/0007_audit_person_index.toml"),
+        apply: apply_audit_person_index,
+    },
 ];
 
 /// The newest schema version this binary knows.
@@ -329,6 +335,40 @@ fn apply_escalation_refs(tx: &WriteTransaction, _source: &'static str) -> Result
     Ok(())
 }
 
+/// Files every audit entry indexed under a chat actor under the user of that id as well
+/// (see the migration's file). Reads only the index: `(kind, actor id, entry id)` keys.
+fn apply_audit_person_index(
+    tx: &WriteTransaction,
+    _source: &'static str,
+) -> Result<(), StoreError> {
+    use crate::domain::actor::ActorKind;
+    use std::ops::ControlFlow;
+    let mut found = Vec::new();
+    access::scan_prefix(
+        tx,
+        tables::AUDIT_BY_ACTOR,
+        &[ActorKind::Chat.code()],
+        None,
+        access::Order::Asc,
+        &mut |k, _| {
+            let mut key = crate::store::keys::KeyReader::new(&k[1..]);
+            if let (Some(user), Some(entry)) = (key.u64(), key.u64()) {
+                found.push((user, entry));
+            }
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
+    for (user, entry) in found {
+        access::put_raw(
+            tx,
+            tables::AUDIT_BY_ACTOR,
+            &tables::audit_actor::person(user, entry),
+            &[],
+        )?;
+    }
+    Ok(())
+}
+
 /// Indexes every firing alert muted by a silence that has not ended under that silence
 /// (field [`tables::alert_field::SILENCE`]), as `app::alerts` does for alerts it stores.
 /// Alerts of silences that ended before the upgrade are left as they were (released on
@@ -582,6 +622,43 @@ mod tests {
         )
         .expect("scan");
         assert_eq!(entries, [(7, 1), (9, 4)]);
+    }
+
+    #[test]
+    fn audit_entries_of_chat_actors_are_filed_under_their_user() {
+        use crate::domain::actor::ActorKind;
+        use tables::audit_actor::{person, prefix};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Database::create(dir.path().join("s.redb")).expect("db");
+        run(&db).expect("migrate");
+        force_version(&db, 6).expect("version 6");
+        // As version 6 indexed them: entry 10 by chat:2, entry 11 by user:2, 12 by chat:3.
+        let tx = db.begin_write().expect("tx");
+        for (kind, actor, entry) in [
+            (ActorKind::Chat, 2, 10),
+            (ActorKind::User, 2, 11),
+            (ActorKind::Chat, 3, 12),
+        ] {
+            let key = prefix(kind, actor).u64(entry).into_bytes();
+            access::put_raw(&tx, tables::AUDIT_BY_ACTOR, &key, &[]).expect("index");
+        }
+        tx.commit().expect("commit");
+
+        run(&db).expect("migrate");
+
+        let r = db.begin_read().expect("read");
+        let under = |user: u64| {
+            access::ids_with_prefix(
+                &r,
+                tables::AUDIT_BY_ACTOR,
+                &prefix(ActorKind::User, user).into_bytes(),
+                usize::MAX,
+            )
+            .expect("ids")
+        };
+        assert_eq!(under(2), [10, 11]);
+        assert_eq!(under(3), [12]);
+        assert_eq!(&person(3, 12)[..9], prefix(ActorKind::User, 3).as_bytes());
     }
 
     #[test]

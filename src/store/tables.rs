@@ -202,3 +202,20 @@ pub mod problem_field {
     /// 1 while the problem is in the known-error database.
     pub const KNOWN_ERROR: u8 = 3;
 }
+
+/// Keys of [`AUDIT_BY_ACTOR`].
+pub mod audit_actor {
+    use crate::domain::actor::ActorKind;
+    use crate::store::keys::Key;
+
+    /// The prefix of an actor's entries: its kind's code and id (entry ids follow).
+    pub fn prefix(kind: ActorKind, id: u64) -> Key {
+        Key::new().u8(kind.code()).u64(id)
+    }
+
+    /// The key that files entry `entry` under person (user) `user_id`, besides its
+    /// actor's: a chat actor is the user of that id acting from Slack or Discord.
+    pub fn person(user_id: u64, entry: u64) -> Vec<u8> {
+        prefix(ActorKind::User, user_id).u64(entry).into_bytes()
+    }
+}
