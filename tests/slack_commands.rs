@@ -860,6 +860,62 @@ async fn an_unlinked_slack_user_is_mapped_by_email() {
         .await;
     assert!(t.contains("not linked"), "{t}");
     assert_eq!(incident(d, id).await["status"], "acknowledged");
+
+    // Erin's e-mail changes: the link stood for "same e-mail", so it goes; Slack is
+    // asked again, and the old address links nobody.
+    let a = d
+        .patch(
+            &format!("/api/v1/users/{erin}"),
+            &d.admin,
+            json!({"email": "erin.new@example.com"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let t = env
+        .private("U0ERIN0001", "/incident", &format!("comment {id} am I me?"))
+        .await;
+    assert!(t.contains("not linked"), "{t}");
+    env.slack.set_email("U0ERIN0001", "erin.new@example.com");
+    let t = env
+        .private("U0ERIN0001", "/incident", &format!("comment {id} me again"))
+        .await;
+    assert_eq!(t, format!("Comment added to INC-{id}."));
+
+    // A deactivated person is told so, not that they are not linked.
+    d.deactivate(erin).await;
+    let t = env
+        .private("U0ERIN0001", "/incident", &format!("comment {id} hello?"))
+        .await;
+    assert!(t.contains("deactivated") && t.contains("erin"), "{t}");
+
+    // Alice turns her Slack contact method off (no pages there): it is still who she is.
+    let (alice_id, alice_token) = env.alice.clone();
+    let methods = d
+        .get(
+            &format!("/api/v1/users/{alice_id}/contact-methods"),
+            &alice_token,
+        )
+        .await;
+    let slack = methods.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|m| m["kind"] == "slack")
+        .expect("alice's slack method")["id"]
+        .as_u64()
+        .expect("id");
+    let off = d
+        .patch(
+            &format!("/api/v1/users/{alice_id}/contact-methods/{slack}"),
+            &alice_token,
+            json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!(off.status, 200, "{}", off.text);
+    let t = env
+        .private(ALICE, "/incident", &format!("comment {id} still alice"))
+        .await;
+    assert_eq!(t, format!("Comment added to INC-{id}."));
 }
 
 #[tokio::test]

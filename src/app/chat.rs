@@ -25,14 +25,48 @@ pub fn linked_user(
     platform: ChannelKind,
     chat_user: &str,
 ) -> Result<Option<User>, StoreError> {
+    Ok(linked_user_even_inactive(r, platform, chat_user)?.filter(|u| u.active))
+}
+
+/// The platform user a chat user is linked to, deactivated or not: to tell a deactivated
+/// person why they may not act, rather than that they are not linked.
+pub fn linked_user_even_inactive(
+    r: &impl Reader,
+    platform: ChannelKind,
+    chat_user: &str,
+) -> Result<Option<User>, StoreError> {
     let id = match super::notifications::contacts::by_address(r, platform, chat_user)? {
         Some(c) => Some(c.user_id),
         None => linked_by_email(r, platform, chat_user)?,
     };
     Ok(match id {
-        Some(id) => access::get::<User>(r, id)?.filter(|u| u.active),
+        Some(id) => access::get::<User>(r, id)?,
         None => None,
     })
+}
+
+/// Forgets the chat users linked to `user_id` by e-mail address, in the transaction that
+/// changes that address: the link stood for "same e-mail", which no longer holds. The
+/// next command from them looks the address up again.
+pub(crate) fn forget_email_links(tx: &WriteTransaction, user_id: u64) -> Result<(), StoreError> {
+    let mut stale = Vec::new();
+    access::scan_prefix(
+        tx,
+        tables::CHAT_LINKS,
+        &[],
+        None,
+        access::Order::Asc,
+        &mut |k, v| {
+            if crate::store::keys::id_from_key(v) == Some(user_id) {
+                stale.push(k.to_vec());
+            }
+            Ok(std::ops::ControlFlow::Continue(()))
+        },
+    )?;
+    for key in stale {
+        access::delete_raw(tx, tables::CHAT_LINKS, &key)?;
+    }
+    Ok(())
 }
 
 /// The user a chat user was linked to by e-mail address (not by a contact method), if any.

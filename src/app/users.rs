@@ -518,6 +518,7 @@ pub async fn update(app: &App, actor: &Actor, id: u64, patch: UserPatch) -> AppR
                         tables::USERS_BY_EMAIL,
                         user.email.to_lowercase().as_bytes(),
                     )?;
+                    super::chat::forget_email_links(tx, id)?;
                     access::put_id(
                         tx,
                         tables::USERS_BY_EMAIL,

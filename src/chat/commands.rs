@@ -11,6 +11,7 @@ use crate::domain::actor::Actor;
 use crate::domain::approval::{ApprovalStatus, Verdict};
 use crate::domain::identity::Group;
 use crate::domain::incident::IncidentStatus;
+use crate::domain::notification::ChannelKind;
 use crate::domain::service::Service;
 use crate::domain::transition::Lifecycle;
 use crate::notify::BoxFuture;
@@ -44,13 +45,38 @@ pub trait Directory: Send + Sync {
     fn user_id<'a>(&'a self, chat_user: &'a str) -> BoxFuture<'a, Option<u64>>;
 }
 
-/// What an unlinked user is told when they try to change something.
-pub fn unlinked_message(caller: &Caller) -> String {
+/// What an unlinked (or deactivated) user is told when they try to change something.
+pub fn unlinked_message(app: &App, caller: &Caller) -> String {
+    let platform = caller.platform;
+    if caller.chat_user.is_empty() {
+        return format!("incidentd cannot tell who you are: the {platform} request named no user.");
+    }
+    let kind = if platform == "Discord" {
+        ChannelKind::Discord
+    } else {
+        ChannelKind::Slack
+    };
+    let linked = app.store.read().ok().and_then(|r| {
+        crate::app::chat::linked_user_even_inactive(&r, kind, &caller.chat_user)
+            .ok()
+            .flatten()
+    });
+    if let Some(user) = linked.filter(|u| !u.active) {
+        return format!(
+            "Your {platform} account is linked to incidentd user {}, who is deactivated, so you can look but not change anything. Ask an admin to reactivate the user.",
+            user.username
+        );
+    }
+    // Only Slack reports e-mail addresses: Discord links by contact method alone.
+    let or_email = if kind == ChannelKind::Slack {
+        ", or use the same e-mail address in both"
+    } else {
+        ""
+    };
     format!(
-        "Your {} account ({}) is not linked to an incidentd user, so you can look but not change anything. Ask an admin to add a {} contact method with address {} to your user, or use the same e-mail address in both.",
-        caller.platform,
+        "Your {platform} account ({}) is not linked to an incidentd user, so you can look but not change anything. Ask an admin to add a {} contact method with address {} to your user{or_email}.",
         caller.chat_user,
-        caller.platform.to_lowercase(),
+        platform.to_lowercase(),
         caller.chat_user
     )
 }
@@ -114,7 +140,7 @@ pub async fn execute(
     directory: &dyn Directory,
 ) -> Reply {
     if command.mutates() && caller.actor.is_none() {
-        return Reply::private(unlinked_message(caller));
+        return Reply::private(unlinked_message(app, caller));
     }
     match run(app, caller, command, directory).await {
         Ok(reply) => reply,
@@ -131,7 +157,7 @@ pub async fn run_worded(
     directory: &dyn Directory,
 ) -> Result<Reply, String> {
     if command.mutates() && caller.actor.is_none() {
-        return Err(unlinked_message(caller));
+        return Err(unlinked_message(app, caller));
     }
     run(app, caller, command, directory)
         .await
@@ -167,7 +193,7 @@ pub async fn run(
         Command::Reject { id, reason } => decide(app, &actor, id, Verdict::Reject, reason).await,
         Command::ApprovalsWaiting => {
             let Some(user_id) = actor.user_id else {
-                return Ok(Reply::private(unlinked_message(caller)));
+                return Ok(Reply::private(unlinked_message(app, caller)));
             };
             let waiting = approvals::waiting_for(app, &actor, user_id, 20)?;
             if waiting.is_empty() {
@@ -294,7 +320,7 @@ pub async fn run(
                     f.assignee_id = Some(
                         actor
                             .user_id
-                            .ok_or_else(|| AppError::Refused(unlinked_message(caller)))?,
+                            .ok_or_else(|| AppError::Refused(unlinked_message(app, caller)))?,
                     );
                 }
                 ListFilter::Priority(p) => {

@@ -142,14 +142,16 @@ pub(crate) fn address_key(kind: ChannelKind, address: &str) -> Vec<u8> {
     Key::new().u8(kind.code()).str(address).into_bytes()
 }
 
-/// The enabled contact method with this channel and address (a chat user id, a number).
+/// The contact method with this channel and address (a chat user id), enabled or not.
 pub fn by_address(
     r: &impl Reader,
     kind: ChannelKind,
     address: &str,
 ) -> Result<Option<ContactMethod>, StoreError> {
     match access::get_id(r, tables::CONTACTS_BY_ADDRESS, &address_key(kind, address))? {
-        Some(id) => Ok(access::get::<ContactMethod>(r, id)?.filter(|c| c.enabled)),
+        // Turned off or not, the method says whose chat id this is: `enabled` is about
+        // being paged there, not about who one is.
+        Some(id) => Ok(access::get::<ContactMethod>(r, id)?),
         None => Ok(None),
     }
 }

@@ -281,7 +281,9 @@ async fn press(
     id: u64,
 ) -> Result<Reply, AppError> {
     if caller.actor.is_none() {
-        return Err(AppError::Refused(commands::unlinked_message(caller)));
+        return Err(AppError::Refused(commands::unlinked_message(
+            &slack.app, caller,
+        )));
     }
     commands::run(
         &slack.app,
@@ -427,7 +429,7 @@ async fn interactions_endpoint(
             let work = tokio::spawn(async move {
                 let caller = s.caller(&user).await;
                 if caller.actor.is_none() {
-                    return Err(commands::unlinked_message(&caller));
+                    return Err(commands::unlinked_message(&s.app, &caller));
                 }
                 let command = Command::New {
                     title,
