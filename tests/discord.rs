@@ -643,3 +643,41 @@ async fn approvers_decide_from_the_buttons_on_their_direct_message() {
     assert_eq!(r.body["status"], "rejected", "{}", r.text);
     assert_eq!(r.body["decisions"][0]["comment"], "too risky today");
 }
+
+/// A card someone deleted in Discord (the edit answers 404) is posted again, and the next
+/// change edits the new one.
+#[tokio::test]
+async fn a_deleted_discord_card_is_posted_again() {
+    let fake = discord_fake().await;
+    let d = start_posting(&fake, Some(CARD_CHANNEL)).await;
+    let id = common::notify::open_incident(&d, &d.admin, "Card deleted").await;
+    let card_path = format!("/channels/{CARD_CHANNEL}/messages");
+    fake.wait_for(&card_path, 1, WAIT, |r| r.method == "POST")
+        .await;
+    // The fake numbers messages from 1400000000000000001: the card is that one.
+    fake.script(
+        "/messages/1400000000000000001",
+        1,
+        Reply::json(404, json!({"message": "Unknown Message", "code": 10008})),
+    );
+    d.transition(id, "acknowledged").await;
+    let posted = fake
+        .wait_for(&card_path, 2, WAIT, |r| r.method == "POST")
+        .await;
+    assert!(
+        embed_description(&posted[1]).contains("Acknowledged"),
+        "{}",
+        posted[1].json()
+    );
+    d.transition(id, "resolved").await;
+    let edited = fake
+        .wait_for(&card_path, 1, WAIT, |r| {
+            r.method == "PATCH" && embed_description(r).contains("Resolved")
+        })
+        .await;
+    assert!(
+        edited[0].path.ends_with("/messages/1400000000000000002"),
+        "{}",
+        edited[0].path
+    );
+}

@@ -519,3 +519,51 @@ async fn outside_text_is_escaped_and_a_stale_acknowledge_reopens_nothing() {
     );
     assert_eq!(incident(d, id).await["status"], "resolved");
 }
+
+/// A card someone deleted in Slack is posted again on the next change, and later changes
+/// update the new one; the delivery is sent, not dead.
+#[tokio::test]
+async fn a_deleted_card_is_posted_again() {
+    let env = SlackEnv::start().await;
+    let d = &env.d;
+    let id = open_incident(d, &d.admin, "Card deleted").await;
+    env.slack
+        .fake
+        .wait_for("/api/chat.postMessage", 1, WAIT, |_| true)
+        .await;
+    env.slack.fake.script(
+        "/api/chat.update",
+        1,
+        Reply::json(200, json!({"ok": false, "error": "message_not_found"})),
+    );
+    env.slack.fake.script(
+        "/api/chat.postMessage",
+        1,
+        Reply::json(
+            200,
+            json!({"ok": true, "channel": CHANNEL, "ts": "1763975551.000999"}),
+        ),
+    );
+    d.transition(id, "acknowledged").await;
+    let posted = env
+        .slack
+        .fake
+        .wait_for("/api/chat.postMessage", 2, WAIT, |_| true)
+        .await;
+    assert!(
+        header_text(&posted[1].json()["blocks"]).contains("*Acknowledged*"),
+        "{}",
+        posted[1].json()
+    );
+    d.transition(id, "resolved").await;
+    let up = env
+        .slack
+        .fake
+        .wait_for("/api/chat.update", 1, WAIT, |r| {
+            header_text(&r.json()["blocks"]).contains("*Resolved*")
+        })
+        .await;
+    assert_eq!(up[0].json()["ts"], "1763975551.000999");
+    let dead = deliveries(d, &format!("incident_id={id}&status=dead")).await;
+    assert!(dead.is_empty(), "{dead:#?}");
+}

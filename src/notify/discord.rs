@@ -32,8 +32,12 @@ impl Channel for DiscordChannel {
             let message: Value = serde_json::from_str(&m.rendered.body)
                 .map_err(|e| SendError::Permanent(format!("bad Discord message: {e}")))?;
             if let Some(at) = m.update_ref.as_deref().and_then(MessageRef::decode) {
-                self.api.edit_message(&at, &message).await?;
-                return Ok(Some(at.encode()));
+                if self.api.edit_message(&at, &message).await? {
+                    return Ok(Some(at.encode()));
+                }
+                // The card was deleted in Discord: post it again (its new place is
+                // remembered for the next edit).
+                tracing::info!(channel = %at.channel, "a Discord card was deleted; posting it again");
             }
             // A person's contact method names them; a card's target is a channel.
             let channel = match m.delivery.user_id {

@@ -38,8 +38,12 @@ impl Channel for SlackChannel {
                 .cloned()
                 .unwrap_or(Value::Array(vec![]));
             if let Some((channel, ts)) = m.update_ref.as_deref().and_then(|r| r.split_once('|')) {
-                self.api.update(channel, ts, text, &blocks).await?;
-                return Ok(Some(format!("{channel}|{ts}")));
+                if self.api.update(channel, ts, text, &blocks).await? {
+                    return Ok(Some(format!("{channel}|{ts}")));
+                }
+                // The card was deleted in Slack: post it again (its new place is
+                // remembered for the next update) rather than leave the channel without it.
+                tracing::info!(channel, "a Slack card was deleted; posting it again");
             }
             let (channel, ts) = self
                 .api

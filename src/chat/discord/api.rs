@@ -104,16 +104,23 @@ impl DiscordApi {
         message_ref(&v, channel)
     }
 
-    /// Replaces a message's content, embeds and components.
-    pub async fn edit_message(&self, at: &MessageRef, body: &Value) -> Result<(), SendError> {
-        self.call(
-            reqwest::Method::PATCH,
-            &format!("/channels/{}/messages/{}", at.channel, at.message),
-            body,
-            true,
-        )
-        .await
-        .map(drop)
+    /// Replaces a message's content, embeds and components; `Ok(false)` if it is gone
+    /// (404: someone deleted it), so that the caller can post it again.
+    pub async fn edit_message(&self, at: &MessageRef, body: &Value) -> Result<bool, SendError> {
+        match self
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/channels/{}/messages/{}", at.channel, at.message),
+                body,
+                true,
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            // `classify` words a refusal as "<what> answered <status>: <body>".
+            Err(SendError::Permanent(e)) if e.contains(" answered 404 ") => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The direct-message channel with a user (Discord returns the existing one if any).

@@ -105,20 +105,27 @@ impl SlackApi {
         Ok((ch, ts))
     }
 
-    /// Replaces a message.
+    /// Replaces a message; `Ok(false)` if it is gone (someone deleted it), so that the
+    /// caller can post it again rather than give up on it.
     pub async fn update(
         &self,
         channel: &str,
         ts: &str,
         text: &str,
         blocks: &Value,
-    ) -> Result<(), SendError> {
-        self.call(
-            "chat.update",
-            &json!({"channel": channel, "ts": ts, "text": super::blocks::escape(text), "blocks": blocks}),
-        )
-        .await
-        .map(|_| ())
+    ) -> Result<bool, SendError> {
+        match self
+            .call(
+                "chat.update",
+                &json!({"channel": channel, "ts": ts, "text": super::blocks::escape(text), "blocks": blocks}),
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            // `call` words a refusal as "<what>: <Slack's error code>".
+            Err(SendError::Permanent(e)) if e.ends_with(": message_not_found") => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// A user's e-mail address (needs the `users:read.email` scope).
