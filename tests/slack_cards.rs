@@ -388,15 +388,17 @@ async fn a_mention_in_the_card_thread_acts_on_its_incident() {
     .to_string();
     let a = post_signed(d, "/chat/slack/events", &event).await;
     assert_eq!(a.status, 200, "{}", a.text);
-    // The reply goes into the thread; the incident of the thread is acknowledged by alice.
+    // The reply goes into the thread, to alice alone; the incident of the thread is
+    // acknowledged by alice.
     let replies = env
         .slack
         .fake
-        .wait_for("/api/chat.postMessage", 1, WAIT, |r| {
+        .wait_for("/api/chat.postEphemeral", 1, WAIT, |r| {
             r.json()["thread_ts"] == card_ts
         })
         .await;
     assert_eq!(replies[0].json()["text"], format!("INC-{id} acknowledged."));
+    assert_eq!(replies[0].json()["user"], ALICE);
     assert_eq!(incident(d, id).await["status"], "acknowledged");
     let tl = timeline(d, id).await;
     let ack = tl
@@ -425,11 +427,32 @@ async fn a_mention_in_the_card_thread_acts_on_its_incident() {
     let threaded = env
         .slack
         .fake
-        .to("/api/chat.postMessage")
+        .to("/api/chat.postEphemeral")
         .into_iter()
         .filter(|r| r.json()["thread_ts"] == card_ts)
         .count();
     assert_eq!(threaded, 1, "the retry did not run the command again");
+
+    // In the thread a bare number is text: the comment goes on the thread's incident, as
+    // typed.
+    let event = json!({
+        "token": "gIkuvaNzQIHg97ATvDxqgjtO", "team_id": "T0A1B2C3D", "api_app_id": "A07CHATOPS1",
+        "type": "event_callback", "event_id": "Ev07MENTION2", "event_time": now_secs(),
+        "event": {"type": "app_mention", "user": ALICE,
+                  "text": "<@U07BOTUSER1>  comment 2 replicas are  \"down\"",
+                  "ts": "1763975600.000200", "thread_ts": card_ts, "channel": CHANNEL}
+    })
+    .to_string();
+    let a = post_signed(d, "/chat/slack/events", &event).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    env.slack
+        .fake
+        .wait_for("/api/chat.postEphemeral", 2, WAIT, |r| {
+            r.json()["thread_ts"] == card_ts
+        })
+        .await;
+    let all = serde_json::to_string(&timeline(d, id).await.to_vec()).expect("json");
+    assert!(all.contains(r#"2 replicas are  \"down\""#), "{all}");
 }
 
 /// Text from outside reaches Slack escaped (a title cannot ping the channel through the

@@ -341,6 +341,10 @@ impl SlackFake {
                                "message": {"text": body["text"], "type": "message"}}),
                     )
                 }
+                "/api/chat.postEphemeral" => Reply::json(
+                    200,
+                    json!({"ok": true, "message_ts": "1763975551.900000"}),
+                ),
                 "/api/chat.update" => Reply::json(
                     200,
                     json!({"ok": true, "channel": body["channel"], "ts": body["ts"], "text": body["text"]}),

@@ -105,6 +105,22 @@ impl SlackApi {
         Ok((ch, ts))
     }
 
+    /// Posts a message only `user` sees (in `thread_ts`'s thread, if given).
+    pub async fn post_ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        text: &str,
+        blocks: &Value,
+        thread_ts: Option<&str>,
+    ) -> Result<(), SendError> {
+        let mut body = json!({"channel": channel, "user": user, "text": super::blocks::escape(text), "blocks": blocks});
+        if let Some(t) = thread_ts {
+            body["thread_ts"] = json!(t);
+        }
+        self.call("chat.postEphemeral", &body).await.map(drop)
+    }
+
     /// Replaces a message; `Ok(false)` if it is gone (someone deleted it), so that the
     /// caller can post it again rather than give up on it.
     pub async fn update(

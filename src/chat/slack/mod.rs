@@ -507,23 +507,21 @@ impl Slack {
             .unwrap_or_default();
         let ts = event.get("ts").and_then(Value::as_str).unwrap_or_default();
         let thread = event.get("thread_ts").and_then(Value::as_str);
-        // Drop the leading mention of the bot, and an optional "incident" word.
-        let mut words: Vec<&str> = text.split_whitespace().collect();
-        if words.first().is_some_and(|w| w.starts_with("<@")) {
-            words.remove(0);
+        // Drop the leading mention of the bot, and an optional "incident" word; the rest
+        // is read as typed (free text keeps its spacing and quotes).
+        let mut rest = text.trim_start();
+        if rest.starts_with("<@")
+            && let Some(end) = rest.find('>')
+        {
+            rest = rest[end + 1..].trim_start();
         }
-        let is_problem = words
-            .first()
-            .is_some_and(|w| w.trim_start_matches('/').eq_ignore_ascii_case("problem"));
-        if words.first().is_some_and(|w| {
-            matches!(
-                w.trim_start_matches('/').to_lowercase().as_str(),
-                "incident" | "problem"
-            )
-        }) {
-            words.remove(0);
+        let first = rest.split_whitespace().next().unwrap_or_default();
+        let first_word = first.trim_start_matches('/').to_lowercase();
+        let is_problem = first_word == "problem";
+        if matches!(first_word.as_str(), "incident" | "problem") {
+            rest = rest[first.len()..].trim_start();
         }
-        let rest = blocks::unescape(&words.join(" "));
+        let rest = blocks::unescape(rest.trim_end());
         let context = thread.and_then(|t| self.thread_incident(channel, t));
         let parsed = if is_problem {
             grammar::parse_problem(&rest)
@@ -552,11 +550,20 @@ impl Slack {
                 json!([{"type": "section", "text": {"type": "mrkdwn", "text": blocks::escape(&reply.text)}}]),
             ),
         };
-        if let Err(e) = self
-            .api
-            .post_message(channel, &text, &blocks, Some(thread.unwrap_or(ts)))
-            .await
-        {
+        // Errors, "not linked" and other answers for the asker alone are ephemeral, as
+        // for slash commands: the channel sees only what is meant for it.
+        let thread_ts = thread.unwrap_or(ts);
+        let sent = if reply.public {
+            self.api
+                .post_message(channel, &text, &blocks, Some(thread_ts))
+                .await
+                .map(drop)
+        } else {
+            self.api
+                .post_ephemeral(channel, user, &text, &blocks, Some(thread_ts))
+                .await
+        };
+        if let Err(e) = sent {
             tracing::warn!(error = %e, "cannot answer a mention");
         }
     }
