@@ -225,10 +225,16 @@ async fn alert_card_buttons_and_updates() {
     let ids = action_ids(&u["blocks"]);
     assert!(!ids.contains(&"incident.ack".to_owned()), "{ids:?}");
     assert!(ids.contains(&"incident.resolve".to_owned()), "{ids:?}");
-    assert!(
-        env.slack.fake.to("/response/alice").is_empty(),
-        "success needs no apology"
-    );
+    // The presser alone is told, without touching the card (the outbox updates it).
+    let told = env
+        .slack
+        .fake
+        .wait_for("/response/alice", 1, WAIT, |_| true)
+        .await;
+    let v = told[0].json();
+    assert_eq!(v["text"], format!("INC-{id} acknowledged."), "{v}");
+    assert_eq!(v["response_type"], "ephemeral", "{v}");
+    assert_eq!(v["replace_original"], false, "{v}");
 
     // Acknowledged, it can be snoozed for an hour from the card, which says so.
     assert!(ids.contains(&"incident.snooze_1h".to_owned()), "{ids:?}");

@@ -153,8 +153,9 @@ impl Slack {
         }
     }
 
-    /// Tells only the person who pressed a button, through its `response_url`, why
-    /// nothing happened; the message and its buttons stay as they are.
+    /// Tells only the person who pressed a button, through its `response_url`, what
+    /// happened or why nothing did; the message and its buttons stay as they are (a card
+    /// is updated by the outbox).
     async fn tell_presser(&self, response_url: &str, text: &str) {
         if response_url.is_empty() {
             return;
@@ -370,9 +371,13 @@ async fn interactions_endpoint(
                 (Some(kind), Some(id)) => {
                     tokio::spawn(async move {
                         let caller = s.caller(&user).await;
-                        if let Err(e) = press(&s, &caller, kind, id).await {
-                            s.tell_presser(&response_url, &commands::explain(&e)).await;
-                        }
+                        // Either way the presser hears what happened (as on Discord): a
+                        // press whose card looks the same after it (Escalate) says so.
+                        let told = match press(&s, &caller, kind, id).await {
+                            Ok(reply) => reply.text,
+                            Err(e) => commands::explain(&e),
+                        };
+                        s.tell_presser(&response_url, &told).await;
                     });
                 }
                 // A link button only opens its URL; Slack reports the click all the same.
