@@ -272,6 +272,15 @@ async fn on_call_follows_the_rotation_in_its_zone_and_overrides_beat_it() {
         .await;
     a.assert_problem(422);
     assert!(a.text.contains("at"), "{}", a.text);
+    // Far enough that a shift's end would not be a four-digit year: refused.
+    let a = d
+        .get(
+            &format!("/api/v1/schedules/{id}/oncall?at=9999-12-31T23:59:59Z"),
+            &d.admin,
+        )
+        .await;
+    a.assert_problem(422);
+    assert!(a.text.contains("between the years"), "{}", a.text);
     d.get("/api/v1/schedules/999/oncall", &d.admin)
         .await
         .assert_problem(404);

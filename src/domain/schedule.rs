@@ -29,8 +29,10 @@ pub const MAX_LAYERS: usize = 10;
 pub const MAX_USERS: usize = 100;
 /// Earliest year a layer may start in.
 pub const FIRST_YEAR: i32 = 1970;
-/// Latest year a layer may start in (the rotation math stays far from chrono's limits).
-pub const LAST_YEAR: i32 = 9999;
+/// Latest year a layer may start in, and a schedule be asked about: the rotation math
+/// stays far from chrono's limits, and every shift end it answers with (a rotation may
+/// run for years) stays a four-digit RFC 3339 year.
+pub const LAST_YEAR: i32 = 9000;
 /// Most restriction windows on a layer.
 pub const MAX_RESTRICTIONS: usize = 14;
 
