@@ -970,3 +970,77 @@ async fn a_slow_slack_api_does_not_delay_the_answer_beyond_3s() {
         .expect("ack");
     assert_eq!(ack["actor"]["id"], sam);
 }
+
+/// The `/incident new` form's submission: a service nobody has is shown under the
+/// service field; a good one opens the incident; one that takes longer than Slack waits
+/// closes the form and the outcome reaches the asker as a direct message.
+#[tokio::test]
+async fn the_new_incident_form_says_what_went_wrong_where() {
+    let env = SlackEnv::start().await;
+    let d = &env.d;
+    let submit = |user: &str, title: &str, service: &str| {
+        let payload = json!({
+            "type": "view_submission", "user": {"id": user},
+            "view": {"callback_id": "incident.new", "state": {"values": {
+                "title": {"value": {"type": "plain_text_input", "value": title}},
+                "service": {"value": {"type": "plain_text_input", "value": service}},
+                "impact": {"value": {"type": "static_select", "selected_option": {"value": "low"}}},
+            }}}
+        });
+        common::fakes::form_encode(&[("payload", &payload.to_string())])
+    };
+    let a = post_signed(
+        d,
+        "/chat/slack/interactions",
+        &submit(ALICE, "Disk full", "nosuch"),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["response_action"], "errors", "{}", a.text);
+    assert!(
+        a.body["errors"]["service"]
+            .as_str()
+            .unwrap_or("")
+            .contains("nosuch"),
+        "{}",
+        a.text
+    );
+    let a = post_signed(
+        d,
+        "/chat/slack/interactions",
+        &submit(ALICE, "Disk full", ""),
+    )
+    .await;
+    assert_eq!(a.body["response_action"], "clear", "{}", a.text);
+    let listed = d.get("/api/v1/incidents?q=Disk", &d.admin).await;
+    assert_eq!(listed.body["items"][0]["impact"], "low", "{}", listed.text);
+
+    // Slack's users.info takes five seconds for an unlinked user: the form closes at
+    // once, and the answer comes as a direct message.
+    env.slack.fake.script(
+        "/api/users.info",
+        1,
+        common::fakes::Reply::json(200, json!({"ok": false, "error": "user_not_found"}))
+            .after(Duration::from_secs(5)),
+    );
+    let started = Instant::now();
+    let a = post_signed(d, "/chat/slack/interactions", &submit(NOBODY, "Slow", "")).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(a.body["response_action"], "clear", "{}", a.text);
+    let dm = env
+        .slack
+        .fake
+        .wait_for("/api/chat.postMessage", 1, WAIT, |r| {
+            r.json()["channel"] == NOBODY
+        })
+        .await;
+    let text = dm[0].json()["text"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        text.contains("not opened") && text.contains("not linked"),
+        "{text}"
+    );
+}

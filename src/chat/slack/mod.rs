@@ -430,11 +430,12 @@ async fn interactions_endpoint(
                 .unwrap_or(crate::domain::priority::Level::High);
             let service_name = get("service").filter(|s| !s.trim().is_empty());
             let description = get("description");
-            let s = slack.clone();
-            let work = tokio::spawn(async move {
+            let (s, asker) = (slack.clone(), user.clone());
+            // Ok: what to tell the asker; Err: (the form's field at fault, why).
+            let mut work = tokio::spawn(async move {
                 let caller = s.caller(&user).await;
                 if caller.actor.is_none() {
-                    return Err(commands::unlinked_message(&s.app, &caller));
+                    return Err(("title", commands::unlinked_message(&s.app, &caller)));
                 }
                 let command = Command::New {
                     title,
@@ -445,15 +446,38 @@ async fn interactions_endpoint(
                 };
                 commands::run(&s.app, &caller, command, &SlackDirectory(&s))
                     .await
-                    .map(|_| ())
-                    .map_err(|e| commands::explain(&e))
+                    .map(|reply| reply.text)
+                    .map_err(|e| {
+                        let field = match &e {
+                            AppError::NotFound { kind, .. } if *kind == "service" => "service",
+                            _ => "title",
+                        };
+                        (field, commands::explain(&e))
+                    })
             });
-            match tokio::time::timeout(INLINE_BUDGET, work).await {
-                Ok(Ok(Err(message))) => {
-                    axum::Json(json!({"response_action": "errors", "errors": {"title": message}}))
+            match tokio::time::timeout(INLINE_BUDGET, &mut work).await {
+                Ok(Ok(Err((field, message)))) => {
+                    axum::Json(json!({"response_action": "errors", "errors": {field: message}}))
                         .into_response()
                 }
-                _ => axum::Json(json!({"response_action": "clear"})).into_response(),
+                Ok(_) => axum::Json(json!({"response_action": "clear"})).into_response(),
+                // Slack closes a form it waits for too long on: the outcome reaches the
+                // asker as a direct message once the work is done.
+                Err(_) => {
+                    let s = slack.clone();
+                    tokio::spawn(async move {
+                        let text = match work.await {
+                            Ok(Ok(opened)) => opened,
+                            Ok(Err((_, why))) => format!("The incident was not opened: {why}"),
+                            Err(_) => "The incident may not have been opened; `/incident list` shows the open ones.".to_owned(),
+                        };
+                        let blocks = json!([{"type": "section", "text": {"type": "mrkdwn", "text": blocks::escape(&text)}}]);
+                        if let Err(e) = s.api.post_message(&asker, &text, &blocks, None).await {
+                            tracing::warn!(error = %e, "cannot tell the asker how a slow form ended");
+                        }
+                    });
+                    axum::Json(json!({"response_action": "clear"})).into_response()
+                }
             }
         }
         _ => StatusCode::OK.into_response(),
