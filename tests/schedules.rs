@@ -257,6 +257,10 @@ async fn on_call_follows_the_rotation_in_its_zone_and_overrides_beat_it() {
             json!({"user_id": cat, "start": "2026-11-15T00:00:00Z", "end": "2026-11-30T23:59:00Z"}),
             "in the past",
         ),
+        (
+            json!({"user_id": cat, "start": "9999-01-01T00:00:00Z", "end": "9999-01-02T00:00:00Z"}),
+            "between the years",
+        ),
     ] {
         let a = d
             .post(&format!("/api/v1/schedules/{id}/overrides"), &d.admin, body)

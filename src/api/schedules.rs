@@ -55,7 +55,6 @@ pub struct SinceParams {
 }
 
 fn instant(field: &'static str, s: Option<&str>) -> Result<Option<DateTime<Utc>>, AppError> {
-    use crate::domain::schedule::{FIRST_YEAR, LAST_YEAR};
     use chrono::Datelike;
     s.map(|s| {
         let at = DateTime::parse_from_rfc3339(s.trim())
@@ -66,12 +65,8 @@ fn instant(field: &'static str, s: Option<&str>) -> Result<Option<DateTime<Utc>>
                     "must be an RFC 3339 time such as 2026-01-01T00:00:00Z",
                 )
             })?;
-        if !(FIRST_YEAR..=LAST_YEAR).contains(&at.year()) {
-            return Err(FieldErrors::single(
-                field,
-                format!("must be between the years {FIRST_YEAR} and {LAST_YEAR}"),
-            ));
-        }
+        crate::domain::schedule::check_year(at.year())
+            .map_err(|why| FieldErrors::single(field, why))?;
         Ok(at)
     })
     .transpose()

@@ -308,11 +308,14 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
 }
 
 /// Deletes every override of user `user_id` in any schedule, in the transaction that
-/// deletes the user: only ended ones can be left by then (a current or future one makes
-/// the deletion a 409), and an override naming nobody would be a stale record.
+/// deletes the user (`now`, `who`: that deletion's time and actor): only ended ones can be
+/// left by then (a current or future one makes the deletion a 409), and an override
+/// naming nobody would be a stale record. Each removal is audited as a removal by hand is.
 pub(crate) fn forget_overrides_of(
     tx: &redb::WriteTransaction,
     user_id: u64,
+    now: DateTime<Utc>,
+    who: &crate::domain::actor::ActorRef,
 ) -> Result<(), StoreError> {
     let mut stale = Vec::new();
     access::scan_prefix(
@@ -321,16 +324,29 @@ pub(crate) fn forget_overrides_of(
         &[],
         None,
         Order::Asc,
-        &mut |k, v| {
+        &mut |_, v| {
             let o: ScheduleOverride = access::decode(tables::SCHEDULE_OVERRIDES, v)?;
             if o.user_id == user_id {
-                stale.push(k.to_vec());
+                stale.push(o);
             }
             Ok(ControlFlow::Continue(()))
         },
     )?;
-    for key in stale {
-        access::delete_raw(tx, tables::SCHEDULE_OVERRIDES, &key)?;
+    for o in stale {
+        access::delete_raw(
+            tx,
+            tables::SCHEDULE_OVERRIDES,
+            &override_key(o.schedule_id, o.id),
+        )?;
+        super::audit::record(
+            tx,
+            now,
+            who,
+            "schedule.override_delete",
+            ("schedule", o.schedule_id),
+            format!("removed override {} with its deleted user", o.id),
+            audit::deleted_record(&o),
+        )?;
     }
     Ok(())
 }
@@ -359,6 +375,11 @@ pub async fn add_override(
     require(actor, Permission::ScheduleWrite)?;
     let now = app.clock.now();
     let mut e = FieldErrors::new();
+    for (field, at) in [("start", input.start), ("end", input.end)] {
+        if let Err(why) = crate::domain::schedule::check_year(chrono::Datelike::year(&at)) {
+            e.add(field, why);
+        }
+    }
     if input.end <= input.start {
         e.add("end", "must be after start");
     } else if input.end <= now {

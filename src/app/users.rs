@@ -637,7 +637,8 @@ pub async fn delete(app: &App, actor: &Actor, id: u64) -> AppResult<()> {
             )?;
             sync_memberships(tx, id, &user.group_ids, &[])?;
             super::notifications::contacts::delete_all_of(tx, id)?;
-            super::schedules::forget_overrides_of(tx, id)?;
+            super::schedules::forget_overrides_of(tx, id, now, &who)?;
+            super::chat::forget_email_links(tx, id)?;
             super::audit::record(
                 tx,
                 now,

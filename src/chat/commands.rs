@@ -260,12 +260,12 @@ pub async fn run(
             let was_resolved =
                 access::get::<crate::domain::incident::Incident>(&app.store.read()?, id)?
                     .is_some_and(|i| i.status == IncidentStatus::Resolved);
-            if was_resolved && !reopens {
-                return Err(AppError::Conflict(format!(
-                    "INC-{id} is already resolved; nothing changed (to reopen it, type /incident ack INC-{id})"
-                )));
-            }
-            let v = incidents::acknowledge(app, &actor, id, note).await?;
+            let reopen = if reopens {
+                incidents::Reopen::Allowed
+            } else {
+                incidents::Reopen::Refused
+            };
+            let v = incidents::acknowledge(app, &actor, id, note, reopen).await?;
             Ok(Reply::private(if was_resolved {
                 format!("{} reopened and acknowledged.", v.number)
             } else {

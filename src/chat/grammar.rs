@@ -186,7 +186,7 @@ pub struct UsageError {
 /// The usage of every `/incident` subcommand.
 pub const INCIDENT_USAGE: &str = "\
 /incident new <title> [impact=high|medium|low] [urgency=high|medium|low] [service=<name>]
-/incident ack [id]
+/incident ack [id] [note]
 /incident resolve [id] [note]
 /incident assign <id> <@user>
 /incident take [id]
@@ -198,7 +198,8 @@ pub const INCIDENT_USAGE: &str = "\
 /incident merge <id> [id...] into <id>
 /incident oncall [service]
 /incident help
-Ids: 42, INC-42 or #42; in an incident's thread the id may be left out.";
+Ids: 42, INC-42 or #42; in an incident's thread the id may be left out, and before a
+note or comment there a bare number is text (write INC-42 or #42 for another incident).";
 
 /// The usage of every `/problem` subcommand.
 pub const PROBLEM_USAGE: &str = "\
@@ -248,14 +249,18 @@ fn tokens(text: &str) -> Vec<String> {
 /// refused"   on db-1` stays exactly that.
 fn tail(text: &str, skip: usize) -> String {
     let mut seen = 0;
+    let mut start = 0;
     let mut in_token = false;
     let mut has_text = false;
     let mut quoted = false;
+    // A token counts (as in `tokens`) only if it holds more than quotes; the tail starts
+    // at the first counting token after `skip` of them.
     for (i, c) in text.char_indices() {
-        let quote = matches!(c, '"' | '“' | '”');
-        let boundary = c.is_whitespace() && !quoted;
-        if boundary {
+        if c.is_whitespace() && !quoted {
             if in_token && has_text {
+                if seen == skip {
+                    return text[start..].trim().to_owned();
+                }
                 seen += 1;
             }
             in_token = false;
@@ -263,16 +268,17 @@ fn tail(text: &str, skip: usize) -> String {
             continue;
         }
         if !in_token {
-            if seen == skip {
-                return text[i..].trim().to_owned();
-            }
             in_token = true;
+            start = i;
         }
-        if quote {
+        if matches!(c, '"' | '“' | '”') {
             quoted = !quoted;
         } else {
             has_text = true;
         }
+    }
+    if in_token && has_text && seen == skip {
+        return text[start..].trim().to_owned();
     }
     String::new()
 }
@@ -313,16 +319,29 @@ pub fn parse_user(token: &str) -> Option<UserRef> {
         .map(|_| UserRef::Username(name.to_owned()))
 }
 
+/// How a command's words after the incident read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// Free text (a note, a comment): in an incident's thread a bare number starts it.
+    Text,
+    /// Anything else (a user, a length, nothing): a bare number is an incident id.
+    Other,
+}
+
 /// The incident id from `args[0]`, or the context's; consumes the argument if it was one.
-/// Inside an incident's thread (`context`) only an explicit `INC-42` or `#42` names
-/// another incident: a bare number there is the start of the text ("resolve 2 bad nodes
-/// replaced" resolves the thread's incident), never a different incident by accident.
+/// Inside an incident's thread (`context`), for a command followed by free text, only an
+/// explicit `INC-42` or `#42` names another incident: a bare number there is the start of
+/// the text ("resolve 2 bad nodes replaced" resolves the thread's incident), never a
+/// different incident by accident.
 fn incident_id(
     args: &mut Vec<String>,
     context: Option<u64>,
+    after: After,
     usage: &'static str,
 ) -> Result<u64, UsageError> {
-    let explicit = |a: &str| context.is_none() || !a.bytes().all(|b| b.is_ascii_digit());
+    let explicit = |a: &str| {
+        context.is_none() || after == After::Other || !a.bytes().all(|b| b.is_ascii_digit())
+    };
     if let Some(id) = args
         .first()
         .filter(|a| explicit(a))
@@ -429,7 +448,7 @@ pub fn parse_incident(text: &str, context: Option<u64>) -> Result<Command, Usage
         "ack" | "acknowledge" => {
             const U: &str = "/incident ack [id] [note]";
             // Words after the id (as in "ack INC-1042 investigating db pool") are its note.
-            let id = incident_id(&mut args, context, U)?;
+            let id = incident_id(&mut args, context, After::Text, U)?;
             Ok(Command::Ack {
                 id,
                 note: free_text(text, &args),
@@ -438,13 +457,13 @@ pub fn parse_incident(text: &str, context: Option<u64>) -> Result<Command, Usage
         }
         "resolve" => {
             const U: &str = "/incident resolve [id] [note]";
-            let id = incident_id(&mut args, context, U)?;
+            let id = incident_id(&mut args, context, After::Text, U)?;
             let note = free_text(text, &args);
             Ok(Command::Resolve { id, note })
         }
         "assign" => {
             const U: &str = "/incident assign <id> <@user>";
-            let id = incident_id(&mut args, context, U)?;
+            let id = incident_id(&mut args, context, After::Other, U)?;
             let who = args
                 .first()
                 .ok_or_else(|| err("assign to whom? mention the user", U))?;
@@ -456,12 +475,12 @@ pub fn parse_incident(text: &str, context: Option<u64>) -> Result<Command, Usage
         }
         "take" | "mine" => {
             const U: &str = "/incident take [id]";
-            let id = incident_id(&mut args, context, U)?;
+            let id = incident_id(&mut args, context, After::Other, U)?;
             Ok(Command::Take { id })
         }
         "status" | "show" | "info" => {
             const U: &str = "/incident status [id]";
-            let id = incident_id(&mut args, context, U)?;
+            let id = incident_id(&mut args, context, After::Other, U)?;
             if !args.is_empty() {
                 return Err(err(format!("unexpected '{}'", args.join(" ")), U));
             }
@@ -490,7 +509,7 @@ pub fn parse_incident(text: &str, context: Option<u64>) -> Result<Command, Usage
         }
         "comment" | "note" => {
             const U: &str = "/incident comment [id] <text>";
-            let id = incident_id(&mut args, context, U)?;
+            let id = incident_id(&mut args, context, After::Text, U)?;
             if args.is_empty() {
                 return Err(err("a comment needs text", U));
             }
@@ -501,7 +520,7 @@ pub fn parse_incident(text: &str, context: Option<u64>) -> Result<Command, Usage
         }
         "escalate" => {
             const U: &str = "/incident escalate [id]";
-            let id = incident_id(&mut args, context, U)?;
+            let id = incident_id(&mut args, context, After::Other, U)?;
             Ok(Command::Escalate { id })
         }
         "merge" => {
@@ -545,7 +564,7 @@ pub fn parse_incident(text: &str, context: Option<u64>) -> Result<Command, Usage
         }
         "snooze" => {
             const U: &str = "/incident snooze [id] <30m|2h|1d>";
-            let id = incident_id(&mut args, context, U)?;
+            let id = incident_id(&mut args, context, After::Other, U)?;
             let minutes = match args.as_slice() {
                 [] => return Err(err("snooze for how long? say 30m, 2h or 1d", U)),
                 [d] => parse_minutes(d).ok_or_else(|| {
@@ -782,6 +801,12 @@ mod tests {
         assert_eq!(tail("a  b   c d ", 2), "c d");
         assert_eq!(tail(r#"a "b c" d"#, 1), r#""b c" d"#);
         assert_eq!(tail("a b", 5), "");
+        assert_eq!(
+            tail(r#"a "" b  c"#, 1),
+            "b  c",
+            "a token of quotes alone is no token"
+        );
+        assert_eq!(tail("a b", 1), "b");
     }
 
     #[test]
@@ -810,6 +835,23 @@ mod tests {
                 })
             );
         }
+        // Where no text follows, a bare number is an id, in a thread too.
+        assert_eq!(
+            parse_incident("take 2", Some(1)),
+            Ok(Command::Take { id: 2 })
+        );
+        assert_eq!(
+            parse_incident("escalate 2", Some(1)),
+            Ok(Command::Escalate { id: 2 })
+        );
+        assert_eq!(
+            parse_incident("snooze 2 30m", Some(1)),
+            Ok(Command::Snooze { id: 2, minutes: 30 })
+        );
+        assert_eq!(
+            parse_incident("status 2", Some(1)),
+            Ok(Command::Status { id: 2 })
+        );
         assert_eq!(
             ok("resolve 2 done"),
             Command::Resolve {

@@ -240,13 +240,15 @@ impl EscalationRun {
     }
 
     /// Records that `paged` was paged at `now` and reached nobody (nobody on call, nobody
-    /// active on it): the next level is due at once instead of after this one's delay, as
-    /// PagerDuty moves past an escalation rule with nobody on it, so that an empty level
-    /// never leaves an incident unpaged for its whole delay. Rounds stay bounded by the
-    /// policy's `repeat`, so a policy on which nobody is anywhere still ends.
+    /// active on it): the next level of the same round is due at once instead of after
+    /// this one's delay, as PagerDuty moves past an escalation rule with nobody on it, so
+    /// that an empty level never leaves an incident unpaged for its whole delay. The next
+    /// round still waits the last level's delay: a round that reached nobody is not
+    /// repeated in a burst, and a shift about to start gets its time to begin.
     pub fn paged_nobody(&mut self, policy: &EscalationPolicy, paged: Position, now: DateTime<Utc>) {
         self.paged(policy, paged, now);
-        if self.state == RunState::Active && self.due_at.is_some() {
+        if self.state == RunState::Active && self.due_at.is_some() && self.next.round == paged.round
+        {
             self.due_at = Some(now);
         }
     }
@@ -380,18 +382,29 @@ mod tests {
         assert!(run.is_due(t0()));
         run.paged(&p, pos(1, 0), t0());
         assert_eq!(run.due_at, Some(t0() + Duration::minutes(10)));
-        // Nobody anywhere: every level of every round once, then the run ends.
+        // Nobody anywhere: the round's levels at once, then the last level's delay before
+        // the next round, whose levels again follow at once; then the run ends.
         let mut run = EscalationRun::start(7, 1, t0());
-        let mut paged = 0;
-        while run.is_due(t0()) {
+        let mut now = t0();
+        let mut pages = Vec::new();
+        while let Some(due) = run.due_at {
+            now = now.max(due);
             let at = run.to_page(&p).expect("a level");
-            run.paged_nobody(&p, at, t0());
-            paged += 1;
+            run.paged_nobody(&p, at, now);
+            pages.push((at, (now - t0()).num_minutes()));
         }
         assert_eq!(
-            (paged, run.state, run.due_at),
-            (6, RunState::Exhausted, None)
+            pages,
+            vec![
+                (pos(0, 0), 0),
+                (pos(1, 0), 0),
+                (pos(2, 0), 0),
+                (pos(0, 1), 15),
+                (pos(1, 1), 15),
+                (pos(2, 1), 15),
+            ]
         );
+        assert_eq!(run.state, RunState::Exhausted);
         // A stopped run (a manual escalation) gets no timer from it.
         let mut run = EscalationRun::start(7, 1, t0());
         run.stop();

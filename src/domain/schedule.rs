@@ -442,6 +442,18 @@ impl Schedule {
     }
 }
 
+/// Why a time with year `year` cannot be a layer's start, an override's edge or an
+/// instant a schedule is asked about, if it cannot ([`FIRST_YEAR`] to [`LAST_YEAR`]).
+pub fn check_year(year: i32) -> Result<(), String> {
+    if (FIRST_YEAR..=LAST_YEAR).contains(&year) {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be between the years {FIRST_YEAR} and {LAST_YEAR}"
+        ))
+    }
+}
+
 /// Why a schedule's zone and layers are not acceptable: `(field, reason)` pairs. Users are
 /// checked against the store by the caller.
 pub fn check(time_zone: &str, layers: &[Layer]) -> Vec<(String, String)> {
@@ -468,11 +480,8 @@ pub fn check(time_zone: &str, layers: &[Layer]) -> Vec<(String, String)> {
                 format!("1 to {MAX_USERS} users"),
             ));
         }
-        if !(FIRST_YEAR..=LAST_YEAR).contains(&l.start.year()) {
-            out.push((
-                format!("layers[{i}].start"),
-                format!("must be between the years {FIRST_YEAR} and {LAST_YEAR}"),
-            ));
+        if let Err(why) = check_year(l.start.year()) {
+            out.push((format!("layers[{i}].start"), why));
         }
         if !(1..=365).contains(&l.length) {
             out.push((

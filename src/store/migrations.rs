@@ -627,7 +627,7 @@ mod tests {
     #[test]
     fn audit_entries_of_chat_actors_are_filed_under_their_user() {
         use crate::domain::actor::ActorKind;
-        use tables::audit_actor::{person, prefix};
+        use tables::audit_actor::prefix;
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Database::create(dir.path().join("s.redb")).expect("db");
         run(&db).expect("migrate");
@@ -658,7 +658,7 @@ mod tests {
         };
         assert_eq!(under(2), [10, 11]);
         assert_eq!(under(3), [12]);
-        assert_eq!(&person(3, 12)[..9], prefix(ActorKind::User, 3).as_bytes());
+        assert!(under(1).is_empty());
     }
 
     #[test]

@@ -103,10 +103,13 @@ impl SlackEnv {
             "{command} {text}: {}",
             a.text
         );
+        // As Slack shows it: the answer escapes &, < and >.
         a.body["text"]
             .as_str()
             .unwrap_or_else(|| panic!("no text: {}", a.text))
-            .to_owned()
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
     }
 
     /// A block_actions payload (slack_block_actions.json) for a button press.

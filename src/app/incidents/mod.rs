@@ -648,6 +648,16 @@ pub async fn transition(
     Ok(incident.into())
 }
 
+/// Whether an acknowledgement may reopen a resolved incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reopen {
+    /// Someone named the incident and asked (a typed command): the lifecycle allows it.
+    Allowed,
+    /// A button or key press on a message from before the resolve (a stale card, a page):
+    /// refused with a 409 that says so, decided in the same transaction as the change.
+    Refused,
+}
+
 /// Acknowledges an incident: what a REST client, a chat button, a phone key press and a
 /// PagerDuty `acknowledge` all mean by it.
 pub async fn acknowledge(
@@ -655,17 +665,43 @@ pub async fn acknowledge(
     actor: &Actor,
     id: u64,
     note: Option<String>,
+    reopen: Reopen,
 ) -> AppResult<IncidentView> {
-    transition(
-        app,
-        actor,
-        id,
-        TransitionRequest {
-            to: IncidentStatus::Acknowledged,
-            note,
-        },
-    )
-    .await
+    require(actor, Permission::IncidentWrite)?;
+    if let Some(n) = &note
+        && n.chars().count() > MAX_TEXT
+    {
+        return Err(FieldErrors::single(
+            "note",
+            format!("must be at most {MAX_TEXT} characters"),
+        ));
+    }
+    let now = app.clock.now();
+    let actor = actor.clone();
+    let incident = app
+        .store
+        .write(move |tx| {
+            if reopen == Reopen::Refused {
+                let i = load(tx, id)?;
+                if i.status == IncidentStatus::Resolved {
+                    return Err(AppError::Conflict(format!(
+                        "{} is already resolved; nothing changed (to reopen it, type /incident ack {})",
+                        i.number(),
+                        i.number()
+                    )));
+                }
+            }
+            transition_in_tx(
+                tx,
+                now,
+                &actor,
+                id,
+                IncidentStatus::Acknowledged,
+                note.as_deref(),
+            )
+        })
+        .await?;
+    Ok(incident.into())
 }
 
 /// Resolves an incident.

@@ -92,6 +92,8 @@ pub async fn key_press(app: &App, delivery_id: u64, digits: &str) -> AppResult<S
             &actor,
             incident_id,
             Some("acknowledged by phone".into()),
+            // A key press answers a call about an incident that was open then.
+            incidents::Reopen::Refused,
         )
         .await
         {

@@ -117,8 +117,11 @@ impl DiscordApi {
             .await
         {
             Ok(_) => Ok(true),
-            // `classify` words a refusal as "<what> answered <status>: <body>".
-            Err(SendError::Permanent(e)) if e.contains(" answered 404 ") => Ok(false),
+            // `classify` words a refusal as "<what> answered <status>: <body>"; Discord's
+            // body names Unknown Message as code 10008 (an unknown channel is another).
+            Err(SendError::Permanent(e)) if e.contains(" answered 404 ") && e.contains("10008") => {
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }

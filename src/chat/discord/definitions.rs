@@ -64,7 +64,14 @@ pub fn all() -> Value {
                         text("service", "Service name", false),
                     ]
                 ),
-                sub("ack", "Acknowledge an incident", vec![incident()]),
+                sub(
+                    "ack",
+                    "Acknowledge an incident",
+                    vec![
+                        incident(),
+                        text("note", "What you are doing about it", false)
+                    ]
+                ),
                 sub(
                     "resolve",
                     "Resolve an incident",

@@ -131,11 +131,14 @@ pub fn message(text: &str, asks: Option<&str>) -> Value {
             .collect();
         blocks.push(json!({"type": "actions", "block_id": format!("approval:{number}"), "elements": buttons}));
     }
-    json!({"text": escape(text), "blocks": blocks})
+    // `text` raw: the outbox sends this through `SlackApi`, which escapes it on the way out.
+    json!({"text": text, "blocks": blocks})
 }
 
 /// What replaces an approval request's message once its approver pressed a button: the
-/// request as it was asked, and the outcome, without buttons.
+/// request as it was asked (`asked` as typed: Slack hands a message's text back escaped,
+/// so the caller unescapes it), and the outcome, without buttons. Sent through a
+/// `response_url`, so escaped here.
 pub fn decided(asked: &str, outcome: &str) -> Value {
     json!({"replace_original": true, "text": escape(&format!("{asked}\n{outcome}")), "blocks": [
         {"type": "section", "text": {"type": "mrkdwn", "text": escape(asked)}},
@@ -246,6 +249,19 @@ mod tests {
             link_target("https://x/a?b=1&c=2").as_deref(),
             Some("https://x/a?b=1&amp;c=2")
         );
+    }
+
+    #[test]
+    fn text_is_escaped_exactly_once_on_each_way_out() {
+        // An outbox message: raw here, escaped by SlackApi on the way out.
+        let m = message("a & b <!here>", None);
+        assert_eq!(m["text"], "a & b <!here>");
+        assert!(m["blocks"].to_string().contains("a &amp; b &lt;!here&gt;"));
+        // A decision replaces the message through response_url: escaped once here.
+        let d = decided(&unescape("Deploy &amp; migrate"), "approved");
+        assert_eq!(d["text"], "Deploy &amp; migrate\napproved");
+        assert!(d["blocks"].to_string().contains("Deploy &amp; migrate"));
+        assert!(!d.to_string().contains("&amp;amp;"));
     }
 
     #[test]

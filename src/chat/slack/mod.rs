@@ -160,7 +160,7 @@ impl Slack {
         if response_url.is_empty() {
             return;
         }
-        let answer = json!({"response_type": "ephemeral", "replace_original": false, "text": text});
+        let answer = json!({"response_type": "ephemeral", "replace_original": false, "text": blocks::escape(text)});
         if let Err(e) = self.api.respond(response_url, &answer).await {
             tracing::warn!(error = %e, "cannot answer a button press");
         }
@@ -185,7 +185,7 @@ pub fn thread_key(channel: &str, ts: &str) -> Vec<u8> {
 }
 
 fn usage_reply(e: &grammar::UsageError) -> Value {
-    json!({"response_type": "ephemeral", "text": format!("{}\nUsage:\n```{}```", e.message, e.usage)})
+    json!({"response_type": "ephemeral", "text": format!("{}\nUsage:\n```{}```", blocks::escape(&e.message), blocks::escape(e.usage))})
 }
 
 /// `POST /chat/slack/commands`: `/incident ...` and `/problem ...`.
@@ -341,7 +341,7 @@ async fn interactions_endpoint(
                             .await
                         {
                             // The request's message shows the outcome instead of the buttons.
-                            Ok(reply) => blocks::decided(&asked, &reply.text),
+                            Ok(reply) => blocks::decided(&blocks::unescape(&asked), &reply.text),
                             // Nothing was decided: the buttons stay, the presser is told why.
                             Err(why) => return s.tell_presser(&response_url, &why).await,
                         };
