@@ -221,6 +221,12 @@ fn err(message: impl Into<String>, usage: &'static str) -> UsageError {
     }
 }
 
+/// Whether `c` opens or closes a quoted run (straight or typographic double quotes, as
+/// phones and Slack's editor type them).
+fn is_quote(c: char) -> bool {
+    matches!(c, '"' | '“' | '”')
+}
+
 /// Splits on whitespace, keeping "double quoted" runs together.
 fn tokens(text: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -228,7 +234,7 @@ fn tokens(text: &str) -> Vec<String> {
     let mut quoted = false;
     for c in text.chars() {
         match c {
-            '"' | '“' | '”' => quoted = !quoted,
+            c if is_quote(c) => quoted = !quoted,
             c if c.is_whitespace() && !quoted => {
                 if !cur.is_empty() {
                     out.push(std::mem::take(&mut cur));
@@ -271,7 +277,7 @@ fn tail(text: &str, skip: usize) -> String {
             in_token = true;
             start = i;
         }
-        if matches!(c, '"' | '“' | '”') {
+        if is_quote(c) {
             quoted = !quoted;
         } else {
             has_text = true;
@@ -291,7 +297,6 @@ fn free_text(text: &str, args: &[String]) -> Option<String> {
     }
     let t = tail(text, tokens(text).len() - args.len());
     // Quotes around the whole text only group it: `reject APR-4 "not during the freeze"`.
-    let is_quote = |c: char| matches!(c, '"' | '“' | '”');
     let t = match t
         .strip_prefix(is_quote)
         .and_then(|x| x.strip_suffix(is_quote))
