@@ -627,31 +627,14 @@ pub async fn transition(
     id: u64,
     request: TransitionRequest,
 ) -> AppResult<IncidentView> {
-    require(actor, Permission::IncidentWrite)?;
-    if request.to.needs_close_permission() {
-        require(actor, Permission::IncidentClose)?;
-    }
-    if let Some(n) = &request.note
-        && n.chars().count() > MAX_TEXT
-    {
-        return Err(FieldErrors::single(
-            "note",
-            format!("must be at most {MAX_TEXT} characters"),
-        ));
-    }
-    let now = app.clock.now();
-    let actor = actor.clone();
-    let incident = app
-        .store
-        .write(move |tx| transition_in_tx(tx, now, &actor, id, request.to, request.note.as_deref()))
-        .await?;
-    Ok(incident.into())
+    move_to(app, actor, id, request.to, request.note, Reopen::Allowed).await
 }
 
-/// Whether an acknowledgement may reopen a resolved incident.
+/// Whether a move may reopen a resolved incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reopen {
-    /// Someone named the incident and asked (a typed command): the lifecycle allows it.
+    /// Someone named the incident and asked (a typed command, the API): the lifecycle
+    /// allows it.
     Allowed,
     /// A button or key press on a message from before the resolve (a stale card, a page):
     /// refused with a 409 that says so, decided in the same transaction as the change.
@@ -667,7 +650,22 @@ pub async fn acknowledge(
     note: Option<String>,
     reopen: Reopen,
 ) -> AppResult<IncidentView> {
+    move_to(app, actor, id, IncidentStatus::Acknowledged, note, reopen).await
+}
+
+/// [`transition`] and [`acknowledge`]: the checks, then one write transaction.
+async fn move_to(
+    app: &App,
+    actor: &Actor,
+    id: u64,
+    to: IncidentStatus,
+    note: Option<String>,
+    reopen: Reopen,
+) -> AppResult<IncidentView> {
     require(actor, Permission::IncidentWrite)?;
+    if to.needs_close_permission() {
+        require(actor, Permission::IncidentClose)?;
+    }
     if let Some(n) = &note
         && n.chars().count() > MAX_TEXT
     {
@@ -691,14 +689,7 @@ pub async fn acknowledge(
                     )));
                 }
             }
-            transition_in_tx(
-                tx,
-                now,
-                &actor,
-                id,
-                IncidentStatus::Acknowledged,
-                note.as_deref(),
-            )
+            transition_in_tx(tx, now, &actor, id, to, note.as_deref())
         })
         .await?;
     Ok(incident.into())
