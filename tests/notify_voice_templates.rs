@@ -182,6 +182,13 @@ async fn voice_key_press_acknowledges_as_the_called_user() {
     assert_eq!(a.status, 200);
     assert!(a.text.contains("already acknowledged"), "{}", a.text);
 
+    // Resolved meanwhile: a key press on the call from before does not reopen it.
+    d.transition(id, "resolved").await;
+    let a = post_callback(&d, &path, &params, Some(&good)).await;
+    assert_eq!(a.status, 200);
+    assert!(a.text.contains("already resolved"), "{}", a.text);
+    assert_eq!(incident(&d, id).await["status"], "resolved");
+
     // An unknown call is 404 even when signed.
     let missing = "/hooks/twilio/voice/999999";
     let a = post_callback(
